@@ -1,0 +1,183 @@
+"""Semantic FPN (Kirillov et al., "Panoptic Feature Pyramid Networks", CVPR 2019) and its HFGD variant.
+
+`SemanticFPN` is the plain baseline upsampler. `GuidedUpsampler` (HFGD's U-SFPN) is the same
+pyramid whose top-down path starts from the guidance (the CAE output H) instead of raw C5, with a
+further stage to output stride 2 from the stem features. Both produce a feature `[B, H/os, W/os, D]`
+that a classifier turns into logits.
+
+Feature dicts use the keys of `hfgd_tf.backbones.FEATURE_KEYS`: `S1` (OS2), `C2`..`C5` (OS4..OS32).
+Every resize goes to the shape of the next finer level instead of a fixed 2x, so odd input sizes stay
+exact.
+"""
+
+import keras
+
+from hfgd_tf.layers.conv_norm_act import ConvNormAct
+from hfgd_tf.layers.normalization import normalize_norm_spec
+from hfgd_tf.layers.resize import ResizeLike
+
+OUTPUT_STRIDES = (8, 4, 2)
+# Pyramid levels merged by the semantic head, finest first, for each output stride.
+_MERGED_LEVELS = {8: ("C3", "C4", "C5"), 4: ("C2", "C3", "C4", "C5"), 2: ("C2", "C3", "C4", "C5")}
+
+
+@keras.saving.register_keras_serializable(package="hfgd_tf")
+class SemanticFPN(keras.layers.Layer):
+    """Semantic FPN: FPN laterals + top-down path, then per-level conv/upsample stages, summed.
+
+    Per level l (0 = the finest merged level), the semantic head applies max(1, l) 3x3 conv-norm-ReLU
+    stages, each followed by a resize to the next finer level, as in the authors' Semantic-FPN block;
+    the sum is projected to `num_channels` by a 1x1 conv-norm-ReLU. With `output_stride=2` the sum is
+    resized to the stem feature S1, added to a lateral of S1 and refined by a 3x3 conv-norm-ReLU.
+
+    Args:
+        num_channels: int. D, the width of every lateral, stage and of the output.
+        output_stride: int. 8, 4 or 2. Defaults to 4.
+        norm: str or dict. Defaults to None (sync batch norm).
+
+    Call arguments:
+        features: dict of `[B, H/s, W/s, C_s]` with keys C2..C5 (C3..C5 at OS8) and S1 at OS2.
+
+    Returns:
+        `[B, H/os, W/os, D]`.
+
+    Example:
+    >>> fpn = SemanticFPN(num_channels=8, output_stride=4)
+    >>> feats = {k: np.zeros((2, 64 // s, 64 // s, 4), "float32") for k, s in [("C2", 4), ("C3", 8), ("C4", 16), ("C5", 32)]}
+    >>> fpn(feats).shape
+    TensorShape([2, 16, 16, 8])
+    """
+
+    def __init__(self, num_channels, output_stride=4, norm=None, **kwargs):
+        super().__init__(**kwargs)
+        if num_channels < 1:
+            raise ValueError(f"`num_channels` must be >= 1. Received: num_channels={num_channels}")
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"`output_stride` must be one of {OUTPUT_STRIDES}. Received: output_stride={output_stride}")
+        self.num_channels = num_channels
+        self.output_stride = output_stride
+        self.norm = normalize_norm_spec(norm)
+        self.merged_levels = _MERGED_LEVELS[output_stride]
+        policy = self.dtype_policy
+        self.laterals = {
+            level: keras.layers.Conv2D(num_channels, 1, dtype=policy, name=f"lateral_{level.lower()}")
+            for level in self._lateral_levels()
+        }
+        self.resize = ResizeLike(dtype=policy, name="resize")
+        self.stages = {}
+        for index, level in enumerate(self.merged_levels):
+            self.stages[level] = [
+                ConvNormAct(num_channels, 3, norm=self.norm, dtype=policy, name=f"stage_{level.lower()}_{i}")
+                for i in range(max(1, index))
+            ]
+        self.fused_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="fused_projection")
+        if output_stride == 2:
+            self.stem_lateral = keras.layers.Conv2D(num_channels, 1, dtype=policy, name="lateral_s1")
+            self.stem_refine = ConvNormAct(num_channels, 3, norm=self.norm, dtype=policy, name="stage_s1")
+
+    def _lateral_levels(self):
+        return self.merged_levels
+
+    def _build_decoder(self, features_shape):
+        for level, lateral in self.laterals.items():
+            lateral.build(features_shape[level])
+        decoded_shape = (None, None, None, self.num_channels)
+        for stages in self.stages.values():
+            for stage in stages:
+                stage.build(decoded_shape)
+        self.fused_projection.build(decoded_shape)
+        if self.output_stride == 2:
+            self.stem_lateral.build(features_shape["S1"])
+            self.stem_refine.build(decoded_shape)
+
+    def build(self, features_shape):
+        self._build_decoder(features_shape)
+
+    def _top(self, features, guidance, training):
+        return self.laterals["C5"](features["C5"])
+
+    def _check_features(self, features):
+        required = set(self.merged_levels) | ({"S1"} if self.output_stride == 2 else set())
+        missing = required - set(features)
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}(output_stride={self.output_stride}) needs feature keys "
+                f"{sorted(required)}; missing {sorted(missing)}. Received keys: {sorted(features)}"
+            )
+
+    def _decode(self, features, guidance, training):
+        self._check_features(features)
+        # FPN top-down path: coarse to fine, each level = lateral + resized coarser level.
+        pyramid = {"C5": self._top(features, guidance, training)}
+        coarse = pyramid["C5"]
+        for level in reversed(self.merged_levels[:-1]):
+            lateral = self.laterals[level](features[level])
+            coarse = lateral + self.resize(coarse, lateral)
+            pyramid[level] = coarse
+        # Semantic head: bring every level to the finest merged level and sum.
+        fused = None
+        for index, level in enumerate(self.merged_levels):
+            x = pyramid[level]
+            for stage_index, stage in enumerate(self.stages[level]):
+                x = stage(x, training=training)
+                if index > 0:
+                    x = self.resize(x, pyramid[self.merged_levels[index - stage_index - 1]])
+            fused = x if fused is None else fused + x
+        fused = self.fused_projection(fused, training=training)
+        if self.output_stride == 2:
+            stem = self.stem_lateral(features["S1"])
+            fused = self.stem_refine(stem + self.resize(fused, stem), training=training)
+        return fused
+
+    def call(self, features, training=None):
+        return self._decode(features, None, training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_channels=self.num_channels, output_stride=self.output_stride, norm=self.norm)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="hfgd_tf")
+class GuidedUpsampler(SemanticFPN):
+    """HFGD's U-SFPN: a Semantic FPN whose top-down path starts from the high-level guidance H.
+
+    HFGD (arXiv:2303.08646) lets isolated high-level features guide the upsampling: the pyramid top is
+    H (the CAE output, projected by a 1x1 conv) instead of raw C5, so C5 itself is not an input. The
+    stop-gradients on the inputs are applied by the segmenter (`StopGradient` layers), not here, so that
+    this layer is also usable un-isolated for ablations.
+
+    Args:
+        num_channels: int. D.
+        output_stride: int. 8, 4 or 2. Defaults to 4.
+        norm: str or dict. Defaults to None (sync batch norm).
+
+    Call arguments:
+        features: dict with keys C2..C4 (C3..C4 at OS8) and S1 at OS2, `[B, H/s, W/s, C_s]`.
+        guidance: H `[B, H/32, W/32, D]` (the C5 stride of the backbone).
+
+    Returns:
+        `[B, H/os, W/os, D]`.
+    """
+
+    def __init__(self, num_channels, output_stride=4, norm=None, **kwargs):
+        super().__init__(num_channels, output_stride=output_stride, norm=norm, **kwargs)
+        self.guidance_projection = keras.layers.Conv2D(
+            num_channels, 1, dtype=self.dtype_policy, name="guidance_projection"
+        )
+
+    def _lateral_levels(self):
+        return self.merged_levels[:-1]
+
+    def build(self, features_shape, guidance_shape):
+        self._build_decoder(features_shape)
+        self.guidance_projection.build(guidance_shape)
+
+    def _top(self, features, guidance, training):
+        return self.guidance_projection(guidance)
+
+    def _check_features(self, features):
+        super()._check_features({**features, "C5": None})
+
+    def call(self, features, guidance, training=None):
+        return self._decode(features, guidance, training)

@@ -1,0 +1,84 @@
+"""`build_model`: the one place that maps a `ModelConfig` to constructor arguments."""
+
+import contextlib
+
+import keras
+
+from hfgd_tf.backbones import build_backbone
+from hfgd_tf.layers.cae import ASPPEncoder, ContextAugmentationEncoder, PPMEncoder, ProjectionEncoder
+from hfgd_tf.layers.semantic_fpn import GuidedUpsampler, SemanticFPN
+from hfgd_tf.models.hfgd import HFGDSegmenter
+from hfgd_tf.models.semantic_fpn_segmenter import SemanticFPNSegmenter
+
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _build_context_encoder(config):
+    if config.cae == "transformer":
+        return ContextAugmentationEncoder(
+            config.num_channels,
+            num_blocks=config.cae_num_blocks,
+            num_heads=config.cae_num_heads,
+            norm=config.norm,
+            name="context_encoder",
+        )
+    if config.cae == "aspp":
+        # DeepLabV3 rates (6, 12, 18) are for OS16; scale them to the C5 stride in use.
+        rates = tuple(max(1, r * 16 // config.backbone_output_stride) for r in (6, 12, 18))
+        return ASPPEncoder(config.num_channels, dilation_rates=rates, norm=config.norm, name="context_encoder")
+    if config.cae == "ppm":
+        return PPMEncoder(config.num_channels, norm=config.norm, name="context_encoder")
+    return ProjectionEncoder(config.num_channels, norm=config.norm, name="context_encoder")
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(policy):
+    """Sets the Keras global dtype policy for layers built inside, and restores it afterwards."""
+    if policy not in DTYPE_POLICIES:
+        raise ValueError(f"dtype policy must be one of {DTYPE_POLICIES}. Received: {policy!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_model(config, dtype_policy="float32"):
+    """Builds the model described by `config`.
+
+    Args:
+        config: `ModelConfig`.
+        dtype_policy: str. "float32", "mixed_float16" or "mixed_bfloat16". Logits are float32 always.
+
+    Returns:
+        `HFGDSegmenter` (upsampler "usfpn" or "none") or `SemanticFPNSegmenter` (upsampler "sfpn").
+    """
+    with dtype_policy_scope(dtype_policy):
+        backbone = build_backbone(
+            config.backbone,
+            output_stride=config.backbone_output_stride,
+            norm=config.norm,
+            weights_path=config.backbone_weights_path or None,
+        )
+        if config.upsampler == "sfpn":
+            decoder = SemanticFPN(config.num_channels, output_stride=config.output_stride, norm=config.norm, name="decoder")
+            return SemanticFPNSegmenter(
+                backbone, decoder, config.num_classes, input_normalization=config.input_normalization
+            )
+        upsampler = None
+        if config.upsampler == "usfpn":
+            upsampler = GuidedUpsampler(
+                config.num_channels, output_stride=config.output_stride, norm=config.norm, name="guided_upsampler"
+            )
+        return HFGDSegmenter(
+            backbone,
+            _build_context_encoder(config),
+            config.num_classes,
+            upsampler=upsampler,
+            stop_gradient_backbone=config.stop_gradient_backbone,
+            stop_gradient_guidance=config.stop_gradient_guidance,
+            stop_gradient_class_kernels=config.stop_gradient_class_kernels,
+            share_class_kernels=config.share_class_kernels,
+            input_normalization=config.input_normalization,
+        )

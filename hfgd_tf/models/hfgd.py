@@ -1,0 +1,180 @@
+"""HFGDSegmenter: backbone -> context encoder -> class kernels, plus the isolated guided upsampler."""
+
+import keras
+
+from hfgd_tf.layers.class_kernels import ClassKernels
+from hfgd_tf.layers.resize import ResizeLike, StopGradient
+from hfgd_tf.layers.semantic_fpn import GuidedUpsampler
+
+
+def _upsampler_levels(upsampler):
+    levels = [level for level in upsampler.merged_levels if level != "C5"]
+    return levels + (["S1"] if upsampler.output_stride == 2 else [])
+
+
+@keras.saving.register_keras_serializable(package="hfgd_tf")
+class HFGDSegmenter(keras.Model):
+    """HFGD: High-level Feature Guided Decoder (Huang et al., arXiv:2303.08646).
+
+    ```
+    high-level branch (trains backbone, CAE, class kernels):
+      C5 -> context_encoder -> H (OS32, D) -> logits_high = class_kernels(H)
+    guided upsampler (trains only its own layers):
+      sg(S1, C2..C4), sg(H) -> upsampler -> F (OS os, D) -> logits = class_kernels(F, stop_gradient)
+    ```
+    `sg` is `tf.stop_gradient`; each one is a switch. With every switch on, the loss on `logits` gives
+    exactly zero gradient to the backbone, the context encoder and the class kernels, and the loss on
+    `logits_high` gives zero gradient to the upsampler. `class_kernels` is one layer (one `kernel`
+    variable) called by both heads.
+
+    Args:
+        backbone: `keras.Model` returning the dict `{S1, C2, C3, C4, C5}`.
+        context_encoder: `keras.layers.Layer` mapping C5 to H `[B, h, w, D]` (see `hfgd_tf.layers.cae`).
+        num_classes: int. K.
+        upsampler: `GuidedUpsampler` or None. None is the high-level-only baseline (logits_high,
+            upsampled, is the prediction). Defaults to None.
+        stop_gradient_backbone: bool. Cut gradients from the upsampler into the backbone features.
+            Defaults to True.
+        stop_gradient_guidance: bool. Cut gradients from the upsampler into H (and so the CAE).
+            Defaults to True.
+        stop_gradient_class_kernels: bool. The upsampler uses the class kernels without updating them.
+            Defaults to True.
+        share_class_kernels: bool. False gives the upsampler its own classifier (ablation).
+            Defaults to True.
+        input_normalization: str. "minus_one_one" (x * 2 / 255 - 1, the authors' default) or
+            "imagenet" (ImageNet mean/std), applied inside the model. Defaults to "minus_one_one".
+        image_shape: tuple. Defaults to (None, None, 3).
+
+    Call arguments:
+        images: `[B, H, W, 3]` float in [0, 255].
+
+    Returns:
+        dict: `logits` `[B, H, W, K]` float32 at input size (the prediction); `logits_high`
+        `[B, H/32, W/32, K]` float32 (the auxiliary high-level output, used only by the training loss).
+
+    Example:
+    >>> from hfgd_tf.models import ModelConfig, build_model
+    >>> model = build_model(ModelConfig(backbone="resnet_tiny", num_classes=3, num_channels=16))
+    >>> model(np.zeros((2, 64, 64, 3)))["logits"].shape
+    TensorShape([2, 64, 64, 3])
+    """
+
+    def __init__(
+        self,
+        backbone,
+        context_encoder,
+        num_classes,
+        upsampler=None,
+        stop_gradient_backbone=True,
+        stop_gradient_guidance=True,
+        stop_gradient_class_kernels=True,
+        share_class_kernels=True,
+        input_normalization="minus_one_one",
+        image_shape=(None, None, 3),
+        **kwargs,
+    ):
+        if num_classes < 1:
+            raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
+        if upsampler is not None and not isinstance(upsampler, GuidedUpsampler):
+            raise ValueError(
+                f"`upsampler` must be a GuidedUpsampler or None. Received: upsampler={type(upsampler).__name__}"
+            )
+        name = kwargs.pop("name", "hfgd")
+
+        # === Layers ===
+        normalization = input_normalization_layer(input_normalization)
+        class_kernels = ClassKernels(num_classes, name="class_kernels")
+        to_float32 = keras.layers.Activation("linear", dtype="float32", name="logits_float32")
+        to_float32_high = keras.layers.Activation("linear", dtype="float32", name="logits_high_float32")
+        resize_to_input = ResizeLike(name="resize_to_input")
+
+        # === Functional Model ===
+        images = keras.Input(shape=image_shape, name="images")
+        features = backbone(normalization(images))
+        guidance = context_encoder(features["C5"])
+        logits_high = class_kernels(guidance)
+        if upsampler is None:
+            logits = logits_high
+        else:
+            upsampler_inputs = {
+                level: StopGradient(stop_gradient_backbone, name=f"stop_gradient_{level.lower()}")(features[level])
+                for level in _upsampler_levels(upsampler)
+            }
+            upsampler_guidance = StopGradient(stop_gradient_guidance, name="stop_gradient_guidance")(guidance)
+            upsampled = upsampler(upsampler_inputs, upsampler_guidance)
+            if share_class_kernels:
+                logits = class_kernels(upsampled, stop_gradient=stop_gradient_class_kernels)
+            else:
+                logits = ClassKernels(num_classes, name="upsampler_classifier")(upsampled)
+        outputs = {
+            "logits": to_float32(resize_to_input(logits, images)),
+            "logits_high": to_float32_high(logits_high),
+        }
+        super().__init__(inputs=images, outputs=outputs, name=name, **kwargs)
+
+        # === Config ===
+        self.backbone = backbone
+        self.context_encoder = context_encoder
+        self.upsampler = upsampler
+        self.class_kernels = class_kernels
+        self.num_classes = num_classes
+        self.stop_gradient_backbone = stop_gradient_backbone
+        self.stop_gradient_guidance = stop_gradient_guidance
+        self.stop_gradient_class_kernels = stop_gradient_class_kernels
+        self.share_class_kernels = share_class_kernels
+        self.input_normalization = input_normalization
+        self.image_shape = tuple(image_shape)
+
+    def variable_groups(self):
+        """Returns the trainable variables by part: `backbone`, `context_encoder`, `class_kernels`,
+        `upsampler` (its layers and its own classifier, if any). Used by tests and optimizers."""
+        groups = {
+            "backbone": list(self.backbone.trainable_variables),
+            "context_encoder": list(self.context_encoder.trainable_variables),
+            "class_kernels": list(self.class_kernels.trainable_variables),
+            "upsampler": [],
+        }
+        if self.upsampler is not None:
+            groups["upsampler"] = list(self.upsampler.trainable_variables)
+        grouped = {id(v) for vs in groups.values() for v in vs}
+        groups["upsampler"] += [v for v in self.trainable_variables if id(v) not in grouped]
+        return groups
+
+    def get_config(self):
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "backbone": serialize(self.backbone),
+            "context_encoder": serialize(self.context_encoder),
+            "num_classes": self.num_classes,
+            "upsampler": serialize(self.upsampler) if self.upsampler is not None else None,
+            "stop_gradient_backbone": self.stop_gradient_backbone,
+            "stop_gradient_guidance": self.stop_gradient_guidance,
+            "stop_gradient_class_kernels": self.stop_gradient_class_kernels,
+            "share_class_kernels": self.share_class_kernels,
+            "input_normalization": self.input_normalization,
+            "image_shape": self.image_shape,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("backbone", "context_encoder", "upsampler"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+INPUT_NORMALIZATIONS = ("minus_one_one", "imagenet")
+_IMAGENET_MEAN = (123.675, 116.28, 103.53)
+_IMAGENET_VARIANCE = (58.395**2, 57.12**2, 57.375**2)
+
+
+def input_normalization_layer(method):
+    """Maps [0, 255] images to the backbone's input range; a `keras.layers.Normalization` (no adapt)."""
+    if method == "minus_one_one":
+        return keras.layers.Rescaling(2.0 / 255.0, offset=-1.0, name="input_normalization")
+    if method == "imagenet":
+        return keras.layers.Normalization(mean=_IMAGENET_MEAN, variance=_IMAGENET_VARIANCE, name="input_normalization")
+    raise ValueError(f"`input_normalization` must be one of {INPUT_NORMALIZATIONS}. Received: {method!r}")

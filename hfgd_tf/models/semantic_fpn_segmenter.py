@@ -1,0 +1,68 @@
+"""The plain SemanticFPN baseline: backbone and upsampler trained jointly, one classifier."""
+
+import keras
+
+from hfgd_tf.layers.class_kernels import ClassKernels
+from hfgd_tf.layers.resize import ResizeLike
+from hfgd_tf.layers.semantic_fpn import SemanticFPN
+from hfgd_tf.models.hfgd import input_normalization_layer
+
+
+@keras.saving.register_keras_serializable(package="hfgd_tf")
+class SemanticFPNSegmenter(keras.Model):
+    """Semantic FPN baseline (Kirillov et al., CVPR 2019): the decoder HFGD is compared against.
+
+    No stop-gradient, no context encoder, no high-level branch: the FPN and the backbone are fine-tuned
+    together by one loss, which is exactly the setting HFGD argues contaminates the high-level features.
+
+    Args:
+        backbone: `keras.Model` returning `{S1, C2, C3, C4, C5}`.
+        decoder: `SemanticFPN`.
+        num_classes: int. K.
+        input_normalization: str. See `HFGDSegmenter`. Defaults to "minus_one_one".
+        image_shape: tuple. Defaults to (None, None, 3).
+
+    Call arguments:
+        images: `[B, H, W, 3]` float in [0, 255].
+
+    Returns:
+        dict: `logits` `[B, H, W, K]` float32.
+    """
+
+    def __init__(
+        self, backbone, decoder, num_classes, input_normalization="minus_one_one", image_shape=(None, None, 3), **kwargs
+    ):
+        if num_classes < 1:
+            raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
+        name = kwargs.pop("name", "semantic_fpn")
+        images = keras.Input(shape=image_shape, name="images")
+        features = backbone(input_normalization_layer(input_normalization)(images))
+        levels = list(decoder.merged_levels) + (["S1"] if decoder.output_stride == 2 else [])
+        logits = ClassKernels(num_classes, name="classifier")(decoder({k: features[k] for k in levels}))
+        logits = ResizeLike(name="resize_to_input")(logits, images)
+        outputs = {"logits": keras.layers.Activation("linear", dtype="float32", name="logits_float32")(logits)}
+        super().__init__(inputs=images, outputs=outputs, name=name, **kwargs)
+        self.backbone = backbone
+        self.decoder = decoder
+        self.num_classes = num_classes
+        self.input_normalization = input_normalization
+        self.image_shape = tuple(image_shape)
+
+    def get_config(self):
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "backbone": serialize(self.backbone),
+            "decoder": serialize(self.decoder),
+            "num_classes": self.num_classes,
+            "input_normalization": self.input_normalization,
+            "image_shape": self.image_shape,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("backbone", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
