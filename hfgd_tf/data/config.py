@@ -1,0 +1,77 @@
+"""DataConfig: where the records are and how to read and augment them."""
+
+import dataclasses
+
+from hfgd_tf.data.registry import get_dataset_info
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Input pipeline settings (names follow the authors' flags, SPEC §5).
+
+    Attributes:
+        dataset: str. Registry name (`hfgd_tf.data.registry`).
+        data_dir: str. Directory with `<split>-K.tfrecord` shards.
+        train_split, eval_split: str. Shard prefixes.
+        crop_height, crop_width: int. Training crop; 0 takes the dataset default.
+        eval_crop_height, eval_crop_width: int. Evaluation images are padded bottom/right to this size
+            (ignore label in the padding) so they batch; 0 means no padding (eval batch must be 1 unless
+            all images share a size).
+        min_scale, max_scale, scale_step: float. Random scale range; step 0 draws continuously.
+        random_brightness: bool. Brightness delta in +-brightness_max_delta with probability 0.5.
+        brightness_max_delta: float.
+        photo_metric_distortion: bool. Contrast and saturation in [0.5, 1.5], each with probability 0.5.
+        random_flip: bool. Horizontal flip with probability 0.5.
+        shuffle_buffer: int. Examples in the shuffle buffer.
+        num_parallel_calls: int. Parallel decode/augment calls; -1 is AUTOTUNE.
+        deterministic: bool. Keep element order fixed under parallelism (needed for exact resume).
+        seed: int. Seed of shuffling and augmentation.
+        compression: str. "ZLIB" (authors' default) or "" for uncompressed shards.
+    """
+
+    dataset: str
+    data_dir: str = ""
+    train_split: str = "train"
+    eval_split: str = "val"
+    crop_height: int = 0
+    crop_width: int = 0
+    eval_crop_height: int = 0
+    eval_crop_width: int = 0
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+    scale_step: float = 0.25
+    random_brightness: bool = True
+    brightness_max_delta: float = 32.0
+    photo_metric_distortion: bool = False
+    random_flip: bool = True
+    shuffle_buffer: int = 1000
+    num_parallel_calls: int = -1
+    deterministic: bool = True
+    seed: int = 0
+    compression: str = "ZLIB"
+
+    def __post_init__(self):
+        info = get_dataset_info(self.dataset)
+        if self.crop_height == 0 and self.crop_width == 0:
+            object.__setattr__(self, "crop_height", info.crop_size[0])
+            object.__setattr__(self, "crop_width", info.crop_size[1])
+        for name in ("crop_height", "crop_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DataConfig.{name} must be >= 1 (or both 0 for the default). Received: {getattr(self, name)}")
+        for name in ("eval_crop_height", "eval_crop_width"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"DataConfig.{name} must be >= 0. Received: {getattr(self, name)}")
+        if not 0 < self.min_scale <= self.max_scale:
+            raise ValueError(
+                f"DataConfig needs 0 < min_scale <= max_scale. Received: min_scale={self.min_scale}, max_scale={self.max_scale}"
+            )
+        if self.scale_step < 0:
+            raise ValueError(f"DataConfig.scale_step must be >= 0. Received: scale_step={self.scale_step}")
+        if self.compression not in ("ZLIB", "GZIP", ""):
+            raise ValueError(f"DataConfig.compression must be 'ZLIB', 'GZIP' or ''. Received: {self.compression!r}")
+        if self.shuffle_buffer < 1:
+            raise ValueError(f"DataConfig.shuffle_buffer must be >= 1. Received: {self.shuffle_buffer}")
+
+    @property
+    def info(self):
+        return get_dataset_info(self.dataset)

@@ -1,0 +1,105 @@
+"""tf.data input pipelines: TFRecord shards -> decoded, augmented, batched `(images, labels)`.
+
+Training elements are `images` float32 `[B, crop_h, crop_w, 3]` in [0, 255] and `labels` int32
+`[B, crop_h, crop_w]` (ignore label where there is no supervision). Evaluation elements keep the
+original resolution (padded bottom/right to the eval crop, if set, with the ignore label).
+"""
+
+import tensorflow as tf
+
+from hfgd_tf.data import augment
+from hfgd_tf.data.tfrecord import parse_example, list_shards
+
+
+def _read_records(config, split, shuffle_files):
+    files = list_shards(config.data_dir, split)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_files:
+        dataset = dataset.shuffle(len(files), seed=config.seed, reshuffle_each_iteration=True)
+    return dataset.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type=config.compression),
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def _decode(serialized):
+    image, label = parse_example(serialized)
+    return tf.cast(image, tf.float32), label
+
+
+def _options(config):
+    options = tf.data.Options()
+    options.deterministic = config.deterministic
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return options
+
+
+def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
+    """Infinite training dataset.
+
+    Args:
+        config: `DataConfig`.
+        batch_size: int. The global batch size.
+        input_context: `tf.distribute.InputContext` or None. When given (from
+            `strategy.distribute_datasets_from_function`), the dataset yields per-replica batches and
+            is sharded across input pipelines.
+        initial_step: int. Training step to resume at; the first `initial_step` batches are skipped
+            before decoding, so that a resumed run sees exactly the batches an uninterrupted run would.
+
+    Returns:
+        `tf.data.Dataset` of `(images, labels)`.
+    """
+    per_replica_batch = batch_size
+    num_pipelines, pipeline_id = 1, 0
+    if input_context is not None:
+        per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
+        num_pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+    # Elements each pipeline consumes per global step: its replicas' share of the global batch.
+    elements_per_step = batch_size // num_pipelines
+    info = config.info
+    dataset = _read_records(config, config.train_split, shuffle_files=True)
+    if num_pipelines > 1:
+        dataset = dataset.shard(num_pipelines, pipeline_id)
+    dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True).repeat()
+    # Index every element so that its augmentation seed is (seed, pipeline, index) whatever the parallelism.
+    skipped = initial_step * elements_per_step
+    dataset = dataset.enumerate(start=0).skip(skipped)
+
+    def parse_and_augment(index, serialized):
+        image, label = _decode(serialized)
+        seed = tf.stack([tf.constant(config.seed, tf.int64), index * num_pipelines + pipeline_id])
+        return augment.augment_for_training(image, label, seed, config, info.ignore_label)
+
+    dataset = dataset.map(parse_and_augment, num_parallel_calls=config.num_parallel_calls)
+    dataset = dataset.batch(per_replica_batch, drop_remainder=True)
+    return dataset.with_options(_options(config)).prefetch(tf.data.AUTOTUNE)
+
+
+def build_eval_dataset(config, batch_size=1, input_context=None):
+    """One pass over the evaluation split, in file order.
+
+    Args:
+        config: `DataConfig`.
+        batch_size: int. Global batch size; > 1 needs `eval_crop_height/width` unless all images share
+            a size.
+        input_context: `tf.distribute.InputContext` or None.
+
+    Returns:
+        `tf.data.Dataset` of `(images float32 [B, H, W, 3], labels int32 [B, H, W])`.
+    """
+    per_replica_batch = batch_size
+    dataset = _read_records(config, config.eval_split, shuffle_files=False)
+    if input_context is not None:
+        per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
+        if input_context.num_input_pipelines > 1:
+            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    dataset = dataset.map(_decode, num_parallel_calls=config.num_parallel_calls)
+    if config.eval_crop_height and config.eval_crop_width:
+        ignore = config.info.ignore_label
+        dataset = dataset.map(
+            lambda image, label: augment.pad_to_size(image, label, config.eval_crop_height, config.eval_crop_width, ignore)
+        )
+    dataset = dataset.batch(per_replica_batch)
+    return dataset.with_options(_options(config)).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,189 @@
+"""TFRecord examples in the authors' iDS format, and shard writing that never leaves half a shard.
+
+An example has the features `image` (bytes), `label` (bytes), `height`, `width`, `depth` (int64). Each
+bytes value is a `tf.io.serialize_tensor`: `image` of a scalar string holding the PNG/JPEG file bytes,
+`label` of an int32 `[H, W]` tensor of train ids. Files are `<split>-<k>.tfrecord`, ZLIB-compressed
+by default (SPEC §5), so records written by the authors' converters read here too.
+"""
+
+import io
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+COMPRESSION = "ZLIB"
+FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.string),
+    "height": tf.io.FixedLenFeature([], tf.int64),
+    "width": tf.io.FixedLenFeature([], tf.int64),
+    "depth": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def encode_png(image):
+    """PNG bytes of a uint8 `[H, W, 3]` or `[H, W]` array (lossless, so records keep exact pixels)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_example(encoded_image, label):
+    """Builds a `tf.train.Example`.
+
+    Args:
+        encoded_image: bytes. The PNG or JPEG file of the image.
+        label: int array `[H, W]` of train ids (ignore label included).
+
+    Returns:
+        `tf.train.Example`.
+    """
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label must be [H, W]. Received shape {label.shape}")
+    height, width = label.shape
+    image_bytes = tf.io.serialize_tensor(tf.constant(encoded_image)).numpy()
+    label_bytes = tf.io.serialize_tensor(tf.constant(label.astype(np.int32))).numpy()
+
+    def int_feature(value):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+    def bytes_feature(value):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": bytes_feature(image_bytes),
+                "label": bytes_feature(label_bytes),
+                "height": int_feature(height),
+                "width": int_feature(width),
+                "depth": int_feature(3),
+            }
+        )
+    )
+
+
+def parse_example(serialized):
+    """Parses one serialized example into `(image uint8 [H, W, 3], label int32 [H, W])`."""
+    parsed = tf.io.parse_single_example(serialized, FEATURES)
+    encoded = tf.io.parse_tensor(parsed["image"], tf.string)
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    label = tf.io.parse_tensor(parsed["label"], tf.int32)
+    label = tf.reshape(label, [parsed["height"], parsed["width"]])
+    image = tf.ensure_shape(image, [None, None, 3])
+    return image, label
+
+
+def shard_path(output_dir, split, index):
+    return os.path.join(output_dir, f"{split}-{index}.tfrecord")
+
+
+class ShardWriter:
+    """Writes examples into consecutive shards of `examples_per_shard` examples each.
+
+    Each shard is written under a temporary name and renamed when complete, so a crash never leaves a
+    file that looks like a valid shard. Use as a context manager; `paths` lists the finished shards.
+    """
+
+    def __init__(self, output_dir, split, examples_per_shard=1000, compression=COMPRESSION):
+        if examples_per_shard < 1:
+            raise ValueError(f"examples_per_shard must be >= 1. Received: {examples_per_shard}")
+        os.makedirs(output_dir, exist_ok=True)
+        self.output_dir, self.split = output_dir, split
+        self.examples_per_shard, self.compression = examples_per_shard, compression
+        self.paths, self.num_examples = [], 0
+        self._writer, self._temp_path, self._count = None, None, 0
+
+    def _open(self):
+        final = shard_path(self.output_dir, self.split, len(self.paths))
+        self._temp_path = final + ".incomplete"
+        options = tf.io.TFRecordOptions(compression_type=self.compression or "")
+        self._writer = tf.io.TFRecordWriter(self._temp_path, options)
+        self._count = 0
+
+    def _close(self):
+        self._writer.close()
+        final = self._temp_path[: -len(".incomplete")]
+        os.replace(self._temp_path, final)
+        self.paths.append(final)
+        self._writer = None
+
+    def write(self, example):
+        if self._writer is None:
+            self._open()
+        self._writer.write(example.SerializeToString())
+        self._count += 1
+        self.num_examples += 1
+        if self._count >= self.examples_per_shard:
+            self._close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        if self._writer is None:
+            return
+        if exc_type is None:
+            self._close()
+        else:
+            self._writer.close()
+            os.remove(self._temp_path)
+
+
+def list_shards(data_dir, split):
+    """Sorted shard paths of `split` in `data_dir`; a clear error when there are none."""
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"TFRecord directory not found: {data_dir!r}")
+    prefix = f"{split}-"
+    names = [n for n in os.listdir(data_dir) if n.startswith(prefix) and n.endswith(".tfrecord")]
+    if not names:
+        raise ValueError(
+            f"No '{split}-*.tfrecord' shards in {data_dir!r} (found: {sorted(os.listdir(data_dir))[:10]})"
+        )
+
+    def shard_index(name):
+        stem = name[len(prefix) : -len(".tfrecord")]
+        return (0, int(stem), "") if stem.isdigit() else (1, 0, stem)
+
+    return [os.path.join(data_dir, n) for n in sorted(names, key=shard_index)]
+
+
+def write_manifest(output_dir, dataset_name, class_names, splits):
+    """Writes `manifest.json` beside the shards: counts, shard names and sizes, class names.
+
+    Args:
+        output_dir: str.
+        dataset_name: str.
+        class_names: sequence of str.
+        splits: dict split -> `ShardWriter` (finished).
+    """
+    manifest = {
+        "dataset": dataset_name,
+        "class_names": list(class_names),
+        "format": {"keys": sorted(FEATURES), "compression": COMPRESSION, "image": "serialized encoded bytes"},
+        "splits": {
+            split: {
+                "num_examples": writer.num_examples,
+                "shards": [os.path.basename(p) for p in writer.paths],
+            }
+            for split, writer in splits.items()
+        },
+    }
+    path = os.path.join(output_dir, "manifest.json")
+    with open(path + ".incomplete", "w") as handle:
+        json.dump(manifest, handle, indent=2)
+    os.replace(path + ".incomplete", path)
+    return path
+
+
+def read_manifest(data_dir):
+    """Returns the manifest dict of `data_dir`, or None when there is none."""
+    path = os.path.join(data_dir, "manifest.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)

@@ -1,0 +1,48 @@
+"""EvalConfig: the evaluation protocol, written into every result."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """How predictions are made for scoring.
+
+    Attributes:
+        scales: tuple of float. Input scales; logits (not probabilities) are averaged after resizing
+            back to the input size. Defaults to (1.0,).
+        flip: bool. Also predict the horizontally flipped input and average.
+        sliding_window_height, sliding_window_width: int. When > 0, each scaled image is predicted in
+            windows of this size (stride 2/3 of the window, last window aligned to the border) and the
+            overlapping logits are averaged; 0 predicts the whole image at once.
+        eval_batch_size: int. Global evaluation batch.
+    """
+
+    scales: tuple = (1.0,)
+    flip: bool = False
+    sliding_window_height: int = 0
+    sliding_window_width: int = 0
+    eval_batch_size: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"EvalConfig.scales must be positive numbers. Received: scales={self.scales}")
+        if (self.sliding_window_height > 0) != (self.sliding_window_width > 0):
+            raise ValueError(
+                "EvalConfig.sliding_window_height and sliding_window_width must be both > 0 or both 0. "
+                f"Received: {self.sliding_window_height}, {self.sliding_window_width}"
+            )
+        if self.eval_batch_size < 1:
+            raise ValueError(f"EvalConfig.eval_batch_size must be >= 1. Received: {self.eval_batch_size}")
+
+    def protocol(self):
+        """A dict that describes the protocol, stored beside every number it produced."""
+        return {
+            "scales": list(self.scales),
+            "flip": self.flip,
+            "sliding_window": [self.sliding_window_height, self.sliding_window_width]
+            if self.sliding_window_height
+            else None,
+            "sliding_window_stride": "2/3 of the window" if self.sliding_window_height else None,
+            "scored_at": "original label resolution",
+        }

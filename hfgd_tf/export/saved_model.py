@@ -1,0 +1,81 @@
+"""SavedModel export: uint8 images of any size in, class ids and probabilities out.
+
+The serving module needs only TensorFlow to load (`tf.saved_model.load`), with preprocessing (cast
+and the model's input normalisation) inside the graph.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from hfgd_tf.evaluation.inference import predict_logits
+
+SERVING_SIGNATURE = "serving_default"
+
+
+class SegmentationServingModule(tf.Module):
+    """Wraps a segmenter for serving.
+
+    Call arguments (signature `serving_default`):
+        images: uint8 `[B, H, W, 3]`, any B, H, W.
+
+    Returns:
+        dict: `class_ids` int32 `[B, H, W]`, `probabilities` float32 `[B, H, W, K]`.
+    """
+
+    def __init__(self, model, eval_config=None, name="hfgd_serving"):
+        super().__init__(name=name)
+        self.model = model
+        self.eval_config = eval_config
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve(self, images):
+        logits = predict_logits(self.model, tf.cast(images, tf.float32), self.eval_config)
+        return {
+            "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int32),
+            "probabilities": tf.nn.softmax(logits, axis=-1),
+        }
+
+
+def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_config=None):
+    """Writes a SavedModel with signature `serving_default` and a `labels.json` beside it.
+
+    Sliding-window inference is not exported (it needs static sizes); scales and flip are.
+
+    Args:
+        model: a segmenter returning `{"logits": ...}`.
+        export_dir: str. Created; an existing export is replaced only after the new one is complete.
+        class_names, colormap: sequences written to `export_dir/assets/labels.json`.
+        eval_config: `EvalConfig` or None. Its scales and flip are baked into the graph.
+
+    Returns:
+        str: `export_dir`.
+    """
+    if eval_config is not None and eval_config.sliding_window_height:
+        raise ValueError("Sliding-window inference cannot be exported (dynamic sizes); export without it")
+    module = SegmentationServingModule(model, eval_config)
+    temporary = export_dir.rstrip("/") + ".incomplete"
+    tf.saved_model.save(module, temporary, signatures={SERVING_SIGNATURE: module.serve})
+    assets = os.path.join(temporary, "assets")
+    os.makedirs(assets, exist_ok=True)
+    with open(os.path.join(assets, "labels.json"), "w") as handle:
+        json.dump({"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}, handle)
+    if os.path.isdir(export_dir):
+        old = export_dir.rstrip("/") + ".old"
+        os.replace(export_dir, old)
+        os.replace(temporary, export_dir)
+        tf.io.gfile.rmtree(old)
+    else:
+        os.replace(temporary, export_dir)
+    return export_dir
+
+
+def read_export_labels(export_dir):
+    """Returns `(class_names, colormap)` stored with an export (empty lists when missing)."""
+    path = os.path.join(export_dir, "assets", "labels.json")
+    if not os.path.isfile(path):
+        return [], []
+    with open(path) as handle:
+        content = json.load(handle)
+    return content["class_names"], [tuple(c) for c in content["colormap"]]

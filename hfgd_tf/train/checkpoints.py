@@ -1,0 +1,68 @@
+"""Run directories: the run config written at the start, and restoring a trained model from them.
+
+A run directory (`TrainConfig.checkpoint_dir`) holds `run_config.json`, `ckpt-N` checkpoints (model,
+optimizer, step), `best/model.weights.h5` with `best/metrics.json`, and TensorBoard `logs/`.
+"""
+
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+
+from hfgd_tf.data.config import DataConfig
+from hfgd_tf.models import ModelConfig, build_model
+
+RUN_CONFIG = "run_config.json"
+BEST_DIR = "best"
+BEST_WEIGHTS = "model.weights.h5"
+
+
+def write_run_config(checkpoint_dir, **configs):
+    """Writes every config dataclass as JSON, so that evaluation and export need only the directory."""
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    content = {name: dataclasses.asdict(config) for name, config in configs.items()}
+    path = os.path.join(checkpoint_dir, RUN_CONFIG)
+    with open(path + ".incomplete", "w") as handle:
+        json.dump(content, handle, indent=2)
+    os.replace(path + ".incomplete", path)
+    return path
+
+
+def read_run_config(checkpoint_dir):
+    """Returns `(ModelConfig, DataConfig, raw dict)` of a run directory."""
+    path = os.path.join(checkpoint_dir, RUN_CONFIG)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"{path!r} not found: --checkpoint_dir must be a training run directory (written by scripts/train.py)"
+        )
+    with open(path) as handle:
+        content = json.load(handle)
+    data = dict(content["data"])
+    return ModelConfig(**content["model"]), DataConfig(**data), content
+
+
+def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
+    """Builds the run's model and loads its trained weights.
+
+    Args:
+        checkpoint_dir: str. A run directory.
+        which: str. "latest" (the last `ckpt-N`), "best" (best mIoU weights) or a checkpoint path.
+        dtype_policy: str.
+
+    Returns:
+        `(model, model_config, data_config)`.
+    """
+    model_config, data_config, _ = read_run_config(checkpoint_dir)
+    model = build_model(model_config, dtype_policy=dtype_policy)
+    if which == "best":
+        path = os.path.join(checkpoint_dir, BEST_DIR, BEST_WEIGHTS)
+        if not os.path.isfile(path):
+            raise ValueError(f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use which='latest'")
+        model.load_weights(path)
+        return model, model_config, data_config
+    path = tf.train.latest_checkpoint(checkpoint_dir) if which == "latest" else which
+    if not path:
+        raise ValueError(f"No checkpoint in {checkpoint_dir!r} (expected ckpt-N files written by training)")
+    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    return model, model_config, data_config

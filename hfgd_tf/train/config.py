@@ -1,0 +1,112 @@
+"""OptimizerConfig and TrainConfig: how to train (the model and data have their own configs)."""
+
+import dataclasses
+
+OPTIMIZERS = ("sgd", "adamw")
+DECAY_STRATEGIES = ("poly", "cosine", "none")
+MIXED_PRECISIONS = ("none", "bfloat16", "float16")
+STRATEGIES = ("auto", "one_device", "mirrored", "tpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer and learning-rate schedule (authors' CAR defaults, SPEC §3).
+
+    Attributes:
+        optimizer: str. "sgd" (momentum) or "adamw".
+        initial_lr, end_lr: float. Schedule start and end.
+        decay_strategy: str. "poly" (power `poly_power`), "cosine" or "none".
+        poly_power: float.
+        warmup_steps: int. Linear warmup from 0 to `initial_lr`.
+        sgd_momentum_rate: float.
+        weight_decay: float. SGD: L2 penalty added to the loss; AdamW: decoupled decay.
+        decay_norm_vars: bool. Also decay norm scales/offsets and biases (default off).
+        gradient_clip_norm: float. Global-norm clipping; 0 disables.
+    """
+
+    optimizer: str = "sgd"
+    initial_lr: float = 0.01
+    end_lr: float = 0.0
+    decay_strategy: str = "poly"
+    poly_power: float = 0.9
+    warmup_steps: int = 0
+    sgd_momentum_rate: float = 0.9
+    weight_decay: float = 1e-4
+    decay_norm_vars: bool = False
+    gradient_clip_norm: float = 0.0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"OptimizerConfig.optimizer must be one of {OPTIMIZERS}. Received: {self.optimizer!r}")
+        if self.decay_strategy not in DECAY_STRATEGIES:
+            raise ValueError(
+                f"OptimizerConfig.decay_strategy must be one of {DECAY_STRATEGIES}. Received: {self.decay_strategy!r}"
+            )
+        if self.initial_lr <= 0:
+            raise ValueError(f"OptimizerConfig.initial_lr must be > 0. Received: {self.initial_lr}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.gradient_clip_norm < 0:
+            raise ValueError("OptimizerConfig.warmup_steps, weight_decay and gradient_clip_norm must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training run.
+
+    Attributes:
+        checkpoint_dir: str. Checkpoints, TensorBoard logs and the best-mIoU weights go here.
+        batch_size: int. The global batch (the authors' `gpu_batch_size`), split across replicas.
+        train_epoch: int. Epochs; total steps = train_epoch * epoch_steps.
+        epoch_steps: int. Steps per epoch (a checkpoint and an evaluation after each).
+        high_loss_weight: float. Weight of the high-level loss (loss = loss_up + w * loss_high).
+        mixed_precision: str. "none", "bfloat16" or "float16" (loss scaling on).
+        strategy: str. "auto", "one_device", "mirrored" or "tpu".
+        tpu: str. TPU name for strategy "tpu".
+        max_checkpoints_to_keep: int.
+        restore_checkpoint: bool. Resume from the latest checkpoint in `checkpoint_dir`.
+        evaluate_every_epoch: bool. Evaluate on the eval split after each epoch.
+        log_every_steps: int. Progress line and TensorBoard scalars period.
+        seed: int. Seed for weights (Keras) and data.
+        op_determinism: bool. `tf.config.experimental.enable_op_determinism()` for exact reruns.
+        jit_compile: bool. XLA-compile the train step.
+    """
+
+    checkpoint_dir: str
+    batch_size: int = 16
+    train_epoch: int = 30
+    epoch_steps: int = 1000
+    high_loss_weight: float = 1.0
+    mixed_precision: str = "none"
+    strategy: str = "auto"
+    tpu: str = ""
+    max_checkpoints_to_keep: int = 3
+    restore_checkpoint: bool = True
+    evaluate_every_epoch: bool = True
+    log_every_steps: int = 50
+    seed: int = 0
+    op_determinism: bool = False
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        if not self.checkpoint_dir:
+            raise ValueError("TrainConfig.checkpoint_dir must be set (where checkpoints and logs go)")
+        for name in ("batch_size", "train_epoch", "epoch_steps", "max_checkpoints_to_keep", "log_every_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(
+                f"TrainConfig.mixed_precision must be one of {MIXED_PRECISIONS}. Received: {self.mixed_precision!r}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"TrainConfig.strategy must be one of {STRATEGIES}. Received: {self.strategy!r}")
+        if self.strategy == "tpu" and not self.tpu:
+            raise ValueError("TrainConfig.strategy='tpu' needs TrainConfig.tpu (the TPU name)")
+        if self.high_loss_weight < 0:
+            raise ValueError(f"TrainConfig.high_loss_weight must be >= 0. Received: {self.high_loss_weight}")
+
+    @property
+    def total_steps(self):
+        return self.train_epoch * self.epoch_steps
+
+    @property
+    def dtype_policy(self):
+        return {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[self.mixed_precision]

@@ -1,0 +1,220 @@
+"""The training loop: tf.distribute custom loop with checkpoint/resume, evaluation and TensorBoard."""
+
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from hfgd_tf.data.pipeline import build_eval_dataset, build_train_dataset
+from hfgd_tf.evaluation.evaluator import evaluate
+from hfgd_tf.evaluation.metrics import format_metrics_table
+from hfgd_tf.models import build_model
+from hfgd_tf.train import checkpoints
+from hfgd_tf.train.distribute import create_strategy
+from hfgd_tf.train.losses import hfgd_loss_terms, l2_weight_decay
+from hfgd_tf.train.optimizers import build_optimizer
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when the loss becomes NaN/Inf; the last good checkpoint is left untouched."""
+
+
+class Trainer:
+    """Trains a segmenter from configs.
+
+    Loss = loss_up + high_loss_weight * loss_high (+ L2 on kernels for SGD). Each loss is the mean
+    per-pixel cross entropy over the supervised pixels of the *global* batch: every replica sums its
+    pixels' losses and divides by the global pixel count (an all-reduce), so one step gives the same
+    update on 1 or N replicas. The data pipeline is seeded per example and resumes by skipping the
+    batches already consumed, so killing and rerunning continues the same run.
+
+    Args:
+        model_config, data_config, optimizer_config, train_config, eval_config: the configs.
+        strategy: `tf.distribute.Strategy` or None (created from `train_config.strategy`).
+    """
+
+    def __init__(self, model_config, data_config, optimizer_config, train_config, eval_config, strategy=None):
+        self.model_config, self.data_config = model_config, data_config
+        self.optimizer_config, self.train_config, self.eval_config = optimizer_config, train_config, eval_config
+        if model_config.num_classes != data_config.info.num_classes:
+            raise ValueError(
+                f"ModelConfig.num_classes={model_config.num_classes} but dataset {data_config.dataset!r} has "
+                f"{data_config.info.num_classes} classes"
+            )
+        if train_config.op_determinism:
+            tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(train_config.seed)
+        self.strategy = strategy or create_strategy(train_config.strategy, train_config.tpu)
+        if train_config.batch_size % self.strategy.num_replicas_in_sync:
+            raise ValueError(
+                f"TrainConfig.batch_size={train_config.batch_size} is not divisible by the "
+                f"{self.strategy.num_replicas_in_sync} replicas"
+            )
+        with self.strategy.scope():
+            self.model = build_model(model_config, dtype_policy=train_config.dtype_policy)
+            self.optimizer = build_optimizer(optimizer_config, train_config.total_steps, train_config.mixed_precision)
+            # Build slots inside the scope before the first distributed step (SPEC §4).
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, train_config.checkpoint_dir, max_to_keep=train_config.max_checkpoints_to_keep
+        )
+        self.best_miou = -1.0
+        self._train_step_fn = None
+
+    # === Steps ===
+    def _replica_step(self, images, labels):
+        ignore = self.data_config.info.ignore_label
+        context = tf.distribute.get_replica_context()
+        num_replicas = self.strategy.num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            outputs = self.model(images, training=True)
+            terms = hfgd_loss_terms(labels, outputs, ignore)
+            losses = {}
+            for name, (loss_sum, count) in terms.items():
+                global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+                losses[name] = loss_sum / tf.maximum(global_count, 1.0)
+            total = losses["loss_up"] + self.train_config.high_loss_weight * losses.get("loss_high", 0.0)
+            if self.optimizer_config.optimizer == "sgd":
+                decay = l2_weight_decay(
+                    self.model.trainable_variables,
+                    self.optimizer_config.weight_decay,
+                    self.optimizer_config.decay_norm_vars,
+                )
+                losses["weight_decay"] = decay / num_replicas
+                total += losses["weight_decay"]
+            losses["total"] = total
+            scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
+        variables = self.model.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return losses
+
+    def _make_train_step(self):
+        def train_step(iterator):
+            images, labels = next(iterator)
+            per_replica = self.strategy.run(self._replica_step, args=(images, labels))
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+        return tf.function(train_step, jit_compile=self.train_config.jit_compile or None)
+
+    # === Loop ===
+    def restore(self):
+        """Restores the latest checkpoint if asked and present; returns the step to start at."""
+        if self.train_config.restore_checkpoint and self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            logging.info("Resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step))
+        best_path = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR, "metrics.json")
+        if os.path.isfile(best_path):
+            with open(best_path) as handle:
+                self.best_miou = json.load(handle)["miou"]
+        return int(self.step)
+
+    def train(self, evaluate_fn=None):
+        """Runs to `train_config.total_steps`; returns the last evaluation metrics (or None).
+
+        Args:
+            evaluate_fn: callable(model) -> metrics dict, or None for `self.evaluate`.
+        """
+        config = self.train_config
+        checkpoints.write_run_config(
+            config.checkpoint_dir,
+            model=self.model_config,
+            data=self.data_config,
+            optimizer=self.optimizer_config,
+            train=self.train_config,
+            eval=self.eval_config,
+        )
+        start_step = self.restore()
+        if start_step >= config.total_steps:
+            logging.info("Nothing to do: step %d >= total steps %d", start_step, config.total_steps)
+            return None
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda context: build_train_dataset(self.data_config, config.batch_size, context, initial_step=start_step)
+        )
+        iterator = iter(dataset)
+        train_step = self._make_train_step()
+        writer = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs", "train"))
+        evaluate_fn = evaluate_fn or self.evaluate
+        metrics, window_start, window_steps = None, time.time(), 0
+        step = start_step
+        while step < config.total_steps:
+            losses = train_step(iterator)
+            step += 1
+            window_steps += 1
+            total = float(losses["total"])
+            if not math.isfinite(total):
+                raise NonFiniteLossError(
+                    f"Loss is {total} at step {step}; stopped without saving. The last good checkpoint is "
+                    f"{self.manager.latest_checkpoint!r}. Try a lower --initial_lr or --gradient_clip_norm."
+                )
+            if step % config.log_every_steps == 0 or step == config.total_steps:
+                elapsed = time.time() - window_start
+                rate = window_steps / max(elapsed, 1e-9)
+                eta = (config.total_steps - step) / max(rate, 1e-9)
+                lr = float(self.optimizer.learning_rate)
+                logging.info(
+                    "step %d/%d  %s  lr %.5f  %.2f steps/s  ETA %s",
+                    step,
+                    config.total_steps,
+                    "  ".join(f"{k} {float(v):.4f}" for k, v in losses.items()),
+                    lr,
+                    rate,
+                    time.strftime("%H:%M:%S", time.gmtime(eta)),
+                )
+                with writer.as_default(step=step):
+                    for name, value in losses.items():
+                        tf.summary.scalar(f"loss/{name}", value)
+                    tf.summary.scalar("learning_rate", lr)
+                    tf.summary.scalar("steps_per_second", rate)
+                window_start, window_steps = time.time(), 0
+            if step % config.epoch_steps == 0 or step == config.total_steps:
+                self.step.assign(step)
+                path = self.manager.save(checkpoint_number=step)
+                logging.info("Saved checkpoint %s", path)
+                if config.evaluate_every_epoch:
+                    metrics = evaluate_fn(self.model)
+                    self._record_evaluation(metrics, step, writer)
+        return metrics
+
+    def evaluate(self, model=None, max_batches=None):
+        """Evaluates on the eval split with `eval_config`; returns the metrics dict."""
+        info = self.data_config.info
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda context: build_eval_dataset(self.data_config, self.eval_config.eval_batch_size, context)
+        )
+        return evaluate(
+            model or self.model,
+            dataset,
+            info.num_classes,
+            info.ignore_label,
+            self.eval_config,
+            strategy=self.strategy,
+            class_names=info.class_names,
+            max_batches=max_batches,
+        )
+
+    def _record_evaluation(self, metrics, step, writer):
+        logging.info("Evaluation at step %d (%d images):\n%s", step, metrics["num_images"], format_metrics_table(metrics))
+        with writer.as_default(step=step):
+            tf.summary.scalar("eval/miou", metrics["miou"])
+            tf.summary.scalar("eval/pixel_accuracy", metrics["pixel_accuracy"])
+        if metrics["miou"] > self.best_miou:
+            self.best_miou = metrics["miou"]
+            best_dir = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR)
+            os.makedirs(best_dir, exist_ok=True)
+            weights = os.path.join(best_dir, checkpoints.BEST_WEIGHTS)
+            # Keras requires the .weights.h5 suffix, so the temporary name keeps it.
+            temporary = os.path.join(best_dir, "incomplete." + checkpoints.BEST_WEIGHTS)
+            self.model.save_weights(temporary)
+            os.replace(temporary, weights)
+            summary = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
+            with open(os.path.join(best_dir, "metrics.json"), "w") as handle:
+                json.dump({**summary, "step": step}, handle, indent=2)
+            logging.info("New best mIoU %.4f: weights in %s", metrics["miou"], weights)

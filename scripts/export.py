@@ -1,0 +1,43 @@
+"""Exports a SavedModel: `python scripts/export.py --checkpoint_dir=runs/x --export_dir=exports/x`.
+
+The SavedModel's `serving_default` takes uint8 images `[B, H, W, 3]` of any size and returns
+`class_ids` int32 `[B, H, W]` and `probabilities` float32 `[B, H, W, K]`; loading it needs only
+TensorFlow. --scales / --flip bake multi-scale / flip inference into the graph.
+"""
+
+import os
+
+from absl import app, flags, logging
+
+import common_flags
+
+common_flags.define_run_flags()
+flags.DEFINE_string("export_dir", "", "Output directory; default <checkpoint_dir>/saved_model.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS.checkpoint_dir:
+        common_flags.config_error("--checkpoint_dir is required (a training run directory)")
+    try:
+        eval_config = common_flags.eval_config_from_flags()
+    except ValueError as error:
+        common_flags.config_error(error)
+
+    from hfgd_tf.export import export_saved_model
+    from hfgd_tf.train.checkpoints import restore_model
+
+    logging.set_verbosity(logging.INFO)
+    try:
+        model, _, data_config = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
+        export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, "saved_model")
+        export_saved_model(model, export_dir, data_config.info.class_names, data_config.info.colormap, eval_config)
+    except ValueError as error:
+        common_flags.config_error(error)
+    print(f"SavedModel: {export_dir} (signature 'serving_default': uint8 images -> class_ids, probabilities)")
+
+
+if __name__ == "__main__":
+    app.run(main)

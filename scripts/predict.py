@@ -1,0 +1,87 @@
+"""Predicts label maps for image files or folders with a SavedModel or a training run.
+
+    python scripts/predict.py --saved_model=exports/x --input=photo.jpg --output_dir=predictions
+    python scripts/predict.py --checkpoint_dir=runs/x --input=images/ --output_dir=predictions
+
+Writes `<stem>_label.png` (class ids), `<stem>_color.png` and `<stem>_overlay.png` per image.
+"""
+
+import os
+
+from absl import app, flags
+
+import common_flags
+
+common_flags.define_run_flags()
+flags.DEFINE_string("saved_model", "", "A SavedModel written by scripts/export.py (instead of --checkpoint_dir).")
+flags.DEFINE_string("input", "", "An image file or a folder of images (.jpg, .jpeg, .png).")
+flags.DEFINE_string("output_dir", "predictions", "Where the PNGs go.")
+FLAGS = flags.FLAGS
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def list_images(path):
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+        if not files:
+            raise ValueError(f"--input folder {path!r} has no {IMAGE_SUFFIXES} files")
+        return files
+    if os.path.isfile(path):
+        return [path]
+    raise ValueError(f"--input {path!r} is neither an image file nor a folder")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if bool(FLAGS.saved_model) == bool(FLAGS.checkpoint_dir):
+        common_flags.config_error("Give exactly one of --saved_model and --checkpoint_dir")
+    try:
+        files = list_images(FLAGS.input)
+    except ValueError as error:
+        common_flags.config_error(error)
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from hfgd_tf.export import read_export_labels, save_prediction_pngs
+
+    if FLAGS.saved_model:
+        if not os.path.isdir(FLAGS.saved_model):
+            common_flags.config_error(f"--saved_model {FLAGS.saved_model!r} is not a directory")
+        serving = tf.saved_model.load(FLAGS.saved_model).signatures["serving_default"]
+        _, colormap = read_export_labels(FLAGS.saved_model)
+
+        def predict(image):
+            return serving(images=tf.constant(image[None]))["class_ids"][0].numpy()
+
+    else:
+        from hfgd_tf.evaluation import predict_logits
+        from hfgd_tf.train.checkpoints import restore_model
+
+        try:
+            eval_config = common_flags.eval_config_from_flags()
+            model, _, data_config = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
+        except ValueError as error:
+            common_flags.config_error(error)
+        colormap = data_config.info.colormap
+
+        def predict(image):
+            logits = predict_logits(model, tf.constant(image[None], tf.float32), eval_config)
+            return tf.argmax(logits, -1)[0].numpy()
+
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    for path in files:
+        try:
+            image = np.asarray(Image.open(path).convert("RGB"))
+        except OSError as error:
+            common_flags.config_error(f"Cannot read image {path!r}: {error}")
+        stem = os.path.join(FLAGS.output_dir, os.path.splitext(os.path.basename(path))[0])
+        written = save_prediction_pngs(stem, image, predict(image), colormap)
+        print(f"{path} -> {written['color']}")
+
+
+if __name__ == "__main__":
+    app.run(main)

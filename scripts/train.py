@@ -1,0 +1,40 @@
+"""Trains a segmenter: `python scripts/train.py --flagfile=experiments/<experiment>.cfg`.
+
+Rerunning the same command resumes from the last checkpoint in --checkpoint_dir.
+"""
+
+from absl import app, flags, logging
+
+import common_flags
+
+common_flags.define_all()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        model_config = common_flags.model_config_from_flags()
+        data_config = common_flags.data_config_from_flags()
+        optimizer_config = common_flags.optimizer_config_from_flags()
+        train_config = common_flags.train_config_from_flags()
+        eval_config = common_flags.eval_config_from_flags()
+    except ValueError as error:
+        common_flags.config_error(error)
+
+    from hfgd_tf.train import Trainer
+
+    logging.set_verbosity(logging.INFO)
+    try:
+        trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config)
+    except ValueError as error:
+        common_flags.config_error(error)
+    metrics = trainer.train()
+    print(f"Checkpoints and TensorBoard logs: {train_config.checkpoint_dir}")
+    if metrics is not None:
+        print(f"Final mIoU: {100 * metrics['miou']:.2f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

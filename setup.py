@@ -1,0 +1,43 @@
+"""hfgd_tf: HFGD (High-level Feature Guided Decoder) semantic segmentation in TensorFlow/Keras 3."""
+
+import os
+
+from setuptools import find_packages, setup
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version():
+    with open(os.path.join(_HERE, "hfgd_tf", "__init__.py")) as handle:
+        for line in handle:
+            if line.startswith("__version__"):
+                return line.split("=")[1].strip().strip('"')
+    raise RuntimeError("hfgd_tf/__init__.py has no __version__")
+
+
+setup(
+    name="hfgd_tf",
+    version=_version(),
+    description="HFGD: High-level Feature Guided Decoder for semantic segmentation, in TensorFlow/Keras 3",
+    long_description=open(os.path.join(_HERE, "README.md")).read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hfgd_tf", "hfgd_tf.*"]),
+    # Versions known to work together; constraints.txt pins the exact set CI runs.
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<3.16",
+        "keras-cv==0.9.0",
+        "tensorflow-datasets>=4.9.10,<5",
+        "tensorboard>=2.21,<2.22",
+        "numpy>=1.26,<2.5",
+        "absl-py>=2.1",
+        "pillow>=10",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
