@@ -109,8 +109,8 @@ def _values(cls, **overrides):
     return values
 
 
-def data_config_from_flags():
-    return DataConfig(**_values(DataConfig))
+def data_config_from_flags(**overrides):
+    return DataConfig(**_values(DataConfig, **overrides))
 
 
 def model_config_from_flags():
@@ -118,16 +118,16 @@ def model_config_from_flags():
     return ModelConfig(**_values(ModelConfig, num_classes=num_classes))
 
 
-def optimizer_config_from_flags():
-    return OptimizerConfig(**_values(OptimizerConfig))
+def optimizer_config_from_flags(**overrides):
+    return OptimizerConfig(**_values(OptimizerConfig, **overrides))
 
 
-def train_config_from_flags():
-    return TrainConfig(**_values(TrainConfig))
+def train_config_from_flags(**overrides):
+    return TrainConfig(**_values(TrainConfig, **overrides))
 
 
-def eval_config_from_flags():
-    return EvalConfig(**_values(EvalConfig))
+def eval_config_from_flags(**overrides):
+    return EvalConfig(**_values(EvalConfig, **overrides))
 
 
 def config_error(error):

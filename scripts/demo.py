@@ -7,7 +7,6 @@ Nothing is downloaded: the data are drawn procedurally (hfgd_tf.data.synthetic) 
 TFRecords, so the demo runs the same pipeline as real datasets.
 """
 
-import dataclasses
 import os
 import time
 
@@ -33,9 +32,9 @@ def main(argv):
     checkpoint_dir = FLAGS.checkpoint_dir or os.path.join(output_dir, "run")
     try:
         model_config = common_flags.model_config_from_flags()
-        data_config = dataclasses.replace(common_flags.data_config_from_flags(), data_dir=data_dir)
+        data_config = common_flags.data_config_from_flags(data_dir=data_dir)
         optimizer_config = common_flags.optimizer_config_from_flags()
-        train_config = dataclasses.replace(common_flags.train_config_from_flags(), checkpoint_dir=checkpoint_dir)
+        train_config = common_flags.train_config_from_flags(checkpoint_dir=checkpoint_dir)
         eval_config = common_flags.eval_config_from_flags()
     except ValueError as error:
         common_flags.config_error(error)

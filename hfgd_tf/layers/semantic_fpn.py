@@ -79,6 +79,7 @@ class SemanticFPN(keras.layers.Layer):
         return self.merged_levels
 
     def _build_decoder(self, features_shape):
+        self._check_features(features_shape)
         for level, lateral in self.laterals.items():
             lateral.build(features_shape[level])
         decoded_shape = (None, None, None, self.num_channels)
@@ -169,15 +170,15 @@ class GuidedUpsampler(SemanticFPN):
     def _lateral_levels(self):
         return self.merged_levels[:-1]
 
-    def build(self, features_shape, guidance_shape):
-        self._build_decoder(features_shape)
-        self.guidance_projection.build(guidance_shape)
-
     def _top(self, features, guidance, training):
         return self.guidance_projection(guidance)
 
     def _check_features(self, features):
         super()._check_features({**features, "C5": None})
+
+    def build(self, features_shape, guidance_shape):
+        self._build_decoder(features_shape)
+        self.guidance_projection.build(guidance_shape)
 
     def call(self, features, guidance, training=None):
         return self._decode(features, guidance, training)

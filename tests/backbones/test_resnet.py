@@ -1,0 +1,89 @@
+import os
+
+import numpy as np
+import pytest
+
+from hfgd_tf.backbones import FEATURE_KEYS, ResNetBackbone, build_backbone
+from tests.conftest import random_images
+
+
+def _tiny(**overrides):
+    arguments = dict(
+        stagewise_num_blocks=(1, 1, 1, 1), stagewise_num_filters=(8, 8, 16, 16), block_type="basic", stem_num_filters=8,
+        norm="batch_norm",
+    )
+    arguments.update(overrides)
+    return ResNetBackbone(**arguments)
+
+
+@pytest.mark.parametrize("output_stride, strides", [(32, (4, 8, 16, 32)), (16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
+def test_feature_sizes_follow_output_stride(output_stride, strides):
+    backbone = _tiny(output_stride=output_stride)
+    features = backbone(random_images(batch=2, height=64, width=96))
+    assert tuple(features) == FEATURE_KEYS
+    assert features["S1"].shape[1:3] == (32, 48)
+    for level, stride in zip(("C2", "C3", "C4", "C5"), strides):
+        assert features[level].shape[1:3] == (64 // stride, 96 // stride), level
+        assert backbone.feature_strides[level] == stride
+    assert {k: v.shape[-1] for k, v in features.items()} == backbone.feature_channels
+
+
+def test_odd_input_size_rounds_up():
+    features = _tiny()(random_images(batch=1, height=65, width=97))
+    assert features["C5"].shape[1:3] == (3, 4)
+
+
+def test_dilated_last_stage_uses_multi_grid():
+    backbone = _tiny(output_stride=8, stagewise_num_blocks=(1, 1, 1, 3))
+    rates = [backbone.get_layer(f"resnet_c5_block{i}_conv1").dilation_rate for i in range(3)]
+    assert rates == [4, 8, 16]  # dilation 4 at OS8 times multi-grid (1, 2, 4)
+
+
+def test_bottleneck_and_deep_stem_shapes():
+    backbone = _tiny(block_type="bottleneck", stem_type="deep")
+    assert backbone(random_images(batch=1))["C5"].shape[-1] == 16 * 4
+
+
+def test_resnet50_parameter_count_matches_torchvision():
+    # torchvision's resnet50 has 25,557,032 parameters, of which the fc layer is 2048 * 1000 + 1000.
+    backbone = build_backbone("resnet50", stem_type="standard")
+    trainable = sum(int(np.prod(v.shape)) for v in backbone.trainable_variables)
+    assert trainable == 25_557_032 - 2_049_000
+
+
+def test_config_round_trip():
+    backbone = _tiny(output_stride=16)
+    clone = ResNetBackbone.from_config(backbone.get_config())
+    assert clone.get_config() == backbone.get_config()
+
+
+def test_weights_save_load_round_trip(tmp_path):
+    path = os.path.join(tmp_path, "backbone.weights.h5")
+    source = build_backbone("resnet_tiny", norm="batch_norm")
+    images = random_images(batch=1)
+    source.save_weights(path)
+    target = build_backbone("resnet_tiny", norm="batch_norm", weights_path=path)
+    np.testing.assert_array_equal(source(images)["C5"].numpy(), target(images)["C5"].numpy())
+
+
+def test_weights_errors_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        build_backbone("resnet_tiny", weights_path=os.path.join(tmp_path, "missing.weights.h5"))
+    path = os.path.join(tmp_path, "other.weights.h5")
+    build_backbone("resnet18").save_weights(path)
+    with pytest.raises(ValueError, match="do not match"):
+        build_backbone("resnet_tiny", weights_path=path)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [(dict(output_stride=4), "output_stride"), (dict(block_type="wide"), "block_type"), (dict(stagewise_num_blocks=(1, 1)), "stagewise_num_blocks")],
+)
+def test_bad_arguments(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        _tiny(**overrides)
+
+
+def test_unknown_backbone_lists_the_known_ones():
+    with pytest.raises(ValueError, match="resnet50"):
+        build_backbone("vgg16")

@@ -1,0 +1,39 @@
+"""Shared fixtures: seeding, tiny configs, the CamVid location (skipped with a reason when absent)."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CAMVID_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains or runs scripts end to end (tens of seconds)")
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    keras.utils.set_random_seed(0)
+    yield
+
+
+@pytest.fixture
+def camvid_dir():
+    if not os.path.isdir(CAMVID_DIR):
+        pytest.skip(f"CamVid not found at {CAMVID_DIR} (it lives in ../shared/data/camvid beside the project)")
+    return CAMVID_DIR
+
+
+def tiny_model_config(**overrides):
+    from hfgd_tf.models import ModelConfig
+
+    arguments = dict(num_classes=4, backbone="resnet_tiny", num_channels=16, cae_num_heads=4, norm_method="batch_norm")
+    arguments.update(overrides)
+    return ModelConfig(**arguments)
+
+
+def random_images(batch=2, height=64, width=64, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (batch, height, width, 3)).astype("float32")

@@ -1,0 +1,54 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hfgd_tf.data import tfrecord
+
+
+def _example(seed, height=5, width=7):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    label = rng.integers(0, 4, (height, width)).astype(np.int32)
+    label[0, 0] = 255
+    return image, label
+
+
+def test_round_trip_keeps_exact_pixels_and_labels(tmp_path):
+    examples = [_example(seed) for seed in range(5)]
+    with tfrecord.ShardWriter(str(tmp_path), "train", examples_per_shard=2) as writer:
+        for image, label in examples:
+            writer.write(tfrecord.make_example(tfrecord.encode_png(image), label))
+    assert [os.path.basename(p) for p in writer.paths] == ["train-0.tfrecord", "train-1.tfrecord", "train-2.tfrecord"]
+    files = tfrecord.list_shards(str(tmp_path), "train")
+    records = tf.data.TFRecordDataset(files, compression_type="ZLIB").map(tfrecord.parse_example)
+    for (image, label), (expected_image, expected_label) in zip(records, examples):
+        np.testing.assert_array_equal(image.numpy(), expected_image)
+        np.testing.assert_array_equal(label.numpy(), expected_label)
+
+
+def test_records_use_the_authors_keys(tmp_path):
+    image, label = _example(0)
+    example = tfrecord.make_example(tfrecord.encode_png(image), label)
+    features = example.features.feature
+    assert set(features) == {"image", "label", "height", "width", "depth"}
+    assert features["height"].int64_list.value == [5] and features["depth"].int64_list.value == [3]
+    parsed_label = tf.io.parse_tensor(features["label"].bytes_list.value[0], tf.int32)
+    np.testing.assert_array_equal(parsed_label.numpy(), label)
+
+
+def test_a_failed_write_leaves_no_shard(tmp_path):
+    image, label = _example(0)
+    with pytest.raises(RuntimeError):
+        with tfrecord.ShardWriter(str(tmp_path), "train", examples_per_shard=10) as writer:
+            writer.write(tfrecord.make_example(tfrecord.encode_png(image), label))
+            raise RuntimeError("converter crashed")
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_shards_are_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="val-"):
+        tfrecord.list_shards(str(tmp_path), "val")
+    with pytest.raises(ValueError, match="not found"):
+        tfrecord.list_shards(os.path.join(tmp_path, "nope"), "val")

@@ -1,0 +1,59 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hfgd_tf.evaluation import EvalConfig, predict_logits
+from hfgd_tf.evaluation.inference import _window_starts
+from hfgd_tf.models import build_model
+from tests.conftest import random_images, tiny_model_config
+
+
+class _PixelwiseModel(keras.Model):
+    """Logits depend only on each pixel, so windows and whole-image inference must agree exactly."""
+
+    def call(self, images, training=False):
+        return {"logits": tf.concat([images[..., :1] / 255.0, 1.0 - images[..., 1:2] / 255.0], -1)}
+
+
+def test_window_starts_cover_the_image_and_align_the_last_window():
+    assert _window_starts(10, 4) == [0, 3, 6]
+    assert _window_starts(4, 4) == [0]
+    assert _window_starts(3, 4) == [0]
+
+
+def test_sliding_window_equals_whole_image_for_a_pixelwise_model():
+    images = tf.constant(random_images(batch=2, height=37, width=53))
+    whole = predict_logits(_PixelwiseModel(), images)
+    windowed = predict_logits(_PixelwiseModel(), images, EvalConfig(sliding_window_height=16, sliding_window_width=24))
+    np.testing.assert_allclose(windowed.numpy(), whole.numpy(), atol=1e-6)
+
+
+def test_sliding_window_covering_the_image_equals_whole_image():
+    model = build_model(tiny_model_config())
+    images = tf.constant(random_images(batch=1, height=64, width=64))
+    whole = predict_logits(model, images)
+    windowed = predict_logits(model, images, EvalConfig(sliding_window_height=64, sliding_window_width=64))
+    np.testing.assert_allclose(windowed.numpy(), whole.numpy(), atol=1e-5)
+
+
+def test_flip_averages_the_mirrored_prediction():
+    images = tf.constant(random_images(batch=1, height=8, width=8))
+    flipped = predict_logits(_PixelwiseModel(), images, EvalConfig(flip=True))
+    np.testing.assert_allclose(flipped.numpy(), predict_logits(_PixelwiseModel(), images).numpy(), atol=1e-6)
+
+
+def test_multi_scale_returns_input_size_logits():
+    model = build_model(tiny_model_config())
+    logits = predict_logits(model, tf.constant(random_images(batch=2, height=48, width=80)), EvalConfig(scales=(0.5, 1.0, 1.5)))
+    assert logits.shape == (2, 48, 80, 4)
+
+
+def test_protocol_is_described():
+    protocol = EvalConfig(scales=(0.5, 1.0), flip=True).protocol()
+    assert protocol["scales"] == [0.5, 1.0] and protocol["flip"] is True
+
+
+def test_bad_window_is_rejected():
+    with pytest.raises(ValueError, match="sliding_window"):
+        EvalConfig(sliding_window_height=10)

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from hfgd_tf.layers import ASPPEncoder, ContextAugmentationEncoder, PPMEncoder, ProjectionEncoder, SinePositionEncoding2D
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [
+        lambda: ContextAugmentationEncoder(16, num_blocks=2, num_heads=4),
+        lambda: ASPPEncoder(16, dilation_rates=(1, 2, 3)),
+        lambda: PPMEncoder(16),
+        lambda: ProjectionEncoder(16),
+    ],
+)
+@pytest.mark.parametrize("size", [(2, 2), (3, 5)])
+def test_encoders_keep_size_and_project_to_num_channels(encoder, size):
+    inputs = np.random.default_rng(0).normal(size=(2, *size, 12)).astype("float32")
+    layer = encoder()
+    output = layer(inputs)
+    assert output.shape == (2, *size, 16)
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_transformer_encoder_is_global():
+    """Changing one token changes every output position (attention sees the whole map)."""
+    layer = ContextAugmentationEncoder(16, num_heads=4)
+    inputs = np.random.default_rng(0).normal(size=(1, 4, 4, 8)).astype("float32")
+    base = layer(inputs).numpy()
+    changed = inputs.copy()
+    changed[0, 0, 0] += 5.0
+    difference = np.abs(layer(changed).numpy() - base).sum(-1)[0]
+    assert (difference[2:, 2:] > 0).all()
+
+
+def test_transformer_rejects_bad_heads():
+    with pytest.raises(ValueError, match="num_heads"):
+        ContextAugmentationEncoder(18, num_heads=4)
+
+
+def test_sine_position_encoding_values():
+    encoding = SinePositionEncoding2D()(np.zeros((1, 3, 4, 8), "float32")).numpy()[0]
+    half = 4
+    # Row code in the first half: [sin(r w0), cos(r w0), sin(r w1), cos(r w1)], w_i = 1e4^(-2i/half).
+    for row in range(3):
+        for index in range(2):
+            angle = row / 10000 ** (2 * index / half)
+            np.testing.assert_allclose(encoding[row, 1, 2 * index], np.sin(angle), atol=1e-6)
+            np.testing.assert_allclose(encoding[row, 1, 2 * index + 1], np.cos(angle), atol=1e-6)
+    # Column code in the second half, same for every row.
+    np.testing.assert_allclose(encoding[0, :, half:], encoding[2, :, half:])
+    np.testing.assert_allclose(encoding[:, 3, half], np.sin(3.0))

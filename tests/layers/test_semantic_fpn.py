@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from hfgd_tf.layers import GuidedUpsampler, SemanticFPN
+
+
+def _features(height, width, channels=6):
+    rng = np.random.default_rng(0)
+    sizes = {"S1": 2, "C2": 4, "C3": 8, "C4": 16, "C5": 32}
+    return {
+        key: rng.normal(size=(2, -(-height // stride), -(-width // stride), channels)).astype("float32")
+        for key, stride in sizes.items()
+    }
+
+
+@pytest.mark.parametrize("output_stride", [8, 4, 2])
+@pytest.mark.parametrize("size", [(64, 64), (65, 97)])
+def test_semantic_fpn_output_size(output_stride, size):
+    features = _features(*size)
+    output = SemanticFPN(8, output_stride=output_stride)(features)
+    reference = features[{8: "C3", 4: "C2", 2: "S1"}[output_stride]]
+    assert output.shape == (2, reference.shape[1], reference.shape[2], 8)
+
+
+@pytest.mark.parametrize("output_stride", [8, 4, 2])
+def test_guided_upsampler_uses_guidance_not_c5(output_stride):
+    features = _features(64, 96)
+    guidance = features.pop("C5")[..., :4] * 0 + 1.0
+    upsampler = GuidedUpsampler(8, output_stride=output_stride)
+    output = upsampler(features, guidance)
+    assert output.shape[-1] == 8
+    changed = upsampler(features, guidance * 3.0)
+    assert not np.allclose(output.numpy(), changed.numpy()), "guidance must influence the output"
+    assert "lateral_c5" not in [layer.name for layer in upsampler.laterals.values()]
+
+
+def test_semantic_fpn_stage_counts_follow_the_authors_block():
+    fpn = SemanticFPN(8, output_stride=4)
+    # Per level i (0 = C2): max(1, i) conv-norm-ReLU stages.
+    assert {level: len(stages) for level, stages in fpn.stages.items()} == {"C2": 1, "C3": 1, "C4": 2, "C5": 3}
+
+
+def test_weight_counts():
+    fpn = SemanticFPN(8, output_stride=4)
+    fpn(_features(64, 64))
+    # 4 laterals (kernel+bias) + 7 stages + fused projection (conv kernel, BN gamma/beta) trainable.
+    assert len(fpn.trainable_weights) == 4 * 2 + 8 * 3
+    assert len(fpn.non_trainable_weights) == 8 * 2
+
+
+def test_missing_feature_key_is_a_clear_error():
+    features = _features(64, 64)
+    del features["S1"]
+    with pytest.raises(ValueError, match="S1"):
+        SemanticFPN(8, output_stride=2)(features)
+
+
+def test_bad_output_stride():
+    with pytest.raises(ValueError, match="output_stride"):
+        GuidedUpsampler(8, output_stride=3)
+
+
+def test_config_round_trip():
+    upsampler = GuidedUpsampler(8, output_stride=2, norm="group_norm", name="guided")
+    clone = GuidedUpsampler.from_config(upsampler.get_config())
+    assert clone.get_config() == upsampler.get_config()

@@ -1,0 +1,157 @@
+"""The HFGD idea itself: gradient isolation, one shared class-kernel variable, shapes, serialisation."""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hfgd_tf.models import HFGDSegmenter, ModelConfig, build_model
+from hfgd_tf.train.losses import hfgd_loss_terms
+from tests.conftest import random_images, tiny_model_config
+
+
+def _losses(model, seed=0):
+    images = tf.constant(random_images(seed=seed))
+    labels = tf.constant(np.random.default_rng(seed).integers(0, 4, (2, 64, 64)), tf.int32)
+    with tf.GradientTape(persistent=True) as tape:
+        terms = hfgd_loss_terms(labels, model(images, training=True), ignore_label=255)
+        loss_up = terms["loss_up"][0] / terms["loss_up"][1]
+        loss_high = terms["loss_high"][0] / terms["loss_high"][1]
+        tape.total = loss_up + loss_high
+    return tape, loss_up, loss_high
+
+
+def _nonzero(tape, loss, variables):
+    """Number of variables whose gradient is not exactly zero (None counts as zero)."""
+    return sum(g is not None and bool(np.any(g.numpy() != 0)) for g in tape.gradient(loss, variables))
+
+
+def test_upsampler_loss_gives_exactly_zero_gradient_to_backbone_cae_and_class_kernels():
+    model = build_model(tiny_model_config())
+    tape, loss_up, loss_high = _losses(model)
+    groups = model.variable_groups()
+    for part in ("backbone", "context_encoder", "class_kernels"):
+        gradients = tape.gradient(loss_up, groups[part])
+        assert all(g is None or not np.any(g.numpy()) for g in gradients), part
+    assert _nonzero(tape, loss_up, groups["upsampler"]) == len(groups["upsampler"])
+
+
+def test_high_level_loss_gives_exactly_zero_gradient_to_the_upsampler():
+    model = build_model(tiny_model_config())
+    tape, loss_up, loss_high = _losses(model)
+    groups = model.variable_groups()
+    assert _nonzero(tape, loss_high, groups["upsampler"]) == 0
+    for part in ("backbone", "context_encoder", "class_kernels"):
+        assert _nonzero(tape, loss_high, groups[part]) == len(groups[part]), part
+
+
+@pytest.mark.parametrize(
+    "switch, reached, isolated",
+    [
+        ("stop_gradient_backbone", {"backbone"}, {"context_encoder", "class_kernels"}),
+        # Without the guidance stop-gradient the loss flows through H into the CAE and on into C5.
+        ("stop_gradient_guidance", {"context_encoder", "backbone"}, {"class_kernels"}),
+        ("stop_gradient_class_kernels", {"class_kernels"}, {"backbone", "context_encoder"}),
+    ],
+)
+def test_each_switch_off_lets_the_upsampler_loss_reach_its_part(switch, reached, isolated):
+    model = build_model(tiny_model_config(**{switch: False}))
+    tape, loss_up, _ = _losses(model)
+    groups = model.variable_groups()
+    for part in reached:
+        assert _nonzero(tape, loss_up, groups[part]) > 0, part
+    for part in isolated:
+        assert _nonzero(tape, loss_up, groups[part]) == 0, part
+
+
+def test_the_upsampler_classifier_is_the_class_kernel_variable():
+    model = build_model(tiny_model_config())
+    kernels = [v for v in model.weights if "class_kernels" in v.path]
+    assert len(kernels) == 2  # one kernel, one bias, used by both heads
+    assert model.get_layer("class_kernels") is model.class_kernels
+    assert not [v for v in model.weights if "classifier" in v.path]
+
+
+def test_one_sgd_step_changes_class_kernels_only_through_the_high_level_loss():
+    model = build_model(tiny_model_config())
+    tape, loss_up, loss_high = _losses(model)
+    variables = model.class_kernels.trainable_variables
+    before = [v.numpy().copy() for v in variables]
+    optimizer = keras.optimizers.SGD(0.1)
+    gradients = tape.gradient(tape.total, variables)
+    high_only = tape.gradient(loss_high, variables)
+    for g, h in zip(gradients, high_only):
+        np.testing.assert_array_equal(g.numpy(), h.numpy())
+    optimizer.apply_gradients(zip(gradients, variables))
+    for b, v, h in zip(before, variables, high_only):
+        np.testing.assert_allclose(v.numpy(), b - 0.1 * h.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_unshared_classifier_is_a_separate_variable():
+    model = build_model(tiny_model_config(share_class_kernels=False))
+    names = {v.path.split("/")[-2] for v in model.weights if v.path.endswith("kernel") and "class" in v.path}
+    assert {"class_kernels", "upsampler_classifier"} <= names
+    tape, loss_up, _ = _losses(model)
+    assert _nonzero(tape, loss_up, model.class_kernels.trainable_variables) == 0
+
+
+@pytest.mark.parametrize("output_stride", [8, 4, 2])
+@pytest.mark.parametrize("backbone_output_stride", [32, 16, 8])
+def test_output_shapes_for_every_stride_including_odd_sizes(output_stride, backbone_output_stride):
+    model = build_model(tiny_model_config(output_stride=output_stride, backbone_output_stride=backbone_output_stride))
+    outputs = model(random_images(batch=1, height=65, width=81))
+    assert outputs["logits"].shape == (1, 65, 81, 4)
+    high = -(-65 // backbone_output_stride), -(-81 // backbone_output_stride)
+    assert outputs["logits_high"].shape == (1, *high, 4)
+    assert outputs["logits"].dtype == tf.float32
+
+
+@pytest.mark.parametrize("upsampler", ["none", "sfpn"])
+@pytest.mark.parametrize("cae", ["aspp", "ppm", "none"])
+def test_variants_build_and_predict(upsampler, cae):
+    model = build_model(tiny_model_config(upsampler=upsampler, cae=cae))
+    assert model(random_images(batch=1))["logits"].shape == (1, 64, 64, 4)
+
+
+def test_keras_save_and_load_give_identical_outputs(tmp_path):
+    model = build_model(tiny_model_config(output_stride=2, norm_method="group_norm"))
+    images = random_images(height=64, width=96)
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored, HFGDSegmenter)
+    for key in ("logits", "logits_high"):
+        np.testing.assert_array_equal(model(images)[key].numpy(), restored(images)[key].numpy())
+    assert restored.get_config()["upsampler"]["config"]["output_stride"] == 2
+
+
+def test_mixed_bfloat16_runs_and_keeps_losses_in_float32():
+    policy = keras.config.dtype_policy()
+    model = build_model(tiny_model_config(), dtype_policy="mixed_bfloat16")
+    assert keras.config.dtype_policy() == policy, "build_model must restore the global policy"
+    assert model.get_layer("context_encoder").compute_dtype == "bfloat16"
+    tape, loss_up, loss_high = _losses(model)
+    assert loss_up.dtype == tf.float32 and loss_high.dtype == tf.float32
+    assert np.isfinite(loss_up.numpy()) and np.isfinite(loss_high.numpy())
+    assert _nonzero(tape, loss_up, model.variable_groups()["backbone"]) == 0
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(backbone="resnet9000"), "backbone"),
+        (dict(output_stride=3), "output_stride"),
+        (dict(num_classes=0), "num_classes"),
+        (dict(backbone_output_stride=4), "backbone_output_stride"),
+        (dict(cae="transformers"), "cae"),
+        (dict(num_channels=18), "num_channels"),
+    ],
+)
+def test_bad_configs_name_the_field_and_allowed_values(overrides, field):
+    arguments = dataclasses.asdict(tiny_model_config())
+    arguments.update(overrides)
+    with pytest.raises(ValueError, match=field):
+        ModelConfig(**arguments)
