@@ -19,7 +19,7 @@ class DataConfig:
             all images share a size).
         min_scale, max_scale, scale_step: float. Random scale range; step 0 draws continuously.
         random_brightness: bool. Brightness delta in +-brightness_max_delta with probability 0.5.
-        brightness_max_delta: float.
+        brightness_max_delta: float. Largest brightness change, in pixel values (0-255).
         photo_metric_distortion: bool. Contrast and saturation in [0.5, 1.5], each with probability 0.5.
         random_flip: bool. Horizontal flip with probability 0.5.
         shuffle_buffer: int. Examples in the shuffle buffer.

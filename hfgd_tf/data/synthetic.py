@@ -137,7 +137,7 @@ def _car(canvas, horizon, row, col, scale):
 
 def _person(canvas, row, col, scale):
     rng = canvas.rng
-    height = canvas.height * 0.35 * scale * rng.uniform(0.8, 1.2)
+    height = canvas.height * 0.5 * scale * rng.uniform(0.8, 1.2)
     body = _blob(canvas, row - height * 0.45, col, height * 0.38, height * 0.13, 0.05)
     head = ((canvas.rows - (row - height * 0.9)) ** 2 + (canvas.cols - col) ** 2) < (height * 0.1) ** 2
     canvas.paint(body, _random_colour(rng), PERSON, noise=8.0)
@@ -146,7 +146,7 @@ def _person(canvas, row, col, scale):
 
 def _pole(canvas, horizon, row, col, scale):
     rng = canvas.rng
-    thickness = max(1.0, 3.0 * scale)
+    thickness = max(1.5, 4.0 * scale)
     top = max(0.0, horizon - canvas.height * rng.uniform(0.2, 0.5) * (0.5 + scale))
     mask = (np.abs(canvas.cols - col) < thickness / 2) & (canvas.rows >= top) & (canvas.rows < row)
     colour = _random_colour(rng, (110, 110, 110), 50)
@@ -163,7 +163,7 @@ def _draw_objects(canvas, horizon, vanish, half_width):
         row = rng.uniform(horizon + 6, canvas.height)
         reach = canvas.width * (0.02 + (row - horizon) / max(canvas.height - horizon, 1) * 0.5)
         objects.append(("car", row, vanish + rng.uniform(-0.8, 0.8) * reach))
-    for _ in range(rng.integers(0, 4)):
+    for _ in range(rng.integers(1, 5)):
         row = rng.uniform(horizon + 4, canvas.height)
         side = rng.choice([-1, 1])
         objects.append(("person", row, vanish + side * canvas.width * rng.uniform(0.25, 0.5) * (0.3 + (row - horizon) / canvas.height)))

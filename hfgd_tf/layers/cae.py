@@ -106,10 +106,10 @@ class ContextAugmentationEncoder(_ContextEncoderBase):
             self.mlps.append(
                 keras.Sequential(
                     [
-                        keras.layers.Dense(num_channels * mlp_ratio, activation="gelu", dtype=policy),
-                        keras.layers.Dropout(dropout),
-                        keras.layers.Dense(num_channels, dtype=policy),
-                        keras.layers.Dropout(dropout),
+                        keras.layers.Dense(num_channels * mlp_ratio, activation="gelu", dtype=policy, name="fc1"),
+                        keras.layers.Dropout(dropout, name="dropout1"),
+                        keras.layers.Dense(num_channels, dtype=policy, name="fc2"),
+                        keras.layers.Dropout(dropout, name="dropout2"),
                     ],
                     name=f"block{i}_mlp",
                 )

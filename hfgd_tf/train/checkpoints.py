@@ -18,6 +18,30 @@ BEST_DIR = "best"
 BEST_WEIGHTS = "model.weights.h5"
 
 
+def checkpoint_state(model, optimizer=None, step=None):
+    """A `tf.train.Checkpoint` of the model (and optimizer and step) keyed by variable path.
+
+    Keras 3 layers do not expose variables held in Python lists or dicts to `tf.train.Checkpoint`'s
+    object graph, so checkpointing `model=model` silently skips some of them. Keying every variable
+    by its stable path (layers have explicit names) saves and restores all of them, and restores into
+    a model built in another process.
+    """
+    model_variables = {}
+    for variable in model.weights:
+        key = variable.path.replace("/", ".")
+        if key in model_variables:
+            raise ValueError(f"Two model variables share the path {variable.path!r}; give their layers unique names")
+        model_variables[key] = variable
+    items = {"model": model_variables}
+    if optimizer is not None:
+        # Optimizer variables follow the order of model.trainable_variables, which is fixed by the config.
+        # The optimizer's own name (sgd, sgd_1, ...) is left out of the key: it depends on build order.
+        items["optimizer"] = {f"{i:05d}.{v.name}": v for i, v in enumerate(optimizer.variables)}
+    if step is not None:
+        items["step"] = step
+    return tf.train.Checkpoint(**items)
+
+
 def write_run_config(checkpoint_dir, **configs):
     """Writes every config dataclass as JSON, so that evaluation and export need only the directory."""
     os.makedirs(checkpoint_dir, exist_ok=True)
@@ -64,5 +88,5 @@ def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
     path = tf.train.latest_checkpoint(checkpoint_dir) if which == "latest" else which
     if not path:
         raise ValueError(f"No checkpoint in {checkpoint_dir!r} (expected ckpt-N files written by training)")
-    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    checkpoint_state(model).restore(path).expect_partial().assert_existing_objects_matched()
     return model, model_config, data_config

@@ -61,7 +61,7 @@ class Trainer:
             # Build slots inside the scope before the first distributed step (SPEC §4).
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+            self.checkpoint = checkpoints.checkpoint_state(self.model, self.optimizer, self.step)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, train_config.checkpoint_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )

@@ -1,0 +1,73 @@
+"""Export parity: the SavedModel, loaded in a process that never imports hfgd_tf, predicts what Keras does."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import tensorflow as tf
+
+from hfgd_tf.evaluation import EvalConfig, predict_logits
+from hfgd_tf.export import export_saved_model, read_export_labels
+from hfgd_tf.models import build_model
+from tests.conftest import random_images, tiny_model_config
+
+SIZES = [(2, 64, 96), (1, 57, 41), (3, 32, 128)]
+
+
+def test_fresh_process_with_only_tensorflow_gets_the_keras_labels(tmp_path):
+    model = build_model(tiny_model_config())
+    # Make BN statistics non-trivial so that inference mode matters.
+    for _ in range(2):
+        model(random_images(batch=2, seed=3), training=True)
+    export_dir = str(tmp_path / "saved_model")
+    export_saved_model(model, export_dir, ["a", "b", "c", "d"], [(0, 0, 0), (1, 1, 1), (2, 2, 2), (3, 3, 3)])
+    inputs = {f"{b}x{h}x{w}": np.random.default_rng(b * h).integers(0, 256, (b, h, w, 3)).astype(np.uint8) for b, h, w in SIZES}
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    script = textwrap.dedent(
+        f"""
+        import sys, numpy as np, tensorflow as tf
+        serve = tf.saved_model.load({export_dir!r}).signatures["serving_default"]
+        inputs = np.load({str(tmp_path / "inputs.npz")!r})
+        outputs = {{}}
+        for key in inputs.files:
+            result = serve(images=tf.constant(inputs[key]))
+            outputs[key] = result["class_ids"].numpy()
+            outputs[key + "_probabilities"] = result["probabilities"].numpy()
+        np.savez({str(tmp_path / "outputs.npz")!r}, **outputs)
+        assert "hfgd_tf" not in sys.modules
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": ""})
+    outputs = np.load(tmp_path / "outputs.npz")
+    for key, images in inputs.items():
+        logits = predict_logits(model, tf.constant(images, tf.float32))
+        expected = tf.argmax(logits, -1).numpy()
+        assert outputs[key].shape == images.shape[:3] and outputs[key].dtype == np.int32
+        np.testing.assert_array_equal(outputs[key], expected)
+        np.testing.assert_allclose(outputs[key + "_probabilities"], tf.nn.softmax(logits).numpy(), atol=1e-5)
+    names, colours = read_export_labels(export_dir)
+    assert names == ["a", "b", "c", "d"] and colours[3] == (3, 3, 3)
+
+
+def test_export_bakes_in_scales_and_flip(tmp_path):
+    model = build_model(tiny_model_config())
+    config = EvalConfig(scales=(0.75, 1.0), flip=True)
+    export_dir = export_saved_model(model, str(tmp_path / "ms"), eval_config=config)
+    images = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](images=tf.constant(images))
+    expected = tf.argmax(predict_logits(model, tf.constant(images, tf.float32), config), -1).numpy()
+    np.testing.assert_array_equal(served["class_ids"].numpy(), expected)
+
+
+def test_re_export_replaces_the_old_export(tmp_path):
+    model = build_model(tiny_model_config())
+    export_dir = str(tmp_path / "export")
+    export_saved_model(model, export_dir, ["x"], [(1, 2, 3)])
+    export_saved_model(model, export_dir, ["y"], [(4, 5, 6)])
+    assert read_export_labels(export_dir)[0] == ["y"]
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+    with open(os.path.join(export_dir, "assets", "labels.json")) as handle:
+        assert json.load(handle)["colormap"] == [[4, 5, 6]]

@@ -1,0 +1,113 @@
+"""The user-facing path through the scripts: demo (train -> eval -> export -> predict), then the
+separate evaluate / export / predict scripts on its run directory, and seed reproducibility."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY_DEMO = [
+    "--flagfile=experiments/demo.cfg",
+    "--num_train_images=16",
+    "--num_val_images=4",
+    "--image_height=64",
+    "--image_width=80",
+    "--crop_height=48",
+    "--crop_width=48",
+    "--num_channels=16",
+    "--batch_size=2",
+    "--train_epoch=1",
+    "--epoch_steps=6",
+    "--log_every_steps=3",
+    "--op_determinism",
+]
+
+
+def _run(script, *arguments, check=True):
+    result = subprocess.run(
+        [sys.executable, os.path.join("scripts", script), *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory):
+    first = str(tmp_path_factory.mktemp("demo_a"))
+    second = str(tmp_path_factory.mktemp("demo_b"))
+    outputs = [_run("demo.py", *TINY_DEMO, f"--output_dir={d}").stdout for d in (first, second)]
+    return first, second, outputs
+
+
+def test_demo_writes_every_artifact_and_says_where(demo_runs):
+    first, _, outputs = demo_runs
+    for name in ("saved_model", "eval_results.json", "prediction_color.png", "prediction_panel.png", "run/run_config.json"):
+        assert os.path.exists(os.path.join(first, name)), name
+        assert os.path.join(first, name.split("/")[0]) in outputs[0]
+    with open(os.path.join(first, "eval_results.json")) as handle:
+        results = json.load(handle)
+    assert results["protocol"]["scales"] == [1.0] and results["num_images"] == 4
+    assert "mIoU (synthetic val" in outputs[0]
+
+
+def test_same_seed_gives_the_same_labels(demo_runs):
+    first, second, _ = demo_runs
+    labels = [np.asarray(Image.open(os.path.join(d, "prediction_label.png"))) for d in (first, second)]
+    np.testing.assert_array_equal(labels[0], labels[1])
+    with open(os.path.join(first, "eval_results.json")) as a, open(os.path.join(second, "eval_results.json")) as b:
+        assert json.load(a)["confusion_matrix"] == json.load(b)["confusion_matrix"]
+
+
+def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_path):
+    run_dir = os.path.join(demo_runs[0], "run")
+    results = str(tmp_path / "eval.json")
+    output = _run("evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", "--flip", f"--results_json={results}").stdout
+    assert "mIoU" in output
+    with open(results) as handle:
+        assert json.load(handle)["protocol"]["flip"] is True
+
+    export_dir = str(tmp_path / "exported")
+    _run("export.py", f"--checkpoint_dir={run_dir}", f"--export_dir={export_dir}")
+    image_dir = tmp_path / "images"
+    image_dir.mkdir()
+    Image.open(os.path.join(demo_runs[0], "prediction_overlay.png")).save(image_dir / "scene.png")
+    _run("predict.py", f"--saved_model={export_dir}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out'}")
+    _run("predict.py", f"--checkpoint_dir={run_dir}", f"--input={image_dir / 'scene.png'}", f"--output_dir={tmp_path / 'out2'}")
+    from_saved_model = np.asarray(Image.open(tmp_path / "out" / "scene_label.png"))
+    from_checkpoint = np.asarray(Image.open(tmp_path / "out2" / "scene_label.png"))
+    assert from_saved_model.shape == (64, 80)
+    np.testing.assert_array_equal(from_saved_model, from_checkpoint)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--output_stride=3"], "output_stride"),
+        (["--no_such_flag=1"], "no_such_flag"),
+        (["--backbone=resnet9000"], "backbone"),
+        (["--mixed_precision=float8"], "mixed_precision"),
+    ],
+)
+def test_bad_flags_fail_at_start_with_a_message_naming_them(arguments, message, tmp_path):
+    result = _run("train.py", "--flagfile=experiments/demo.cfg", f"--checkpoint_dir={tmp_path}", *arguments, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_flag_reference_is_up_to_date():
+    result = subprocess.run([sys.executable, "scripts/flag_reference.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

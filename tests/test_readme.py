@@ -1,0 +1,26 @@
+"""The README's two commands exist, and .ci/run runs exactly the README's test command."""
+
+import os
+import re
+
+from tests.conftest import ROOT
+
+
+def _read(*parts):
+    with open(os.path.join(ROOT, *parts)) as handle:
+        return handle.read()
+
+
+def test_readme_has_the_demo_and_test_commands_and_ci_runs_the_test_command():
+    blocks = re.findall(r"```bash\n(.*?)\n```", _read("README.md"), re.S)
+    demo, tests = blocks[0].strip(), blocks[1].strip()
+    assert "scripts/demo.py --flagfile=experiments/demo.cfg" in demo
+    assert "pytest" in tests
+    assert tests in _read(".ci", "run").splitlines()
+
+
+def test_top_level_layout():
+    allowed = {"hfgd_tf", "experiments", "scripts", "tests", "setup.py", "README.md", "docs", "LICENSE", "constraints.txt"}
+    entries = {e for e in os.listdir(ROOT) if not e.startswith(".")}
+    generated = {"demo_output", "runs", "hfgd_tf.egg-info", "build", "predictions"}
+    assert entries - generated <= allowed, entries - generated - allowed

@@ -1,0 +1,102 @@
+"""Short training runs: learning happens, resume continues exactly, NaN stops without a bad checkpoint."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hfgd_tf.data import DataConfig
+from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+from hfgd_tf.evaluation import EvalConfig
+from hfgd_tf.train import NonFiniteLossError, OptimizerConfig, TrainConfig, Trainer
+from hfgd_tf.train.checkpoints import read_run_config, restore_model
+from tests.conftest import tiny_model_config
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory):
+    return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 16, 4, 64, 64, examples_per_shard=8)
+
+
+def _trainer(data_dir, checkpoint_dir, steps, epoch_steps=None, lr=0.01, **train_overrides):
+    train = dict(
+        checkpoint_dir=checkpoint_dir,
+        batch_size=2,
+        train_epoch=1,
+        epoch_steps=steps,
+        strategy="one_device",
+        log_every_steps=1000,
+        evaluate_every_epoch=False,
+    )
+    if epoch_steps:
+        train.update(epoch_steps=epoch_steps, train_epoch=steps // epoch_steps)
+    train.update(train_overrides)
+    return Trainer(
+        tiny_model_config(num_classes=8),
+        DataConfig("synthetic_streets", data_dir, crop_height=48, crop_width=48, shuffle_buffer=8),
+        OptimizerConfig(initial_lr=lr),
+        TrainConfig(**train),
+        EvalConfig(eval_batch_size=2),
+    )
+
+
+def _weights(model):
+    return [v.numpy() for v in model.weights]
+
+
+def test_loss_decreases_and_run_directory_is_complete(synthetic_dir, tmp_path):
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=30, evaluate_every_epoch=True, lr=0.05)
+    first = trainer._make_train_step()
+    metrics = trainer.train()
+    assert metrics is not None and 0.0 <= metrics["miou"] <= 1.0
+    assert os.path.isfile(os.path.join(tmp_path, "run_config.json"))
+    assert os.path.isfile(os.path.join(tmp_path, "best", "model.weights.h5"))
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-30")
+    model_config, data_config, _ = read_run_config(str(tmp_path))
+    assert model_config.num_classes == 8 and data_config.data_dir == synthetic_dir
+    model, _, _ = restore_model(str(tmp_path), "latest")
+    for restored, trained in zip(_weights(model), _weights(trainer.model)):
+        np.testing.assert_array_equal(restored, trained)
+    assert first is not None
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(synthetic_dir, tmp_path):
+    straight = _trainer(synthetic_dir, str(tmp_path / "straight"), steps=6, epoch_steps=3)
+    straight.train()
+    interrupted = _trainer(synthetic_dir, str(tmp_path / "resumed"), steps=6, epoch_steps=3)
+    interrupted.train_config = interrupted.train_config.__class__(
+        **{**interrupted.train_config.__dict__, "train_epoch": 1}
+    )
+    interrupted.train()  # stops after the first epoch (3 steps), as if killed after its checkpoint
+    resumed = _trainer(synthetic_dir, str(tmp_path / "resumed"), steps=6, epoch_steps=3)
+    assert resumed.restore() == 3
+    resumed.train()
+    for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert int(resumed.optimizer.iterations) == int(straight.optimizer.iterations) == 6
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_dir, tmp_path):
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=4, epoch_steps=2)
+    trainer.train_config = trainer.train_config.__class__(**{**trainer.train_config.__dict__, "train_epoch": 1})
+    trainer.train()
+    good = tf.train.latest_checkpoint(str(tmp_path))
+    poisoned = _trainer(synthetic_dir, str(tmp_path), steps=4, epoch_steps=2)
+    poisoned.restore()
+    poisoned.model.class_kernels.kernel.assign(tf.fill(poisoned.model.class_kernels.kernel.shape, np.nan))
+    poisoned.train_config = poisoned.train_config.__class__(**{**poisoned.train_config.__dict__, "restore_checkpoint": False})
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
+        poisoned.train()
+    assert tf.train.latest_checkpoint(str(tmp_path)) == good
+
+
+def test_class_count_mismatch_is_rejected(synthetic_dir, tmp_path):
+    with pytest.raises(ValueError, match="num_classes"):
+        Trainer(
+            tiny_model_config(num_classes=3),
+            DataConfig("synthetic_streets", synthetic_dir),
+            OptimizerConfig(),
+            TrainConfig(checkpoint_dir=str(tmp_path), strategy="one_device"),
+            EvalConfig(),
+        )
