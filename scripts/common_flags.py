@@ -114,7 +114,7 @@ def data_config_from_flags(**overrides):
 
 
 def model_config_from_flags():
-    num_classes = FLAGS.num_classes or get_dataset_info(FLAGS.dataset).num_classes
+    num_classes = FLAGS.num_classes or get_dataset_info(FLAGS.dataset, FLAGS.data_dir).num_classes
     return ModelConfig(**_values(ModelConfig, num_classes=num_classes))
 
 
@@ -134,3 +134,16 @@ def config_error(error):
     """Turns a config ValueError into the message a user sees (no traceback), exit status 2."""
     sys.stderr.write(f"Invalid flags: {error}\n")
     sys.exit(2)
+
+
+def run_script_prologue(argv):
+    """Shared start of the scripts that work on a run directory: checks argv and --checkpoint_dir,
+    returns the `EvalConfig` from the flags (or exits with a message naming the bad flag)."""
+    if len(argv) > 1:
+        config_error(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS.checkpoint_dir:
+        config_error("--checkpoint_dir is required (a training run directory)")
+    try:
+        return eval_config_from_flags()
+    except ValueError as error:
+        config_error(error)

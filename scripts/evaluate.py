@@ -20,14 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not FLAGS.checkpoint_dir:
-        common_flags.config_error("--checkpoint_dir is required (a training run directory)")
-    try:
-        eval_config = common_flags.eval_config_from_flags()
-    except ValueError as error:
-        common_flags.config_error(error)
+    eval_config = common_flags.run_script_prologue(argv)
 
     from hfgd_tf.data.pipeline import build_eval_dataset
     from hfgd_tf.evaluation import evaluate, format_metrics_table, write_results

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 
-SCRIPTS = ("train.py", "evaluate.py", "export.py", "predict.py", "demo.py")
+SCRIPTS = ("train.py", "evaluate.py", "export.py", "predict.py", "demo.py", "convert_tfrecord.py")
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(HERE), "docs", "flags.md")
 

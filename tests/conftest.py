@@ -12,6 +12,14 @@ CAMVID_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains or runs scripts end to end (tens of seconds)")
+    # Two logical CPU devices for the whole session, so that MirroredStrategy / synchronised BatchNorm
+    # code paths run with 2 replicas (this must happen before TensorFlow initialises its devices).
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from hfgd_tf.data.registry import get_dataset_info
+from hfgd_tf.data.registry import get_dataset_info, get_dataset_spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -10,7 +10,8 @@ class DataConfig:
     """Input pipeline settings (names follow the authors' flags, SPEC §5).
 
     Attributes:
-        dataset: str. Registry name (`hfgd_tf.data.registry`).
+        dataset: str. Registry name (`hfgd_tf.data.registry`); "folder" takes its classes from the
+            records' manifest.json.
         data_dir: str. Directory with `<split>-K.tfrecord` shards.
         train_split, eval_split: str. Shard prefixes.
         crop_height, crop_width: int. Training crop; 0 takes the dataset default.
@@ -51,10 +52,11 @@ class DataConfig:
     compression: str = "ZLIB"
 
     def __post_init__(self):
-        info = get_dataset_info(self.dataset)
+        info = get_dataset_spec(self.dataset).info  # None for "folder": its classes live in the records
         if self.crop_height == 0 and self.crop_width == 0:
-            object.__setattr__(self, "crop_height", info.crop_size[0])
-            object.__setattr__(self, "crop_width", info.crop_size[1])
+            crop = info.crop_size if info is not None else (513, 513)
+            object.__setattr__(self, "crop_height", crop[0])
+            object.__setattr__(self, "crop_width", crop[1])
         for name in ("crop_height", "crop_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DataConfig.{name} must be >= 1 (or both 0 for the default). Received: {getattr(self, name)}")
@@ -74,4 +76,5 @@ class DataConfig:
 
     @property
     def info(self):
-        return get_dataset_info(self.dataset)
+        """The `DatasetInfo` (a folder dataset's comes from `data_dir`/manifest.json)."""
+        return get_dataset_info(self.dataset, self.data_dir)

@@ -8,11 +8,12 @@ scales and layouts vary per scene, so a model must use shape and context, not co
 Classes and colours are `registry.SYNTHETIC_STREETS`; the same seed always gives the same scene.
 """
 
-import json
+import os
 
 import numpy as np
 
-from hfgd_tf.data.registry import IGNORE_LABEL, SYNTHETIC_STREETS
+from hfgd_tf.data.dataset_info import IGNORE_LABEL
+from hfgd_tf.data.datasets.synthetic_streets import INFO as SYNTHETIC_STREETS
 
 SKY, BUILDING, ROAD, SIDEWALK, VEGETATION, CAR, PERSON, POLE = range(8)
 NUM_CLASSES = SYNTHETIC_STREETS.num_classes
@@ -232,29 +233,30 @@ def generate_split(num_images, seed, height=128, width=160):
 def write_synthetic_tfrecords(output_dir, num_train=300, num_val=60, height=128, width=160, seed=0, examples_per_shard=100):
     """Writes the synthetic dataset as `train-K.tfrecord` / `val-K.tfrecord` shards and a manifest.
 
-    Train and val use disjoint seeds (`seed` and `seed + 1`). An existing, complete directory with the
-    same parameters is reused (the manifest records them).
+    Train and val use disjoint seeds (`seed` and `seed + 1`). An existing directory written with the
+    same parameters is reused (the manifest records them as its `source`).
 
     Returns:
         str: `output_dir`.
     """
     # Imported here so that scene generation itself needs only numpy.
-    from hfgd_tf.data import tfrecord
+    from hfgd_tf.data import converter, tfrecord
 
-    parameters = dict(num_train=num_train, num_val=num_val, height=height, width=width, seed=seed)
+    parameters = dict(generator="hfgd_tf.data.synthetic", num_train=num_train, num_val=num_val, height=height, width=width, seed=seed)
     manifest = tfrecord.read_manifest(output_dir)
-    if manifest is not None and manifest.get("synthetic_parameters") == parameters:
+    if manifest is not None and manifest.get("source") == parameters:
         return output_dir
-    writers = {}
+    splits = {}
     for split, count, split_seed in (("train", num_train, seed), ("val", num_val, seed + 1)):
+        class_pixels = np.zeros(NUM_CLASSES, np.int64)
         with tfrecord.ShardWriter(output_dir, split, examples_per_shard) as writer:
             for _, image, label in generate_split(count, split_seed, height, width):
                 writer.write(tfrecord.make_example(tfrecord.encode_png(image), label))
-        writers[split] = writer
-    path = tfrecord.write_manifest(output_dir, SYNTHETIC_STREETS.name, SYNTHETIC_STREETS.class_names, writers)
-    with open(path) as handle:
-        content = json.load(handle)
-    content["synthetic_parameters"] = parameters
-    with open(path, "w") as handle:
-        json.dump(content, handle, indent=2)
+                class_pixels += np.bincount(label[label != IGNORE_LABEL].ravel(), minlength=NUM_CLASSES)
+        splits[split] = {
+            "num_examples": writer.num_examples,
+            "shards": [{"file": os.path.basename(p)} for p in writer.paths],
+            "class_pixels": class_pixels.tolist(),
+        }
+    converter.write_manifest(output_dir, SYNTHETIC_STREETS, splits, source=parameters)
     return output_dir

@@ -113,9 +113,12 @@ class ShardWriter:
         self._writer = None
 
     def write(self, example):
+        self.write_serialized(example.SerializeToString())
+
+    def write_serialized(self, serialized):
         if self._writer is None:
             self._open()
-        self._writer.write(example.SerializeToString())
+        self._writer.write(serialized)
         self._count += 1
         self.num_examples += 1
         if self._count >= self.examples_per_shard:
@@ -150,34 +153,6 @@ def list_shards(data_dir, split):
         return (0, int(stem), "") if stem.isdigit() else (1, 0, stem)
 
     return [os.path.join(data_dir, n) for n in sorted(names, key=shard_index)]
-
-
-def write_manifest(output_dir, dataset_name, class_names, splits):
-    """Writes `manifest.json` beside the shards: counts, shard names and sizes, class names.
-
-    Args:
-        output_dir: str.
-        dataset_name: str.
-        class_names: sequence of str.
-        splits: dict split -> `ShardWriter` (finished).
-    """
-    manifest = {
-        "dataset": dataset_name,
-        "class_names": list(class_names),
-        "format": {"keys": sorted(FEATURES), "compression": COMPRESSION, "image": "serialized encoded bytes"},
-        "splits": {
-            split: {
-                "num_examples": writer.num_examples,
-                "shards": [os.path.basename(p) for p in writer.paths],
-            }
-            for split, writer in splits.items()
-        },
-    }
-    path = os.path.join(output_dir, "manifest.json")
-    with open(path + ".incomplete", "w") as handle:
-        json.dump(manifest, handle, indent=2)
-    os.replace(path + ".incomplete", path)
-    return path
 
 
 def read_manifest(data_dir):

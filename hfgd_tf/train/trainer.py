@@ -109,12 +109,12 @@ class Trainer:
         """Restores the latest checkpoint if asked and present; returns the step to start at."""
         if self.train_config.restore_checkpoint and self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            logging.info("Resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step))
+            logging.info("Resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step.numpy()))
         best_path = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR, "metrics.json")
         if os.path.isfile(best_path):
             with open(best_path) as handle:
                 self.best_miou = json.load(handle)["miou"]
-        return int(self.step)
+        return int(self.step.numpy())
 
     def train(self, evaluate_fn=None):
         """Runs to `train_config.total_steps`; returns the last evaluation metrics (or None).

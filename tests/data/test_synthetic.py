@@ -1,6 +1,7 @@
 import numpy as np
 
-from hfgd_tf.data.registry import IGNORE_LABEL, SYNTHETIC_STREETS
+from hfgd_tf.data.dataset_info import IGNORE_LABEL
+from hfgd_tf.data.datasets.synthetic_streets import INFO as SYNTHETIC_STREETS
 from hfgd_tf.data.synthetic import POLE, generate_scene
 
 
