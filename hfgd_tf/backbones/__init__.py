@@ -5,8 +5,20 @@ stride for dilated stages) and exposes `feature_strides` / `feature_channels` di
 """
 
 from hfgd_tf.backbones.factory import BACKBONE_PRESETS, build_backbone
+from hfgd_tf.backbones.convnext import ConvNeXtBackbone
 from hfgd_tf.backbones.resnet import ResNetBackbone
+from hfgd_tf.backbones.swin import SwinBackbone
+from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name
 
 FEATURE_KEYS = ("S1", "C2", "C3", "C4", "C5")
 
-__all__ = ["BACKBONE_PRESETS", "FEATURE_KEYS", "ResNetBackbone", "build_backbone"]
+__all__ = [
+    "BACKBONE_PRESETS",
+    "ConvNeXtBackbone",
+    "FEATURE_KEYS",
+    "ResNetBackbone",
+    "SwinBackbone",
+    "build_backbone",
+    "load_weights_by_name",
+    "save_weights_by_name",
+]

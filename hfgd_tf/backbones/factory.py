@@ -2,7 +2,10 @@
 
 import os
 
+from hfgd_tf.backbones.convnext import ConvNeXtBackbone
 from hfgd_tf.backbones.resnet import ResNetBackbone
+from hfgd_tf.backbones.swin import SWIN_VARIANTS, SwinBackbone
+from hfgd_tf.backbones.weights import load_weights_by_name
 
 # name -> (class, constructor arguments). Weights, when wanted, come from a local file.
 BACKBONE_PRESETS = {
@@ -20,7 +23,19 @@ BACKBONE_PRESETS = {
             stem_num_filters=16,
         ),
     ),
+    "convnext_tiny": (ConvNeXtBackbone, dict(variant="tiny")),
+    "convnext_small": (ConvNeXtBackbone, dict(variant="small")),
+    "convnext_base": (ConvNeXtBackbone, dict(variant="base")),
+    "convnext_large": (ConvNeXtBackbone, dict(variant="large")),
+    "swin_tiny": (SwinBackbone, dict(SWIN_VARIANTS["tiny"])),
+    "swin_small": (SwinBackbone, dict(SWIN_VARIANTS["small"])),
+    "swin_base": (SwinBackbone, dict(SWIN_VARIANTS["base"])),
+    "swin_large": (SwinBackbone, dict(SWIN_VARIANTS["large"])),
+    # Small Swin for tests and CPU experiments (window 4 suits 64-256 px inputs).
+    "swin_tiny_test": (SwinBackbone, dict(embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4), window_size=4)),
 }
+# Only ResNets take an output stride other than 32 (dilation); the others are fixed at 32.
+DILATABLE = (ResNetBackbone,)
 
 
 def build_backbone(name, output_stride=32, norm=None, weights_path=None, **overrides):
@@ -43,7 +58,14 @@ def build_backbone(name, output_stride=32, norm=None, weights_path=None, **overr
     if name not in BACKBONE_PRESETS:
         raise ValueError(f"Unknown backbone. Allowed: {sorted(BACKBONE_PRESETS)}. Received: backbone={name!r}")
     cls, arguments = BACKBONE_PRESETS[name]
-    arguments = {**arguments, "output_stride": output_stride, "norm": norm, **overrides}
+    if cls not in DILATABLE and output_stride != 32:
+        raise ValueError(
+            f"Backbone {name!r} supports only output_stride=32 (dilation is implemented for ResNets). "
+            f"Received: backbone_output_stride={output_stride}"
+        )
+    arguments = {**arguments, "norm": norm, **overrides}
+    if cls in DILATABLE:
+        arguments["output_stride"] = output_stride
     backbone = cls(**arguments, name=name)
     if weights_path:
         load_backbone_weights(backbone, weights_path)
@@ -51,15 +73,14 @@ def build_backbone(name, output_stride=32, norm=None, weights_path=None, **overr
 
 
 def load_backbone_weights(backbone, weights_path):
-    """Loads a `.weights.h5` file into `backbone`, with an error that says what did not match."""
+    """Loads a local `.weights.h5` into `backbone` by variable path (see `hfgd_tf.backbones.weights`).
+
+    Raises:
+        ValueError: the file is missing, not a `.weights.h5`, or does not match; the message lists the
+            missing, unexpected and wrongly shaped weights.
+    """
     if not os.path.isfile(weights_path):
         raise ValueError(f"Backbone weights file not found: {weights_path!r} (expected a Keras .weights.h5 file)")
     if not weights_path.endswith(".weights.h5"):
         raise ValueError(f"Backbone weights must be a Keras '.weights.h5' file. Received: {weights_path!r}")
-    try:
-        backbone.load_weights(weights_path)
-    except ValueError as error:
-        raise ValueError(
-            f"Backbone weights in {weights_path!r} do not match backbone {backbone.name!r} "
-            f"({len(backbone.weights)} weights expected): {error}"
-        ) from error
+    return load_weights_by_name(backbone, weights_path)

@@ -78,6 +78,11 @@ class SemanticFPN(keras.layers.Layer):
     def _lateral_levels(self):
         return self.merged_levels
 
+    @property
+    def required_features(self):
+        """Feature keys the layer reads (S1 only at output stride 2)."""
+        return tuple(self.merged_levels) + (("S1",) if self.output_stride == 2 else ())
+
     def _build_decoder(self, features_shape):
         self._check_features(features_shape)
         for level, lateral in self.laterals.items():

@@ -8,7 +8,7 @@ from hfgd_tf.layers.normalization import NORM_METHODS
 from hfgd_tf.layers.semantic_fpn import OUTPUT_STRIDES
 
 CAE_TYPES = ("transformer", "aspp", "ppm", "none")
-UPSAMPLERS = ("usfpn", "sfpn", "none")
+UPSAMPLERS = ("usfpn", "sfpn", "deeplabv3plus", "none")
 INPUT_NORMALIZATIONS = ("minus_one_one", "imagenet")
 
 
@@ -31,7 +31,8 @@ class ModelConfig:
         cae_num_blocks: int. Transformer blocks in the CAE.
         cae_num_heads: int. Attention heads in the CAE.
         upsampler: str. "usfpn" (HFGD's guided upsampler), "sfpn" (plain SemanticFPN baseline, a
-            different model: no CAE, no high-level branch) or "none" (high-level branch only).
+            different model: no CAE, no high-level branch), "deeplabv3plus" (DeepLabV3+ baseline, meant
+            for a dilated backbone: backbone_output_stride 16 or 8) or "none" (high-level branch only).
         output_stride: int. Output stride of the upsampler: 8, 4 or 2.
         stop_gradient_backbone, stop_gradient_guidance, stop_gradient_class_kernels,
         share_class_kernels: bool. HFGD switches, all on by default (see `HFGDSegmenter`).
@@ -80,6 +81,11 @@ class ModelConfig:
             raise ValueError(
                 "ModelConfig.num_channels must be divisible by cae_num_heads. "
                 f"Received: num_channels={self.num_channels}, cae_num_heads={self.cae_num_heads}"
+            )
+        if self.backbone_output_stride != 32 and not self.backbone.startswith("resnet"):
+            raise ValueError(
+                f"ModelConfig.backbone_output_stride={self.backbone_output_stride} needs a ResNet backbone "
+                f"(dilation); {self.backbone!r} supports only 32"
             )
         if self.cae_num_blocks < 1:
             raise ValueError(f"ModelConfig.cae_num_blocks must be >= 1. Received: {self.cae_num_blocks}")

@@ -5,10 +5,11 @@ import contextlib
 import keras
 
 from hfgd_tf.backbones import build_backbone
+from hfgd_tf.layers.deeplab import DeepLabV3PlusDecoder
 from hfgd_tf.layers.cae import ASPPEncoder, ContextAugmentationEncoder, PPMEncoder, ProjectionEncoder
 from hfgd_tf.layers.semantic_fpn import GuidedUpsampler, SemanticFPN
 from hfgd_tf.models.hfgd import HFGDSegmenter
-from hfgd_tf.models.semantic_fpn_segmenter import SemanticFPNSegmenter
+from hfgd_tf.models.baseline_segmenter import BaselineSegmenter
 
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -52,7 +53,8 @@ def build_model(config, dtype_policy="float32"):
         dtype_policy: str. "float32", "mixed_float16" or "mixed_bfloat16". Logits are float32 always.
 
     Returns:
-        `HFGDSegmenter` (upsampler "usfpn" or "none") or `SemanticFPNSegmenter` (upsampler "sfpn").
+        `HFGDSegmenter` (upsampler "usfpn" or "none") or `BaselineSegmenter` (upsampler "sfpn" or
+        "deeplabv3plus").
     """
     with dtype_policy_scope(dtype_policy):
         backbone = build_backbone(
@@ -61,11 +63,13 @@ def build_model(config, dtype_policy="float32"):
             norm=config.norm,
             weights_path=config.backbone_weights_path or None,
         )
-        if config.upsampler == "sfpn":
-            decoder = SemanticFPN(config.num_channels, output_stride=config.output_stride, norm=config.norm, name="decoder")
-            return SemanticFPNSegmenter(
-                backbone, decoder, config.num_classes, input_normalization=config.input_normalization
-            )
+        if config.upsampler in ("sfpn", "deeplabv3plus"):
+            if config.upsampler == "sfpn":
+                decoder = SemanticFPN(config.num_channels, output_stride=config.output_stride, norm=config.norm, name="decoder")
+            else:
+                rates = tuple(r * 16 // config.backbone_output_stride for r in (6, 12, 18))
+                decoder = DeepLabV3PlusDecoder(config.num_channels, dilation_rates=rates, norm=config.norm, name="decoder")
+            return BaselineSegmenter(backbone, decoder, config.num_classes, input_normalization=config.input_normalization)
         upsampler = None
         if config.upsampler == "usfpn":
             upsampler = GuidedUpsampler(

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from hfgd_tf.backbones import FEATURE_KEYS, ResNetBackbone, build_backbone
+from hfgd_tf.backbones import FEATURE_KEYS, ResNetBackbone, build_backbone, load_weights_by_name, save_weights_by_name
 from tests.conftest import random_images
 
 
@@ -57,22 +57,49 @@ def test_config_round_trip():
     assert clone.get_config() == backbone.get_config()
 
 
-def test_weights_save_load_round_trip(tmp_path):
+@pytest.mark.parametrize("keras_format", [False, True])
+def test_weights_save_load_round_trip(tmp_path, keras_format):
     path = os.path.join(tmp_path, "backbone.weights.h5")
     source = build_backbone("resnet_tiny", norm="batch_norm")
+    source(random_images(batch=2), training=True)  # moving statistics differ from their initial values
     images = random_images(batch=1)
-    source.save_weights(path)
+    if keras_format:
+        source.save_weights(path)
+    else:
+        save_weights_by_name(source, path)
     target = build_backbone("resnet_tiny", norm="batch_norm", weights_path=path)
     np.testing.assert_array_equal(source(images)["C5"].numpy(), target(images)["C5"].numpy())
 
 
-def test_weights_errors_name_the_file(tmp_path):
+def test_weights_load_by_name_whatever_the_build_order(tmp_path):
+    path = os.path.join(tmp_path, "backbone.weights.h5")
+    source = build_backbone("resnet_tiny", norm="batch_norm")
+    save_weights_by_name(source, path)
+    build_backbone("resnet18")  # other layers built in between change Keras' positional names, not ours
+    target = build_backbone("resnet_tiny", norm="batch_norm", weights_path=path)
+    for a, b in zip(source.weights, target.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_weights_errors_list_missing_unexpected_and_misshaped(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         build_backbone("resnet_tiny", weights_path=os.path.join(tmp_path, "missing.weights.h5"))
     path = os.path.join(tmp_path, "other.weights.h5")
-    build_backbone("resnet18").save_weights(path)
-    with pytest.raises(ValueError, match="do not match"):
-        build_backbone("resnet_tiny", weights_path=path)
+    save_weights_by_name(build_backbone("resnet_tiny", stagewise_num_blocks=(1, 1, 1, 2)), path)
+    with pytest.raises(ValueError) as error:
+        build_backbone("resnet_tiny", weights_path=path, stem_num_filters=8)
+    message = str(error.value)
+    assert "other.weights.h5" in message
+    assert "unexpected 10 (resnet_tiny_c5_block1_conv1" in message
+    assert "wrong shape" in message and "resnet_tiny_stem_conv1/conv/kernel (3, 3, 3, 8) != (3, 3, 3, 4)" in message
+
+
+def test_fine_tuning_load_skips_mismatched_weights(tmp_path):
+    path = os.path.join(tmp_path, "w.weights.h5")
+    save_weights_by_name(build_backbone("resnet_tiny", stagewise_num_blocks=(1, 1, 1, 2)), path)
+    target = build_backbone("resnet_tiny")
+    report = load_weights_by_name(target, path, skip_mismatch=True)
+    assert report["unexpected"] and not report["missing"] and len(report["loaded"]) == len(target.weights)
 
 
 @pytest.mark.parametrize(

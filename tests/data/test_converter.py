@@ -165,3 +165,26 @@ def test_manifest_has_checksums(tmp_path):
         manifest = json.load(handle)
     shard = manifest["splits"]["all"]["shards"][0]
     assert len(shard["sha256"]) == 64 and manifest["num_classes"] == 3
+
+
+def test_convert_script_on_a_camvid_layout_and_a_missing_directory(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for split in ("train", "val"):
+        _save(tmp_path / f"camvid/images/{split}/0001TP_000001.jpg", _image(4, 6))
+        _save(tmp_path / f"camvid/labels/{split}/0001TP_000001.png", np.full((4, 6), 11))
+    command = [sys.executable, "scripts/convert_tfrecord.py", "--dataset=camvid", "--noprogress"]
+    result = subprocess.run(
+        command + [f"--data_dir={tmp_path / 'camvid'}", f"--output_dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "out" / "manifest.json") as handle:
+        manifest = json.load(handle)
+    assert manifest["splits"]["train"]["num_examples"] == 1 and manifest["num_classes"] == 11
+    missing = subprocess.run(
+        command + [f"--data_dir={tmp_path / 'nowhere'}", f"--output_dir={tmp_path / 'out2'}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr

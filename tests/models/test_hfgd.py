@@ -155,3 +155,49 @@ def test_bad_configs_name_the_field_and_allowed_values(overrides, field):
     arguments.update(overrides)
     with pytest.raises(ValueError, match=field):
         ModelConfig(**arguments)
+
+
+@pytest.mark.parametrize("backbone", ["swin_tiny_test", "convnext_tiny"])
+@pytest.mark.parametrize("output_stride", [8, 4, 2])
+def test_transformer_backbones_at_every_output_stride_and_odd_size(backbone, output_stride):
+    model = build_model(tiny_model_config(backbone=backbone, output_stride=output_stride))
+    outputs = model(random_images(batch=1, height=65, width=97))
+    assert outputs["logits"].shape == (1, 65, 97, 4)
+    tape, loss_up, _ = _losses(model)
+    assert _nonzero(tape, loss_up, model.variable_groups()["backbone"]) == 0
+
+
+@pytest.mark.parametrize("backbone", ["resnet_tiny", "swin_tiny_test", "convnext_tiny"])
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_smoke_for_every_backbone(backbone, policy):
+    model = build_model(tiny_model_config(backbone=backbone), dtype_policy=policy)
+    outputs = model(random_images(batch=1), training=True)
+    assert outputs["logits"].dtype == tf.float32 and outputs["logits_high"].dtype == tf.float32
+    assert np.isfinite(outputs["logits"].numpy()).all()
+
+
+def test_deeplabv3plus_baseline_on_a_dilated_backbone():
+    from hfgd_tf.models import BaselineSegmenter
+
+    model = build_model(tiny_model_config(upsampler="deeplabv3plus", backbone_output_stride=8))
+    assert isinstance(model, BaselineSegmenter)
+    assert model.decoder.dilation_rates == (12, 24, 36)
+    assert model(random_images(batch=1, height=65, width=81))["logits"].shape == (1, 65, 81, 4)
+    assert "logits_high" not in model.output
+
+
+def test_semantic_fpn_baseline_trains_the_backbone_with_its_loss():
+    model = build_model(tiny_model_config(upsampler="sfpn"))
+    images = tf.constant(random_images())
+    labels = tf.constant(np.random.default_rng(0).integers(0, 4, (2, 64, 64)), tf.int32)
+    with tf.GradientTape() as tape:
+        terms = hfgd_loss_terms(labels, model(images, training=True), 255)
+        loss = terms["loss_up"][0] / terms["loss_up"][1]
+    assert set(terms) == {"loss_up"}
+    gradients = tape.gradient(loss, model.backbone.trainable_variables)
+    assert all(g is not None and np.any(g.numpy()) for g in gradients)
+
+
+def test_dilation_is_rejected_for_non_resnet_backbones():
+    with pytest.raises(ValueError, match="backbone_output_stride"):
+        tiny_model_config(backbone="swin_tiny", backbone_output_stride=16)

@@ -1,23 +1,23 @@
-"""The plain SemanticFPN baseline: backbone and upsampler trained jointly, one classifier."""
+"""Baselines HFGD is compared against: backbone -> decoder -> classifier, all trained jointly by one loss."""
 
 import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
 from hfgd_tf.layers.resize import ResizeLike
-from hfgd_tf.layers.semantic_fpn import SemanticFPN
 from hfgd_tf.models.hfgd import input_normalization_layer
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
-class SemanticFPNSegmenter(keras.Model):
-    """Semantic FPN baseline (Kirillov et al., CVPR 2019): the decoder HFGD is compared against.
+class BaselineSegmenter(keras.Model):
+    """A plain segmenter: the SemanticFPN (Kirillov et al., CVPR 2019) or DeepLabV3+ baseline.
 
-    No stop-gradient, no context encoder, no high-level branch: the FPN and the backbone are fine-tuned
-    together by one loss, which is exactly the setting HFGD argues contaminates the high-level features.
+    No stop-gradient, no context encoder, no high-level branch: the decoder and the backbone are
+    fine-tuned together by one loss, which is exactly the setting HFGD argues contaminates the
+    high-level features (SemanticFPN), or the dilated-backbone alternative (DeepLabV3+).
 
     Args:
         backbone: `keras.Model` returning `{S1, C2, C3, C4, C5}`.
-        decoder: `SemanticFPN`.
+        decoder: `SemanticFPN` or `DeepLabV3PlusDecoder` (any layer with `required_features`).
         num_classes: int. K.
         input_normalization: str. See `HFGDSegmenter`. Defaults to "minus_one_one".
         image_shape: tuple. Defaults to (None, None, 3).
@@ -34,11 +34,11 @@ class SemanticFPNSegmenter(keras.Model):
     ):
         if num_classes < 1:
             raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
-        name = kwargs.pop("name", "semantic_fpn")
+        name = kwargs.pop("name", "baseline")
         images = keras.Input(shape=image_shape, name="images")
         features = backbone(input_normalization_layer(input_normalization)(images))
-        levels = list(decoder.merged_levels) + (["S1"] if decoder.output_stride == 2 else [])
-        logits = ClassKernels(num_classes, name="classifier")(decoder({k: features[k] for k in levels}))
+        decoded = decoder({key: features[key] for key in decoder.required_features})
+        logits = ClassKernels(num_classes, name="classifier")(decoded)
         logits = ResizeLike(name="resize_to_input")(logits, images)
         outputs = {"logits": keras.layers.Activation("linear", dtype="float32", name="logits_float32")(logits)}
         super().__init__(inputs=images, outputs=outputs, name=name, **kwargs)
