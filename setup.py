@@ -34,6 +34,8 @@ setup(
         "numpy>=1.26,<2.5",
         "absl-py>=2.1",
         "pillow>=10",
+        "h5py>=3.10",
+        "tqdm>=4.60",
     ],
     extras_require={"test": ["pytest>=8"]},
     classifiers=[

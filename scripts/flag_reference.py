@@ -9,7 +9,17 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 
-SCRIPTS = ("train.py", "evaluate.py", "export.py", "predict.py", "demo.py", "convert_tfrecord.py")
+SCRIPTS = (
+    "train.py",
+    "evaluate.py",
+    "export.py",
+    "predict.py",
+    "demo.py",
+    "convert_tfrecord.py",
+    "benchmark_input.py",
+    "benchmark_train.py",
+    "model_stats.py",
+)
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(HERE), "docs", "flags.md")
 

@@ -27,13 +27,17 @@ class SemanticFPN(keras.layers.Layer):
 
     Per level l (0 = the finest merged level), the semantic head applies max(1, l) 3x3 conv-norm-ReLU
     stages, each followed by a resize to the next finer level, as in the authors' Semantic-FPN block;
-    the sum is projected to `num_channels` by a 1x1 conv-norm-ReLU. With `output_stride=2` the sum is
-    resized to the stem feature S1, added to a lateral of S1 and refined by a 3x3 conv-norm-ReLU.
+    the sum is projected to `num_channels` by a 1x1 conv-norm-ReLU. With `output_stride=2` the OS4 result
+    is reduced to `os2_num_channels` (1x1), resized to the stem feature S1, added to a lateral of S1,
+    refined by a 3x3 conv-norm-ReLU and projected back to `num_channels` (1x1). The narrow OS2 stage is
+    [ours]: at full width that one 3x3 conv would nearly double the model's FLOPs at 512x512, against
+    the paper's point that OS2 comes cheaply.
 
     Args:
         num_channels: int. D, the width of every lateral, stage and of the output.
         output_stride: int. 8, 4 or 2. Defaults to 4.
         norm: str or dict. Defaults to None (sync batch norm).
+        os2_num_channels: int or None. Width of the OS2 stage; None means max(8, num_channels // 4).
 
     Call arguments:
         features: dict of `[B, H/s, W/s, C_s]` with keys C2..C5 (C3..C5 at OS8) and S1 at OS2.
@@ -48,7 +52,7 @@ class SemanticFPN(keras.layers.Layer):
     TensorShape([2, 16, 16, 8])
     """
 
-    def __init__(self, num_channels, output_stride=4, norm=None, **kwargs):
+    def __init__(self, num_channels, output_stride=4, norm=None, os2_num_channels=None, **kwargs):
         super().__init__(**kwargs)
         if num_channels < 1:
             raise ValueError(f"`num_channels` must be >= 1. Received: num_channels={num_channels}")
@@ -58,6 +62,7 @@ class SemanticFPN(keras.layers.Layer):
         self.output_stride = output_stride
         self.norm = normalize_norm_spec(norm)
         self.merged_levels = _MERGED_LEVELS[output_stride]
+        self.os2_num_channels = os2_num_channels or max(8, num_channels // 4)
         policy = self.dtype_policy
         self.laterals = {
             level: keras.layers.Conv2D(num_channels, 1, dtype=policy, name=f"lateral_{level.lower()}")
@@ -72,8 +77,11 @@ class SemanticFPN(keras.layers.Layer):
             ]
         self.fused_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="fused_projection")
         if output_stride == 2:
-            self.stem_lateral = keras.layers.Conv2D(num_channels, 1, dtype=policy, name="lateral_s1")
-            self.stem_refine = ConvNormAct(num_channels, 3, norm=self.norm, dtype=policy, name="stage_s1")
+            narrow = self.os2_num_channels
+            self.stem_lateral = keras.layers.Conv2D(narrow, 1, dtype=policy, name="lateral_s1")
+            self.stem_reduction = keras.layers.Conv2D(narrow, 1, dtype=policy, name="reduction_s1")
+            self.stem_refine = ConvNormAct(narrow, 3, norm=self.norm, dtype=policy, name="stage_s1")
+            self.stem_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="projection_s1")
 
     def _lateral_levels(self):
         return self.merged_levels
@@ -93,8 +101,11 @@ class SemanticFPN(keras.layers.Layer):
                 stage.build(decoded_shape)
         self.fused_projection.build(decoded_shape)
         if self.output_stride == 2:
+            narrow_shape = (None, None, None, self.os2_num_channels)
             self.stem_lateral.build(features_shape["S1"])
-            self.stem_refine.build(decoded_shape)
+            self.stem_reduction.build(decoded_shape)
+            self.stem_refine.build(narrow_shape)
+            self.stem_projection.build(narrow_shape)
 
     def build(self, features_shape):
         self._build_decoder(features_shape)
@@ -132,7 +143,8 @@ class SemanticFPN(keras.layers.Layer):
         fused = self.fused_projection(fused, training=training)
         if self.output_stride == 2:
             stem = self.stem_lateral(features["S1"])
-            fused = self.stem_refine(stem + self.resize(fused, stem), training=training)
+            reduced = self.resize(self.stem_reduction(fused), stem)
+            fused = self.stem_projection(self.stem_refine(stem + reduced, training=training), training=training)
         return fused
 
     def call(self, features, training=None):
@@ -140,7 +152,12 @@ class SemanticFPN(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_channels=self.num_channels, output_stride=self.output_stride, norm=self.norm)
+        config.update(
+            num_channels=self.num_channels,
+            output_stride=self.output_stride,
+            norm=self.norm,
+            os2_num_channels=self.os2_num_channels,
+        )
         return config
 
 
@@ -157,6 +174,7 @@ class GuidedUpsampler(SemanticFPN):
         num_channels: int. D.
         output_stride: int. 8, 4 or 2. Defaults to 4.
         norm: str or dict. Defaults to None (sync batch norm).
+        os2_num_channels: int or None. Width of the OS2 stage (see `SemanticFPN`).
 
     Call arguments:
         features: dict with keys C2..C4 (C3..C4 at OS8) and S1 at OS2, `[B, H/s, W/s, C_s]`.
@@ -166,8 +184,8 @@ class GuidedUpsampler(SemanticFPN):
         `[B, H/os, W/os, D]`.
     """
 
-    def __init__(self, num_channels, output_stride=4, norm=None, **kwargs):
-        super().__init__(num_channels, output_stride=output_stride, norm=norm, **kwargs)
+    def __init__(self, num_channels, output_stride=4, norm=None, os2_num_channels=None, **kwargs):
+        super().__init__(num_channels, output_stride=output_stride, norm=norm, os2_num_channels=os2_num_channels, **kwargs)
         self.guidance_projection = keras.layers.Conv2D(
             num_channels, 1, dtype=self.dtype_policy, name="guidance_projection"
         )

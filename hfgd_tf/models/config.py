@@ -34,6 +34,7 @@ class ModelConfig:
             different model: no CAE, no high-level branch), "deeplabv3plus" (DeepLabV3+ baseline, meant
             for a dilated backbone: backbone_output_stride 16 or 8) or "none" (high-level branch only).
         output_stride: int. Output stride of the upsampler: 8, 4 or 2.
+        os2_num_channels: int. Width of the OS2 stage of the upsampler; 0 means num_channels // 4 ([ours]).
         stop_gradient_backbone, stop_gradient_guidance, stop_gradient_class_kernels,
         share_class_kernels: bool. HFGD switches, all on by default (see `HFGDSegmenter`).
         norm_method: str. "sync_batch_norm" (default; plain BN on one replica), "batch_norm",
@@ -53,6 +54,7 @@ class ModelConfig:
     cae_num_heads: int = 8
     upsampler: str = "usfpn"
     output_stride: int = 4
+    os2_num_channels: int = 0
     stop_gradient_backbone: bool = True
     stop_gradient_guidance: bool = True
     stop_gradient_class_kernels: bool = True

@@ -65,7 +65,13 @@ def build_model(config, dtype_policy="float32"):
         )
         if config.upsampler in ("sfpn", "deeplabv3plus"):
             if config.upsampler == "sfpn":
-                decoder = SemanticFPN(config.num_channels, output_stride=config.output_stride, norm=config.norm, name="decoder")
+                decoder = SemanticFPN(
+                    config.num_channels,
+                    output_stride=config.output_stride,
+                    norm=config.norm,
+                    os2_num_channels=config.os2_num_channels or None,
+                    name="decoder",
+                )
             else:
                 rates = tuple(r * 16 // config.backbone_output_stride for r in (6, 12, 18))
                 decoder = DeepLabV3PlusDecoder(config.num_channels, dilation_rates=rates, norm=config.norm, name="decoder")
@@ -73,7 +79,11 @@ def build_model(config, dtype_policy="float32"):
         upsampler = None
         if config.upsampler == "usfpn":
             upsampler = GuidedUpsampler(
-                config.num_channels, output_stride=config.output_stride, norm=config.norm, name="guided_upsampler"
+                config.num_channels,
+                output_stride=config.output_stride,
+                norm=config.norm,
+                os2_num_channels=config.os2_num_channels or None,
+                name="guided_upsampler",
             )
         return HFGDSegmenter(
             backbone,

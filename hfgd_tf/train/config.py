@@ -65,6 +65,7 @@ class TrainConfig:
         restore_checkpoint: bool. Resume from the latest checkpoint in `checkpoint_dir`.
         evaluate_every_epoch: bool. Evaluate on the eval split after each epoch.
         log_every_steps: int. Progress line and TensorBoard scalars period.
+        training_progress_bar: bool. Show a progress bar (steps/s, ETA, loss) on the terminal.
         seed: int. Seed for weights (Keras) and data.
         op_determinism: bool. `tf.config.experimental.enable_op_determinism()` for exact reruns.
         jit_compile: bool. XLA-compile the train step.
@@ -82,6 +83,7 @@ class TrainConfig:
     restore_checkpoint: bool = True
     evaluate_every_epoch: bool = True
     log_every_steps: int = 50
+    training_progress_bar: bool = False
     seed: int = 0
     op_determinism: bool = False
     jit_compile: bool = False

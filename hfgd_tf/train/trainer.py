@@ -96,7 +96,18 @@ class Trainer:
         self.optimizer.apply_gradients(zip(gradients, variables))
         return losses
 
-    def _make_train_step(self):
+    def distributed_iterator(self, start_step=0):
+        """Iterator over the distributed training dataset, positioned at `start_step`."""
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda context: build_train_dataset(
+                self.data_config, self.train_config.batch_size, context, initial_step=start_step
+            )
+        )
+        return iter(dataset)
+
+    def make_train_step(self):
+        """A `tf.function(iterator) -> losses` running one step on every replica (losses summed)."""
+
         def train_step(iterator):
             images, labels = next(iterator)
             per_replica = self.strategy.run(self._replica_step, args=(images, labels))
@@ -135,20 +146,25 @@ class Trainer:
         if start_step >= config.total_steps:
             logging.info("Nothing to do: step %d >= total steps %d", start_step, config.total_steps)
             return None
-        dataset = self.strategy.distribute_datasets_from_function(
-            lambda context: build_train_dataset(self.data_config, config.batch_size, context, initial_step=start_step)
-        )
-        iterator = iter(dataset)
-        train_step = self._make_train_step()
+        iterator = self.distributed_iterator(start_step)
+        train_step = self.make_train_step()
         writer = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs", "train"))
         evaluate_fn = evaluate_fn or self.evaluate
         metrics, window_start, window_steps = None, time.time(), 0
         step = start_step
+        bar = None
+        if config.training_progress_bar:
+            import tqdm
+
+            bar = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step", dynamic_ncols=True)
         while step < config.total_steps:
             losses = train_step(iterator)
             step += 1
             window_steps += 1
             total = float(losses["total"])
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total:.4f}")
             if not math.isfinite(total):
                 raise NonFiniteLossError(
                     f"Loss is {total} at step {step}; stopped without saving. The last good checkpoint is "
@@ -181,6 +197,8 @@ class Trainer:
                 if config.evaluate_every_epoch:
                     metrics = evaluate_fn(self.model)
                     self._record_evaluation(metrics, step, writer)
+        if bar is not None:
+            bar.close()
         return metrics
 
     def evaluate(self, model=None, max_batches=None):

@@ -19,7 +19,7 @@ def synthetic_dir(tmp_path_factory):
     return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 16, 4, 64, 64, examples_per_shard=8)
 
 
-def _trainer(data_dir, checkpoint_dir, steps, epoch_steps=None, lr=0.01, **train_overrides):
+def _trainer(data_dir, checkpoint_dir, steps, epoch_steps=None, lr=0.01, optimizer_config=None, **train_overrides):
     train = dict(
         checkpoint_dir=checkpoint_dir,
         batch_size=2,
@@ -35,7 +35,7 @@ def _trainer(data_dir, checkpoint_dir, steps, epoch_steps=None, lr=0.01, **train
     return Trainer(
         tiny_model_config(num_classes=8),
         DataConfig("synthetic_streets", data_dir, crop_height=48, crop_width=48, shuffle_buffer=8),
-        OptimizerConfig(initial_lr=lr),
+        optimizer_config or OptimizerConfig(initial_lr=lr),
         TrainConfig(**train),
         EvalConfig(eval_batch_size=2),
     )
@@ -47,7 +47,7 @@ def _weights(model):
 
 def test_loss_decreases_and_run_directory_is_complete(synthetic_dir, tmp_path):
     trainer = _trainer(synthetic_dir, str(tmp_path), steps=30, evaluate_every_epoch=True, lr=0.05)
-    first = trainer._make_train_step()
+    first = trainer.make_train_step()
     metrics = trainer.train()
     assert metrics is not None and 0.0 <= metrics["miou"] <= 1.0
     assert os.path.isfile(os.path.join(tmp_path, "run_config.json"))
@@ -100,3 +100,26 @@ def test_class_count_mismatch_is_rejected(synthetic_dir, tmp_path):
             TrainConfig(checkpoint_dir=str(tmp_path), strategy="one_device"),
             EvalConfig(),
         )
+
+
+def test_float16_training_uses_loss_scaling_and_stays_finite(synthetic_dir, tmp_path):
+    import keras
+
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=2, mixed_precision="float16")
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert trainer.model.get_layer("context_encoder").compute_dtype == "float16"
+    trainer.train()
+    assert all(np.isfinite(v.numpy()).all() for v in trainer.model.weights)
+    assert int(trainer.optimizer.iterations) == 2
+
+
+def test_adamw_with_warmup_and_clipping_trains(synthetic_dir, tmp_path):
+    import keras
+
+    config = OptimizerConfig(optimizer="adamw", initial_lr=1e-3, warmup_steps=1, gradient_clip_norm=1.0, weight_decay=0.01)
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=2, optimizer_config=config)
+    assert isinstance(trainer.optimizer, keras.optimizers.AdamW)
+    before = [v.numpy().copy() for v in trainer.model.trainable_variables]
+    trainer.train()
+    changed = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, trainer.model.trainable_variables))
+    assert changed > len(before) // 2
