@@ -2,7 +2,7 @@
 
 The SavedModel's `serving_default` takes uint8 images `[B, H, W, 3]` of any size and returns
 `class_ids` int32 `[B, H, W]` and `probabilities` float32 `[B, H, W, K]`; loading it needs only
-TensorFlow. --scales / --flip bake multi-scale / flip inference into the graph.
+TensorFlow. --eval_scales / --flip bake multi-scale / flip inference into the graph.
 """
 
 import os

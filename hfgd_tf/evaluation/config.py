@@ -8,7 +8,7 @@ class EvalConfig:
     """How predictions are made for scoring.
 
     Attributes:
-        scales: tuple of float. Input scales; logits (not probabilities) are averaged after resizing
+        eval_scales: tuple of float. Input scales; logits (not probabilities) are averaged after resizing
             back to the input size. Defaults to (1.0,).
         flip: bool. Also predict the horizontally flipped input and average.
         sliding_window_height, sliding_window_width: int. When > 0, each scaled image is predicted in
@@ -17,16 +17,16 @@ class EvalConfig:
         eval_batch_size: int. Global evaluation batch.
     """
 
-    scales: tuple = (1.0,)
+    eval_scales: tuple = (1.0,)
     flip: bool = False
     sliding_window_height: int = 0
     sliding_window_width: int = 0
     eval_batch_size: int = 1
 
     def __post_init__(self):
-        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
-        if not self.scales or min(self.scales) <= 0:
-            raise ValueError(f"EvalConfig.scales must be positive numbers. Received: scales={self.scales}")
+        object.__setattr__(self, "eval_scales", tuple(float(s) for s in self.eval_scales))
+        if not self.eval_scales or min(self.eval_scales) <= 0:
+            raise ValueError(f"EvalConfig.eval_scales must be positive numbers. Received: eval_scales={self.eval_scales}")
         if (self.sliding_window_height > 0) != (self.sliding_window_width > 0):
             raise ValueError(
                 "EvalConfig.sliding_window_height and sliding_window_width must be both > 0 or both 0. "
@@ -38,7 +38,7 @@ class EvalConfig:
     def protocol(self):
         """A dict that describes the protocol, stored beside every number it produced."""
         return {
-            "scales": list(self.scales),
+            "scales": list(self.eval_scales),
             "flip": self.flip,
             "sliding_window": [self.sliding_window_height, self.sliding_window_width]
             if self.sliding_window_height

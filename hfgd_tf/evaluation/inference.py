@@ -43,7 +43,7 @@ def predict_logits(model, images, config=None):
     Each scale resizes the input (bilinear), predicts (whole or by sliding window), resizes the logits
     back to `[H, W]`; flip adds the mirrored prediction; all logits are averaged.
     """
-    scales = config.scales if config is not None else (1.0,)
+    scales = config.eval_scales if config is not None else (1.0,)
     flip = config.flip if config is not None else False
     window = (config.sliding_window_height, config.sliding_window_width) if config is not None else (0, 0)
     images = tf.cast(images, tf.float32)

@@ -45,12 +45,12 @@ def test_flip_averages_the_mirrored_prediction():
 
 def test_multi_scale_returns_input_size_logits():
     model = build_model(tiny_model_config())
-    logits = predict_logits(model, tf.constant(random_images(batch=2, height=48, width=80)), EvalConfig(scales=(0.5, 1.0, 1.5)))
+    logits = predict_logits(model, tf.constant(random_images(batch=2, height=48, width=80)), EvalConfig(eval_scales=(0.5, 1.0, 1.5)))
     assert logits.shape == (2, 48, 80, 4)
 
 
 def test_protocol_is_described():
-    protocol = EvalConfig(scales=(0.5, 1.0), flip=True).protocol()
+    protocol = EvalConfig(eval_scales=(0.5, 1.0), flip=True).protocol()
     assert protocol["scales"] == [0.5, 1.0] and protocol["flip"] is True
 
 

@@ -54,7 +54,7 @@ def test_fresh_process_with_only_tensorflow_gets_the_keras_labels(tmp_path):
 
 def test_export_bakes_in_scales_and_flip(tmp_path):
     model = build_model(tiny_model_config())
-    config = EvalConfig(scales=(0.75, 1.0), flip=True)
+    config = EvalConfig(eval_scales=(0.75, 1.0), flip=True)
     export_dir = export_saved_model(model, str(tmp_path / "ms"), eval_config=config)
     images = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
     served = tf.saved_model.load(export_dir).signatures["serving_default"](images=tf.constant(images))
