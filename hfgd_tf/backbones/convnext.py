@@ -8,6 +8,7 @@ the OS2 upsampler) comes from a light two-conv image stem [ours].
 
 import keras
 
+from hfgd_tf.backbones.base import FeatureBackbone
 from hfgd_tf.layers.conv_norm_act import ConvNormAct
 from hfgd_tf.layers.normalization import normalize_norm_spec
 
@@ -26,7 +27,7 @@ def image_stem(images, num_channels, norm, name):
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
-class ConvNeXtBackbone(keras.Model):
+class ConvNeXtBackbone(FeatureBackbone):
     """ConvNeXt returning `{S1, C2, C3, C4, C5}` at strides 2, 4, 8, 16, 32.
 
     Args:
@@ -41,6 +42,8 @@ class ConvNeXtBackbone(keras.Model):
     Returns:
         dict of `[B, ceil(H/s), ceil(W/s), C_s]`; C2..C5 widths 96-768 (tiny), 128-1024 (base), 192-1536 (large).
     """
+
+    CONFIG_KEYS = ("variant", "stem_num_channels", "norm", "image_shape")
 
     def __init__(self, variant="tiny", stem_num_channels=32, norm=None, image_shape=(None, None, 3), **kwargs):
         if variant not in CONVNEXT_VARIANTS:
@@ -65,21 +68,3 @@ class ConvNeXtBackbone(keras.Model):
         self.norm = norm
         self.image_shape = tuple(image_shape)
         self.output_stride = 32
-
-    @property
-    def feature_strides(self):
-        return {"S1": 2, "C2": 4, "C3": 8, "C4": 16, "C5": 32}
-
-    def get_config(self):
-        return {
-            "variant": self.variant,
-            "stem_num_channels": self.stem_num_channels,
-            "norm": self.norm,
-            "image_shape": self.image_shape,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -10,6 +10,7 @@ blocks when that stage is dilated, as in DeepLabV3 and the authors' code.
 
 import keras
 
+from hfgd_tf.backbones.base import FeatureBackbone
 from hfgd_tf.layers.conv_norm_act import ConvNormAct
 from hfgd_tf.layers.normalization import normalize_norm_spec
 
@@ -37,7 +38,7 @@ def _residual_block(x, filters, block_type, strides, dilation, norm, name):
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
-class ResNetBackbone(keras.Model):
+class ResNetBackbone(FeatureBackbone):
     """ResNet v1 feature extractor returning the feature dict `{S1, C2, C3, C4, C5}`.
 
     Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016; dilation and
@@ -71,6 +72,18 @@ class ResNetBackbone(keras.Model):
     >>> {k: v.shape[1] for k, v in backbone(np.zeros((1, 64, 64, 3))).items()}
     {'S1': 32, 'C2': 16, 'C3': 8, 'C4': 4, 'C5': 2}
     """
+
+    CONFIG_KEYS = (
+        "stagewise_num_blocks",
+        "stagewise_num_filters",
+        "block_type",
+        "stem_type",
+        "stem_num_filters",
+        "output_stride",
+        "multi_grid",
+        "norm",
+        "image_shape",
+    )
 
     def __init__(
         self,
@@ -157,11 +170,6 @@ class ResNetBackbone(keras.Model):
         self.image_shape = tuple(image_shape)
 
     @property
-    def feature_strides(self):
-        """dict: output stride of each feature key."""
-        return {"S1": 2, "C2": 4, "C3": min(8, self.output_stride), "C4": min(16, self.output_stride), "C5": self.output_stride}
-
-    @property
     def feature_channels(self):
         """dict: channels of each feature key."""
         expansion = _EXPANSION[self.block_type]
@@ -169,22 +177,3 @@ class ResNetBackbone(keras.Model):
         for index, filters in enumerate(self.stagewise_num_filters):
             channels[f"C{index + 2}"] = filters * expansion
         return channels
-
-    def get_config(self):
-        return {
-            "stagewise_num_blocks": self.stagewise_num_blocks,
-            "stagewise_num_filters": self.stagewise_num_filters,
-            "block_type": self.block_type,
-            "stem_type": self.stem_type,
-            "stem_num_filters": self.stem_num_filters,
-            "output_stride": self.output_stride,
-            "multi_grid": self.multi_grid,
-            "norm": self.norm,
-            "image_shape": self.image_shape,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -12,6 +12,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
+from hfgd_tf.backbones.base import FeatureBackbone
 from hfgd_tf.backbones.convnext import image_stem
 from hfgd_tf.layers.normalization import normalize_norm_spec
 
@@ -193,7 +194,7 @@ class PatchMerging(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
-class SwinBackbone(keras.Model):
+class SwinBackbone(FeatureBackbone):
     """Swin Transformer returning `{S1, C2, C3, C4, C5}` at strides 2, 4, 8, 16, 32.
 
     Args:
@@ -217,6 +218,10 @@ class SwinBackbone(keras.Model):
     >>> swin(np.zeros((1, 64, 64, 3)))["C5"].shape
     TensorShape([1, 2, 2, 64])
     """
+
+    CONFIG_KEYS = (
+        "embed_dim", "depths", "num_heads", "window_size", "drop_path_rate", "stem_num_channels", "norm", "image_shape",
+    )
 
     def __init__(
         self,
@@ -264,25 +269,3 @@ class SwinBackbone(keras.Model):
         self.window_size, self.drop_path_rate = window_size, drop_path_rate
         self.stem_num_channels, self.norm, self.image_shape = stem_num_channels, norm, tuple(image_shape)
         self.output_stride = 32
-
-    @property
-    def feature_strides(self):
-        return {"S1": 2, "C2": 4, "C3": 8, "C4": 16, "C5": 32}
-
-    def get_config(self):
-        return {
-            "embed_dim": self.embed_dim,
-            "depths": self.depths,
-            "num_heads": self.num_heads,
-            "window_size": self.window_size,
-            "drop_path_rate": self.drop_path_rate,
-            "stem_num_channels": self.stem_num_channels,
-            "norm": self.norm,
-            "image_shape": self.image_shape,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

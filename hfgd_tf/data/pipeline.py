@@ -98,8 +98,20 @@ def build_eval_dataset(config, batch_size=1, input_context=None):
     dataset = dataset.map(_decode, num_parallel_calls=config.num_parallel_calls)
     if config.eval_crop_height and config.eval_crop_width:
         ignore = config.info.ignore_label
-        dataset = dataset.map(
-            lambda image, label: augment.pad_to_size(image, label, config.eval_crop_height, config.eval_crop_width, ignore)
-        )
+
+        def pad(image, label):
+            shape = tf.shape(label)
+            fits = tf.debugging.assert_less_equal(
+                shape,
+                tf.constant([config.eval_crop_height, config.eval_crop_width]),
+                message=(
+                    f"An eval image is larger than --eval_crop_height/--eval_crop_width "
+                    f"({config.eval_crop_height}x{config.eval_crop_width}); raise them to the largest image size"
+                ),
+            )
+            with tf.control_dependencies([fits]):
+                return augment.pad_to_size(image, label, config.eval_crop_height, config.eval_crop_width, ignore)
+
+        dataset = dataset.map(pad)
     dataset = dataset.batch(per_replica_batch)
     return dataset.with_options(_options(config)).prefetch(tf.data.AUTOTUNE)

@@ -40,3 +40,11 @@ def test_eval_padding_marks_padding_as_ignore(synthetic_dir):
     images, labels = next(iter(build_eval_dataset(config, batch_size=2)))
     assert labels.shape == (2, 72, 96)
     assert (labels.numpy()[:, 64:] == 255).all() and (labels.numpy()[:, :, 80:] == 255).all()
+
+
+def test_eval_image_larger_than_the_eval_crop_is_a_clear_error(synthetic_dir):
+    import tensorflow as tf
+
+    config = DataConfig("synthetic_streets", synthetic_dir, eval_crop_height=32, eval_crop_width=96)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="eval_crop_height"):
+        next(iter(build_eval_dataset(config, batch_size=2)))

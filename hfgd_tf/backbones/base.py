@@ -1,0 +1,28 @@
+"""The one project base class of the backbones: config round trip and the stride table."""
+
+import keras
+
+
+class FeatureBackbone(keras.Model):
+    """A functional model returning the feature dict `{S1, C2, C3, C4, C5}`.
+
+    Subclasses build their graph in `__init__`, store every constructor argument as an attribute of the
+    same name, list those names in `CONFIG_KEYS` and set `output_stride` (the stride of C5).
+    """
+
+    CONFIG_KEYS = ()
+
+    @property
+    def feature_strides(self):
+        """dict: output stride of each feature key (dilated stages keep the stride of the stage before)."""
+        stride = self.output_stride
+        return {"S1": 2, "C2": 4, "C3": min(8, stride), "C4": min(16, stride), "C5": stride}
+
+    def get_config(self):
+        config = {key: getattr(self, key) for key in self.CONFIG_KEYS}
+        config.update(name=self.name, trainable=self.trainable)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
