@@ -6,6 +6,7 @@ OPTIMIZERS = ("sgd", "adamw")
 DECAY_STRATEGIES = ("poly", "cosine", "none")
 MIXED_PRECISIONS = ("none", "bfloat16", "float16")
 STRATEGIES = ("auto", "one_device", "mirrored", "tpu")
+CLASS_WEIGHTINGS = ("none", "inverse_log", "median")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,9 @@ class TrainConfig:
         train_epoch: int. Epochs; total steps = train_epoch * epoch_steps.
         epoch_steps: int. Steps per epoch (a checkpoint and an evaluation after each).
         high_loss_weight: float. Weight of the high-level loss (loss = loss_up + w * loss_high).
+        class_weighting: str. "none", or per-class loss weights computed from the training split's pixel
+            counts in the records' manifest.json: "inverse_log" (1 / ln(1.02 + freq), ENet) or "median"
+            (median frequency balancing).
         mixed_precision: str. "none", "bfloat16" or "float16" (loss scaling on).
         strategy: str. "auto", "one_device", "mirrored" or "tpu".
         tpu: str. TPU name for strategy "tpu".
@@ -76,6 +80,7 @@ class TrainConfig:
     train_epoch: int = 30
     epoch_steps: int = 1000
     high_loss_weight: float = 1.0
+    class_weighting: str = "none"
     mixed_precision: str = "none"
     strategy: str = "auto"
     tpu: str = ""
@@ -102,6 +107,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.strategy must be one of {STRATEGIES}. Received: {self.strategy!r}")
         if self.strategy == "tpu" and not self.tpu:
             raise ValueError("TrainConfig.strategy='tpu' needs TrainConfig.tpu (the TPU name)")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(
+                f"TrainConfig.class_weighting must be one of {CLASS_WEIGHTINGS}. Received: {self.class_weighting!r}"
+            )
         if self.high_loss_weight < 0:
             raise ValueError(f"TrainConfig.high_loss_weight must be >= 0. Received: {self.high_loss_weight}")
 

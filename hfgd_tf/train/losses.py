@@ -3,16 +3,18 @@
 import tensorflow as tf
 
 
-def pixel_cross_entropy_sum(labels, logits, ignore_label):
+def pixel_cross_entropy_sum(labels, logits, ignore_label, class_weights=None):
     """Sum of per-pixel cross entropy over supervised pixels, and their count.
 
     Args:
         labels: int32 `[B, H, W]`.
         logits: `[B, h, w, K]`; resized bilinearly to `[H, W]` when smaller (logits_high at OS32).
         ignore_label: int. Pixels with this label (or any label outside [0, K)) contribute nothing.
+        class_weights: float `[K]` or None. Each pixel's loss and count are weighted by its class's
+            weight, so `sum / count` is the weighted mean (as PyTorch's weighted cross entropy).
 
     Returns:
-        (loss_sum, num_valid): float32 scalars.
+        (loss_sum, num_valid): float32 scalars (num_valid is the weight sum when weighted).
     """
     logits = tf.cast(logits, tf.float32)
     label_size = tf.shape(labels)[1:3]
@@ -23,17 +25,19 @@ def pixel_cross_entropy_sum(labels, logits, ignore_label):
     safe_labels = tf.where(valid, labels, tf.zeros_like(labels))
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
     valid = tf.cast(valid, tf.float32)
+    if class_weights is not None:
+        valid *= tf.gather(tf.cast(class_weights, tf.float32), safe_labels)
     return tf.reduce_sum(losses * valid), tf.reduce_sum(valid)
 
 
-def hfgd_loss_terms(labels, outputs, ignore_label):
+def hfgd_loss_terms(labels, outputs, ignore_label, class_weights=None):
     """Loss sums of the model's outputs: `{"loss_up": (sum, count), "loss_high": (sum, count)}`.
 
     `loss_up` is on `logits` (the prediction); `loss_high` on `logits_high` when the model has it.
     """
-    terms = {"loss_up": pixel_cross_entropy_sum(labels, outputs["logits"], ignore_label)}
+    terms = {"loss_up": pixel_cross_entropy_sum(labels, outputs["logits"], ignore_label, class_weights)}
     if "logits_high" in outputs:
-        terms["loss_high"] = pixel_cross_entropy_sum(labels, outputs["logits_high"], ignore_label)
+        terms["loss_high"] = pixel_cross_entropy_sum(labels, outputs["logits_high"], ignore_label, class_weights)
     return terms
 
 

@@ -10,7 +10,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from hfgd_tf.data.converter import class_weights_from_manifest
 from hfgd_tf.data.pipeline import build_eval_dataset, build_train_dataset
+from hfgd_tf.data.tfrecord import read_manifest
 from hfgd_tf.evaluation.evaluator import evaluate
 from hfgd_tf.evaluation.metrics import format_metrics_table
 from hfgd_tf.models import build_model
@@ -32,6 +34,9 @@ class Trainer:
     pixels' losses and divides by the global pixel count (an all-reduce), so one step gives the same
     update on 1 or N replicas. The data pipeline is seeded per example and resumes by skipping the
     batches already consumed, so killing and rerunning continues the same run.
+
+    Construction seeds Python, NumPy and TensorFlow with `train_config.seed` (and turns on op
+    determinism when asked): both are process-wide settings, as in the authors' scripts.
 
     Args:
         model_config, data_config, optimizer_config, train_config, eval_config: the configs.
@@ -66,7 +71,21 @@ class Trainer:
             self.checkpoint, train_config.checkpoint_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )
         self.best_miou = -1.0
-        self._train_step_fn = None
+        self.class_weights = self._class_weights()
+
+    def _class_weights(self):
+        method = self.train_config.class_weighting
+        if method == "none":
+            return None
+        manifest = read_manifest(self.data_config.data_dir)
+        if manifest is None or self.data_config.train_split not in manifest.get("splits", {}):
+            raise ValueError(
+                f"TrainConfig.class_weighting={method!r} needs the pixel counts of manifest.json in "
+                f"{self.data_config.data_dir!r} (written by scripts/convert_tfrecord.py)"
+            )
+        weights = class_weights_from_manifest(manifest, self.data_config.train_split, method)
+        logging.info("Class weights (%s): %s", method, np.round(weights, 3).tolist())
+        return tf.constant(weights, tf.float32)
 
     # === Steps ===
     def _replica_step(self, images, labels):
@@ -75,7 +94,7 @@ class Trainer:
         num_replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             outputs = self.model(images, training=True)
-            terms = hfgd_loss_terms(labels, outputs, ignore)
+            terms = hfgd_loss_terms(labels, outputs, ignore, self.class_weights)
             losses = {}
             for name, (loss_sum, count) in terms.items():
                 global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)

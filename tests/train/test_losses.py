@@ -49,3 +49,12 @@ def test_poly_schedule_with_warmup():
     assert float(schedule(110)) == pytest.approx(0.0)
     cosine = WarmupDecaySchedule(1.0, total_steps=100, decay_strategy="cosine")
     assert float(cosine(50)) == pytest.approx(0.5)
+
+
+def test_class_weights_give_the_weighted_mean():
+    logits = tf.constant(np.random.default_rng(1).normal(size=(1, 1, 3, 2)), tf.float32)
+    labels = tf.constant([[[0, 1, 1]]], tf.int32)
+    per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits).numpy()[0, 0]
+    loss_sum, weight_sum = pixel_cross_entropy_sum(labels, logits, 255, class_weights=[2.0, 0.5])
+    assert float(weight_sum) == pytest.approx(3.0)
+    assert float(loss_sum) == pytest.approx(2.0 * per_pixel[0] + 0.5 * (per_pixel[1] + per_pixel[2]), rel=1e-6)

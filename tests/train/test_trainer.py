@@ -123,3 +123,12 @@ def test_adamw_with_warmup_and_clipping_trains(synthetic_dir, tmp_path):
     trainer.train()
     changed = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, trainer.model.trainable_variables))
     assert changed > len(before) // 2
+
+
+def test_class_weighting_reads_the_manifest(synthetic_dir, tmp_path):
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=1, class_weighting="median")
+    weights = trainer.class_weights.numpy()
+    assert weights.shape == (8,) and (weights > 0).all()
+    trainer.train()
+    with pytest.raises(ValueError, match="manifest.json"):
+        _trainer(str(tmp_path), str(tmp_path / "other"), steps=1, class_weighting="median")
