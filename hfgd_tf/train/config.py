@@ -72,7 +72,8 @@ class TrainConfig:
         training_progress_bar: bool. Show a progress bar (steps/s, ETA, loss) on the terminal.
         seed: int. Seed for weights (Keras) and data.
         op_determinism: bool. `tf.config.experimental.enable_op_determinism()` for exact reruns.
-        jit_compile: bool. XLA-compile the train step.
+        jit_compile: bool. XLA-compile each replica's forward and backward pass (the input, the
+            cross-replica sums and the optimizer update stay outside XLA).
     """
 
     checkpoint_dir: str

@@ -20,14 +20,23 @@ def pixel_cross_entropy_sum(labels, logits, ignore_label, class_weights=None):
     label_size = tf.shape(labels)[1:3]
     if logits.shape[1] != labels.shape[1] or logits.shape[2] != labels.shape[2] or logits.shape[1] is None:
         logits = tf.image.resize(logits, label_size, method="bilinear")
-    num_classes = tf.shape(logits)[-1]
+    safe_labels, weights = _pixel_weights(labels, tf.shape(logits)[-1], ignore_label, class_weights)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
+    return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
+
+
+def _pixel_weights(labels, num_classes, ignore_label, class_weights):
     valid = (labels != ignore_label) & (labels >= 0) & (labels < num_classes)
     safe_labels = tf.where(valid, labels, tf.zeros_like(labels))
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
-    valid = tf.cast(valid, tf.float32)
+    weights = tf.cast(valid, tf.float32)
     if class_weights is not None:
-        valid *= tf.gather(tf.cast(class_weights, tf.float32), safe_labels)
-    return tf.reduce_sum(losses * valid), tf.reduce_sum(valid)
+        weights *= tf.gather(tf.cast(class_weights, tf.float32), safe_labels)
+    return safe_labels, weights
+
+
+def supervised_pixel_count(labels, num_classes, ignore_label, class_weights=None):
+    """The `num_valid` of `pixel_cross_entropy_sum`, from the labels alone (weighted when given)."""
+    return tf.reduce_sum(_pixel_weights(labels, num_classes, ignore_label, class_weights)[1])
 
 
 def hfgd_loss_terms(labels, outputs, ignore_label, class_weights=None):

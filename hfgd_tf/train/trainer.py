@@ -18,7 +18,7 @@ from hfgd_tf.evaluation.metrics import format_metrics_table
 from hfgd_tf.models import build_model
 from hfgd_tf.train import checkpoints
 from hfgd_tf.train.distribute import create_strategy
-from hfgd_tf.train.losses import hfgd_loss_terms, l2_weight_decay
+from hfgd_tf.train.losses import hfgd_loss_terms, l2_weight_decay, supervised_pixel_count
 from hfgd_tf.train.optimizers import build_optimizer
 
 
@@ -72,6 +72,9 @@ class Trainer:
         )
         self.best_miou = -1.0
         self.class_weights = self._class_weights()
+        self._gradient_fn = self._loss_and_gradients
+        if train_config.jit_compile:
+            self._gradient_fn = tf.function(self._loss_and_gradients, jit_compile=True)
 
     def _class_weights(self):
         method = self.train_config.class_weighting
@@ -88,17 +91,17 @@ class Trainer:
         return tf.constant(weights, tf.float32)
 
     # === Steps ===
-    def _replica_step(self, images, labels):
-        ignore = self.data_config.info.ignore_label
-        context = tf.distribute.get_replica_context()
+    def _loss_and_gradients(self, images, labels, global_count):
+        """Forward, losses and gradients of one replica; XLA-compiled with `jit_compile`.
+
+        Every loss term is divided by `global_count`, the supervised pixels of the global batch, so
+        that the gradients summed over replicas are those of the global-batch mean.
+        """
         num_replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             outputs = self.model(images, training=True)
-            terms = hfgd_loss_terms(labels, outputs, ignore, self.class_weights)
-            losses = {}
-            for name, (loss_sum, count) in terms.items():
-                global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-                losses[name] = loss_sum / tf.maximum(global_count, 1.0)
+            terms = hfgd_loss_terms(labels, outputs, self.data_config.info.ignore_label, self.class_weights)
+            losses = {name: loss_sum / tf.maximum(global_count, 1.0) for name, (loss_sum, _) in terms.items()}
             total = losses["loss_up"] + self.train_config.high_loss_weight * losses.get("loss_high", 0.0)
             if self.optimizer_config.optimizer == "sgd":
                 decay = l2_weight_decay(
@@ -109,10 +112,17 @@ class Trainer:
                 losses["weight_decay"] = decay / num_replicas
                 total += losses["weight_decay"]
             losses["total"] = total
-            scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
-        variables = self.model.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+            scaled = self.optimizer.scale_loss(total)
+        return losses, tape.gradient(scaled, self.model.trainable_variables)
+
+    def _replica_step(self, images, labels):
+        # The global count needs a cross-replica sum, which stays outside the XLA-compiled part.
+        count = supervised_pixel_count(
+            labels, self.model_config.num_classes, self.data_config.info.ignore_label, self.class_weights
+        )
+        global_count = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, count)
+        losses, gradients = self._gradient_fn(images, labels, global_count)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
         return losses
 
     def distributed_iterator(self, start_step=0):
@@ -132,7 +142,7 @@ class Trainer:
             per_replica = self.strategy.run(self._replica_step, args=(images, labels))
             return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
-        return tf.function(train_step, jit_compile=self.train_config.jit_compile or None)
+        return tf.function(train_step)
 
     # === Loop ===
     def restore(self):
