@@ -56,7 +56,7 @@ def segmentation_metrics(matrix, class_names=None):
         "miou": float(np.mean(iou[present])) if present.any() else 0.0,
         "pixel_accuracy": float(true_positive.sum() / total) if total else 0.0,
         "mean_class_accuracy": float(np.nanmean(class_accuracy)) if (~np.isnan(class_accuracy)).any() else 0.0,
-        "per_class_iou": {name: float(value) for name, value in zip(names, iou)},
+        "per_class_iou": {name: float(value) for name, value in zip(names, iou, strict=True)},
         "num_pixels": int(total),
     }
 

@@ -1,6 +1,5 @@
 """Killing training with SIGKILL and rerunning the same command ends with the weights of an uninterrupted run."""
 
-import os
 import signal
 import subprocess
 import sys
