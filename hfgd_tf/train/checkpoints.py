@@ -10,6 +10,7 @@ import os
 
 import tensorflow as tf
 
+from hfgd_tf.backbones.weights import load_weights_by_name
 from hfgd_tf.data.config import DataConfig
 from hfgd_tf.models import ModelConfig, build_model
 
@@ -83,7 +84,7 @@ def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
         path = os.path.join(checkpoint_dir, BEST_DIR, BEST_WEIGHTS)
         if not os.path.isfile(path):
             raise ValueError(f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use which='latest'")
-        model.load_weights(path)
+        load_weights_by_name(model, path)
         return model, model_config, data_config
     path = tf.train.latest_checkpoint(checkpoint_dir) if which == "latest" else which
     if not path:

@@ -72,6 +72,9 @@ class TrainConfig:
         training_progress_bar: bool. Show a progress bar (steps/s, ETA, loss) on the terminal.
         seed: int. Seed for weights (Keras) and data.
         op_determinism: bool. `tf.config.experimental.enable_op_determinism()` for exact reruns.
+        init_weights_path: str. A whole-model `.weights.h5` (e.g. `best/model.weights.h5` of another run)
+            to start from; weights that match by path and shape load, the others (a classifier for
+            another class count) stay freshly initialised with a warning. A resumed checkpoint wins.
         jit_compile: bool. XLA-compile each replica's forward and backward pass (the input, the
             cross-replica sums and the optimizer update stay outside XLA).
     """
@@ -93,6 +96,7 @@ class TrainConfig:
     seed: int = 0
     op_determinism: bool = False
     jit_compile: bool = False
+    init_weights_path: str = ""
 
     def __post_init__(self):
         if not self.checkpoint_dir:

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name
 from hfgd_tf.data.converter import class_weights_from_manifest
 from hfgd_tf.data.pipeline import build_eval_dataset, build_train_dataset
 from hfgd_tf.data.tfrecord import read_manifest
@@ -67,6 +68,12 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.checkpoint = checkpoints.checkpoint_state(self.model, self.optimizer, self.step)
+            if train_config.init_weights_path:
+                # Fine-tuning: weights whose path and shape match load; the rest (e.g. a classifier for
+                # another number of classes) keep their initial values, listed in a warning.
+                if not os.path.isfile(train_config.init_weights_path):
+                    raise ValueError(f"TrainConfig.init_weights_path not found: {train_config.init_weights_path!r}")
+                load_weights_by_name(self.model, train_config.init_weights_path, skip_mismatch=True)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, train_config.checkpoint_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )
@@ -259,7 +266,7 @@ class Trainer:
             weights = os.path.join(best_dir, checkpoints.BEST_WEIGHTS)
             # Keras requires the .weights.h5 suffix, so the temporary name keeps it.
             temporary = os.path.join(best_dir, "incomplete." + checkpoints.BEST_WEIGHTS)
-            self.model.save_weights(temporary)
+            save_weights_by_name(self.model, temporary)
             os.replace(temporary, weights)
             summary = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
             with open(os.path.join(best_dir, "metrics.json"), "w") as handle:

@@ -141,3 +141,16 @@ def test_xla_compiled_train_step_matches_the_uncompiled_one(synthetic_dir, tmp_p
     compiled.train()
     for a, b in zip(plain.model.weights, compiled.model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4, err_msg=a.path)
+
+
+def test_fine_tuning_from_a_run_with_another_class_count(synthetic_dir, tmp_path):
+    from hfgd_tf.backbones import save_weights_by_name
+    from hfgd_tf.models import build_model
+
+    source = build_model(tiny_model_config(num_classes=5))
+    path = str(tmp_path / "source.weights.h5")
+    save_weights_by_name(source, path)
+    trainer = _trainer(synthetic_dir, str(tmp_path / "run"), steps=1, init_weights_path=path)
+    kernel = trainer.model.class_kernels.kernel
+    assert kernel.shape[-1] == 8  # re-initialised for the new classes
+    np.testing.assert_array_equal(trainer.model.backbone.weights[0].numpy(), source.backbone.weights[0].numpy())
