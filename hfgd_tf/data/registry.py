@@ -30,7 +30,6 @@ _DATASETS = {
     "coco_stuff_164k": _spec(coco_stuff.INFO, coco_stuff),
     "folder": _spec(None, folder),
 }
-SYNTHETIC_STREETS = synthetic_streets.INFO
 
 
 def dataset_names():

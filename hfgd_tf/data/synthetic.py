@@ -5,7 +5,7 @@ blobs, a road in perspective with lane marks, sidewalks with tiles, cars (any co
 like the road), people and thin poles, drawn far-to-near so that near objects occlude far ones, plus
 an ignore region (an ego-vehicle hood at the bottom and occasional lens smudges). Textures, colours,
 scales and layouts vary per scene, so a model must use shape and context, not colour alone.
-Classes and colours are `registry.SYNTHETIC_STREETS`; the same seed always gives the same scene.
+Classes and colours are `hfgd_tf.data.datasets.synthetic_streets.INFO`; the same seed always gives the same scene.
 """
 
 import os

@@ -6,10 +6,10 @@ from hfgd_tf.backbones import BACKBONE_PRESETS
 from hfgd_tf.backbones.resnet import BACKBONE_OUTPUT_STRIDES
 from hfgd_tf.layers.normalization import NORM_METHODS
 from hfgd_tf.layers.semantic_fpn import OUTPUT_STRIDES
+from hfgd_tf.models.hfgd import INPUT_NORMALIZATIONS
 
 CAE_TYPES = ("transformer", "aspp", "ppm", "none")
 UPSAMPLERS = ("usfpn", "sfpn", "deeplabv3plus", "none")
-INPUT_NORMALIZATIONS = ("minus_one_one", "imagenet")
 
 
 def _check_choice(name, value, allowed):
