@@ -38,6 +38,11 @@ BACKBONE_PRESETS = {
 DILATABLE = (ResNetBackbone,)
 
 
+def supports_dilation(name):
+    """Whether preset `name` can run at output stride 16 or 8."""
+    return name in BACKBONE_PRESETS and BACKBONE_PRESETS[name][0] in DILATABLE
+
+
 def build_backbone(name, output_stride=32, norm=None, weights_path=None, **overrides):
     """Builds a backbone preset.
 
@@ -58,13 +63,13 @@ def build_backbone(name, output_stride=32, norm=None, weights_path=None, **overr
     if name not in BACKBONE_PRESETS:
         raise ValueError(f"Unknown backbone. Allowed: {sorted(BACKBONE_PRESETS)}. Received: backbone={name!r}")
     cls, arguments = BACKBONE_PRESETS[name]
-    if cls not in DILATABLE and output_stride != 32:
+    if output_stride != 32 and not supports_dilation(name):
         raise ValueError(
             f"Backbone {name!r} supports only output_stride=32 (dilation is implemented for ResNets). "
             f"Received: backbone_output_stride={output_stride}"
         )
     arguments = {**arguments, "norm": norm, **overrides}
-    if cls in DILATABLE:
+    if supports_dilation(name):
         arguments["output_stride"] = output_stride
     backbone = cls(**arguments, name=name)
     if weights_path:

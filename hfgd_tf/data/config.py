@@ -1,6 +1,7 @@
 """DataConfig: where the records are and how to read and augment them."""
 
 import dataclasses
+import functools
 
 from hfgd_tf.data.registry import get_dataset_info, get_dataset_spec
 
@@ -74,7 +75,7 @@ class DataConfig:
         if self.shuffle_buffer < 1:
             raise ValueError(f"DataConfig.shuffle_buffer must be >= 1. Received: {self.shuffle_buffer}")
 
-    @property
+    @functools.cached_property
     def info(self):
-        """The `DatasetInfo` (a folder dataset's comes from `data_dir`/manifest.json)."""
+        """The `DatasetInfo` (a folder dataset's comes from `data_dir`/manifest.json, read once)."""
         return get_dataset_info(self.dataset, self.data_dir)

@@ -12,7 +12,6 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import io
-import json
 import os
 import time
 
@@ -23,6 +22,7 @@ from PIL import Image
 from hfgd_tf.data import tfrecord
 from hfgd_tf.data.dataset_info import IGNORE_LABEL
 from hfgd_tf.data.datasets.common import INVALID
+from hfgd_tf.files import write_json_atomic
 
 ON_ERROR = ("stop", "skip")
 
@@ -105,8 +105,12 @@ def _encode(sample, label_fn, num_classes):
             f"Image {sample.image_path} is {image_size[0]}x{image_size[1]} but its label {sample.label_path} is "
             f"{label_size[0]}x{label_size[1]} (width x height)"
         )
-    counts = np.bincount(label[label != IGNORE_LABEL].ravel(), minlength=num_classes)
-    return tfrecord.make_example(image_bytes, label).SerializeToString(), counts
+    return tfrecord.make_example(image_bytes, label).SerializeToString(), class_pixel_counts(label, num_classes)
+
+
+def class_pixel_counts(label, num_classes):
+    """Pixels per train id in a label map, ignore label excluded: int64 `[num_classes]`."""
+    return np.bincount(label[label != IGNORE_LABEL].ravel(), minlength=num_classes)
 
 
 def _table_fn(table):
@@ -206,11 +210,7 @@ def write_manifest(output_dir, info, splits, source=None):
         "source": source,
         "splits": splits,
     }
-    path = os.path.join(output_dir, "manifest.json")
-    with open(path + ".incomplete", "w") as handle:
-        json.dump(manifest, handle, indent=2)
-    os.replace(path + ".incomplete", path)
-    return path
+    return write_json_atomic(os.path.join(output_dir, "manifest.json"), manifest)
 
 
 def class_weights_from_manifest(manifest, split="train", method="inverse_log"):

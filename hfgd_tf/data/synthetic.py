@@ -252,7 +252,7 @@ def write_synthetic_tfrecords(output_dir, num_train=300, num_val=60, height=128,
         with tfrecord.ShardWriter(output_dir, split, examples_per_shard) as writer:
             for _, image, label in generate_split(count, split_seed, height, width):
                 writer.write(tfrecord.make_example(tfrecord.encode_png(image), label))
-                class_pixels += np.bincount(label[label != IGNORE_LABEL].ravel(), minlength=NUM_CLASSES)
+                class_pixels += converter.class_pixel_counts(label, NUM_CLASSES)
         splits[split] = {
             "num_examples": writer.num_examples,
             "shards": [{"file": os.path.basename(p)} for p in writer.paths],

@@ -1,7 +1,5 @@
 """Evaluation over a whole split under a `tf.distribute` strategy."""
 
-import json
-import os
 import time
 
 import numpy as np
@@ -9,6 +7,7 @@ import tensorflow as tf
 from absl import logging
 
 from hfgd_tf.evaluation.inference import predict_logits
+from hfgd_tf.files import write_json_atomic
 from hfgd_tf.evaluation.metrics import confusion_matrix, segmentation_metrics
 
 
@@ -64,11 +63,6 @@ def evaluate(model, dataset, num_classes, ignore_label, eval_config, strategy=No
 
 def write_results(metrics, path, extra=None):
     """Writes the metrics (and `extra` facts such as the checkpoint) as JSON."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    content = dict(metrics)
-    if extra:
-        content.update(extra)
-    with open(path, "w") as handle:
-        json.dump(content, handle, indent=2, allow_nan=True)
+    write_json_atomic(path, {**metrics, **(extra or {})})
     logging.info("Wrote evaluation results to %s", path)
     return path

@@ -3,6 +3,7 @@
 import dataclasses
 
 from hfgd_tf.backbones import BACKBONE_PRESETS
+from hfgd_tf.backbones.factory import supports_dilation
 from hfgd_tf.backbones.resnet import BACKBONE_OUTPUT_STRIDES
 from hfgd_tf.layers.normalization import NORM_METHODS
 from hfgd_tf.layers.semantic_fpn import OUTPUT_STRIDES
@@ -84,7 +85,7 @@ class ModelConfig:
                 "ModelConfig.num_channels must be divisible by cae_num_heads. "
                 f"Received: num_channels={self.num_channels}, cae_num_heads={self.cae_num_heads}"
             )
-        if self.backbone_output_stride != 32 and not self.backbone.startswith("resnet"):
+        if self.backbone_output_stride != 32 and not supports_dilation(self.backbone):
             raise ValueError(
                 f"ModelConfig.backbone_output_stride={self.backbone_output_stride} needs a ResNet backbone "
                 f"(dilation); {self.backbone!r} supports only 32"

@@ -63,28 +63,19 @@ def build_model(config, dtype_policy="float32"):
             norm=config.norm,
             weights_path=config.backbone_weights_path or None,
         )
-        if config.upsampler in ("sfpn", "deeplabv3plus"):
-            if config.upsampler == "sfpn":
-                decoder = SemanticFPN(
-                    config.num_channels,
-                    output_stride=config.output_stride,
-                    norm=config.norm,
-                    os2_num_channels=config.os2_num_channels or None,
-                    name="decoder",
-                )
-            else:
-                rates = tuple(r * 16 // config.backbone_output_stride for r in (6, 12, 18))
-                decoder = DeepLabV3PlusDecoder(config.num_channels, dilation_rates=rates, norm=config.norm, name="decoder")
+        fpn_arguments = dict(
+            output_stride=config.output_stride, norm=config.norm, os2_num_channels=config.os2_num_channels or None
+        )
+        if config.upsampler == "sfpn":
+            decoder = SemanticFPN(config.num_channels, name="decoder", **fpn_arguments)
+            return BaselineSegmenter(backbone, decoder, config.num_classes, input_normalization=config.input_normalization)
+        if config.upsampler == "deeplabv3plus":
+            rates = tuple(r * 16 // config.backbone_output_stride for r in (6, 12, 18))
+            decoder = DeepLabV3PlusDecoder(config.num_channels, dilation_rates=rates, norm=config.norm, name="decoder")
             return BaselineSegmenter(backbone, decoder, config.num_classes, input_normalization=config.input_normalization)
         upsampler = None
         if config.upsampler == "usfpn":
-            upsampler = GuidedUpsampler(
-                config.num_channels,
-                output_stride=config.output_stride,
-                norm=config.norm,
-                os2_num_channels=config.os2_num_channels or None,
-                name="guided_upsampler",
-            )
+            upsampler = GuidedUpsampler(config.num_channels, name="guided_upsampler", **fpn_arguments)
         return HFGDSegmenter(
             backbone,
             _build_context_encoder(config),

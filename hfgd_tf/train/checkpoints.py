@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from hfgd_tf.backbones.weights import load_weights_by_name
 from hfgd_tf.data.config import DataConfig
+from hfgd_tf.files import write_json_atomic
 from hfgd_tf.models import ModelConfig, build_model
 
 RUN_CONFIG = "run_config.json"
@@ -45,13 +46,8 @@ def checkpoint_state(model, optimizer=None, step=None):
 
 def write_run_config(checkpoint_dir, **configs):
     """Writes every config dataclass as JSON, so that evaluation and export need only the directory."""
-    os.makedirs(checkpoint_dir, exist_ok=True)
     content = {name: dataclasses.asdict(config) for name, config in configs.items()}
-    path = os.path.join(checkpoint_dir, RUN_CONFIG)
-    with open(path + ".incomplete", "w") as handle:
-        json.dump(content, handle, indent=2)
-    os.replace(path + ".incomplete", path)
-    return path
+    return write_json_atomic(os.path.join(checkpoint_dir, RUN_CONFIG), content)
 
 
 def read_run_config(checkpoint_dir):
@@ -63,8 +59,7 @@ def read_run_config(checkpoint_dir):
         )
     with open(path) as handle:
         content = json.load(handle)
-    data = dict(content["data"])
-    return ModelConfig(**content["model"]), DataConfig(**data), content
+    return ModelConfig(**content["model"]), DataConfig(**content["data"]), content
 
 
 def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):

@@ -16,6 +16,7 @@ from hfgd_tf.data.pipeline import build_eval_dataset, build_train_dataset
 from hfgd_tf.data.tfrecord import read_manifest
 from hfgd_tf.evaluation.evaluator import evaluate
 from hfgd_tf.evaluation.metrics import format_metrics_table
+from hfgd_tf.files import write_json_atomic
 from hfgd_tf.models import build_model
 from hfgd_tf.train import checkpoints
 from hfgd_tf.train.distribute import create_strategy
@@ -269,6 +270,5 @@ class Trainer:
             save_weights_by_name(self.model, temporary)
             os.replace(temporary, weights)
             summary = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
-            with open(os.path.join(best_dir, "metrics.json"), "w") as handle:
-                json.dump({**summary, "step": step}, handle, indent=2)
+            write_json_atomic(os.path.join(best_dir, "metrics.json"), {**summary, "step": step})
             logging.info("New best mIoU %.4f: weights in %s", metrics["miou"], weights)

@@ -7,12 +7,12 @@ colours (black, if no class uses it, is ignored). Converted records carry the cl
 their manifest, which is where training reads them (`DataConfig(dataset="folder", data_dir=records)`).
 """
 
-import json
 import os
 
 import numpy as np
 
 from hfgd_tf.data.dataset_info import IGNORE_LABEL, DatasetInfo, generic_palette
+from hfgd_tf.data.tfrecord import read_manifest
 from hfgd_tf.data.datasets.common import INVALID, Sample, identity_table, read_split_file, require_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -49,13 +49,12 @@ def info_from_classes(data_dir):
 
 def info_from_manifest(records_dir):
     """The DatasetInfo of converted folder records (from their manifest.json)."""
-    path = os.path.join(records_dir, "manifest.json")
-    if not os.path.isfile(path):
+    manifest = read_manifest(records_dir)
+    if manifest is None:
+        path = os.path.join(records_dir, "manifest.json")
         raise ValueError(
             f"dataset='folder' needs {path!r} (written by scripts/convert_tfrecord.py) to know its classes"
         )
-    with open(path) as handle:
-        manifest = json.load(handle)
     names = tuple(manifest["class_names"])
     colours = tuple(tuple(c) for c in manifest.get("colormap") or generic_palette(len(names)))
     return DatasetInfo(name="folder", class_names=names, colormap=colours)
