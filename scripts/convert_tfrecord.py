@@ -25,6 +25,12 @@ flags.DEFINE_integer("num_workers", 4, "Threads reading and encoding samples.")
 flags.DEFINE_enum("on_error", "stop", ["stop", "skip"], "At a bad sample: stop, or skip it and report it in the manifest.")
 flags.DEFINE_bool("compress", True, "ZLIB-compress the shards (the authors' default).")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace splits that --output_dir already holds (old shards removed once the new ones are complete). "
+    "Without it, a split with shards in --output_dir is refused before anything is converted.",
+)
 flags.DEFINE_integer("synthetic_num_train", 400, "synthetic_streets only: training scenes.")
 flags.DEFINE_integer("synthetic_num_val", 100, "synthetic_streets only: validation scenes.")
 flags.mark_flags_as_required(["dataset", "output_dir"])
@@ -38,6 +44,7 @@ def main(argv):
     from hfgd_tf.data.datasets import folder
     from hfgd_tf.data.registry import get_dataset_spec
     from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+    from hfgd_tf.data.tfrecord import check_split_is_empty
 
     try:
         spec = get_dataset_spec(FLAGS.dataset)
@@ -53,6 +60,7 @@ def main(argv):
             on_error=FLAGS.on_error,
             compression="ZLIB" if FLAGS.compress else "",
             progress=FLAGS.progress,
+            overwrite=FLAGS.overwrite,
         )
         info, label_fn = spec.info, spec.label_table
         if FLAGS.dataset == "folder":
@@ -61,6 +69,9 @@ def main(argv):
         unknown = [s for s in splits if s not in spec.splits and FLAGS.dataset != "folder"]
         if unknown:
             raise ValueError(f"--split {unknown} not in {FLAGS.dataset}'s splits {list(spec.splits)}")
+        if not FLAGS.overwrite:
+            for split in splits:  # before any work, not after converting the first split
+                check_split_is_empty(FLAGS.output_dir, split)
         results, start = {}, time.time()
         for split in splits:
             samples = spec.list_samples(FLAGS.data_dir, split)

@@ -41,6 +41,9 @@ class ConvertOptions:
         on_error: str. "stop" raises at the first bad sample; "skip" leaves it out and reports it.
         compression: str. "ZLIB" (authors' default), "GZIP" or "".
         progress: bool. Show a progress bar.
+        overwrite: bool. Replace a split that the output directory already holds (its old shards are
+            removed once the new ones are complete); by default such a split is refused, since a
+            shorter reconversion would leave stale `<split>-K` shards behind.
     """
 
     examples_per_shard: int = 500
@@ -48,6 +51,7 @@ class ConvertOptions:
     on_error: str = "stop"
     compression: str = "ZLIB"
     progress: bool = True
+    overwrite: bool = False
 
     def __post_init__(self):
         if self.on_error not in ON_ERROR:
@@ -154,7 +158,8 @@ def convert_split(samples, output_dir, split, info, label_fn, options):
         import tqdm  # a dependency of tensorflow-datasets, and ours
 
         bar = tqdm.tqdm(total=len(samples), desc=f"{info.name}/{split}", unit="img")
-    with tfrecord.ShardWriter(output_dir, split, options.examples_per_shard, options.compression) as writer:
+    writer = tfrecord.ShardWriter(output_dir, split, options.examples_per_shard, options.compression, options.overwrite)
+    with writer:
         with concurrent.futures.ThreadPoolExecutor(options.num_workers) as pool:
             # Bounded look-ahead keeps memory flat while preserving sample order in the shards.
             window = options.num_workers * 4
@@ -169,10 +174,8 @@ def convert_split(samples, output_dir, split, info, label_fn, options):
                         for future in futures[index:]:
                             if future is not None:
                                 future.cancel()
-                        # A stopped split leaves no shards at all, not a valid-looking partial split.
-                        for path in writer.paths:
-                            os.remove(path)
-                        writer.paths.clear()
+                        # The writer drops its staged shards: a stopped split leaves none, and the old
+                        # shards of an overwritten split stay as they were.
                         raise
                     skipped.append({"name": sample.name, "reason": str(error)})
                     logging.warning("Skipped %s", error)
@@ -195,13 +198,21 @@ def convert_split(samples, output_dir, split, info, label_fn, options):
 
 
 def write_manifest(output_dir, info, splits, source=None):
-    """Writes `manifest.json` (atomically) and returns its path."""
+    """Writes `manifest.json` (atomically) and returns its path.
+
+    Splits that an earlier manifest of the same dataset lists and that were not converted this time
+    keep their entries, so converting `--split=val` alone does not orphan the train shards.
+    """
+    previous = tfrecord.read_manifest(output_dir)
+    if previous is not None and previous.get("dataset") == info.name and previous.get("class_names") == list(info.class_names):
+        splits = {**previous.get("splits", {}), **splits}
     manifest = {
         "dataset": info.name,
         "num_classes": info.num_classes,
         "class_names": list(info.class_names),
         "colormap": [list(c) for c in info.colormap],
         "ignore_label": info.ignore_label,
+        "label_format": "train_ids",
         "format": {
             "keys": sorted(tfrecord.FEATURES),
             "image": "tf.io.serialize_tensor(scalar string of the JPEG/PNG file bytes)",

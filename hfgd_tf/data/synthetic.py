@@ -234,7 +234,8 @@ def write_synthetic_tfrecords(output_dir, num_train=300, num_val=60, height=128,
     """Writes the synthetic dataset as `train-K.tfrecord` / `val-K.tfrecord` shards and a manifest.
 
     Train and val use disjoint seeds (`seed` and `seed + 1`). An existing directory written with the
-    same parameters is reused (the manifest records them as its `source`).
+    same parameters is reused (the manifest records them as its `source`); otherwise its train and val
+    splits are replaced whole.
 
     Returns:
         str: `output_dir`.
@@ -249,7 +250,7 @@ def write_synthetic_tfrecords(output_dir, num_train=300, num_val=60, height=128,
     splits = {}
     for split, count, split_seed in (("train", num_train, seed), ("val", num_val, seed + 1)):
         class_pixels = np.zeros(NUM_CLASSES, np.int64)
-        with tfrecord.ShardWriter(output_dir, split, examples_per_shard) as writer:
+        with tfrecord.ShardWriter(output_dir, split, examples_per_shard, overwrite=True) as writer:
             for _, image, label in generate_split(count, split_seed, height, width):
                 writer.write(tfrecord.make_example(tfrecord.encode_png(image), label))
                 class_pixels += converter.class_pixel_counts(label, NUM_CLASSES)

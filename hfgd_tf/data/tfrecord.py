@@ -9,6 +9,8 @@ by default (SPEC §5), so records written by the authors' converters read here t
 import io
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -83,33 +85,36 @@ def shard_path(output_dir, split, index):
 
 
 class ShardWriter:
-    """Writes examples into consecutive shards of `examples_per_shard` examples each.
+    """Writes examples into consecutive shards of `examples_per_shard` examples each, as one whole split.
 
-    Each shard is written under a temporary name and renamed when complete, so a crash never leaves a
-    file that looks like a valid shard. Use as a context manager; `paths` lists the finished shards.
+    Shards are written into a hidden staging folder inside `output_dir` and moved into place only when
+    the writer closes without an error, so a crash never leaves a file that looks like a valid shard.
+    A split is written whole: if `output_dir` already holds `<split>-*.tfrecord` shards, the writer
+    refuses (a shorter reconversion would otherwise leave stale `<split>-K` files that are then read
+    with the new ones), unless `overwrite=True`, which removes the old shards of that split when the new
+    ones are complete. Use as a context manager; `paths` lists the finished shards.
     """
 
-    def __init__(self, output_dir, split, examples_per_shard=1000, compression=COMPRESSION):
+    def __init__(self, output_dir, split, examples_per_shard=1000, compression=COMPRESSION, overwrite=False):
         if examples_per_shard < 1:
             raise ValueError(f"examples_per_shard must be >= 1. Received: {examples_per_shard}")
+        if not overwrite:
+            check_split_is_empty(output_dir, split)
         os.makedirs(output_dir, exist_ok=True)
         self.output_dir, self.split = output_dir, split
         self.examples_per_shard, self.compression = examples_per_shard, compression
         self.paths, self.num_examples = [], 0
-        self._writer, self._temp_path, self._count = None, None, 0
+        self._staging = tempfile.mkdtemp(prefix=f".{split}-", suffix=".partial", dir=output_dir)
+        self._writer, self._count = None, 0
 
     def _open(self):
-        final = shard_path(self.output_dir, self.split, len(self.paths))
-        self._temp_path = final + ".incomplete"
         options = tf.io.TFRecordOptions(compression_type=self.compression or "")
-        self._writer = tf.io.TFRecordWriter(self._temp_path, options)
+        self._writer = tf.io.TFRecordWriter(shard_path(self._staging, self.split, len(self.paths)), options)
         self._count = 0
 
     def _close(self):
         self._writer.close()
-        final = self._temp_path[: -len(".incomplete")]
-        os.replace(self._temp_path, final)
-        self.paths.append(final)
+        self.paths.append(shard_path(self._staging, self.split, len(self.paths)))
         self._writer = None
 
     def write(self, example):
@@ -128,13 +133,42 @@ class ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, traceback):
-        if self._writer is None:
+        if exc_type is not None:
+            if self._writer is not None:
+                self._writer.close()
+            shutil.rmtree(self._staging, ignore_errors=True)
             return
-        if exc_type is None:
+        if self._writer is not None:
             self._close()
-        else:
-            self._writer.close()
-            os.remove(self._temp_path)
+        # Old shards of the split go first, then the new ones move in (renames within one directory).
+        for path in _split_shard_names(self.output_dir, self.split):
+            os.remove(os.path.join(self.output_dir, path))
+        final = []
+        for path in self.paths:
+            target = os.path.join(self.output_dir, os.path.basename(path))
+            os.replace(path, target)
+            final.append(target)
+        self.paths = final
+        os.rmdir(self._staging)
+
+
+def _split_shard_names(data_dir, split):
+    """Names of the files `list_shards` reads for `split` (unsorted); [] for a missing directory."""
+    if not os.path.isdir(data_dir):
+        return []
+    prefix = f"{split}-"
+    return [n for n in os.listdir(data_dir) if n.startswith(prefix) and n.endswith(".tfrecord")]
+
+
+def check_split_is_empty(output_dir, split):
+    """Raises a ValueError when `output_dir` already holds shards of `split` (see `ShardWriter`)."""
+    existing = sorted(_split_shard_names(output_dir, split))
+    if existing:
+        raise ValueError(
+            f"{output_dir!r} already holds {len(existing)} '{split}-*.tfrecord' shard(s) ({existing[:5]}); "
+            f"writing {split!r} again there would mix old and new shards. Remove them, choose another output "
+            f"directory, or replace the split whole with --overwrite"
+        )
 
 
 def list_shards(data_dir, split):
@@ -142,7 +176,7 @@ def list_shards(data_dir, split):
     if not os.path.isdir(data_dir):
         raise ValueError(f"TFRecord directory not found: {data_dir!r}")
     prefix = f"{split}-"
-    names = [n for n in os.listdir(data_dir) if n.startswith(prefix) and n.endswith(".tfrecord")]
+    names = _split_shard_names(data_dir, split)
     if not names:
         raise ValueError(
             f"No '{split}-*.tfrecord' shards in {data_dir!r} (found: {sorted(os.listdir(data_dir))[:10]})"

@@ -188,3 +188,33 @@ def test_convert_script_on_a_camvid_layout_and_a_missing_directory(tmp_path):
         command + [f"--data_dir={tmp_path / 'nowhere'}", f"--output_dir={tmp_path / 'out2'}"], cwd=ROOT, capture_output=True, text=True
     )
     assert missing.returncode == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.slow
+def test_reconverting_into_the_same_directory_refuses_or_replaces_whole(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for split, count in (("train", 3), ("val", 1)):
+        for index in range(count):
+            _save(tmp_path / f"camvid/images/{split}/{index:04d}.jpg", _image(4, 6, index))
+            _save(tmp_path / f"camvid/labels/{split}/{index:04d}.png", np.full((4, 6), index))
+    command = [
+        sys.executable, "scripts/convert_tfrecord.py", "--dataset=camvid", "--noprogress", "--examples_per_shard=1",
+        f"--data_dir={tmp_path / 'camvid'}", f"--output_dir={tmp_path / 'out'}",
+    ]
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert tfrecord.list_shards(str(tmp_path / "out"), "train")[-1].endswith("train-2.tfrecord")
+    for index in (1, 2):  # the dataset shrinks to one training image
+        os.remove(tmp_path / f"camvid/images/train/{index:04d}.jpg")
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "already holds 3 'train-*.tfrecord' shard(s)" in again.stderr and "--overwrite" in again.stderr
+    assert len(tfrecord.list_shards(str(tmp_path / "out"), "train")) == 3  # untouched
+    replaced = subprocess.run(command + ["--overwrite"], cwd=ROOT, capture_output=True, text=True)
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path / "out")) == ["manifest.json", "train-0.tfrecord", "val-0.tfrecord"]
+    assert [label[0, 0] for label in _labels(str(tmp_path / "out"), "train")] == [0]

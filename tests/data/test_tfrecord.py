@@ -52,3 +52,50 @@ def test_missing_shards_are_a_clear_error(tmp_path):
         tfrecord.list_shards(str(tmp_path), "val")
     with pytest.raises(ValueError, match="not found"):
         tfrecord.list_shards(os.path.join(tmp_path, "nope"), "val")
+
+
+def _write_split(directory, examples, examples_per_shard=2, overwrite=False):
+    with tfrecord.ShardWriter(str(directory), "train", examples_per_shard, overwrite=overwrite) as writer:
+        for image, label in examples:
+            writer.write(tfrecord.make_example(tfrecord.encode_png(image), label))
+    return writer
+
+
+def _read_labels(directory):
+    files = tfrecord.list_shards(str(directory), "train")
+    return [label.numpy() for _, label in tf.data.TFRecordDataset(files, compression_type="ZLIB").map(tfrecord.parse_example)]
+
+
+def test_rewriting_a_split_is_refused_and_leaves_it_as_it_was(tmp_path):
+    _write_split(tmp_path, [_example(seed) for seed in range(5)])
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match=r"already holds 3 'train-\*.tfrecord' shard\(s\).*--overwrite"):
+        _write_split(tmp_path, [_example(10)])
+    assert sorted(os.listdir(tmp_path)) == before == ["train-0.tfrecord", "train-1.tfrecord", "train-2.tfrecord"]
+    _write_split(tmp_path / "other", [_example(10)])  # another split directory is fine
+    with tfrecord.ShardWriter(str(tmp_path), "val") as writer:  # so is another split in the same directory
+        writer.write(tfrecord.make_example(tfrecord.encode_png(_example(11)[0]), _example(11)[1]))
+
+
+def test_overwrite_replaces_the_whole_split_without_stale_shards(tmp_path):
+    _write_split(tmp_path, [_example(seed) for seed in range(5)])
+    new = [_example(seed) for seed in (20, 21)]
+    writer = _write_split(tmp_path, new, overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["train-0.tfrecord"]
+    assert writer.paths == [os.path.join(str(tmp_path), "train-0.tfrecord")]
+    labels = _read_labels(tmp_path)
+    assert len(labels) == 2
+    for label, (_, expected) in zip(labels, new):
+        np.testing.assert_array_equal(label, expected)
+
+
+def test_a_failed_overwrite_keeps_the_old_split(tmp_path):
+    old = [_example(seed) for seed in range(3)]
+    _write_split(tmp_path, old)
+    with pytest.raises(RuntimeError):
+        with tfrecord.ShardWriter(str(tmp_path), "train", 1, overwrite=True) as writer:
+            writer.write(tfrecord.make_example(tfrecord.encode_png(_example(30)[0]), _example(30)[1]))
+            writer.write(tfrecord.make_example(tfrecord.encode_png(_example(31)[0]), _example(31)[1]))
+            raise RuntimeError("converter crashed")
+    assert sorted(os.listdir(tmp_path)) == ["train-0.tfrecord", "train-1.tfrecord"]
+    assert [label.tolist() for label in _read_labels(tmp_path)] == [label.tolist() for _, label in old]
