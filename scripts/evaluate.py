@@ -24,16 +24,25 @@ def main(argv):
 
     from hfgd_tf.data.pipeline import build_eval_dataset
     from hfgd_tf.evaluation import evaluate, format_metrics_table, write_results
-    from hfgd_tf.train.checkpoints import restore_model
+    from hfgd_tf.data.records import check_records
+    from hfgd_tf.train.checkpoints import read_run_config, restore_model
     from hfgd_tf.train.distribute import create_strategy
 
     logging.set_verbosity(logging.INFO)
+    try:
+        # The records are checked before the model is built.
+        _, data_config, _ = read_run_config(FLAGS.checkpoint_dir)
+        if FLAGS.eval_data_dir:
+            if not os.path.isdir(FLAGS.eval_data_dir):
+                raise ValueError(f"--eval_data_dir {FLAGS.eval_data_dir!r} does not exist or is not a directory")
+            data_config = dataclasses.replace(data_config, data_dir=FLAGS.eval_data_dir)
+        check_records(data_config, [data_config.eval_split])
+    except ValueError as error:
+        common_flags.config_error(error)
     strategy = create_strategy(FLAGS.strategy)
     try:
         with strategy.scope():
-            model, _, data_config = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
-        if FLAGS.eval_data_dir:
-            data_config = dataclasses.replace(data_config, data_dir=FLAGS.eval_data_dir)
+            model, _, _ = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
         dataset = strategy.distribute_datasets_from_function(
             lambda context: build_eval_dataset(data_config, eval_config.eval_batch_size, context)
         )

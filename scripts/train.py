@@ -14,12 +14,17 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from hfgd_tf.data.records import check_records
+
     try:
         model_config = common_flags.model_config_from_flags()
         data_config = common_flags.data_config_from_flags()
         optimizer_config = common_flags.optimizer_config_from_flags()
         train_config = common_flags.train_config_from_flags()
         eval_config = common_flags.eval_config_from_flags()
+        # The records are checked before a model is built or anything is written to --checkpoint_dir.
+        splits = [data_config.train_split] + ([data_config.eval_split] if train_config.evaluate_every_epoch else [])
+        check_records(data_config, splits)
     except ValueError as error:
         common_flags.config_error(error)
 

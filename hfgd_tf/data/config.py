@@ -3,7 +3,9 @@
 import dataclasses
 import functools
 
-from hfgd_tf.data.registry import get_dataset_info, get_dataset_spec
+from hfgd_tf.data.registry import dataset_names, get_dataset_info, get_dataset_spec
+
+LABEL_FORMATS = ("train_ids", "raw")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +31,11 @@ class DataConfig:
         deterministic: bool. Keep element order fixed under parallelism (needed for exact resume).
         seed: int. Seed of shuffling and augmentation.
         compression: str. "ZLIB" (authors' default) or "" for uncompressed shards.
+        label_format: str. What the records' labels hold: "train_ids" (records written by
+            scripts/convert_tfrecord.py) or "raw" (the dataset's raw label values, as the authors'
+            converters store them, e.g. Pascal Context 59 with 0 = background and classes 1..59); "raw"
+            applies the dataset's raw -> train-id table (the converter's) in the pipeline, for training
+            and evaluation.
     """
 
     dataset: str
@@ -51,6 +58,7 @@ class DataConfig:
     deterministic: bool = True
     seed: int = 0
     compression: str = "ZLIB"
+    label_format: str = "train_ids"
 
     def __post_init__(self):
         info = get_dataset_spec(self.dataset).info  # None for "folder": its classes live in the records
@@ -72,6 +80,14 @@ class DataConfig:
             raise ValueError(f"DataConfig.scale_step must be >= 0. Received: scale_step={self.scale_step}")
         if self.compression not in ("ZLIB", "GZIP", ""):
             raise ValueError(f"DataConfig.compression must be 'ZLIB', 'GZIP' or ''. Received: {self.compression!r}")
+        if self.label_format not in LABEL_FORMATS:
+            raise ValueError(f"DataConfig.label_format must be one of {LABEL_FORMATS}. Received: {self.label_format!r}")
+        if self.label_format == "raw" and get_dataset_spec(self.dataset).label_table is None:
+            with_tables = [n for n in dataset_names() if get_dataset_spec(n).label_table is not None]
+            raise ValueError(
+                f"DataConfig.label_format='raw' needs a raw-label table, which dataset {self.dataset!r} does not "
+                f"have (its records hold train ids). Datasets with one: {with_tables}"
+            )
         if self.shuffle_buffer < 1:
             raise ValueError(f"DataConfig.shuffle_buffer must be >= 1. Received: {self.shuffle_buffer}")
 

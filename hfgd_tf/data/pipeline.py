@@ -2,12 +2,15 @@
 
 Training elements are `images` float32 `[B, crop_h, crop_w, 3]` in [0, 255] and `labels` int32
 `[B, crop_h, crop_w]` (ignore label where there is no supervision). Evaluation elements keep the
-original resolution (padded bottom/right to the eval crop, if set, with the ignore label).
+original resolution (padded bottom/right to the eval crop, if set, with the ignore label). Records with
+`label_format="raw"` labels are remapped to train ids right after decoding, before any padding.
 """
 
 import tensorflow as tf
 
 from hfgd_tf.data import augment
+from hfgd_tf.data.records import to_train_ids
+from hfgd_tf.data.registry import get_dataset_spec
 from hfgd_tf.data.tfrecord import parse_example, list_shards
 
 
@@ -24,9 +27,17 @@ def _read_records(config, split, shuffle_files):
     )
 
 
-def _decode(serialized):
-    image, label = parse_example(serialized)
-    return tf.cast(image, tf.float32), label
+def _decoder(config):
+    """`serialized -> (image float32 [H, W, 3], label int32 [H, W] of train ids)` for `config`."""
+    table = get_dataset_spec(config.dataset).label_table if config.label_format == "raw" else None
+
+    def decode(serialized):
+        image, label = parse_example(serialized)
+        if table is not None:
+            label = to_train_ids(label, table, config.dataset)
+        return tf.cast(image, tf.float32), label
+
+    return decode
 
 
 def _options(config):
@@ -67,8 +78,10 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
     skipped = initial_step * elements_per_step
     dataset = dataset.enumerate(start=0).skip(skipped)
 
+    decode = _decoder(config)
+
     def parse_and_augment(index, serialized):
-        image, label = _decode(serialized)
+        image, label = decode(serialized)
         seed = tf.stack([tf.constant(config.seed, tf.int64), index * num_pipelines + pipeline_id])
         return augment.augment_for_training(image, label, seed, config, info.ignore_label)
 
@@ -95,7 +108,7 @@ def build_eval_dataset(config, batch_size=1, input_context=None):
         per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
         if input_context.num_input_pipelines > 1:
             dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    dataset = dataset.map(_decode, num_parallel_calls=config.num_parallel_calls)
+    dataset = dataset.map(_decoder(config), num_parallel_calls=config.num_parallel_calls)
     if config.eval_crop_height and config.eval_crop_width:
         ignore = config.info.ignore_label
 

@@ -1,0 +1,182 @@
+"""Checks, before anything is built or written, that `DataConfig.data_dir` holds records of the dataset.
+
+`check_records` is what the scripts call first: it names `data_dir` when it is missing, checks the shards
+against the records' `manifest.json` (dataset name, class count, label format, no stale shards) and, for
+records without a manifest (e.g. written by the authors' own converters), reads the labels of a few
+examples and refuses values that cannot belong to the dataset in the configured `label_format`.
+
+`to_train_ids` is the in-pipeline remap for `label_format="raw"`: the dataset's own raw -> train-id table
+(the one the converter applies, `hfgd_tf.data.registry`), so the authors' raw-label records train and
+score with the same ids as records converted here.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from hfgd_tf.data.datasets.common import INVALID
+from hfgd_tf.data.registry import get_dataset_spec
+from hfgd_tf.data.tfrecord import list_shards, read_manifest
+
+# Examples whose labels are read when the records have no manifest (spread over up to 4 shards).
+NUM_SCANNED_EXAMPLES = 16
+
+
+def to_train_ids(label, table, dataset):
+    """Maps raw label values to train ids with a dataset's table (`label_format="raw"`).
+
+    Args:
+        label: int32 tensor `[H, W]` of raw values.
+        table: int array `[N]` raw value -> train id (`IGNORE_LABEL` for ignored values, `INVALID`
+            for values the dataset never uses).
+        dataset: str. Named in the error.
+
+    Returns:
+        int32 tensor `[H, W]` of train ids. A value outside the table, or one the table marks invalid,
+        fails the pipeline with a message naming the values (not a silent ignore).
+    """
+    table = tf.constant(np.asarray(table, np.int32))
+    size = int(table.shape[0])
+    inside = (label >= 0) & (label < size)
+    ids = tf.where(inside, tf.gather(table, tf.clip_by_value(label, 0, size - 1)), INVALID)
+    bad = tf.not_equal(ids, INVALID)
+    check = tf.debugging.Assert(
+        tf.reduce_all(bad),
+        [f"Raw label values that dataset {dataset!r} does not have (label_format='raw'):", tf.unique(tf.boolean_mask(label, ~bad))[0]],
+        summarize=16,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(ids)
+
+
+def _scan_label_values(files, compression, limit=NUM_SCANNED_EXAMPLES):
+    """The distinct label values of the first examples of up to 4 shards spread over `files`."""
+    picked = [files[i] for i in sorted(set(np.linspace(0, len(files) - 1, min(4, len(files))).astype(int)))]
+    per_file = max(1, limit // len(picked))
+    values, count = set(), 0
+    for path in picked:
+        try:
+            for serialized in tf.data.TFRecordDataset(path, compression_type=compression).take(per_file):
+                parsed = tf.io.parse_single_example(serialized, {"label": tf.io.FixedLenFeature([], tf.string)})
+                label = tf.io.parse_tensor(parsed["label"], tf.int32)
+                values.update(np.unique(label.numpy()).tolist())
+                count += 1
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            raise ValueError(
+                f"Cannot read labels from {path!r} (compression={compression!r}; records need a 'label' feature "
+                f"holding tf.io.serialize_tensor of an int32 [H, W] map): {error.message.splitlines()[0]}"
+            ) from None
+    return values, count
+
+
+def _valid_values(table):
+    return {raw for raw in range(len(table)) if table[raw] != INVALID}
+
+
+def _check_scanned_labels(config, split, files, info, table):
+    values, count = _scan_label_values(files, config.compression)
+    train_ids = set(range(info.num_classes)) | {info.ignore_label}
+    raw_values = _valid_values(table) if table is not None else None
+    shown = sorted(values)[:20]
+    if config.label_format == "train_ids":
+        bad = sorted(values - train_ids)
+        if bad:
+            hint = (
+                f" These look like the dataset's raw labels (as the authors' converters store them): "
+                f"pass --label_format=raw to remap them with the {config.dataset} table."
+                if raw_values is not None and values <= raw_values
+                else ""
+            )
+            raise ValueError(
+                f"The {split!r} records in {config.data_dir!r} hold label values {bad[:20]} that are not train ids of "
+                f"{config.dataset!r} ({info.num_classes} classes, ignore {info.ignore_label}); values seen in "
+                f"{count} examples: {shown}.{hint}"
+            )
+        if raw_values is not None and values <= raw_values and info.ignore_label not in values:
+            raw_ignored = sorted(v for v in values if table[v] == info.ignore_label)
+            if raw_ignored:
+                logging.warning(
+                    "The %r records in %r have no ignore label (%d) in %d examples but values %s, which %s's "
+                    "raw labels use for ignored pixels: if they are raw labels (the authors' converters), "
+                    "pass --label_format=raw.",
+                    split, config.data_dir, info.ignore_label, count, raw_ignored, config.dataset,
+                )
+    else:
+        bad = sorted(values - raw_values)
+        if bad:
+            hint = " They look like train ids: drop --label_format=raw." if values <= train_ids else ""
+            raise ValueError(
+                f"The {split!r} records in {config.data_dir!r} hold label values {bad[:20]} that are not raw labels "
+                f"of {config.dataset!r} (label_format='raw'); values seen in {count} examples: {shown}.{hint}"
+            )
+
+
+def _check_manifest(config, split, files, manifest, info):
+    where = f"{config.data_dir}/manifest.json"
+    if config.dataset != "folder" and manifest.get("dataset") != config.dataset:
+        raise ValueError(
+            f"The records in {config.data_dir!r} are dataset {manifest.get('dataset')!r} "
+            f"({manifest.get('num_classes')} classes, {where}) but --dataset={config.dataset!r}"
+        )
+    if manifest.get("num_classes", info.num_classes) != info.num_classes:
+        raise ValueError(
+            f"The records in {config.data_dir!r} have {manifest['num_classes']} classes ({where}) but dataset "
+            f"{config.dataset!r} has {info.num_classes}"
+        )
+    stored = manifest.get("label_format", "train_ids")  # every converter here writes train ids
+    if stored != config.label_format:
+        raise ValueError(
+            f"The records in {config.data_dir!r} hold {stored} labels ({where}) but --label_format="
+            f"{config.label_format}: use --label_format={stored}"
+        )
+    entry = manifest.get("splits", {}).get(split)
+    if entry is None or "shards" not in entry:
+        raise ValueError(
+            f"{where} does not list split {split!r} (it lists {sorted(manifest.get('splits', {}))}), yet "
+            f"'{split}-*.tfrecord' shards are there: they were not written with this manifest. Reconvert "
+            f"the split (scripts/convert_tfrecord.py --split={split} --overwrite)"
+        )
+    listed = {shard["file"] for shard in entry["shards"]}
+    on_disk = {os.path.basename(path) for path in files}
+    if listed != on_disk:
+        raise ValueError(
+            f"The {split!r} shards in {config.data_dir!r} do not match {where}: not listed there "
+            f"{sorted(on_disk - listed)[:5]}, missing {sorted(listed - on_disk)[:5]} (stale shards of an earlier "
+            f"conversion?). Reconvert the split with --overwrite"
+        )
+
+
+def check_records(config, splits):
+    """Checks `config.data_dir` for `splits` before a model is built or a run directory written.
+
+    Args:
+        config: `DataConfig`.
+        splits: iterable of str. The shard prefixes that will be read.
+
+    Returns:
+        dict split -> list of shard paths.
+
+    Raises:
+        ValueError: naming `data_dir`, the shard or manifest, and what was expected.
+    """
+    if not config.data_dir:
+        raise ValueError(
+            "--data_dir (DataConfig.data_dir) is not set: give the directory of '<split>-K.tfrecord' shards "
+            "(scripts/convert_tfrecord.py writes them)"
+        )
+    if not os.path.isdir(config.data_dir):
+        raise ValueError(f"--data_dir {config.data_dir!r} (DataConfig.data_dir) does not exist or is not a directory")
+    info = config.info
+    manifest = read_manifest(config.data_dir)
+    table = get_dataset_spec(config.dataset).label_table
+    shards = {}
+    for split in dict.fromkeys(splits):
+        files = list_shards(config.data_dir, split)
+        if manifest is not None:
+            _check_manifest(config, split, files, manifest, info)
+        else:
+            _check_scanned_labels(config, split, files, info, table)
+        shards[split] = files
+    return shards
