@@ -39,13 +39,21 @@ _EXTRA_HELP = {
 
 
 def _field_help(cls):
-    """Parses `Attributes:` of a Google-style docstring into {field: help}."""
-    helps, current = {}, []
+    """Parses `Attributes:` of a Google-style docstring into {field: help}.
+
+    An entry starts at 8 spaces with `name: text` or `name_a, name_b: text` (a list of names may
+    continue on the next lines when a line ends with a comma); deeper-indented lines continue the text.
+    """
+    helps, current, pending = {}, [], []
     text = (cls.__doc__ or "").split("Attributes:", 1)[-1]
     for line in text.splitlines():
-        match = re.match(r"^\s{8}([a-z_, \n]+):\s*(.*)$", line)
-        if match and all(re.fullmatch(r"[a-z_0-9]+", n.strip()) for n in match.group(1).split(",")):
-            current = [n.strip() for n in match.group(1).split(",")]
+        names_only = re.match(r"^\s{8}((?:[a-z][a-z_0-9]*,\s*)+)$", line)
+        match = re.match(r"^\s{8}([a-z][a-z_0-9, ]*):\s*(.*)$", line)
+        if names_only:
+            pending += [n.strip() for n in names_only.group(1).split(",") if n.strip()]
+        elif match and all(re.fullmatch(r"[a-z][a-z_0-9]*", n.strip()) for n in match.group(1).split(",")):
+            current = pending + [n.strip() for n in match.group(1).split(",")]
+            pending = []
             for name in current:
                 helps[name] = match.group(2).strip()
         elif line.strip() and current:
@@ -84,24 +92,245 @@ def define_config_flags(*classes):
         _define(cls, defined)
 
 
-def define_all():
-    """Flags of every config: what train.py and demo.py take."""
+def define_all(mode="train"):
+    """Flags of every config: what train.py and demo.py take (plus the authors' names, `mode` theirs)."""
     define_config_flags(ModelConfig, DataConfig, OptimizerConfig, TrainConfig, EvalConfig)
+    define_authors_flags(mode)
 
 
-def define_run_flags(with_eval_config=True):
+def define_run_flags(with_eval_config=True, mode=None):
     """Flags of the scripts that work on a finished run directory (evaluate, export, predict)."""
     flags.DEFINE_string("checkpoint_dir", "", "A training run directory (holds run_config.json and checkpoints).")
     flags.DEFINE_string("checkpoint", "best", "'best' (best-mIoU weights), 'latest' or a checkpoint path.")
     if with_eval_config:
         define_config_flags(EvalConfig)
+    define_authors_flags(mode)
+
+
+# ==== The authors' flag names (SPEC §5): issue 8 item 9 ==========================================
+# Their users' flagfiles run here. Three kinds, all listed in docs/flags.md:
+# - AUTHORS_ALIASES: the same meaning under another name -> an absl alias of our flag;
+# - translated flags: a small conversion into our fields (`_authors_overrides`);
+# - unsupported flags: accepted with their harmless value, otherwise a ValueError naming the flag and
+#   what to use (`_UNSUPPORTED`).
+# Flags they share with us by name (train_epoch, epoch_steps, initial_lr, end_lr, decay_strategy,
+# sgd_momentum_rate, bn_epsilon, eval_crop_height/width, restore_checkpoint, max_checkpoints_to_keep, ...)
+# are ours already; AUTHORS_SAME_NAMES lists them with the notes where a default or meaning differs.
+
+AUTHORS_ALIASES = {
+    "gpu_batch_size": "batch_size",
+    "eval_gpu_batch_size": "eval_batch_size",
+    "scale_rates": "eval_scales",
+    "sliding_window_crop_height": "sliding_window_height",
+    "sliding_window_crop_width": "sliding_window_width",
+    "tpu_name": "tpu",
+    "random_seed": "seed",
+    "global_norm_method": "norm_method",
+    "shuffle": "shuffle_buffer",
+}
+AUTHORS_CONVERTER_ALIASES = {"convert_datasets": "dataset", "tfrecord_outputs": "output_dir"}  # convert_tfrecord.py
+AUTHORS_SAME_NAMES = {
+    "checkpoint_dir": "",
+    "restore_checkpoint": "",
+    "max_checkpoints_to_keep": "",
+    "training_progress_bar": "their default is on, ours off",
+    "mixed_precision": "also takes their true/false: true picks bfloat16 on a TPU or Ampere+ GPU, float16 on "
+    "older GPUs, none on CPU; false is none",
+    "crop_height": "",
+    "crop_width": "",
+    "eval_crop_height": "",
+    "eval_crop_width": "",
+    "random_brightness": "",
+    "photo_metric_distortion": "",
+    "train_epoch": "total steps = train_epoch * epoch_steps, as theirs",
+    "epoch_steps": "",
+    "backbone": "our backbone names (docs/model_zoo.md)",
+    "output_stride": "DIFFERENT meaning: ours is the upsampler's output stride; theirs (the backbone's, by "
+    "dilation) is --backbone_output_stride",
+    "bn_momentum": "their default 0.9997, ours 0.99 (same Keras semantics)",
+    "bn_epsilon": "",
+    "weight_decay": "also the AdamW decay (see --adamw_weight_decay)",
+    "decay_norm_vars": "",
+    "optimizer": "sgd or adamw (their adam/amsgrad are not offered)",
+    "initial_lr": "",
+    "end_lr": "",
+    "decay_strategy": "none, poly (power --poly_power, 0.9) or cosine; warmup --warmup_steps",
+    "sgd_momentum_rate": "",
+    "flip": "",
+}
+# For docs/flags.md: the translated flags, what they become.
+AUTHORS_TRANSLATED = {
+    "<dataset>_path": ("--data_dir", "the one of the dataset chosen by --dataset / --train_datasets; the others are ignored"),
+    "<backbone>_weights_path": ("--backbone_weights_path", "the one of the chosen --backbone; the others are ignored"),
+    "train_datasets": ("--dataset", "exactly one dataset"),
+    "val_datasets": ("--dataset", "must name the training dataset (evaluation reads its --eval_split)"),
+    "compress": ("--compression", "true -> ZLIB, false -> '' (uncompressed records); scripts/convert_tfrecord.py has --compress itself"),
+    "adamw_weight_decay": ("--weight_decay", "when --optimizer=adamw (ignored otherwise, as theirs)"),
+    "mode": ("(the script)", "train.py accepts train, evaluate.py val; other values name the script to use"),
+    "gpu_memory_growth": ("(runtime)", "tf.config.experimental.set_memory_growth on every GPU; train.py"),
+    "soft_device_placement": ("(runtime)", "tf.config.set_soft_device_placement; train.py"),
+}
+_TRUE, _FALSE = ("true", "1", "yes", "t", "y"), ("false", "0", "no", "f", "n", "")
+
+
+def _data_path_flags():
+    return {f"{name}_path": name for name in dataset_names()}
+
+
+def _weights_path_flags():
+    from hfgd_tf.backbones import BACKBONE_PRESETS
+
+    return {f"{name}_weights_path": name for name in sorted(BACKBONE_PRESETS)}
+
+
+# name -> (define function, default, help, accepted values (a given other value fails; None: see
+# `_authors_overrides`), what to use)
+_UNSUPPORTED = {
+    "use_tfrecord": (flags.DEFINE_bool, True, "Authors' flag: records are always TFRecords.", (True,),
+                     "convert the raw folders with scripts/convert_tfrecord.py and give --data_dir"),
+    "trainval": (flags.DEFINE_bool, False, "Authors' flag: train on train + val.", (False,),
+                 "convert train and val into one split (e.g. --split=trainval) and set --train_split=trainval"),
+    "aux_loss": (flags.DEFINE_bool, False, "Authors' flag: auxiliary FCN head.", (False,),
+                 "HFGD has no auxiliary head; its high-level branch loss is weighted by --high_loss_weight"),
+    "aux_loss_rate": (flags.DEFINE_float, 0.2, "Authors' flag: weight of the auxiliary head's loss.", None,
+                      "--high_loss_weight (weight of HFGD's high-level loss)"),
+    "backbone_bn_momentum": (flags.DEFINE_float, None, "Authors' flag: BN momentum of the backbone only.", None,
+                             "--bn_momentum (one momentum for the whole model)"),
+    "initial_epoch": (flags.DEFINE_integer, 0, "Authors' flag: epoch to start at.", (0,),
+                      "rerun the same command: training resumes from the last checkpoint in --checkpoint_dir"),
+    "tensorboard_dir": (flags.DEFINE_string, "", "Authors' flag: TensorBoard log directory.", ("",),
+                        "TensorBoard logs go to <--checkpoint_dir>/logs (tensorboard --logdir=<checkpoint_dir>/logs)"),
+}
+
+
+UNSUPPORTED_ACCEPTED = {"aux_loss_rate": "any value while --aux_loss is off", "backbone_bn_momentum": "the --bn_momentum value"}
+
+
+def authors_expanded_names():
+    """Every `<dataset>_path` and `<backbone>_weights_path` flag name."""
+    return sorted(_data_path_flags()) + sorted(_weights_path_flags())
+
+
+def define_authors_flags(mode=None):
+    """Defines the authors' names whose targets this script has (call after defining its own flags).
+
+    Args:
+        mode: str or None. The authors' `--mode` value this script stands for ("train" for train.py,
+            "val" for evaluate.py); None leaves `--mode` undefined.
+    """
+    converter = "examples_per_shard" in FLAGS
+    for theirs, ours in (AUTHORS_CONVERTER_ALIASES if converter else AUTHORS_ALIASES).items():
+        if ours in FLAGS and theirs not in FLAGS:
+            flags.DEFINE_alias(theirs, ours)
+    if mode is not None:
+        flags.DEFINE_string("mode", mode, f"Authors' flag: train, val or test_dir; this script is {mode!r}.")
+    if "data_dir" in FLAGS and "dataset" in FLAGS and "batch_size" in FLAGS:  # the training scripts
+        for name, dataset in _data_path_flags().items():
+            flags.DEFINE_string(name, None, f"Authors' flag: --data_dir when --dataset={dataset}.")
+        for name, backbone in _weights_path_flags().items():
+            flags.DEFINE_string(name, None, f"Authors' flag: --backbone_weights_path when --backbone={backbone}.")
+        flags.DEFINE_list("train_datasets", None, "Authors' flag: the training dataset, i.e. --dataset (one).")
+        flags.DEFINE_list("val_datasets", None, "Authors' flag: the evaluation dataset; must be --dataset (its --eval_split).")
+        flags.DEFINE_bool("compress", None, "Authors' flag: ZLIB-compressed records, i.e. --compression=ZLIB (or '').")
+        flags.DEFINE_float("adamw_weight_decay", None, "Authors' flag: --weight_decay when --optimizer=adamw.")
+        flags.DEFINE_bool("gpu_memory_growth", True, "Authors' flag: allocate GPU memory as needed.")
+        flags.DEFINE_bool("soft_device_placement", True, "Authors' flag: let TF place ops without a kernel on CPU.")
+        for name, (define, default, help_text, _, use) in _UNSUPPORTED.items():
+            define(name, default, f"{help_text} Not supported: {use}.")
+
+
+def _present(name):
+    return name in FLAGS and FLAGS[name].present
+
+
+def _set_once(overrides, field, value, given_as):
+    """Records a translated value; the same field given two ways with different values is an error."""
+    ours_given = _present(field) and FLAGS[field].value != value
+    previous = overrides.get(field)
+    if ours_given or (previous is not None and previous[0] != value):
+        other = previous[1] if previous is not None else f"--{field}={FLAGS[field].value}"
+        raise ValueError(f"{given_as} conflicts with {other}: give one of them")
+    overrides[field] = (value, given_as)
+
+
+def _authors_overrides():
+    """Our field values from the authors' translated flags; raises ValueError on unsupported values."""
+    overrides = {}
+    if _present("mode") and FLAGS.mode != FLAGS["mode"].default:
+        use = {"train": "scripts/train.py", "val": "scripts/evaluate.py", "test_dir": "scripts/predict.py --input=<dir>"}
+        raise ValueError(
+            f"--mode={FLAGS.mode}: each mode is its own script here; use {use.get(FLAGS.mode, list(use.values()))}"
+        )
+    if "train_datasets" not in FLAGS:
+        return {}
+    for name, (_, _, _, accepted, use) in _UNSUPPORTED.items():
+        if _present(name) and (accepted is None or FLAGS[name].value not in accepted):
+            if name == "aux_loss_rate" and not FLAGS.aux_loss:
+                continue  # the rate of a head that is off changes nothing
+            if name == "backbone_bn_momentum" and FLAGS[name].value == FLAGS.bn_momentum:
+                continue
+            raise ValueError(f"--{name}={FLAGS[name].value} (the authors' flag) is not supported: {use}")
+    if _present("train_datasets"):
+        names = FLAGS.train_datasets
+        if len(names) != 1 or names[0] not in dataset_names():
+            raise ValueError(
+                f"--train_datasets={','.join(names)}: give one dataset of {list(dataset_names())} "
+                f"(to train on several, convert them into one folder dataset)"
+            )
+        _set_once(overrides, "dataset", names[0], f"--train_datasets={names[0]}")
+    dataset = overrides.get("dataset", (FLAGS.dataset,))[0]
+    if _present("val_datasets") and FLAGS.val_datasets != [dataset]:
+        raise ValueError(f"--val_datasets={','.join(FLAGS.val_datasets)}: evaluation uses --dataset={dataset}'s --eval_split")
+    for name, target in _data_path_flags().items():
+        if _present(name) and target == dataset:
+            _set_once(overrides, "data_dir", FLAGS[name].value, f"--{name}")
+    for name, target in _weights_path_flags().items():
+        if _present(name) and target == FLAGS.backbone:
+            _set_once(overrides, "backbone_weights_path", FLAGS[name].value, f"--{name}")
+    if _present("compress"):
+        _set_once(overrides, "compression", "ZLIB" if FLAGS.compress else "", f"--compress={FLAGS.compress}")
+    if _present("adamw_weight_decay") and FLAGS.optimizer == "adamw":
+        _set_once(overrides, "weight_decay", FLAGS.adamw_weight_decay, "--adamw_weight_decay")
+    value = FLAGS.mixed_precision.lower()
+    if value in _TRUE + _FALSE:
+        overrides["mixed_precision"] = (_mixed_precision_for_devices() if value in _TRUE else "none", "")
+    return {field: value for field, (value, _) in overrides.items()}
+
+
+def _mixed_precision_for_devices():
+    """The authors' `--mixed_precision=True`: bfloat16 on a TPU or Ampere+ GPUs, float16 on older GPUs."""
+    import tensorflow as tf
+
+    if FLAGS.tpu:
+        return "bfloat16"
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "none"
+    capability = min(tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) for g in gpus)
+    return "bfloat16" if capability >= (8, 0) else "float16"
+
+
+def apply_authors_runtime_flags():
+    """`--gpu_memory_growth` and `--soft_device_placement` (process-wide TF settings, as theirs)."""
+    if "gpu_memory_growth" not in FLAGS:
+        return
+    import tensorflow as tf
+
+    tf.config.set_soft_device_placement(FLAGS.soft_device_placement)
+    if FLAGS.gpu_memory_growth:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+
+
+# ==== end of the authors' flag names ===============================================================
 
 
 def _values(cls, **overrides):
     hints = typing.get_type_hints(cls)
+    translated = _authors_overrides()
     values = {}
     for field in dataclasses.fields(cls):
-        value = FLAGS[field.name].value
+        value = translated[field.name] if field.name in translated else FLAGS[field.name].value
         if hints[field.name] is tuple:
             value = tuple(float(v) for v in value)
         values[field.name] = value
@@ -114,7 +343,9 @@ def data_config_from_flags(**overrides):
 
 
 def model_config_from_flags():
-    num_classes = FLAGS.num_classes or get_dataset_info(FLAGS.dataset, FLAGS.data_dir).num_classes
+    translated = _authors_overrides()
+    dataset, data_dir = translated.get("dataset", FLAGS.dataset), translated.get("data_dir", FLAGS.data_dir)
+    num_classes = FLAGS.num_classes or get_dataset_info(dataset, data_dir).num_classes
     return ModelConfig(**_values(ModelConfig, num_classes=num_classes))
 
 

@@ -33,6 +33,7 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_integer("synthetic_num_train", 400, "synthetic_streets only: training scenes.")
 flags.DEFINE_integer("synthetic_num_val", 100, "synthetic_streets only: validation scenes.")
+common_flags.define_authors_flags()
 flags.mark_flags_as_required(["dataset", "output_dir"])
 FLAGS = flags.FLAGS
 

@@ -11,7 +11,7 @@ from absl import app, flags, logging
 
 import common_flags
 
-common_flags.define_run_flags()
+common_flags.define_run_flags(mode="val")
 flags.DEFINE_string("results_json", "", "Where to write the metrics JSON; default <checkpoint_dir>/eval_<checkpoint>.json.")
 flags.DEFINE_string("eval_data_dir", "", "Override the run's data_dir (TFRecords of the eval split).")
 flags.DEFINE_integer("max_eval_batches", 0, "Evaluate only this many batches (0 = the whole split).")

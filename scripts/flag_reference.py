@@ -9,6 +9,9 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common_flags  # noqa: E402  (the authors' flag tables)
+
 SCRIPTS = (
     "train.py",
     "evaluate.py",
@@ -46,6 +49,27 @@ def _flags_of(script):
     return sorted(rows)
 
 
+def _authors_rows(per_script):
+    """The authors' flag names (SPEC §5): what each becomes here, and in which scripts."""
+    def scripts_with(name):
+        found = [script for script, names in per_script.items() if name in names]
+        return ", ".join(f"`{s}`" for s in found) or "-"
+
+    rows = []
+    aliases = {**common_flags.AUTHORS_ALIASES, **common_flags.AUTHORS_CONVERTER_ALIASES}
+    for theirs, ours in sorted(aliases.items()):
+        rows.append((theirs, f"`--{ours}`", "alias (same meaning)", scripts_with(theirs)))
+    for theirs, (ours, note) in sorted(common_flags.AUTHORS_TRANSLATED.items()):
+        example = theirs.replace("<dataset>", "cityscapes").replace("<backbone>", "resnet50")
+        rows.append((theirs, f"`{ours}`" if ours.startswith("--") else ours, f"translated: {note}", scripts_with(example)))
+    for theirs, (_, _, _, accepted, use) in sorted(common_flags._UNSUPPORTED.items()):
+        allowed = common_flags.UNSUPPORTED_ACCEPTED.get(theirs) or "/".join(str(v) or "''" for v in accepted)
+        rows.append((theirs, "-", f"not supported: accepted with {allowed}, any other value fails: use {use}", scripts_with(theirs)))
+    for name, note in sorted(common_flags.AUTHORS_SAME_NAMES.items()):
+        rows.append((name, f"`--{name}`", "same name" + (f": {note}" if note else ""), scripts_with(name)))
+    return rows
+
+
 def render():
     lines = [
         "# Flag reference",
@@ -55,12 +79,33 @@ def render():
         "dataclass it fills. Flags can be given on the command line or in `--flagfile=experiments/*.cfg`.",
         "",
     ]
+    per_script = {script: _flags_of(script) for script in SCRIPTS}
+    names = {script: {row[0] for row in rows} for script, rows in per_script.items()}
+    authors = _authors_rows(names)
+    theirs_only = {row[0] for row in authors if not row[2].startswith("same name")}
+    theirs_only |= set(common_flags.authors_expanded_names())
     for script in SCRIPTS:
         lines += [f"## scripts/{script}", "", "| flag | type | default | meaning |", "| --- | --- | --- | --- |"]
-        for name, kind, default, meaning, _ in _flags_of(script):
+        for name, kind, default, meaning, _ in per_script[script]:
+            if name in theirs_only and not (script == "convert_tfrecord.py" and name == "compress"):
+                continue  # listed under "The authors' flag names"
             meaning = meaning.replace("|", "\\|")
             lines.append(f"| `--{name}` | {kind} | `{default}` | {meaning} |")
         lines.append("")
+    lines += [
+        "## The authors' flag names",
+        "",
+        "Their users' command lines and flagfiles (SPEC §5) run here: a name with the same meaning is an absl",
+        "alias of ours; a few are translated into our fields; a flag we do not support is accepted only with its",
+        "harmless value and otherwise fails at start, naming the flag and what to use. Giving the same setting",
+        "both ways with different values is an error.",
+        "",
+        "| their flag | ours | how | scripts |",
+        "| --- | --- | --- | --- |",
+    ]
+    for theirs, ours, how, scripts in authors:
+        lines.append(f"| `--{theirs}` | {ours} | {how.replace('|', chr(92) + '|')} | {scripts} |")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from hfgd_tf.data.records import check_records
 
+    common_flags.apply_authors_runtime_flags()  # before TF sets up its devices
     try:
         model_config = common_flags.model_config_from_flags()
         data_config = common_flags.data_config_from_flags()

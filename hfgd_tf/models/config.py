@@ -34,10 +34,17 @@ class ModelConfig:
         upsampler: str. "usfpn" (HFGD's guided upsampler), "sfpn" (plain SemanticFPN baseline, a
             different model: no CAE, no high-level branch), "deeplabv3plus" (DeepLabV3+ baseline, meant
             for a dilated backbone: backbone_output_stride 16 or 8) or "none" (high-level branch only).
-        output_stride: int. Output stride of the upsampler: 8, 4 or 2.
+        output_stride: int. Output stride of the upsampler's logits: 8, 4 or 2. Not the authors'
+            `output_stride` (their backbone's, set by dilation), which is `backbone_output_stride` here.
         os2_num_channels: int. Width of the OS2 stage of the upsampler; 0 means num_channels // 4 ([ours]).
-        stop_gradient_backbone, stop_gradient_guidance, stop_gradient_class_kernels,
-        share_class_kernels: bool. HFGD switches, all on by default (see `HFGDSegmenter`).
+        stop_gradient_backbone: bool. Stop the gradient of the backbone features entering the upsampler
+            (C2.., and S1 at OS2), so that the upsampler's loss does not train the backbone. Default on.
+        stop_gradient_guidance: bool. Stop the gradient of the guidance H (the CAE output) entering the
+            upsampler, so that the upsampler's loss does not train the CAE. Default on.
+        stop_gradient_class_kernels: bool. Stop the gradient of the shared class kernels in the
+            upsampler's classifier, so that they train with the high-level loss only. Default on.
+        share_class_kernels: bool. The upsampler classifies with the high-level branch's class kernels
+            (HFGD); off gives it its own classifier (the plain baseline). Default on.
         norm_method: str. "sync_batch_norm" (default; plain BN on one replica), "batch_norm",
             "group_norm".
         bn_momentum, bn_epsilon: float. BatchNorm settings (Keras momentum semantics).

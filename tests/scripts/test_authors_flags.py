@@ -1,0 +1,196 @@
+"""The authors' flag names (SPEC §5): aliases and translations into our configs, unsupported flags failing
+with what to use, and a flagfile written with their names training and evaluating the demo model."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+from tests.conftest import ROOT
+
+# Parses argv with train.py's flags and prints the configs (or the error) as JSON: no training.
+CONFIGS = textwrap.dedent(
+    """
+    import dataclasses, json, sys
+    sys.path.insert(0, "scripts")
+    import common_flags
+    from absl import flags
+    common_flags.define_all()
+    FLAGS = flags.FLAGS
+    results = []
+    for line in sys.argv[1:]:
+        FLAGS.unparse_flags()
+        FLAGS(["train.py"] + line.split())
+        try:
+            configs = {
+                "model": common_flags.model_config_from_flags(),
+                "data": common_flags.data_config_from_flags(),
+                "optimizer": common_flags.optimizer_config_from_flags(),
+                "train": common_flags.train_config_from_flags(),
+                "eval": common_flags.eval_config_from_flags(),
+            }
+            results.append({k: dataclasses.asdict(v) for k, v in configs.items()})
+        except ValueError as error:
+            results.append({"error": str(error)})
+    print(json.dumps(results))
+    """
+)
+
+
+def _configs(*lines):
+    result = subprocess.run([sys.executable, "-c", CONFIGS, *lines], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+THEIRS = (
+    "--checkpoint_dir=/tmp/unused --mode=train --train_datasets=camvid --camvid_path=/records/camvid "
+    "--cityscapes_path=/records/cityscapes --use_tfrecord=True --compress=False --shuffle=7 "
+    "--backbone=resnet50 --resnet50_weights_path=/w/r50.weights.h5 --swin_tiny_weights_path=/w/swin.h5 "
+    "--global_norm_method=group_norm --bn_epsilon=1e-5 --aux_loss=False --aux_loss_rate=0.4 "
+    "--gpu_batch_size=4 --eval_gpu_batch_size=2 --train_epoch=3 --epoch_steps=10 --random_seed=3 --tpu_name= "
+    "--optimizer=adamw --adamw_weight_decay=0.05 --initial_lr=0.001 --end_lr=0.0001 --decay_strategy=cosine "
+    "--sgd_momentum_rate=0.8 --scale_rates=0.75,1.0,1.25 --flip=True --sliding_window_crop_height=33 "
+    "--sliding_window_crop_width=44 --mixed_precision=False --max_checkpoints_to_keep=2 --restore_checkpoint=False "
+    "--gpu_memory_growth=True --soft_device_placement=True --initial_epoch=0 --trainval=False"
+)
+
+
+def test_their_names_become_our_config_fields():
+    (configs,) = _configs(THEIRS)
+    model, data, optimizer, train, evaluation = (configs[k] for k in ("model", "data", "optimizer", "train", "eval"))
+    assert (data["dataset"], data["data_dir"], data["compression"], data["shuffle_buffer"], data["seed"]) == (
+        "camvid", "/records/camvid", "", 7, 3,
+    )
+    assert (model["num_classes"], model["backbone_weights_path"], model["norm_method"], model["bn_epsilon"]) == (
+        11, "/w/r50.weights.h5", "group_norm", 1e-5,
+    )
+    assert (train["batch_size"], train["train_epoch"], train["epoch_steps"], train["seed"], train["tpu"]) == (4, 3, 10, 3, "")
+    assert (train["mixed_precision"], train["max_checkpoints_to_keep"], train["restore_checkpoint"]) == ("none", 2, False)
+    assert (optimizer["optimizer"], optimizer["weight_decay"], optimizer["initial_lr"], optimizer["end_lr"]) == (
+        "adamw", 0.05, 0.001, 0.0001,
+    )
+    assert (optimizer["decay_strategy"], optimizer["sgd_momentum_rate"]) == ("cosine", 0.8)
+    assert evaluation == {
+        "eval_scales": [0.75, 1.0, 1.25], "flip": True, "sliding_window_height": 33, "sliding_window_width": 44, "eval_batch_size": 2,
+    }
+
+
+UNSUPPORTED = {
+    "--aux_loss=True": "--aux_loss=True (the authors' flag) is not supported: HFGD has no auxiliary head; its high-level branch loss is weighted by --high_loss_weight",
+    "--use_tfrecord=False": "--use_tfrecord=False (the authors' flag) is not supported: convert the raw folders with scripts/convert_tfrecord.py",
+    "--tensorboard_dir=/tb": "--tensorboard_dir=/tb (the authors' flag) is not supported: TensorBoard logs go to <--checkpoint_dir>/logs",
+    "--initial_epoch=2": "--initial_epoch=2 (the authors' flag) is not supported: rerun the same command",
+    "--trainval=True": "--trainval=True (the authors' flag) is not supported: convert train and val into one split",
+    "--backbone_bn_momentum=0.9": "--backbone_bn_momentum=0.9 (the authors' flag) is not supported: --bn_momentum",
+    "--mode=val": "--mode=val: each mode is its own script here; use scripts/evaluate.py",
+    "--train_datasets=camvid,cityscapes": "--train_datasets=camvid,cityscapes: give one dataset of",
+    "--val_datasets=cityscapes": "--val_datasets=cityscapes: evaluation uses --dataset=synthetic_streets's --eval_split",
+    "--dataset=camvid --train_datasets=cityscapes": "--train_datasets=cityscapes conflicts with --dataset=camvid",
+    "--data_dir=/a --synthetic_streets_path=/b": "--synthetic_streets_path conflicts with --data_dir=/a",
+}
+
+
+def test_unsupported_flags_fail_naming_the_flag_and_what_to_use():
+    lines = [f"--checkpoint_dir=/tmp/unused {flag}" for flag in UNSUPPORTED]
+    results = _configs(*lines)
+    for (flag, expected), result in zip(UNSUPPORTED.items(), results):
+        assert expected in result.get("error", ""), (flag, result.get("error"))
+    # Their harmless values are accepted: a head that is off, the backbone momentum equal to ours.
+    (accepted,) = _configs("--checkpoint_dir=/x --aux_loss=False --aux_loss_rate=0.3 --bn_momentum=0.9 --backbone_bn_momentum=0.9")
+    assert "error" not in accepted and accepted["model"]["bn_momentum"] == 0.9
+
+
+def test_the_help_texts_are_the_right_ones():
+    result = subprocess.run([sys.executable, "scripts/train.py", "--helpfull"], cwd=ROOT, capture_output=True, text=True)
+    text = " ".join(result.stdout.split())
+    assert "--output_stride: [ModelConfig] int. Output stride of the upsampler's logits: 8, 4 or 2. Not the authors'" in text
+    assert "--os2_num_channels: [ModelConfig] int. Width of the OS2 stage of the upsampler; 0 means num_channels // 4" in text
+    for switch, start in (
+        ("stop_gradient_backbone", "Stop the gradient of the backbone features entering the upsampler"),
+        ("stop_gradient_guidance", "Stop the gradient of the guidance H"),
+        ("stop_gradient_class_kernels", "Stop the gradient of the shared class kernels"),
+        ("share_class_kernels", "The upsampler classifies with the high-level branch's class kernels"),
+    ):
+        assert f"--[no]{switch}: [ModelConfig] bool. {start}" in text, switch
+    assert "--gpu_batch_size: Alias for --batch_size." in text
+
+
+def _run(script, *arguments):
+    result = subprocess.run(
+        [sys.executable, os.path.join("scripts", script), *arguments], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_path):
+    records = write_synthetic_tfrecords(str(tmp_path / "records"), 4, 2, 48, 64, examples_per_shard=2)
+    run_dir = tmp_path / "run"
+    train_cfg = tmp_path / "train.cfg"
+    train_cfg.write_text(
+        "\n".join(
+            [
+                "--mode=train",
+                "--train_datasets=synthetic_streets",
+                f"--synthetic_streets_path={records}",
+                "--use_tfrecord=True",
+                "--compress=True",
+                f"--checkpoint_dir={run_dir}",
+                "--backbone=resnet_tiny",
+                "--num_channels=16",
+                "--cae_num_heads=4",
+                "--global_norm_method=batch_norm",
+                "--gpu_batch_size=2",
+                "--eval_gpu_batch_size=1",
+                "--crop_height=32",
+                "--crop_width=32",
+                "--train_epoch=1",
+                "--epoch_steps=2",
+                "--initial_lr=0.01",
+                "--end_lr=0",
+                "--decay_strategy=poly",
+                "--sgd_momentum_rate=0.9",
+                "--random_seed=1",
+                "--mixed_precision=False",
+                "--restore_checkpoint=True",
+                "--max_checkpoints_to_keep=1",
+                "--strategy=one_device",
+                "--shuffle=8",
+            ]
+        )
+    )
+    output = _run("train.py", f"--flagfile={train_cfg}")
+    assert "Final mIoU" in output
+    with open(run_dir / "run_config.json") as handle:
+        run_config = json.load(handle)
+    assert (run_config["train"]["batch_size"], run_config["train"]["seed"], run_config["data"]["data_dir"]) == (2, 1, records)
+    assert run_config["model"]["norm_method"] == "batch_norm" and run_config["data"]["shuffle_buffer"] == 8
+    eval_cfg = tmp_path / "eval.cfg"
+    results = tmp_path / "eval.json"
+    eval_cfg.write_text(
+        "\n".join(
+            [
+                "--mode=val",
+                f"--checkpoint_dir={run_dir}",
+                "--checkpoint=latest",
+                "--eval_gpu_batch_size=1",
+                "--scale_rates=0.75,1.0",
+                "--flip=True",
+                "--sliding_window_crop_height=32",
+                "--sliding_window_crop_width=32",
+                f"--results_json={results}",
+            ]
+        )
+    )
+    assert "mIoU" in _run("evaluate.py", f"--flagfile={eval_cfg}")
+    with open(results) as handle:
+        metrics = json.load(handle)
+    assert metrics["num_images"] == 2
+    assert metrics["protocol"]["scales"] == [0.75, 1.0] and metrics["protocol"]["flip"] is True
+    assert metrics["protocol"]["sliding_window"] == [32, 32]
