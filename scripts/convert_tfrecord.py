@@ -4,7 +4,8 @@
     python scripts/convert_tfrecord.py --dataset=cityscapes --data_dir=/data/cityscapes --output_dir=records/cityscapes
     python scripts/convert_tfrecord.py --dataset=folder --data_dir=my_data --output_dir=records/my_data
 
-Layouts are described in `hfgd_tf/data/datasets/<dataset>.py`. `--dataset=synthetic_streets` writes the
+Layouts are described in `hfgd_tf/data/datasets/<dataset>.py`. A split that --output_dir already holds is
+refused (no stale shards are left mixed with new ones) unless --overwrite replaces it whole. `--dataset=synthetic_streets` writes the
 embedded synthetic dataset (no --data_dir).
 """
 

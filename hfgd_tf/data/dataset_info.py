@@ -1,8 +1,9 @@
 """DatasetInfo: the one declaration of a dataset's classes, ignore label, colours and default crops.
 
 Converters, pipelines, training and evaluation all read it, so the loss, the metric and the pad fill use
-the same `ignore_label` (USER_NEEDS 1-2). Records store *train ids*: every raw-label remap is applied
-once, at conversion time.
+the same `ignore_label` (USER_NEEDS 1-2). Records written here store *train ids*: the raw-label remap is
+applied once, at conversion time; records from the authors' converters hold raw labels and go through the
+same table in the input pipeline (`DataConfig.label_format="raw"`).
 """
 
 import dataclasses
