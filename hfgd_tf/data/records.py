@@ -41,11 +41,12 @@ def to_train_ids(label, table, dataset):
     size = int(table.shape[0])
     inside = (label >= 0) & (label < size)
     ids = tf.where(inside, tf.gather(table, tf.clip_by_value(label, 0, size - 1)), INVALID)
-    bad = tf.not_equal(ids, INVALID)
+    valid = tf.not_equal(ids, INVALID)
+    ok = tf.reduce_all(valid)
+    # The offending values are gathered only when there are some.
+    bad_values = tf.cond(ok, lambda: tf.zeros([0], tf.int32), lambda: tf.unique(tf.boolean_mask(label, ~valid))[0])
     check = tf.debugging.Assert(
-        tf.reduce_all(bad),
-        [f"Raw label values that dataset {dataset!r} does not have (label_format='raw'):", tf.unique(tf.boolean_mask(label, ~bad))[0]],
-        summarize=16,
+        ok, [f"Raw label values that dataset {dataset!r} does not have (label_format='raw'):", bad_values], summarize=16
     )
     with tf.control_dependencies([check]):
         return tf.identity(ids)
