@@ -53,21 +53,27 @@ def to_train_ids(label, table, dataset):
 
 
 def _scan_label_values(files, compression, limit=NUM_SCANNED_EXAMPLES):
-    """The distinct label values of the first examples of up to 4 shards spread over `files`."""
+    """The distinct label values of the first examples of up to 4 shards spread over `files` (their
+    images are parsed too, not decoded, so that an unreadable format fails here with the shard's name)."""
     picked = [files[i] for i in sorted(set(np.linspace(0, len(files) - 1, min(4, len(files))).astype(int)))]
     per_file = max(1, limit // len(picked))
     values, count = set(), 0
     for path in picked:
         try:
             for serialized in tf.data.TFRecordDataset(path, compression_type=compression).take(per_file):
-                parsed = tf.io.parse_single_example(serialized, {"label": tf.io.FixedLenFeature([], tf.string)})
+                parsed = tf.io.parse_single_example(
+                    serialized, {key: tf.io.FixedLenFeature([], tf.string) for key in ("image", "label")}
+                )
+                tf.io.parse_tensor(parsed["image"], tf.string)  # float32 images (old releases) fail here
                 label = tf.io.parse_tensor(parsed["label"], tf.int32)
                 values.update(np.unique(label.numpy()).tolist())
                 count += 1
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
             raise ValueError(
-                f"Cannot read labels from {path!r} (compression={compression!r}; records need a 'label' feature "
-                f"holding tf.io.serialize_tensor of an int32 [H, W] map): {error.message.splitlines()[0]}"
+                f"Cannot read {path!r} (compression={compression!r}; records need 'image' and 'label' features "
+                f"holding tf.io.serialize_tensor of the JPEG/PNG bytes (a scalar string) and of an int32 [H, W] "
+                f"label map; float32 images of older releases: reconvert with scripts/convert_tfrecord.py): "
+                f"{error.message.splitlines()[0]}"
             ) from None
     return values, count
 

@@ -191,6 +191,14 @@ def test_missing_or_nonexistent_data_dir_names_the_flag(tmp_path):
         check_records(_config(str(tmp_path)), ["train"])
 
 
-def test_wrong_compression_names_the_shard(authors_pascal):
-    with pytest.raises(ValueError, match=r"Cannot read labels from '.*train-0.tfrecord' \(compression=''"):
+def test_wrong_compression_or_float_images_name_the_shard(authors_pascal, tmp_path):
+    with pytest.raises(ValueError, match=r"Cannot read '.*train-0.tfrecord' \(compression=''"):
         check_records(_config(authors_pascal, label_format="raw", compression=""), ["train"])
+    # Older releases of the authors' converter stored the image as a float32 tensor.
+    example = _authors_example(np.zeros((4, 6, 3), np.uint8), RAW_PASCAL)
+    example.features.feature["image"].bytes_list.value[0] = tf.io.serialize_tensor(tf.zeros([4, 6, 3])).numpy()
+    os.makedirs(tmp_path / "old")
+    with tf.io.TFRecordWriter(str(tmp_path / "old" / "train-0.tfrecord"), "ZLIB") as writer:
+        writer.write(example.SerializeToString())
+    with pytest.raises(ValueError, match=r"Cannot read '.*train-0.tfrecord'.*float32 images of older releases: reconvert"):
+        check_records(_config(str(tmp_path / "old"), label_format="raw"), ["train"])
