@@ -27,7 +27,7 @@ def test_train_without_records_fails_naming_data_dir_and_writes_nothing(tmp_path
     result = _run("train.py", *arguments)
     assert result.returncode == 2, result.stderr[-2000:]
     expected = "is not set" if not data_dir else "does not exist or is not a directory"
-    assert f"Invalid flags: --data_dir" in result.stderr and expected in result.stderr
+    assert "Invalid flags: --data_dir" in result.stderr and expected in result.stderr
     assert "Traceback" not in result.stderr
     assert not run_dir.exists()
 
