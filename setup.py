@@ -30,6 +30,9 @@ setup(
         "keras>=3.15,<3.16",
         "keras-cv==0.9.0",
         "tensorflow-datasets>=4.9.10,<5",
+        # tensorflow-datasets 4.9.10 imports it to build any dataset (its `code_path`) but declares it only
+        # for Python < 3.9.
+        "importlib_resources>=6",
         "tensorboard>=2.21,<2.22",
         "numpy>=1.26,<2.5",
         "absl-py>=2.1",

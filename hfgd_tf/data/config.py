@@ -5,6 +5,8 @@ import functools
 
 from hfgd_tf.data.registry import get_dataset_info, get_dataset_spec
 
+DATA_SOURCES = ("tfrecord", "tfds")
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -29,6 +31,12 @@ class DataConfig:
         deterministic: bool. Keep element order fixed under parallelism (needed for exact resume).
         seed: int. Seed of shuffling and augmentation.
         compression: str. "ZLIB" (authors' default) or "" for uncompressed shards.
+        data_source: str. "tfrecord" (shards in data_dir) or "tfds" (a built TensorFlow Datasets
+            dataset, see hfgd_tf.data.tfds_source; same decoding into train ids and same augmentation).
+        tfds_name: str. TFDS dataset for data_source="tfds": one of our builders (hfgd_camvid,
+            hfgd_cityscapes, hfgd_pascal_context, hfgd_pascal_context60, hfgd_coco_stuff164k, hfgd_folder)
+            or TFDS's cityscapes/semantic_segmentation; "" takes our builder of `dataset`.
+        tfds_data_dir: str. TFDS data_dir the dataset was built into; "" is TFDS's default.
     """
 
     dataset: str
@@ -51,6 +59,9 @@ class DataConfig:
     deterministic: bool = True
     seed: int = 0
     compression: str = "ZLIB"
+    data_source: str = "tfrecord"
+    tfds_name: str = ""
+    tfds_data_dir: str = ""
 
     def __post_init__(self):
         info = get_dataset_spec(self.dataset).info  # None for "folder": its classes live in the records
@@ -72,10 +83,17 @@ class DataConfig:
             raise ValueError(f"DataConfig.scale_step must be >= 0. Received: scale_step={self.scale_step}")
         if self.compression not in ("ZLIB", "GZIP", ""):
             raise ValueError(f"DataConfig.compression must be 'ZLIB', 'GZIP' or ''. Received: {self.compression!r}")
+        if self.data_source not in DATA_SOURCES:
+            raise ValueError(f"DataConfig.data_source must be one of {DATA_SOURCES}. Received: {self.data_source!r}")
         if self.shuffle_buffer < 1:
             raise ValueError(f"DataConfig.shuffle_buffer must be >= 1. Received: {self.shuffle_buffer}")
 
     @functools.cached_property
     def info(self):
-        """The `DatasetInfo` (a folder dataset's comes from `data_dir`/manifest.json, read once)."""
+        """The `DatasetInfo` (a folder dataset's comes from `data_dir`/manifest.json, or from the TFDS
+        metadata with data_source="tfds"; read once)."""
+        if self.dataset == "folder" and self.data_source == "tfds":
+            from hfgd_tf.data import tfds_source
+
+            return tfds_source.dataset_info(self)
         return get_dataset_info(self.dataset, self.data_dir)

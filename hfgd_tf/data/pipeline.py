@@ -3,6 +3,8 @@
 Training elements are `images` float32 `[B, crop_h, crop_w, 3]` in [0, 255] and `labels` int32
 `[B, crop_h, crop_w]` (ignore label where there is no supervision). Evaluation elements keep the
 original resolution (padded bottom/right to the eval crop, if set, with the ignore label).
+`data_source="tfds"` reads a built TFDS dataset instead of the shards (`hfgd_tf.data.tfds_source`); the
+rest of the pipeline is the same.
 """
 
 import tensorflow as tf
@@ -12,6 +14,10 @@ from hfgd_tf.data.tfrecord import parse_example, list_shards
 
 
 def _read_records(config, split, shuffle_files):
+    if config.data_source == "tfds":
+        from hfgd_tf.data import tfds_source
+
+        return tfds_source.read_encoded(config, split, shuffle_files)
     files = list_shards(config.data_dir, split)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_files:
@@ -24,9 +30,18 @@ def _read_records(config, split, shuffle_files):
     )
 
 
-def _decode(serialized):
-    image, label = parse_example(serialized)
-    return tf.cast(image, tf.float32), label
+def _decoder(config):
+    """`record -> (image float32 [H, W, 3], label int32 [H, W] of train ids)` for `config`."""
+    if config.data_source == "tfds":
+        from hfgd_tf.data import tfds_source
+
+        return tfds_source.decoder(config)
+
+    def decode(serialized):
+        image, label = parse_example(serialized)
+        return tf.cast(image, tf.float32), label
+
+    return decode
 
 
 def _options(config):
@@ -67,8 +82,10 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
     skipped = initial_step * elements_per_step
     dataset = dataset.enumerate(start=0).skip(skipped)
 
+    decode = _decoder(config)
+
     def parse_and_augment(index, serialized):
-        image, label = _decode(serialized)
+        image, label = decode(serialized)
         seed = tf.stack([tf.constant(config.seed, tf.int64), index * num_pipelines + pipeline_id])
         return augment.augment_for_training(image, label, seed, config, info.ignore_label)
 
@@ -95,7 +112,7 @@ def build_eval_dataset(config, batch_size=1, input_context=None):
         per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
         if input_context.num_input_pipelines > 1:
             dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    dataset = dataset.map(_decode, num_parallel_calls=config.num_parallel_calls)
+    dataset = dataset.map(_decoder(config), num_parallel_calls=config.num_parallel_calls)
     if config.eval_crop_height and config.eval_crop_width:
         ignore = config.info.ignore_label
 
