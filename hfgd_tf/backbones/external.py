@@ -34,6 +34,7 @@ library's BatchNormalization (not synchronised across replicas) or LayerNorm. Th
 """
 
 import importlib
+import inspect
 import json
 import math
 
@@ -91,6 +92,8 @@ KERAS_HUB_DEFAULTS = {
 _DEFAULTS = {"keras_cv": KERAS_CV_DEFAULTS, "keras_hub": KERAS_HUB_DEFAULTS}
 # The argument holding the input shape, per library.
 _SHAPE_ARGUMENT = {"keras_cv": "input_shape", "keras_hub": "image_shape"}
+# Classes that only work at a fixed square input size (SPEC §4).
+FIXED_SIZE_CLASSES = ("MiTBackbone",)
 
 
 def parse_backbone_name(name):
@@ -142,25 +145,51 @@ def _backbone_class(library, class_name):
 
 def _construct(library, class_name, kwargs, preset_dir):
     cls = _backbone_class(library, class_name)
+    defaults = _DEFAULTS[library].get(class_name)
+    if defaults is None and not kwargs and not preset_dir:
+        raise ValueError(
+            f"No default arguments for {library}:{class_name}; give them with --backbone_kwargs (a JSON object of "
+            f"its constructor arguments). Classes with defaults: {sorted(_DEFAULTS[library])}"
+        )
+    _check_arguments(cls, f"{library}:{class_name}", kwargs)
     kwargs = dict(kwargs)
     if library == "keras_cv":
         kwargs["include_rescaling"] = False  # the segmenter normalises its inputs
     if preset_dir:
         return cls.from_preset(preset_dir, **kwargs)
-    defaults = _DEFAULTS[library].get(class_name)
-    if defaults is None and not kwargs:
-        raise ValueError(
-            f"No default arguments for {library}:{class_name}; give them with --backbone_kwargs (a JSON object of "
-            f"its constructor arguments). Classes with defaults: {sorted(_DEFAULTS[library])}"
-        )
     arguments = {**(defaults or {}), **kwargs}
     shape_argument = _SHAPE_ARGUMENT[library]
     if shape_argument in arguments and arguments[shape_argument] is not None:
         arguments[shape_argument] = tuple(arguments[shape_argument])
+    if class_name in FIXED_SIZE_CLASSES:
+        _check_fixed_square(f"{library}:{class_name}", shape_argument, arguments.get(shape_argument))
     try:
         return cls(**arguments)
     except TypeError as error:
         raise ValueError(f"{library}:{class_name} does not take these arguments: {error}") from error
+
+
+def _check_arguments(cls, name, kwargs):
+    """Unknown argument names fail here: the libraries pass them on to `keras.Model`, which ignores some."""
+    parameters = inspect.signature(cls.__init__).parameters
+    allowed = {n for n, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
+    unknown = sorted(set(kwargs) - allowed - {"name", "dtype", "trainable"})
+    if unknown:
+        raise ValueError(f"{name} does not take the arguments {unknown} (--backbone_kwargs). It takes: {sorted(allowed)}")
+
+
+def _check_fixed_square(name, shape_argument, shape):
+    height, width = (tuple(shape) + (None, None))[:2] if shape else (None, None)
+    if height is None or width is None:
+        raise ValueError(
+            f"{name} needs a fixed square input (its attention reshapes by sqrt(N)); give "
+            f"{shape_argument}: [S, S, 3] in --backbone_kwargs. Received: {shape_argument}={shape}"
+        )
+    if height != width:
+        raise ValueError(
+            f"{name} is built for a fixed {height}x{width} input; only square fixed sizes are supported "
+            f"(give {shape_argument}: [S, S, 3] in --backbone_kwargs)"
+        )
 
 
 def _pyramid_outputs(backbone):
@@ -168,7 +197,10 @@ def _pyramid_outputs(backbone):
     tensors in `pyramid_outputs`)."""
     if getattr(backbone, "pyramid_outputs", None):
         return list(backbone.pyramid_outputs.values())
-    levels = getattr(backbone, "pyramid_level_inputs", None)
+    try:
+        levels = getattr(backbone, "pyramid_level_inputs", None)
+    except NotImplementedError:
+        levels = None
     if not levels:
         raise ValueError(f"{type(backbone).__name__} exposes no feature pyramid (pyramid_level_inputs/pyramid_outputs)")
     return [backbone.get_layer(layer_name).output for layer_name in levels.values()]
@@ -213,16 +245,15 @@ class ResizeToStride(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
 class ResizeToSize(keras.layers.Layer):
-    """Resizes images `[B, H, W, C]` to a fixed `[B, height, width, C]` (bilinear; identity at that size)."""
+    """Resizes images `[B, H, W, C]` to a fixed `[B, height, width, C]` (bilinear; exactly the identity
+    when the images already have that size)."""
 
     def __init__(self, height, width, **kwargs):
         super().__init__(**kwargs)
         self.height, self.width = int(height), int(width)
 
     def call(self, inputs):
-        resized = tf.image.resize(inputs, [self.height, self.width], method="bilinear")
-        same = tf.reduce_all(tf.equal(tf.shape(inputs)[1:3], [self.height, self.width]))
-        return tf.cast(tf.cond(same, lambda: tf.cast(inputs, resized.dtype), lambda: resized), inputs.dtype)
+        return tf.cast(tf.image.resize(inputs, [self.height, self.width], method="bilinear"), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[-1])
@@ -268,16 +299,8 @@ class ExternalBackbone(FeatureBackbone):
         # === Layers ===
         backbone = _construct(library, class_name, backbone_kwargs, preset_dir)
         fixed = _fixed_size(backbone)
-        if fixed is not None and fixed[0] != fixed[1]:
-            raise ValueError(
-                f"{library}:{class_name} is built for a fixed {fixed[0]}x{fixed[1]} input; only square fixed sizes "
-                f"are supported (give {_SHAPE_ARGUMENT[library]}: [S, S, 3] in --backbone_kwargs)"
-            )
-        if fixed is None and "MiT" in class_name:
-            raise ValueError(
-                f"{library}:{class_name} needs a fixed square input (its attention reshapes by sqrt(N)); give "
-                f"{_SHAPE_ARGUMENT[library]}: [S, S, 3] in --backbone_kwargs"
-            )
+        if fixed is not None or class_name in FIXED_SIZE_CLASSES:  # e.g. from a preset directory
+            _check_fixed_square(f"{library}:{class_name}", _SHAPE_ARGUMENT[library], fixed)
         pyramid = _pyramid_outputs(backbone)
         extractor = keras.Model(backbone.input, pyramid, name=f"{name}_pyramid")
         probe = fixed or (64, 64)
