@@ -40,7 +40,13 @@ setup(
         "h5py>=3.10",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # --backbone=keras_hub:<Class>. 0.32 is the first keras-hub whose tensorflow-text allows TF 2.21 (0.31
+        # needs tensorflow-text<2.21). It pins kagglesdk==0.1.28, which constraints.txt's kagglesdk/kagglehub
+        # pins exclude: install this extra without `-c constraints.txt` (pip then takes kagglehub 1.0.2).
+        "keras_hub": ["keras-hub>=0.32,<0.33"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
