@@ -18,9 +18,10 @@ Features: `image` (uint8 `[H, W, 3]`, the released JPEG/PNG bytes stored as they
 `dataset`, `class_names`, `colormap`, `ignore_label`. Examples keep the layout's order (shuffling at write
 time is disabled), so an evaluation pass reads them in the same order as the TFRecord shards.
 
-Build (the `tfds build` CLI, or `download_and_prepare` in Python):
+Build with `scripts/build_tfds.py` (what `tfds build` does; the `tfds` CLI of tensorflow-datasets 4.9.10
+fails to start without apache-beam), `build()` below, or `download_and_prepare` in Python:
 
-    tfds build hfgd_camvid --imports=hfgd_tf.data.tfds_builders --manual_dir=../shared/data/camvid --data_dir=tfds_data
+    python scripts/build_tfds.py --dataset=camvid --manual_dir=../shared/data/camvid --tfds_data_dir=tfds_data
 
 Importing this module registers the builders in TFDS's global registry (TFDS does that for every
 `DatasetBuilder` subclass); the pipeline imports it only for `--data_source=tfds`.

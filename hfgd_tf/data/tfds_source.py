@@ -103,11 +103,9 @@ def load_builder(config):
     if not builder.info.splits:
         where = config.tfds_data_dir or "the default TFDS data_dir (~/tensorflow_datasets)"
         command = (
-            f"tfds build {name} --imports=hfgd_tf.data.tfds_builders --manual_dir=<the dataset's folder> "
-            f"--data_dir={config.tfds_data_dir or '<dir>'}"
+            f"python scripts/build_tfds.py --dataset={config.dataset} --tfds_name={name} "
+            f"--manual_dir=<the downloaded dataset> --tfds_data_dir={config.tfds_data_dir or '<dir>'}"
         )
-        if name in EXTERNAL_SOURCES:
-            command = f"tfds build {name} --manual_dir=<folder with the Cityscapes zips> --data_dir=<dir>"
         raise ValueError(
             f"TFDS dataset {name!r} is not built in {where} (--tfds_data_dir). Build it first: {command}"
         )

@@ -109,7 +109,7 @@ def test_data_source_and_tfds_name_errors(tmp_path):
     with pytest.raises(ValueError, match="data_source must be one of"):
         DataConfig("camvid", data_source="tfdataset")
     unbuilt = DataConfig("camvid", data_source="tfds", tfds_data_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="not built in .*tfds_data_dir.*tfds build hfgd_camvid"):
+    with pytest.raises(ValueError, match="not built in .*tfds_data_dir.*build_tfds.py --dataset=camvid --tfds_name=hfgd_camvid"):
         next(iter(build_eval_dataset(unbuilt)))
     mismatched = DataConfig("cityscapes", data_source="tfds", tfds_name="hfgd_camvid", tfds_data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="holds the classes of dataset 'camvid', but --dataset='cityscapes'"):
