@@ -170,3 +170,15 @@ def test_two_step_training_and_export(backbone, tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
     expected = tf.argmax(predict_logits(trainer.model, tf.constant(images, tf.float32)), -1).numpy()
     np.testing.assert_array_equal(serve(images=tf.constant(images))["class_ids"].numpy(), expected)
+
+
+def test_backbone_weights_path_loads_by_variable_path(tmp_path):
+    from hfgd_tf.backbones import save_weights_by_name
+
+    kwargs = json.dumps(TINY["keras_cv:ResNetBackbone"])
+    original = build_backbone("keras_cv:ResNetBackbone", backbone_kwargs=kwargs)
+    path = str(tmp_path / "backbone.weights.h5")
+    save_weights_by_name(original, path)
+    loaded = build_backbone("keras_cv:ResNetBackbone", backbone_kwargs=kwargs, weights_path=path)
+    images = random_images()
+    np.testing.assert_array_equal(original(images)["C5"].numpy(), loaded(images)["C5"].numpy())
