@@ -33,6 +33,8 @@ Keras norm settings (`--norm_method`, BN momentum/epsilon) do not reach these ba
 library's BatchNormalization (not synchronised across replicas) or LayerNorm. Their output stride is 32.
 """
 
+import collections
+import contextlib
 import importlib
 import inspect
 import json
@@ -192,6 +194,23 @@ def _check_fixed_square(name, shape_argument, shape):
         )
 
 
+@contextlib.contextmanager
+def _fresh_layer_names():
+    """Auto-generated layer names (keras-cv's MiT has many: `conv2d_7`) restart from zero inside, so that the
+    variable paths, by which weights files load, do not depend on what the process built before."""
+    from keras.src.backend.common import global_state  # Keras 3 keeps its name counters here
+
+    previous = global_state.get_global_attribute("object_name_uids") or {}
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        merged = collections.defaultdict(int, previous)
+        for prefix, count in global_state.get_global_attribute("object_name_uids").items():
+            merged[prefix] = max(merged[prefix], count)
+        global_state.set_global_attribute("object_name_uids", merged)
+
+
 def _pyramid_outputs(backbone):
     """The backbone's pyramid tensors (keras-cv: layer names in `pyramid_level_inputs`; keras-hub:
     tensors in `pyramid_outputs`)."""
@@ -297,7 +316,8 @@ class ExternalBackbone(FeatureBackbone):
         name = kwargs.pop("name", f"{library}_{class_name}".lower())
 
         # === Layers ===
-        backbone = _construct(library, class_name, backbone_kwargs, preset_dir)
+        with _fresh_layer_names():
+            backbone = _construct(library, class_name, backbone_kwargs, preset_dir)
         fixed = _fixed_size(backbone)
         if fixed is not None or class_name in FIXED_SIZE_CLASSES:  # e.g. from a preset directory
             _check_fixed_square(f"{library}:{class_name}", _SHAPE_ARGUMENT[library], fixed)
