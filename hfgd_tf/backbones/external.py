@@ -302,7 +302,7 @@ class ExternalBackbone(FeatureBackbone):
         backbone has a stride-2 level.
 
     Example:
-    >>> backbone = ExternalBackbone("keras_cv", "ResNetBackbone", {"stackwise_filters": [8, 8, 16, 16]})
+    >>> backbone = ExternalBackbone("keras_cv", "ResNetBackbone", {"stackwise_filters": [8, 8, 16, 16], "block_type": "block"})
     >>> sorted(backbone(np.zeros((1, 64, 64, 3)))), backbone.feature_strides["C5"]
     (['C2', 'C3', 'C4', 'C5'], 32)
     """
