@@ -30,6 +30,9 @@ setup(
         "keras>=3.15,<3.16",
         "keras-cv==0.9.0",
         "tensorflow-datasets>=4.9.10,<5",
+        # tensorflow-datasets 4.9.10 imports it to build any dataset (its `code_path`) but declares it only
+        # for Python < 3.9.
+        "importlib_resources>=6",
         "tensorboard>=2.21,<2.22",
         "numpy>=1.26,<2.5",
         "absl-py>=2.1",
@@ -37,7 +40,13 @@ setup(
         "h5py>=3.10",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # --backbone=keras_hub:<Class>. 0.32 is the first keras-hub whose tensorflow-text allows TF 2.21 (0.31
+        # needs tensorflow-text<2.21). It pins kagglesdk==0.1.28, which constraints.txt's kagglesdk/kagglehub
+        # pins exclude: install this extra without `-c constraints.txt` (pip then takes kagglehub 1.0.2).
+        "keras_hub": ["keras-hub>=0.32,<0.33"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -38,6 +38,18 @@ _EXTRA_HELP = {
 }
 
 
+# --- TFDS data source and keras-cv / keras-hub backbones (issue 13) ---
+# --data_source, --tfds_name, --tfds_data_dir (DataConfig) and --backbone_kwargs, --backbone_preset_dir
+# (ModelConfig) are generated from the dataclasses like every other flag. A folder dataset read from TFDS
+# takes its class count from the TFDS metadata rather than from data_dir's manifest.
+def _dataset_num_classes():
+    translated = _authors_overrides()
+    dataset, data_dir = translated.get("dataset", FLAGS.dataset), translated.get("data_dir", FLAGS.data_dir)
+    if dataset == "folder" and "data_source" in FLAGS and FLAGS.data_source == "tfds":
+        return data_config_from_flags().info.num_classes
+    return get_dataset_info(dataset, data_dir).num_classes
+
+
 def _field_help(cls):
     """Parses `Attributes:` of a Google-style docstring into {field: help}.
 
@@ -343,9 +355,7 @@ def data_config_from_flags(**overrides):
 
 
 def model_config_from_flags():
-    translated = _authors_overrides()
-    dataset, data_dir = translated.get("dataset", FLAGS.dataset), translated.get("data_dir", FLAGS.data_dir)
-    num_classes = FLAGS.num_classes or get_dataset_info(dataset, data_dir).num_classes
+    num_classes = FLAGS.num_classes or _dataset_num_classes()
     return ModelConfig(**_values(ModelConfig, num_classes=num_classes))
 
 

@@ -19,7 +19,9 @@ SCRIPTS = (
     "predict.py",
     "demo.py",
     "convert_tfrecord.py",
+    "build_tfds.py",
     "benchmark_input.py",
+    "benchmark_data_sources.py",
     "benchmark_train.py",
     "model_stats.py",
 )

@@ -7,6 +7,8 @@ from hfgd_tf.data.registry import dataset_names, get_dataset_info, get_dataset_s
 
 LABEL_FORMATS = ("train_ids", "raw")
 
+DATA_SOURCES = ("tfrecord", "tfds")
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -36,6 +38,12 @@ class DataConfig:
             converters store them, e.g. Pascal Context 59 with 0 = background and classes 1..59); "raw"
             applies the dataset's raw -> train-id table (the converter's) in the pipeline, for training
             and evaluation.
+        data_source: str. "tfrecord" (shards in data_dir) or "tfds" (a built TensorFlow Datasets
+            dataset, see hfgd_tf.data.tfds_source; same decoding into train ids and same augmentation).
+        tfds_name: str. TFDS dataset for data_source="tfds": one of our builders (hfgd_camvid,
+            hfgd_cityscapes, hfgd_pascal_context, hfgd_pascal_context60, hfgd_coco_stuff164k, hfgd_folder)
+            or TFDS's cityscapes/semantic_segmentation; "" takes our builder of `dataset`.
+        tfds_data_dir: str. TFDS data_dir the dataset was built into; "" is TFDS's default.
     """
 
     dataset: str
@@ -59,6 +67,9 @@ class DataConfig:
     seed: int = 0
     compression: str = "ZLIB"
     label_format: str = "train_ids"
+    data_source: str = "tfrecord"
+    tfds_name: str = ""
+    tfds_data_dir: str = ""
 
     def __post_init__(self):
         info = get_dataset_spec(self.dataset).info  # None for "folder": its classes live in the records
@@ -88,10 +99,22 @@ class DataConfig:
                 f"DataConfig.label_format='raw' needs a raw-label table, which dataset {self.dataset!r} does not "
                 f"have (its records hold train ids). Datasets with one: {with_tables}"
             )
+        if self.data_source not in DATA_SOURCES:
+            raise ValueError(f"DataConfig.data_source must be one of {DATA_SOURCES}. Received: {self.data_source!r}")
+        if self.label_format == "raw" and self.data_source == "tfds":
+            raise ValueError(
+                "DataConfig.label_format='raw' applies to TFRecords written by the authors' converters; TFDS "
+                "builds hold train ids already. Use label_format='train_ids' with data_source='tfds'."
+            )
         if self.shuffle_buffer < 1:
             raise ValueError(f"DataConfig.shuffle_buffer must be >= 1. Received: {self.shuffle_buffer}")
 
     @functools.cached_property
     def info(self):
-        """The `DatasetInfo` (a folder dataset's comes from `data_dir`/manifest.json, read once)."""
+        """The `DatasetInfo` (a folder dataset's comes from `data_dir`/manifest.json, or from the TFDS
+        metadata with data_source="tfds"; read once)."""
+        if self.dataset == "folder" and self.data_source == "tfds":
+            from hfgd_tf.data import tfds_source
+
+            return tfds_source.dataset_info(self)
         return get_dataset_info(self.dataset, self.data_dir)

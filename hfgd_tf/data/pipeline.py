@@ -4,6 +4,8 @@ Training elements are `images` float32 `[B, crop_h, crop_w, 3]` in [0, 255] and 
 `[B, crop_h, crop_w]` (ignore label where there is no supervision). Evaluation elements keep the
 original resolution (padded bottom/right to the eval crop, if set, with the ignore label). Records with
 `label_format="raw"` labels are remapped to train ids right after decoding, before any padding.
+`data_source="tfds"` reads a built TFDS dataset instead of the shards (`hfgd_tf.data.tfds_source`); the
+rest of the pipeline is the same.
 """
 
 import tensorflow as tf
@@ -15,6 +17,10 @@ from hfgd_tf.data.tfrecord import parse_example, list_shards
 
 
 def _read_records(config, split, shuffle_files):
+    if config.data_source == "tfds":
+        from hfgd_tf.data import tfds_source
+
+        return tfds_source.read_encoded(config, split, shuffle_files)
     files = list_shards(config.data_dir, split)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_files:
@@ -28,7 +34,11 @@ def _read_records(config, split, shuffle_files):
 
 
 def _decoder(config):
-    """`serialized -> (image float32 [H, W, 3], label int32 [H, W] of train ids)` for `config`."""
+    """`record -> (image float32 [H, W, 3], label int32 [H, W] of train ids)` for `config`."""
+    if config.data_source == "tfds":
+        from hfgd_tf.data import tfds_source
+
+        return tfds_source.decoder(config)
     table = get_dataset_spec(config.dataset).label_table if config.label_format == "raw" else None
 
     def decode(serialized):

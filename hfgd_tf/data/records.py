@@ -168,6 +168,8 @@ def check_records(config, splits):
     Raises:
         ValueError: naming `data_dir`, the shard or manifest, and what was expected.
     """
+    if config.data_source != "tfrecord":
+        return {}  # A TFDS build is checked when it is opened (hfgd_tf.data.tfds_source).
     if not config.data_dir:
         raise ValueError(
             "--data_dir (DataConfig.data_dir) is not set: give the directory of '<split>-K.tfrecord' shards "

@@ -3,7 +3,8 @@
 import dataclasses
 
 from hfgd_tf.backbones import BACKBONE_PRESETS
-from hfgd_tf.backbones.factory import supports_dilation
+from hfgd_tf.backbones.external import parse_backbone_kwargs, parse_backbone_name
+from hfgd_tf.backbones.factory import check_backbone_name, supports_dilation
 from hfgd_tf.backbones.resnet import BACKBONE_OUTPUT_STRIDES
 from hfgd_tf.layers.normalization import NORM_METHODS
 from hfgd_tf.layers.semantic_fpn import OUTPUT_STRIDES
@@ -24,7 +25,12 @@ class ModelConfig:
 
     Attributes:
         num_classes: int. K.
-        backbone: str. A key of `hfgd_tf.backbones.BACKBONE_PRESETS`.
+        backbone: str. A key of `hfgd_tf.backbones.BACKBONE_PRESETS`, or keras_cv:<ClassName> /
+            keras_hub:<ClassName> (hfgd_tf.backbones.external).
+        backbone_kwargs: str. keras_cv:/keras_hub: backbones only: a JSON object of constructor arguments
+            over the class's defaults, e.g. '{"stackwise_filters": [16, 32, 64, 128]}'.
+        backbone_preset_dir: str. keras_cv:/keras_hub: backbones only: a local preset directory to load
+            (nothing is downloaded).
         backbone_weights_path: str. Local `.weights.h5` for the backbone; "" for random init.
         backbone_output_stride: int. 32, 16 or 8 (dilated last stages).
         num_channels: int. D, the width of the CAE, class kernels and upsampler.
@@ -55,6 +61,8 @@ class ModelConfig:
     num_classes: int
     backbone: str = "resnet50"
     backbone_weights_path: str = ""
+    backbone_kwargs: str = ""
+    backbone_preset_dir: str = ""
     backbone_output_stride: int = 32
     num_channels: int = 256
     cae: str = "transformer"
@@ -76,7 +84,10 @@ class ModelConfig:
     def __post_init__(self):
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"ModelConfig.num_classes must be an int >= 1. Received: num_classes={self.num_classes!r}")
-        _check_choice("backbone", self.backbone, tuple(sorted(BACKBONE_PRESETS)))
+        if parse_backbone_name(self.backbone) is None:
+            _check_choice("backbone", self.backbone, tuple(sorted(BACKBONE_PRESETS)))
+        check_backbone_name(self.backbone)
+        parse_backbone_kwargs(self.backbone_kwargs)
         _check_choice("backbone_output_stride", self.backbone_output_stride, BACKBONE_OUTPUT_STRIDES)
         _check_choice("cae", self.cae, CAE_TYPES)
         _check_choice("upsampler", self.upsampler, UPSAMPLERS)

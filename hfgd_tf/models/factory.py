@@ -62,7 +62,15 @@ def build_model(config, dtype_policy="float32"):
             output_stride=config.backbone_output_stride,
             norm=config.norm,
             weights_path=config.backbone_weights_path or None,
+            backbone_kwargs=config.backbone_kwargs,
+            preset_dir=config.backbone_preset_dir,
         )
+        if config.output_stride == 2 and config.upsampler in ("usfpn", "sfpn") and "S1" not in backbone.feature_strides:
+            # keras-cv/keras-hub backbones without a stride-2 level provide no S1 (hfgd_tf.backbones.external).
+            raise ValueError(
+                f"--output_stride=2 needs stride-2 (S1) features, which backbone {config.backbone!r} does not give "
+                "(it has no stride-2 pyramid level); use --output_stride=4 or a backbone with one"
+            )
         fpn_arguments = dict(
             output_stride=config.output_stride, norm=config.norm, os2_num_channels=config.os2_num_channels or None
         )

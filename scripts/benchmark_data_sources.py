@@ -1,0 +1,83 @@
+"""Images/s of the input pipeline reading TFRecord shards vs a TFDS build of the same data, in one process
+(runs alternate, A B A B, so that machine noise hits both; the median is reported).
+
+    python scripts/convert_tfrecord.py --dataset=camvid --data_dir=../shared/data/camvid --output_dir=records/camvid
+    python scripts/build_tfds.py --dataset=camvid --manual_dir=../shared/data/camvid --tfds_data_dir=tfds_data
+    python scripts/benchmark_data_sources.py --dataset=camvid --data_dir=records/camvid --tfds_data_dir=tfds_data
+
+Both sources decode the same JPEG/PNG bytes and run the same augmentation; the training rate is for
+augmented crops (`--crop_height/--crop_width`), the evaluation rate for full-resolution decoded images.
+"""
+
+import dataclasses
+import statistics
+import time
+
+from absl import app, flags
+
+import common_flags
+
+common_flags.define_config_flags(common_flags.DataConfig)
+flags.DEFINE_integer("batch_size", 8, "Training batch size.")
+flags.DEFINE_integer("train_batches", 40, "Training batches timed per run (after 3 warm-up batches).")
+flags.DEFINE_integer("repeats", 3, "Runs per source (alternating).")
+FLAGS = flags.FLAGS
+
+
+def _train_rate(config, batch_size, batches):
+    from hfgd_tf.data.pipeline import build_train_dataset
+
+    iterator = iter(build_train_dataset(config, batch_size))
+    for _ in range(3):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def _eval_rate(config):
+    from hfgd_tf.data.pipeline import build_eval_dataset
+
+    start, count = time.perf_counter(), 0
+    for images, _ in build_eval_dataset(config, batch_size=1):
+        count += int(images.shape[0])
+    return count / (time.perf_counter() - start), count
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        base = common_flags.data_config_from_flags()
+        configs = {
+            "tfrecord": dataclasses.replace(base, data_source="tfrecord"),
+            "tfds": dataclasses.replace(base, data_source="tfds"),
+        }
+    except ValueError as error:
+        common_flags.config_error(error)
+    print(
+        f"dataset {base.dataset}: records {base.data_dir!r}, TFDS {base.tfds_name or 'hfgd_' + base.dataset!r} in "
+        f"{base.tfds_data_dir or '~/tensorflow_datasets'!r}; crop {base.crop_height}x{base.crop_width}, batch "
+        f"{FLAGS.batch_size}, num_parallel_calls {base.num_parallel_calls}"
+    )
+    train, evaluation = {name: [] for name in configs}, {name: [] for name in configs}
+    try:
+        for _ in range(FLAGS.repeats):
+            for name, config in configs.items():
+                train[name].append(_train_rate(config, FLAGS.batch_size, FLAGS.train_batches))
+                rate, count = _eval_rate(config)
+                evaluation[name].append(rate)
+    except ValueError as error:
+        common_flags.config_error(error)
+    print(f"| source | train images/s (augmented {base.crop_height}x{base.crop_width}) | eval images/s ({count} images, decoded) |")
+    print("| --- | --- | --- |")
+    for name in configs:
+        runs = ", ".join(f"{r:.1f}" for r in train[name])
+        print(f"| {name} | {statistics.median(train[name]):.1f} (runs {runs}) | {statistics.median(evaluation[name]):.1f} |")
+    ratio = statistics.median(train["tfds"]) / statistics.median(train["tfrecord"])
+    print(f"tfds / tfrecord training rate: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,195 @@
+"""HFGD on keras-cv backbones (`--backbone=keras_cv:<ClassName>`, `hfgd_tf.backbones.external`).
+
+Tiny widths on 64x64 inputs. ResNetBackbone (dynamic input size, no stride-2 level) and MiTBackbone (fixed
+square input, pyramid keys off by one) are the two backbones HFGD is trained and exported on.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hfgd_tf.backbones import build_backbone
+from hfgd_tf.backbones.external import ExternalBackbone
+from hfgd_tf.models import ModelConfig, build_model
+from tests.conftest import random_images, tiny_model_config
+from tests.models.test_hfgd import _losses, _nonzero
+
+pytest.importorskip("keras_cv", reason="keras-cv is not installed")
+
+TINY = {
+    "keras_cv:ResNetBackbone": {"stackwise_filters": [8, 8, 16, 16], "stackwise_blocks": [1, 1, 1, 1], "block_type": "block"},
+    # head counts of keras-cv's MiT are fixed at (1, 2, 5, 8): widths must divide by them
+    "keras_cv:MiTBackbone": {"depths": [1, 1, 1, 1], "embedding_dims": [8, 8, 20, 16], "input_shape": [64, 64, 3]},
+}
+
+
+def _config(backbone, **overrides):
+    return tiny_model_config(backbone=backbone, backbone_kwargs=json.dumps(TINY[backbone]), **overrides)
+
+
+@pytest.mark.slow
+def test_pyramid_levels_are_assigned_by_measured_stride():
+    mit = ExternalBackbone("keras_cv", "MiTBackbone", TINY["keras_cv:MiTBackbone"])
+    # keras-cv names MiT's stride-4 level "P1"; it must still become C2.
+    assert mit.library_backbone.pyramid_level_inputs["P1"] == "output_level_0"
+    assert mit.feature_strides == {"C2": 4, "C3": 8, "C4": 16, "C5": 32}
+    features = mit(random_images())
+    assert {k: tuple(v.shape) for k, v in features.items()} == {
+        "C2": (2, 16, 16, 8), "C3": (2, 8, 8, 8), "C4": (2, 4, 4, 20), "C5": (2, 2, 2, 16)
+    }
+    mobilenet = ExternalBackbone("keras_cv", "MobileNetV3Backbone")
+    assert mobilenet.feature_strides == {"S1": 2, "C2": 4, "C3": 8, "C4": 16, "C5": 32}
+    assert tuple(mobilenet(random_images(height=64, width=96))["S1"].shape) == (2, 32, 48, 16)
+
+
+@pytest.mark.parametrize(
+    "backbone", [pytest.param(b, marks=pytest.mark.slow) if "MiT" in b else b for b in sorted(TINY)]
+)
+def test_hfgd_shapes_and_exact_zero_gradient_isolation(backbone):
+    model = build_model(_config(backbone))
+    outputs = model(random_images(), training=False)
+    assert tuple(outputs["logits"].shape) == (2, 64, 64, 4)
+    assert tuple(outputs["logits_high"].shape) == (2, 2, 2, 4)
+    tape, loss_up, loss_high = _losses(model)
+    groups = model.variable_groups()
+    assert groups["backbone"]  # the keras-cv weights are the backbone group
+    for part in ("backbone", "context_encoder", "class_kernels"):
+        assert _nonzero(tape, loss_up, groups[part]) == 0, part
+        assert _nonzero(tape, loss_high, groups[part]) > 0, part
+    assert _nonzero(tape, loss_up, groups["upsampler"]) == len(groups["upsampler"])
+    assert _nonzero(tape, loss_high, groups["upsampler"]) == 0
+
+
+def test_without_the_stop_gradient_the_upsampler_loss_reaches_the_keras_cv_backbone():
+    model = build_model(_config("keras_cv:ResNetBackbone", stop_gradient_backbone=False))
+    tape, loss_up, _ = _losses(model)
+    assert _nonzero(tape, loss_up, model.variable_groups()["backbone"]) > 0
+
+
+def test_fixed_size_backbone_takes_other_sizes_through_resizing():
+    model = build_model(_config("keras_cv:MiTBackbone"))
+    outputs = model(random_images(height=48, width=80))
+    assert tuple(outputs["logits"].shape) == (2, 48, 80, 4)
+    assert tuple(outputs["logits_high"].shape) == (2, 2, 3, 4)
+
+
+def test_output_stride_2_uses_the_stride_2_level_or_refuses_clearly():
+    model = build_model(tiny_model_config(backbone="keras_cv:MobileNetV3Backbone", output_stride=2))
+    assert tuple(model(random_images())["logits"].shape) == (2, 64, 64, 4)
+    with pytest.raises(ValueError, match="output_stride=2 needs stride-2 .S1. features.*no stride-2 pyramid level"):
+        build_model(_config("keras_cv:ResNetBackbone", output_stride=2))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(backbone="keras_cv:NoSuchBackbone"), "keras_cv has no backbone class 'NoSuchBackbone'"),
+        (dict(backbone="keras_cv:MiTBackbone", backbone_kwargs='{"input_shape": [64, 96, 3]}'), "only square fixed sizes"),
+        (dict(backbone="keras_cv:MiTBackbone", backbone_kwargs='{"input_shape": [null, null, 3]}'), "needs a fixed square input"),
+        (dict(backbone="keras_cv:ResNetBackbone", backbone_kwargs='{"no_such_argument": 1}'), "does not take the arguments \\['no_such_argument'\\]"),
+        (dict(backbone="keras_cv:ViTDetBackbone"), "No default arguments for keras_cv:ViTDetBackbone"),
+        (
+            dict(backbone="keras_cv:ViTDetBackbone", backbone_kwargs='{"input_shape": [64, 64, 3], "depth": 1}'),
+            "ViTDetBackbone exposes no feature pyramid",
+        ),
+    ],
+)
+def test_bad_backbone_arguments_are_clear_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(tiny_model_config(**overrides))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(backbone="tensorflow:ResNet"), "expected '<library>:<ClassName>'"),
+        (dict(backbone="keras_cv:ResNetBackbone", backbone_kwargs="[1, 2]"), "backbone_kwargs must be a JSON object"),
+        (dict(backbone="keras_cv:ResNetBackbone", backbone_kwargs="{stackwise"), "backbone_kwargs must be a JSON object"),
+        (dict(backbone="keras_cv:ResNetBackbone", backbone_output_stride=16), "needs a ResNet backbone"),
+    ],
+)
+def test_bad_model_configs_fail_at_config_time(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model_config(**overrides)
+
+
+def test_backbone_kwargs_are_refused_for_our_own_backbones():
+    with pytest.raises(ValueError, match="backbone_kwargs/--backbone_preset_dir are for keras_cv:/keras_hub:"):
+        build_backbone("resnet_tiny", backbone_kwargs='{"a": 1}')
+
+
+def test_local_preset_directory_loads_architecture_and_weights(tmp_path):
+    from keras_cv.src.utils.preset_utils import save_to_preset
+
+    original = ExternalBackbone("keras_cv", "ResNetBackbone", TINY["keras_cv:ResNetBackbone"])
+    save_to_preset(original.library_backbone, str(tmp_path / "preset"))
+    loaded = build_backbone("keras_cv:ResNetBackbone", preset_dir=str(tmp_path / "preset"))
+    images = random_images()
+    for key, value in original(images).items():
+        np.testing.assert_array_equal(value.numpy(), loaded(images)[key].numpy())
+
+
+def test_config_round_trip_rebuilds_the_same_architecture():
+    config = _config("keras_cv:ResNetBackbone")
+    rebuilt = ModelConfig(**json.loads(json.dumps(dataclasses.asdict(config))))
+    assert rebuilt == config
+    first, second = build_model(config), build_model(rebuilt)
+    assert [v.shape for v in first.weights] == [v.shape for v in second.weights]
+    backbone = first.backbone
+    assert ExternalBackbone.from_config(backbone.get_config()).count_params() == backbone.count_params()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["keras_cv:MiTBackbone"])  # the fixed-size case; ResNet's path is the same
+def test_two_step_training_and_export(backbone, tmp_path):
+    from hfgd_tf.data import DataConfig
+    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+    from hfgd_tf.evaluation import EvalConfig
+    from hfgd_tf.evaluation.inference import predict_logits
+    from hfgd_tf.export.saved_model import export_saved_model
+    from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
+
+    data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 8, 2, 64, 64, examples_per_shard=8)
+    trainer = Trainer(
+        _config(backbone, num_classes=8),
+        DataConfig("synthetic_streets", data_dir, crop_height=64, crop_width=64, shuffle_buffer=8),
+        OptimizerConfig(initial_lr=0.05),
+        TrainConfig(
+            checkpoint_dir=str(tmp_path / "run"), batch_size=2, train_epoch=1, epoch_steps=2, log_every_steps=1,
+            evaluate_every_epoch=False,
+        ),
+        EvalConfig(eval_batch_size=2),
+    )
+    before = [v.numpy().copy() for v in trainer.model.backbone.trainable_variables]
+    trainer.train()
+    assert int(trainer.step.numpy()) == 2
+    after = trainer.model.backbone.trainable_variables
+    assert any(np.any(a != b.numpy()) for a, b in zip(before, after))  # the high-level loss trains it
+    export_dir = export_saved_model(trainer.model, str(tmp_path / "export"), [str(i) for i in range(8)])
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
+    expected = tf.argmax(predict_logits(trainer.model, tf.constant(images, tf.float32)), -1).numpy()
+    np.testing.assert_array_equal(serve(images=tf.constant(images))["class_ids"].numpy(), expected)
+
+
+def test_backbone_weights_path_loads_by_variable_path(tmp_path):
+    from hfgd_tf.backbones import save_weights_by_name
+
+    kwargs = json.dumps(TINY["keras_cv:ResNetBackbone"])
+    original = build_backbone("keras_cv:ResNetBackbone", backbone_kwargs=kwargs)
+    path = str(tmp_path / "backbone.weights.h5")
+    save_weights_by_name(original, path)
+    loaded = build_backbone("keras_cv:ResNetBackbone", backbone_kwargs=kwargs, weights_path=path)
+    images = random_images()
+    np.testing.assert_array_equal(original(images)["C5"].numpy(), loaded(images)["C5"].numpy())
+
+
+@pytest.mark.slow
+def test_variable_paths_do_not_depend_on_what_was_built_before():
+    # keras-cv's MiT names many layers automatically (conv2d_7); weights files load by these paths.
+    first = ExternalBackbone("keras_cv", "MiTBackbone", TINY["keras_cv:MiTBackbone"])
+    second = ExternalBackbone("keras_cv", "MiTBackbone", TINY["keras_cv:MiTBackbone"])
+    assert [v.path for v in first.weights] == [v.path for v in second.weights]
