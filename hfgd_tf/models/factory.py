@@ -12,6 +12,8 @@ from hfgd_tf.models.hfgd import HFGDSegmenter
 from hfgd_tf.models.baseline_segmenter import BaselineSegmenter
 
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+# Width of the upsampler's own S1 image stem for backbones without a stride-2 level ([ours]).
+IMAGE_STEM_NUM_CHANNELS = 32
 
 
 def _build_context_encoder(config):
@@ -63,8 +65,14 @@ def build_model(config, dtype_policy="float32"):
             norm=config.norm,
             weights_path=config.backbone_weights_path or None,
         )
+        # S1 is used only at OS2. A backbone without a stride-2 level (ConvNeXt, Swin) returns no S1;
+        # then the upsampler makes it with its own image stem, trained with the upsampler's loss.
+        needs_image_stem = config.output_stride == 2 and "S1" not in backbone.output
         fpn_arguments = dict(
-            output_stride=config.output_stride, norm=config.norm, os2_num_channels=config.os2_num_channels or None
+            output_stride=config.output_stride,
+            norm=config.norm,
+            os2_num_channels=config.os2_num_channels or None,
+            image_stem_num_channels=IMAGE_STEM_NUM_CHANNELS if needs_image_stem else 0,
         )
         if config.upsampler == "sfpn":
             decoder = SemanticFPN(config.num_channels, name="decoder", **fpn_arguments)

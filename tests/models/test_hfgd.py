@@ -26,7 +26,7 @@ def _losses(model, seed=0):
 
 def _nonzero(tape, loss, variables):
     """Number of variables whose gradient is not exactly zero (None counts as zero)."""
-    return sum(g is not None and bool(np.any(g.numpy() != 0)) for g in tape.gradient(loss, variables))
+    return sum(g is not None and bool(np.any(tf.convert_to_tensor(g).numpy() != 0)) for g in tape.gradient(loss, variables))
 
 
 def test_upsampler_loss_gives_exactly_zero_gradient_to_backbone_cae_and_class_kernels():
@@ -37,6 +37,43 @@ def test_upsampler_loss_gives_exactly_zero_gradient_to_backbone_cae_and_class_ke
         gradients = tape.gradient(loss_up, groups[part])
         assert all(g is None or not np.any(g.numpy()) for g in gradients), part
     assert _nonzero(tape, loss_up, groups["upsampler"]) == len(groups["upsampler"])
+
+
+# A small ConvNeXt is not a preset (keras.applications fixes the variants); ConvNeXt-T at 64x64 is ~3 s.
+@pytest.mark.parametrize("backbone", ["resnet_tiny", "swin_tiny_test", "convnext_tiny"])
+def test_every_trainable_variable_trains_at_output_stride_2(backbone):
+    """The total loss reaches every trainable variable, including the S1 path of the OS2 upsampler
+    (for ConvNeXt/Swin an image stem owned by the upsampler, not a frozen part of the backbone)."""
+    model = build_model(tiny_model_config(backbone=backbone, output_stride=2))
+    # Stochastic depth may drop a whole Swin branch for both images of a step: turned off here.
+    for layer in model.backbone.layers:
+        if hasattr(layer, "drop_path_rate"):
+            layer.drop_path_rate = 0.0
+    tape, loss_up, loss_high = _losses(model)
+    untrained = [
+        v.path
+        for v, g in zip(model.trainable_variables, tape.gradient(tape.total, model.trainable_variables))
+        if g is None or not np.any(tf.convert_to_tensor(g).numpy())
+    ]
+    assert untrained == []
+    groups = model.variable_groups()
+    stem = [v for v in model.trainable_variables if "image_stem" in v.path]
+    if backbone == "resnet_tiny":
+        assert stem == [] and "S1" in model.backbone.output  # the ResNet stem is a real backbone level
+    else:
+        assert "S1" not in model.backbone.output
+        assert {id(v) for v in stem} <= {id(v) for v in groups["upsampler"]} and len(stem) == 6  # 2 conv kernels, 2 BN gamma/beta
+        assert _nonzero(tape, loss_high, stem) == 0  # the stem trains with the upsampler's loss only
+    for part in ("backbone", "context_encoder", "class_kernels"):
+        assert _nonzero(tape, loss_up, groups[part]) == 0, part
+
+
+@pytest.mark.parametrize("backbone", ["swin_tiny_test", "convnext_tiny"])
+@pytest.mark.parametrize("upsampler", ["usfpn", "sfpn"])
+def test_no_s1_image_stem_below_output_stride_2(backbone, upsampler):
+    model = build_model(tiny_model_config(backbone=backbone, output_stride=4, upsampler=upsampler))
+    assert not [v for v in model.weights if "image_stem" in v.path or "s1" in v.path.lower()]
+    assert "S1" not in model.backbone.output
 
 
 def test_high_level_loss_gives_exactly_zero_gradient_to_the_upsampler():
@@ -174,6 +211,23 @@ def test_mixed_precision_smoke_for_every_backbone(backbone, policy):
     outputs = model(random_images(batch=1), training=True)
     assert outputs["logits"].dtype == tf.float32 and outputs["logits_high"].dtype == tf.float32
     assert np.isfinite(outputs["logits"].numpy()).all()
+
+
+def test_high_level_only_ablation_has_one_loss_term():
+    """`upsampler="none"`: the prediction is the high-level head, so the loss must count it once (two
+    equal terms would double its gradient, i.e. the learning rate of the ablation)."""
+    model = build_model(tiny_model_config(upsampler="none"))
+    images = tf.constant(random_images())
+    labels = tf.constant(np.random.default_rng(0).integers(0, 4, (2, 64, 64)), tf.int32)
+    outputs = model(images, training=True)
+    assert set(outputs) == {"logits"}
+    terms = hfgd_loss_terms(labels, outputs, 255)
+    assert set(terms) == {"loss_up"}
+    # The one term is the cross entropy of the upsampled high-level logits.
+    c5 = model.backbone(images * 2 / 255 - 1, training=True)["C5"]
+    high = tf.image.resize(model.class_kernels(model.context_encoder(c5, training=True)), (64, 64))
+    expected = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=high))
+    np.testing.assert_allclose(float(terms["loss_up"][0] / terms["loss_up"][1]), float(expected), rtol=1e-5)
 
 
 def test_deeplabv3plus_baseline_on_a_dilated_backbone():
