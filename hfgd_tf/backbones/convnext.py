@@ -2,7 +2,7 @@
 
 Built from `keras.applications.ConvNeXt{Tiny,Small,Base,Large}` (weights=None: nothing downloads; load
 a local `.weights.h5` instead), with the stage outputs taken as C2..C5 and a LayerNorm on each, as
-segmentation codebases do (affine on C5 only, see `stage_output_norm`). keras.applications fixes the stochastic depth rate at 0 for these presets. ConvNeXt's 4x4/4 patchify stem has no stride-2 map, so the backbone returns no `S1`:
+segmentation codebases do (trainable on C5 only, see `stage_output_norm`). keras.applications fixes the stochastic depth rate at 0 for these presets. ConvNeXt's 4x4/4 patchify stem has no stride-2 map, so the backbone returns no `S1`:
 the OS2 upsampler makes its own from the image (`SemanticFPN(image_stem_num_channels=...)`), where it
 is trained with the upsampler's loss and computed only at output stride 2.
 """
@@ -21,16 +21,14 @@ CONVNEXT_VARIANTS = {
 
 
 def stage_output_norm(level, epsilon, name):
-    """The LayerNorm on a stage output; affine only on C5.
+    """The LayerNorm on a stage output; its gamma/beta are frozen (identity) except on C5.
 
     C2..C4 feed only the upsampler, whose first layer on each is a 1x1 conv (a lateral) that absorbs
-    any per-channel affine, and which under HFGD sits behind a stop-gradient: a gamma/beta there would
-    be redundant and would never train. C5 feeds the context encoder and trains with the high-level loss.
+    any per-channel affine, and which under HFGD sits behind a stop-gradient: a trainable gamma/beta
+    there would be redundant and would never train. C5 feeds the context encoder and trains with the
+    high-level loss. The variables stay (same weight files, converters list them as fresh).
     """
-    affine = level == "C5"
-    return keras.layers.LayerNormalization(
-        epsilon=epsilon, center=affine, scale=affine, name=f"{name}_{level.lower()}_norm"
-    )
+    return keras.layers.LayerNormalization(epsilon=epsilon, trainable=level == "C5", name=f"{name}_{level.lower()}_norm")
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")

@@ -4,7 +4,7 @@ Shifted Windows", ICCV 2021) as a feature dict.
 Hand-written because neither Keras nor keras-cv 0.9 ships a Swin backbone, and because segmentation
 needs what classification ports lack: any input size (each stage pads its map to a multiple of the
 window, and patch merging pads odd sizes, as mmseg does), no fixed position table beyond the relative
-bias, and a LayerNorm on every stage output (affine on C5 only, see `convnext.stage_output_norm`).
+bias, and a LayerNorm on every stage output (trainable on C5 only, see `convnext.stage_output_norm`).
 Like ConvNeXt, Swin's 4x4/4 patch embedding has no stride-2 map, so the backbone returns no `S1` (the
 OS2 upsampler makes its own from the image).
 """

@@ -28,7 +28,7 @@ def test_swin_feature_dict(size):
 
 def test_swin_tiny_parameter_count():
     # timm swin_tiny_patch4_window7_224: 28,288,354 parameters, less the 768 x 1000 head (769,000).
-    # Our C5 output norm is its final norm; the C2..C4 output norms have no affine parameters.
+    # Our C5 output norm is its final norm; the C2..C4 output norms are frozen (see stage_output_norm).
     backbone = build_backbone("swin_tiny")
     trainable = sum(int(np.prod(v.shape)) for v in backbone.trainable_variables)
     assert trainable == 28_288_354 - 769_000
