@@ -3,6 +3,7 @@
 import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
+from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.resize import ResizeLike
 from hfgd_tf.layers.semantic_fpn import IMAGE_KEY
 from hfgd_tf.models.hfgd import input_normalization_layer
@@ -61,11 +62,14 @@ class BaselineSegmenter(keras.Model):
             "image_shape": self.image_shape,
             "name": self.name,
             "trainable": self.trainable,
+            # The dtype policy its layers were built with (build_model's `dtype_policy`), restored on load.
+            "dtype": self.dtype_policy.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("backbone", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        with dtype_policy_scope(config.pop("dtype", None)):
+            for key in ("backbone", "decoder"):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+            return cls(**config)

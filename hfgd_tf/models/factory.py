@@ -2,11 +2,10 @@
 
 import contextlib
 
-import keras
-
 from hfgd_tf.backbones import build_backbone
 from hfgd_tf.layers.deeplab import DeepLabV3PlusDecoder
 from hfgd_tf.layers.cae import ASPPEncoder, ContextAugmentationEncoder, PPMEncoder, ProjectionEncoder
+from hfgd_tf.layers.policy import dtype_policy_scope as policy_scope
 from hfgd_tf.layers.semantic_fpn import GuidedUpsampler, SemanticFPN
 from hfgd_tf.models.hfgd import HFGDSegmenter
 from hfgd_tf.models.baseline_segmenter import BaselineSegmenter
@@ -39,12 +38,8 @@ def dtype_policy_scope(policy):
     """Sets the Keras global dtype policy for layers built inside, and restores it afterwards."""
     if policy not in DTYPE_POLICIES:
         raise ValueError(f"dtype policy must be one of {DTYPE_POLICIES}. Received: {policy!r}")
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
+    with policy_scope(policy):
         yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def build_model(config, dtype_policy="float32"):

@@ -3,6 +3,7 @@
 import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
+from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.resize import ResizeLike, StopGradient
 from hfgd_tf.layers.semantic_fpn import IMAGE_KEY, GuidedUpsampler
 
@@ -159,15 +160,18 @@ class HFGDSegmenter(keras.Model):
             "image_shape": self.image_shape,
             "name": self.name,
             "trainable": self.trainable,
+            # The dtype policy its layers were built with (build_model's `dtype_policy`), restored on load.
+            "dtype": self.dtype_policy.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("backbone", "context_encoder", "upsampler"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        with dtype_policy_scope(config.pop("dtype", None)):
+            for key in ("backbone", "context_encoder", "upsampler"):
+                if config.get(key) is not None:
+                    config[key] = keras.saving.deserialize_keras_object(config[key])
+            return cls(**config)
 
 
 INPUT_NORMALIZATIONS = ("minus_one_one", "imagenet")

@@ -165,6 +165,40 @@ def test_keras_save_and_load_give_identical_outputs(tmp_path):
     assert restored.get_config()["upsampler"]["config"]["output_stride"] == 2
 
 
+def _layer_policies(model):
+    return {layer.path if hasattr(layer, "path") else layer.name: layer.dtype_policy.name for layer in model._flatten_layers()}
+
+
+@pytest.mark.parametrize(
+    "policy, overrides",
+    [
+        ("mixed_bfloat16", dict(output_stride=2)),
+        ("mixed_float16", dict(output_stride=2)),
+        ("mixed_bfloat16", dict(upsampler="sfpn", backbone="swin_tiny_test", output_stride=2)),
+    ],
+)
+def test_mixed_precision_model_survives_keras_save_and_load(tmp_path, policy, overrides):
+    model = build_model(tiny_model_config(norm_method="group_norm", **overrides), dtype_policy=policy)
+    compute = policy.split("_")[1]
+    assert model.get_layer("context_encoder" if "upsampler" not in overrides else "decoder").compute_dtype == compute
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)  # the global policy is float32 here
+    assert keras.config.dtype_policy().name == "float32"
+    policies = _layer_policies(restored)
+    assert policies == _layer_policies(model)
+    assert policies[restored.backbone.name] == policy and restored.dtype_policy.name == policy
+    assert [(v.path, v.dtype) for v in restored.weights] == [(v.path, v.dtype) for v in model.weights]
+    images = random_images(batch=1)
+    for key, value in model(images).items():
+        assert value.dtype == tf.float32
+        np.testing.assert_array_equal(value.numpy(), restored(images)[key].numpy())
+    # The backbone alone round-trips too.
+    model.backbone.save(os.path.join(tmp_path, "backbone.keras"))
+    backbone = keras.saving.load_model(os.path.join(tmp_path, "backbone.keras"))
+    assert _layer_policies(backbone) == _layer_policies(model.backbone)
+
+
 def test_mixed_bfloat16_runs_and_keeps_losses_in_float32():
     policy = keras.config.dtype_policy()
     model = build_model(tiny_model_config(), dtype_policy="mixed_bfloat16")
