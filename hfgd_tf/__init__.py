@@ -7,7 +7,7 @@ Package layout (dependency direction points down):
 
     train, evaluation, export   training loop, metrics/inference, SavedModel serving
     models                      HFGDSegmenter and baselines, `build_model`
-    backbones                   ResNet (dilated, deep stem), feature dicts S1, C2..C5
+    backbones                   ResNet (dilated, deep stem), feature dicts S1, C2..C5 (no S1 for ConvNeXt, Swin)
     layers                      class kernels, CAE, guided upsampler, SemanticFPN
     data                        dataset registry, TFRecords, tf.data pipelines (imports no model code)
 """

@@ -2,6 +2,8 @@
 
 import keras
 
+from hfgd_tf.layers.policy import dtype_policy_scope
+
 
 class FeatureBackbone(keras.Model):
     """A functional model returning the feature dict `{S1, C2, C3, C4, C5}`.
@@ -20,9 +22,12 @@ class FeatureBackbone(keras.Model):
 
     def get_config(self):
         config = {key: getattr(self, key) for key in self.CONFIG_KEYS}
-        config.update(name=self.name, trainable=self.trainable)
+        # The dtype policy (e.g. "mixed_bfloat16") the layers were built with, so that a load rebuilds them so.
+        config.update(name=self.name, trainable=self.trainable, dtype=self.dtype_policy.name)
         return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        with dtype_policy_scope(config.pop("dtype", None)):
+            return cls(**config)

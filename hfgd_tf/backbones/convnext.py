@@ -2,14 +2,14 @@
 
 Built from `keras.applications.ConvNeXt{Tiny,Small,Base,Large}` (weights=None: nothing downloads; load
 a local `.weights.h5` instead), with the stage outputs taken as C2..C5 and a LayerNorm on each, as
-segmentation codebases do. keras.applications fixes the stochastic depth rate at 0 for these presets. ConvNeXt's 4x4/4 patchify stem has no stride-2 map, so `S1` (needed only by
-the OS2 upsampler) comes from a light two-conv image stem [ours].
+segmentation codebases do (trainable on C5 only, see `stage_output_norm`). keras.applications fixes the stochastic depth rate at 0 for these presets. ConvNeXt's 4x4/4 patchify stem has no stride-2 map, so the backbone returns no `S1`:
+the OS2 upsampler makes its own from the image (`SemanticFPN(image_stem_num_channels=...)`), where it
+is trained with the upsampler's loss and computed only at output stride 2.
 """
 
 import keras
 
 from hfgd_tf.backbones.base import FeatureBackbone
-from hfgd_tf.layers.conv_norm_act import ConvNormAct
 from hfgd_tf.layers.normalization import normalize_norm_spec
 
 CONVNEXT_VARIANTS = {
@@ -20,20 +20,25 @@ CONVNEXT_VARIANTS = {
 }
 
 
-def image_stem(images, num_channels, norm, name):
-    """S1 `[B, H/2, W/2, num_channels]` for backbones whose own stem starts at stride 4."""
-    x = ConvNormAct(num_channels, 3, strides=2, norm=norm, name=f"{name}_s1_conv1")(images)
-    return ConvNormAct(num_channels, 3, norm=norm, name=f"{name}_s1_conv2")(x)
+def stage_output_norm(level, epsilon, name):
+    """The LayerNorm on a stage output; its gamma/beta are frozen (identity) except on C5.
+
+    C2..C4 feed only the upsampler, whose first layer on each is a 1x1 conv (a lateral) that absorbs
+    any per-channel affine, and which under HFGD sits behind a stop-gradient: a trainable gamma/beta
+    there would be redundant and would never train. C5 feeds the context encoder and trains with the
+    high-level loss. The variables stay (same weight files, converters list them as fresh).
+    """
+    return keras.layers.LayerNormalization(epsilon=epsilon, trainable=level == "C5", name=f"{name}_{level.lower()}_norm")
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
 class ConvNeXtBackbone(FeatureBackbone):
-    """ConvNeXt returning `{S1, C2, C3, C4, C5}` at strides 2, 4, 8, 16, 32.
+    """ConvNeXt returning `{C2, C3, C4, C5}` at strides 4, 8, 16, 32 (no stride-2 level, so no `S1`).
 
     Args:
         variant: str. "tiny", "small", "base" or "large".
-        stem_num_channels: int. Width of the S1 image stem. Defaults to 32.
-        norm: str or dict. Norm of the S1 image stem. Defaults to None (sync batch norm).
+        norm: str or dict. Unused (ConvNeXt has no batch norm); accepted so that every backbone takes
+            the builder's `norm`. Defaults to None.
         image_shape: tuple. Defaults to (None, None, 3).
 
     Call arguments:
@@ -43,9 +48,9 @@ class ConvNeXtBackbone(FeatureBackbone):
         dict of `[B, ceil(H/s), ceil(W/s), C_s]`; C2..C5 widths 96-768 (tiny), 128-1024 (base), 192-1536 (large).
     """
 
-    CONFIG_KEYS = ("variant", "stem_num_channels", "norm", "image_shape")
+    CONFIG_KEYS = ("variant", "norm", "image_shape")
 
-    def __init__(self, variant="tiny", stem_num_channels=32, norm=None, image_shape=(None, None, 3), **kwargs):
+    def __init__(self, variant="tiny", norm=None, image_shape=(None, None, 3), **kwargs):
         if variant not in CONVNEXT_VARIANTS:
             raise ValueError(f"`variant` must be one of {sorted(CONVNEXT_VARIANTS)}. Received: variant={variant!r}")
         norm = normalize_norm_spec(norm)
@@ -59,12 +64,11 @@ class ConvNeXtBackbone(FeatureBackbone):
         )
         prefix = base.name
         stage_outputs = [base.get_layer(f"{prefix}_downsampling_block_{i}").input for i in range(3)] + [base.output]
-        features = {"S1": image_stem(images, stem_num_channels, norm, name)}
+        features = {}
         for level, output in zip(("C2", "C3", "C4", "C5"), stage_outputs):
-            features[level] = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_{level.lower()}_norm")(output)
+            features[level] = stage_output_norm(level, 1e-6, name)(output)
         super().__init__(inputs=images, outputs=features, name=name, **kwargs)
         self.variant = variant
-        self.stem_num_channels = stem_num_channels
         self.norm = norm
         self.image_shape = tuple(image_shape)
         self.output_stride = 32

@@ -4,8 +4,9 @@ Shifted Windows", ICCV 2021) as a feature dict.
 Hand-written because neither Keras nor keras-cv 0.9 ships a Swin backbone, and because segmentation
 needs what classification ports lack: any input size (each stage pads its map to a multiple of the
 window, and patch merging pads odd sizes, as mmseg does), no fixed position table beyond the relative
-bias, and a LayerNorm on every stage output. Like ConvNeXt, Swin's 4x4/4 patch embedding has no
-stride-2 map, so `S1` comes from a light image stem [ours].
+bias, and a LayerNorm on every stage output (trainable on C5 only, see `convnext.stage_output_norm`).
+Like ConvNeXt, Swin's 4x4/4 patch embedding has no stride-2 map, so the backbone returns no `S1` (the
+OS2 upsampler makes its own from the image).
 """
 
 import numpy as np
@@ -13,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from hfgd_tf.backbones.base import FeatureBackbone
-from hfgd_tf.backbones.convnext import image_stem
+from hfgd_tf.backbones.convnext import stage_output_norm
 from hfgd_tf.layers.normalization import normalize_norm_spec
 
 SWIN_VARIANTS = {
@@ -195,7 +196,7 @@ class PatchMerging(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
 class SwinBackbone(FeatureBackbone):
-    """Swin Transformer returning `{S1, C2, C3, C4, C5}` at strides 2, 4, 8, 16, 32.
+    """Swin Transformer returning `{C2, C3, C4, C5}` at strides 4, 8, 16, 32 (no stride-2 level, no `S1`).
 
     Args:
         embed_dim: int. C of stage 1 (doubles per stage). Swin-T 96.
@@ -203,8 +204,8 @@ class SwinBackbone(FeatureBackbone):
         num_heads: tuple of 4 int. Heads per stage. Swin-T (3, 6, 12, 24).
         window_size: int. Defaults to 7 (12 for the 384 models).
         drop_path_rate: float. Linearly increasing stochastic depth. Defaults to 0.2.
-        stem_num_channels: int. Width of the S1 image stem. Defaults to 32.
-        norm: str or dict. Norm of the S1 image stem. Defaults to None (sync batch norm).
+        norm: str or dict. Unused (Swin has no batch norm); accepted so that every backbone takes the
+            builder's `norm`. Defaults to None.
         image_shape: tuple. Defaults to (None, None, 3).
 
     Call arguments:
@@ -220,7 +221,7 @@ class SwinBackbone(FeatureBackbone):
     """
 
     CONFIG_KEYS = (
-        "embed_dim", "depths", "num_heads", "window_size", "drop_path_rate", "stem_num_channels", "norm", "image_shape",
+        "embed_dim", "depths", "num_heads", "window_size", "drop_path_rate", "norm", "image_shape",
     )
 
     def __init__(
@@ -230,7 +231,6 @@ class SwinBackbone(FeatureBackbone):
         num_heads=(3, 6, 12, 24),
         window_size=7,
         drop_path_rate=0.2,
-        stem_num_channels=32,
         norm=None,
         image_shape=(None, None, 3),
         **kwargs,
@@ -245,7 +245,7 @@ class SwinBackbone(FeatureBackbone):
         images = keras.Input(shape=image_shape, name="images")
         x = keras.layers.Conv2D(embed_dim, 4, strides=4, padding="same", name=f"{name}_patch_embed")(images)
         x = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_patch_embed_norm")(x)
-        features = {"S1": image_stem(images, stem_num_channels, norm, name)}
+        features = {}
         rates = np.linspace(0.0, drop_path_rate, sum(depths)).tolist()
         block_index = 0
         for stage, (depth, heads) in enumerate(zip(depths, num_heads)):
@@ -263,9 +263,9 @@ class SwinBackbone(FeatureBackbone):
                 )(x)
                 block_index += 1
             level = f"C{stage + 2}"
-            features[level] = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_{level.lower()}_norm")(x)
+            features[level] = stage_output_norm(level, 1e-5, name)(x)
         super().__init__(inputs=images, outputs=features, name=name, **kwargs)
         self.embed_dim, self.depths, self.num_heads = embed_dim, depths, num_heads
         self.window_size, self.drop_path_rate = window_size, drop_path_rate
-        self.stem_num_channels, self.norm, self.image_shape = stem_num_channels, norm, tuple(image_shape)
+        self.norm, self.image_shape = norm, tuple(image_shape)
         self.output_stride = 32

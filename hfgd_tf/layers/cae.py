@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from hfgd_tf.layers.conv_norm_act import ConvNormAct
 from hfgd_tf.layers.normalization import normalize_norm_spec
+from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.position_encoding import SinePositionEncoding2D
 
 
@@ -103,17 +104,19 @@ class ContextAugmentationEncoder(_ContextEncoderBase):
                 )
             )
             self.mlp_norms.append(keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy, name=f"block{i}_mlp_norm"))
-            self.mlps.append(
-                keras.Sequential(
-                    [
-                        keras.layers.Dense(num_channels * mlp_ratio, activation="gelu", dtype=policy, name="fc1"),
-                        keras.layers.Dropout(dropout, name="dropout1"),
-                        keras.layers.Dense(num_channels, dtype=policy, name="fc2"),
-                        keras.layers.Dropout(dropout, name="dropout2"),
-                    ],
-                    name=f"block{i}_mlp",
+            # keras.Sequential takes no `dtype`: it gets this layer's policy from the scope (on load too).
+            with dtype_policy_scope(policy):
+                self.mlps.append(
+                    keras.Sequential(
+                        [
+                            keras.layers.Dense(num_channels * mlp_ratio, activation="gelu", dtype=policy, name="fc1"),
+                            keras.layers.Dropout(dropout, dtype=policy, name="dropout1"),
+                            keras.layers.Dense(num_channels, dtype=policy, name="fc2"),
+                            keras.layers.Dropout(dropout, dtype=policy, name="dropout2"),
+                        ],
+                        name=f"block{i}_mlp",
+                    )
                 )
-            )
         self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy, name="output_norm")
         self.output_projection = ConvNormAct(num_channels, 3, norm=self.norm, dtype=policy, name="output_projection")
 

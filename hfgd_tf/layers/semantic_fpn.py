@@ -6,6 +6,9 @@ further stage to output stride 2 from the stem features. Both produce a feature 
 that a classifier turns into logits.
 
 Feature dicts use the keys of `hfgd_tf.backbones.FEATURE_KEYS`: `S1` (OS2), `C2`..`C5` (OS4..OS32).
+For backbones without a stride-2 level (ConvNeXt, Swin: 4x4/4 patch stems), the OS2 stage makes its own
+S1 from the normalised image (key `IMAGE_KEY`) with a two-conv image stem that belongs to this layer, so
+it trains with this layer's loss and exists only at output stride 2 ([ours], `image_stem_num_channels`).
 Every resize goes to the shape of the next finer level instead of a fixed 2x, so odd input sizes stay
 exact.
 """
@@ -19,6 +22,8 @@ from hfgd_tf.layers.resize import ResizeLike
 OUTPUT_STRIDES = (8, 4, 2)
 # Pyramid levels merged by the semantic head, finest first, for each output stride.
 _MERGED_LEVELS = {8: ("C3", "C4", "C5"), 4: ("C2", "C3", "C4", "C5"), 2: ("C2", "C3", "C4", "C5")}
+# Feature-dict key of the normalised image `[B, H, W, 3]`, read by the OS2 stage when it has an image stem.
+IMAGE_KEY = "image"
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
@@ -31,16 +36,21 @@ class SemanticFPN(keras.layers.Layer):
     is reduced to `os2_num_channels` (1x1), resized to the stem feature S1, added to a lateral of S1,
     refined by a 3x3 conv-norm-ReLU and projected back to `num_channels` (1x1). The narrow OS2 stage is
     [ours]: at full width that one 3x3 conv would nearly double the model's FLOPs at 512x512, against
-    the paper's point that OS2 comes cheaply.
+    the paper's point that OS2 comes cheaply. With `image_stem_num_channels > 0` (backbones without a
+    stride-2 level), S1 is not read from the backbone but made by this layer's image stem (3x3/2 then
+    3x3 conv-norm-ReLU) from `features["image"]`; its weights are part of this layer ([ours]).
 
     Args:
         num_channels: int. D, the width of every lateral, stage and of the output.
         output_stride: int. 8, 4 or 2. Defaults to 4.
         norm: str or dict. Defaults to None (sync batch norm).
         os2_num_channels: int or None. Width of the OS2 stage; None means max(8, num_channels // 4).
+        image_stem_num_channels: int. Width of the own S1 image stem; 0 (default) reads S1 from the
+            features. Only valid with `output_stride=2`.
 
     Call arguments:
-        features: dict of `[B, H/s, W/s, C_s]` with keys C2..C5 (C3..C5 at OS8) and S1 at OS2.
+        features: dict of `[B, H/s, W/s, C_s]` with keys C2..C5 (C3..C5 at OS8) and, at OS2, S1 or
+            (with an image stem) "image" `[B, H, W, 3]`.
 
     Returns:
         `[B, H/os, W/os, D]`.
@@ -52,13 +62,21 @@ class SemanticFPN(keras.layers.Layer):
     TensorShape([2, 16, 16, 8])
     """
 
-    def __init__(self, num_channels, output_stride=4, norm=None, os2_num_channels=None, **kwargs):
+    def __init__(
+        self, num_channels, output_stride=4, norm=None, os2_num_channels=None, image_stem_num_channels=0, **kwargs
+    ):
         super().__init__(**kwargs)
         if num_channels < 1:
             raise ValueError(f"`num_channels` must be >= 1. Received: num_channels={num_channels}")
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"`output_stride` must be one of {OUTPUT_STRIDES}. Received: output_stride={output_stride}")
+        if image_stem_num_channels < 0 or (image_stem_num_channels and output_stride != 2):
+            raise ValueError(
+                "`image_stem_num_channels` must be 0, or > 0 with output_stride=2 (S1 is used only at OS2). "
+                f"Received: image_stem_num_channels={image_stem_num_channels}, output_stride={output_stride}"
+            )
         self.num_channels = num_channels
+        self.image_stem_num_channels = image_stem_num_channels
         self.output_stride = output_stride
         self.norm = normalize_norm_spec(norm)
         self.merged_levels = _MERGED_LEVELS[output_stride]
@@ -82,14 +100,25 @@ class SemanticFPN(keras.layers.Layer):
             self.stem_reduction = keras.layers.Conv2D(narrow, 1, dtype=policy, name="reduction_s1")
             self.stem_refine = ConvNormAct(narrow, 3, norm=self.norm, dtype=policy, name="stage_s1")
             self.stem_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="projection_s1")
+        self.image_stem = []
+        if image_stem_num_channels:
+            self.image_stem = [
+                ConvNormAct(image_stem_num_channels, 3, strides=2, norm=self.norm, dtype=policy, name="image_stem_1"),
+                ConvNormAct(image_stem_num_channels, 3, norm=self.norm, dtype=policy, name="image_stem_2"),
+            ]
 
     def _lateral_levels(self):
         return self.merged_levels
 
     @property
     def required_features(self):
-        """Feature keys the layer reads (S1 only at output stride 2)."""
-        return tuple(self.merged_levels) + (("S1",) if self.output_stride == 2 else ())
+        """Feature keys the layer reads (at output stride 2 also S1, or "image" with an image stem)."""
+        return tuple(self.merged_levels) + self._stem_keys()
+
+    def _stem_keys(self):
+        if self.output_stride != 2:
+            return ()
+        return (IMAGE_KEY,) if self.image_stem else ("S1",)
 
     def _build_decoder(self, features_shape):
         self._check_features(features_shape)
@@ -102,7 +131,12 @@ class SemanticFPN(keras.layers.Layer):
         self.fused_projection.build(decoded_shape)
         if self.output_stride == 2:
             narrow_shape = (None, None, None, self.os2_num_channels)
-            self.stem_lateral.build(features_shape["S1"])
+            s1_shape = features_shape.get("S1")
+            if self.image_stem:
+                self.image_stem[0].build(features_shape[IMAGE_KEY])
+                s1_shape = (None, None, None, self.image_stem_num_channels)
+                self.image_stem[1].build(s1_shape)
+            self.stem_lateral.build(s1_shape)
             self.stem_reduction.build(decoded_shape)
             self.stem_refine.build(narrow_shape)
             self.stem_projection.build(narrow_shape)
@@ -114,7 +148,7 @@ class SemanticFPN(keras.layers.Layer):
         return self.laterals["C5"](features["C5"])
 
     def _check_features(self, features):
-        required = set(self.merged_levels) | ({"S1"} if self.output_stride == 2 else set())
+        required = set(self.merged_levels) | set(self._stem_keys())
         missing = required - set(features)
         if missing:
             raise ValueError(
@@ -142,10 +176,18 @@ class SemanticFPN(keras.layers.Layer):
             fused = x if fused is None else fused + x
         fused = self.fused_projection(fused, training=training)
         if self.output_stride == 2:
-            stem = self.stem_lateral(features["S1"])
+            stem = self.stem_lateral(self._s1(features, training))
             reduced = self.resize(self.stem_reduction(fused), stem)
             fused = self.stem_projection(self.stem_refine(stem + reduced, training=training), training=training)
         return fused
+
+    def _s1(self, features, training):
+        if not self.image_stem:
+            return features["S1"]
+        x = features[IMAGE_KEY]
+        for layer in self.image_stem:
+            x = layer(x, training=training)
+        return x
 
     def call(self, features, training=None):
         return self._decode(features, None, training)
@@ -157,6 +199,7 @@ class SemanticFPN(keras.layers.Layer):
             output_stride=self.output_stride,
             norm=self.norm,
             os2_num_channels=self.os2_num_channels,
+            image_stem_num_channels=self.image_stem_num_channels,
         )
         return config
 
@@ -175,17 +218,28 @@ class GuidedUpsampler(SemanticFPN):
         output_stride: int. 8, 4 or 2. Defaults to 4.
         norm: str or dict. Defaults to None (sync batch norm).
         os2_num_channels: int or None. Width of the OS2 stage (see `SemanticFPN`).
+        image_stem_num_channels: int. Own S1 image stem width, 0 for none (see `SemanticFPN`).
 
     Call arguments:
-        features: dict with keys C2..C4 (C3..C4 at OS8) and S1 at OS2, `[B, H/s, W/s, C_s]`.
+        features: dict with keys C2..C4 (C3..C4 at OS8) and, at OS2, S1 (or "image" with an image
+            stem), `[B, H/s, W/s, C_s]`.
         guidance: H `[B, H/32, W/32, D]` (the C5 stride of the backbone).
 
     Returns:
         `[B, H/os, W/os, D]`.
     """
 
-    def __init__(self, num_channels, output_stride=4, norm=None, os2_num_channels=None, **kwargs):
-        super().__init__(num_channels, output_stride=output_stride, norm=norm, os2_num_channels=os2_num_channels, **kwargs)
+    def __init__(
+        self, num_channels, output_stride=4, norm=None, os2_num_channels=None, image_stem_num_channels=0, **kwargs
+    ):
+        super().__init__(
+            num_channels,
+            output_stride=output_stride,
+            norm=norm,
+            os2_num_channels=os2_num_channels,
+            image_stem_num_channels=image_stem_num_channels,
+            **kwargs,
+        )
         self.guidance_projection = keras.layers.Conv2D(
             num_channels, 1, dtype=self.dtype_policy, name="guidance_projection"
         )

@@ -3,7 +3,9 @@
 import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
+from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.resize import ResizeLike
+from hfgd_tf.layers.semantic_fpn import IMAGE_KEY
 from hfgd_tf.models.hfgd import input_normalization_layer
 
 
@@ -16,8 +18,9 @@ class BaselineSegmenter(keras.Model):
     high-level features (SemanticFPN), or the dilated-backbone alternative (DeepLabV3+).
 
     Args:
-        backbone: `keras.Model` returning `{S1, C2, C3, C4, C5}`.
-        decoder: `SemanticFPN` or `DeepLabV3PlusDecoder` (any layer with `required_features`).
+        backbone: `keras.Model` returning `{C2, C3, C4, C5}` (and `S1` if it has a stride-2 level).
+        decoder: `SemanticFPN` or `DeepLabV3PlusDecoder` (any layer with `required_features`; the
+            key "image" gets the normalised image).
         num_classes: int. K.
         input_normalization: str. See `HFGDSegmenter`. Defaults to "minus_one_one".
         image_shape: tuple. Defaults to (None, None, 3).
@@ -36,7 +39,8 @@ class BaselineSegmenter(keras.Model):
             raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
         name = kwargs.pop("name", "baseline")
         images = keras.Input(shape=image_shape, name="images")
-        features = backbone(input_normalization_layer(input_normalization)(images))
+        normalized = input_normalization_layer(input_normalization)(images)
+        features = {**backbone(normalized), IMAGE_KEY: normalized}
         decoded = decoder({key: features[key] for key in decoder.required_features})
         logits = ClassKernels(num_classes, name="classifier")(decoded)
         logits = ResizeLike(name="resize_to_input")(logits, images)
@@ -58,11 +62,14 @@ class BaselineSegmenter(keras.Model):
             "image_shape": self.image_shape,
             "name": self.name,
             "trainable": self.trainable,
+            # The dtype policy its layers were built with (build_model's `dtype_policy`), restored on load.
+            "dtype": self.dtype_policy.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("backbone", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        with dtype_policy_scope(config.pop("dtype", None)):
+            for key in ("backbone", "decoder"):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+            return cls(**config)

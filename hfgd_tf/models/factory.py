@@ -2,16 +2,17 @@
 
 import contextlib
 
-import keras
-
 from hfgd_tf.backbones import build_backbone
 from hfgd_tf.layers.deeplab import DeepLabV3PlusDecoder
 from hfgd_tf.layers.cae import ASPPEncoder, ContextAugmentationEncoder, PPMEncoder, ProjectionEncoder
+from hfgd_tf.layers.policy import dtype_policy_scope as policy_scope
 from hfgd_tf.layers.semantic_fpn import GuidedUpsampler, SemanticFPN
 from hfgd_tf.models.hfgd import HFGDSegmenter
 from hfgd_tf.models.baseline_segmenter import BaselineSegmenter
 
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+# Width of the upsampler's own S1 image stem for backbones without a stride-2 level ([ours]).
+IMAGE_STEM_NUM_CHANNELS = 32
 
 
 def _build_context_encoder(config):
@@ -37,12 +38,8 @@ def dtype_policy_scope(policy):
     """Sets the Keras global dtype policy for layers built inside, and restores it afterwards."""
     if policy not in DTYPE_POLICIES:
         raise ValueError(f"dtype policy must be one of {DTYPE_POLICIES}. Received: {policy!r}")
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
+    with policy_scope(policy):
         yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def build_model(config, dtype_policy="float32"):
@@ -65,14 +62,14 @@ def build_model(config, dtype_policy="float32"):
             backbone_kwargs=config.backbone_kwargs,
             preset_dir=config.backbone_preset_dir,
         )
-        if config.output_stride == 2 and config.upsampler in ("usfpn", "sfpn") and "S1" not in backbone.feature_strides:
-            # keras-cv/keras-hub backbones without a stride-2 level provide no S1 (hfgd_tf.backbones.external).
-            raise ValueError(
-                f"--output_stride=2 needs stride-2 (S1) features, which backbone {config.backbone!r} does not give "
-                "(it has no stride-2 pyramid level); use --output_stride=4 or a backbone with one"
-            )
+        # S1 is used only at OS2. A backbone without a stride-2 level (ConvNeXt, Swin) returns no S1;
+        # then the upsampler makes it with its own image stem, trained with the upsampler's loss.
+        needs_image_stem = config.output_stride == 2 and "S1" not in backbone.output
         fpn_arguments = dict(
-            output_stride=config.output_stride, norm=config.norm, os2_num_channels=config.os2_num_channels or None
+            output_stride=config.output_stride,
+            norm=config.norm,
+            os2_num_channels=config.os2_num_channels or None,
+            image_stem_num_channels=IMAGE_STEM_NUM_CHANNELS if needs_image_stem else 0,
         )
         if config.upsampler == "sfpn":
             decoder = SemanticFPN(config.num_channels, name="decoder", **fpn_arguments)

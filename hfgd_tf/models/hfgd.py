@@ -3,13 +3,9 @@
 import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
+from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.resize import ResizeLike, StopGradient
-from hfgd_tf.layers.semantic_fpn import GuidedUpsampler
-
-
-def _upsampler_levels(upsampler):
-    levels = [level for level in upsampler.merged_levels if level != "C5"]
-    return levels + (["S1"] if upsampler.output_stride == 2 else [])
+from hfgd_tf.layers.semantic_fpn import IMAGE_KEY, GuidedUpsampler
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
@@ -22,17 +18,21 @@ class HFGDSegmenter(keras.Model):
     guided upsampler (trains only its own layers):
       sg(S1, C2..C4), sg(H) -> upsampler -> F (OS os, D) -> logits = class_kernels(F, stop_gradient)
     ```
+    S1 is read only at output stride 2. For a backbone without a stride-2 level (ConvNeXt, Swin) the
+    upsampler owns an image stem that makes S1 from the normalised image, so it trains with the
+    upsampler's loss (see `GuidedUpsampler`).
     `sg` is `tf.stop_gradient`; each one is a switch. With every switch on, the loss on `logits` gives
     exactly zero gradient to the backbone, the context encoder and the class kernels, and the loss on
     `logits_high` gives zero gradient to the upsampler. `class_kernels` is one layer (one `kernel`
     variable) called by both heads.
 
     Args:
-        backbone: `keras.Model` returning the dict `{S1, C2, C3, C4, C5}`.
+        backbone: `keras.Model` returning the dict `{C2, C3, C4, C5}` (and `S1` if it has a stride-2 level).
         context_encoder: `keras.layers.Layer` mapping C5 to H `[B, h, w, D]` (see `hfgd_tf.layers.cae`).
         num_classes: int. K.
-        upsampler: `GuidedUpsampler` or None. None is the high-level-only baseline (logits_high,
-            upsampled, is the prediction). Defaults to None.
+        upsampler: `GuidedUpsampler` or None. None is the high-level-only baseline: the high-level
+            logits, upsampled, are the prediction and the only output (so the training loss has one
+            term). Defaults to None.
         stop_gradient_backbone: bool. Cut gradients from the upsampler into the backbone features.
             Defaults to True.
         stop_gradient_guidance: bool. Cut gradients from the upsampler into H (and so the CAE).
@@ -49,8 +49,9 @@ class HFGDSegmenter(keras.Model):
         images: `[B, H, W, 3]` float in [0, 255].
 
     Returns:
-        dict: `logits` `[B, H, W, K]` float32 at input size (the prediction); `logits_high`
-        `[B, H/32, W/32, K]` float32 (the auxiliary high-level output, used only by the training loss).
+        dict: `logits` `[B, H, W, K]` float32 at input size (the prediction); with an upsampler also
+        `logits_high` `[B, H/32, W/32, K]` float32 (the auxiliary high-level output, used only by the
+        training loss).
 
     Example:
     >>> from hfgd_tf.models import ModelConfig, build_model
@@ -90,15 +91,20 @@ class HFGDSegmenter(keras.Model):
 
         # === Functional Model ===
         images = keras.Input(shape=image_shape, name="images")
-        features = backbone(normalization(images))
+        normalized = normalization(images)
+        features = backbone(normalized)
         guidance = context_encoder(features["C5"])
         logits_high = class_kernels(guidance)
         if upsampler is None:
             logits = logits_high
         else:
+            # The image has no trainable ancestor, so it needs no stop-gradient.
             upsampler_inputs = {
-                level: StopGradient(stop_gradient_backbone, name=f"stop_gradient_{level.lower()}")(features[level])
-                for level in _upsampler_levels(upsampler)
+                level: normalized
+                if level == IMAGE_KEY
+                else StopGradient(stop_gradient_backbone, name=f"stop_gradient_{level.lower()}")(features[level])
+                for level in upsampler.required_features
+                if level != "C5"
             }
             upsampler_guidance = StopGradient(stop_gradient_guidance, name="stop_gradient_guidance")(guidance)
             upsampled = upsampler(upsampler_inputs, upsampler_guidance)
@@ -106,10 +112,9 @@ class HFGDSegmenter(keras.Model):
                 logits = class_kernels(upsampled, stop_gradient=stop_gradient_class_kernels)
             else:
                 logits = ClassKernels(num_classes, name="upsampler_classifier")(upsampled)
-        outputs = {
-            "logits": to_float32(resize_to_input(logits, images)),
-            "logits_high": to_float32_high(logits_high),
-        }
+        outputs = {"logits": to_float32(resize_to_input(logits, images))}
+        if upsampler is not None:
+            outputs["logits_high"] = to_float32_high(logits_high)
         super().__init__(inputs=images, outputs=outputs, name=name, **kwargs)
 
         # === Config ===
@@ -155,15 +160,18 @@ class HFGDSegmenter(keras.Model):
             "image_shape": self.image_shape,
             "name": self.name,
             "trainable": self.trainable,
+            # The dtype policy its layers were built with (build_model's `dtype_policy`), restored on load.
+            "dtype": self.dtype_policy.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("backbone", "context_encoder", "upsampler"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        with dtype_policy_scope(config.pop("dtype", None)):
+            for key in ("backbone", "context_encoder", "upsampler"):
+                if config.get(key) is not None:
+                    config[key] = keras.saving.deserialize_keras_object(config[key])
+            return cls(**config)
 
 
 INPUT_NORMALIZATIONS = ("minus_one_one", "imagenet")

@@ -7,6 +7,7 @@ DECAY_STRATEGIES = ("poly", "cosine", "none")
 MIXED_PRECISIONS = ("none", "bfloat16", "float16")
 STRATEGIES = ("auto", "one_device", "mirrored", "tpu")
 CLASS_WEIGHTINGS = ("none", "inverse_log", "median")
+LOSSES = ("cross_entropy", "ohem", "focal")  # hfgd_tf.train.losses.LOSSES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,13 @@ class TrainConfig:
         train_epoch: int. Epochs; total steps = train_epoch * epoch_steps.
         epoch_steps: int. Steps per epoch (a checkpoint and an evaluation after each).
         high_loss_weight: float. Weight of the high-level loss (loss = loss_up + w * loss_high).
+        loss: str. Per-pixel loss of both heads: "cross_entropy", "ohem" (online hard example mining:
+            only pixels whose true-class probability is below `ohem_threshold` count, but at least
+            the `ohem_min_kept` hardest of the global batch) or "focal" (`-(1 - p)^focal_gamma log p`).
+        ohem_threshold: float. OHEM: probability below which a pixel is hard (mmseg: 0.7).
+        ohem_min_kept: int. OHEM: minimum kept pixels in the global batch, over all replicas (mmseg's
+            min_kept counts per image: its 100000 with a global batch of 8 images is 800000 here).
+        focal_gamma: float. Focal loss focusing parameter (0 is cross entropy).
         class_weighting: str. "none", or per-class loss weights computed from the training split's pixel
             counts in the records' manifest.json: "inverse_log" (1 / ln(1.02 + freq), ENet) or "median"
             (median frequency balancing).
@@ -84,6 +92,10 @@ class TrainConfig:
     train_epoch: int = 30
     epoch_steps: int = 1000
     high_loss_weight: float = 1.0
+    loss: str = "cross_entropy"
+    ohem_threshold: float = 0.7
+    ohem_min_kept: int = 100000
+    focal_gamma: float = 2.0
     class_weighting: str = "none"
     mixed_precision: str = "none"
     strategy: str = "auto"
@@ -115,6 +127,15 @@ class TrainConfig:
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ValueError(
                 f"TrainConfig.class_weighting must be one of {CLASS_WEIGHTINGS}. Received: {self.class_weighting!r}"
+            )
+        if self.loss not in LOSSES:
+            raise ValueError(f"TrainConfig.loss must be one of {LOSSES}. Received: loss={self.loss!r}")
+        if not 0.0 < self.ohem_threshold <= 1.0:
+            raise ValueError(f"TrainConfig.ohem_threshold must be in (0, 1]. Received: {self.ohem_threshold}")
+        if self.ohem_min_kept < 0 or self.focal_gamma < 0:
+            raise ValueError(
+                "TrainConfig.ohem_min_kept and focal_gamma must be >= 0. "
+                f"Received: ohem_min_kept={self.ohem_min_kept}, focal_gamma={self.focal_gamma}"
             )
         if self.high_loss_weight < 0:
             raise ValueError(f"TrainConfig.high_loss_weight must be >= 0. Received: {self.high_loss_weight}")

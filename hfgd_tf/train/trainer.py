@@ -20,7 +20,7 @@ from hfgd_tf.files import write_json_atomic
 from hfgd_tf.models import build_model
 from hfgd_tf.train import checkpoints
 from hfgd_tf.train.distribute import create_strategy
-from hfgd_tf.train.losses import hfgd_loss_terms, l2_weight_decay, supervised_pixel_count
+from hfgd_tf.train.losses import SegmentationLoss, l2_weight_decay, supervised_pixel_count
 from hfgd_tf.train.optimizers import build_optimizer
 
 
@@ -32,9 +32,10 @@ class Trainer:
     """Trains a segmenter from configs.
 
     Loss = loss_up + high_loss_weight * loss_high (+ L2 on kernels for SGD). Each loss is the mean
-    per-pixel cross entropy over the supervised pixels of the *global* batch: every replica sums its
-    pixels' losses and divides by the global pixel count (an all-reduce), so one step gives the same
-    update on 1 or N replicas. The data pipeline is seeded per example and resumes by skipping the
+    per-pixel loss (`train_config.loss`: cross entropy, OHEM or focal; see `SegmentationLoss`) over
+    the supervised (OHEM: kept) pixels of the *global* batch: every replica sums its pixels' losses and
+    divides by the global pixel count (an all-reduce), so one step gives the same update on 1 or N
+    replicas. The data pipeline is seeded per example and resumes by skipping the
     batches already consumed, so killing and rerunning continues the same run.
 
     Construction seeds Python, NumPy and TensorFlow with `train_config.seed` (and turns on op
@@ -80,6 +81,21 @@ class Trainer:
         )
         self.best_miou = -1.0
         self.class_weights = self._class_weights()
+        self.loss = SegmentationLoss(
+            train_config.loss,
+            data_config.info.ignore_label,
+            self.class_weights,
+            ohem_threshold=train_config.ohem_threshold,
+            ohem_min_kept=train_config.ohem_min_kept,
+            focal_gamma=train_config.focal_gamma,
+        )
+        if train_config.loss == "ohem" and train_config.jit_compile:
+            # The global OHEM threshold gathers across replicas inside the loss, which cannot sit in
+            # the XLA-compiled part of the step.
+            raise ValueError(
+                "TrainConfig.loss='ohem' cannot be combined with jit_compile (the global-batch OHEM threshold "
+                "needs a cross-replica gather outside XLA): use --nojit_compile, or --loss=cross_entropy|focal"
+            )
         self._gradient_fn = self._loss_and_gradients
         if train_config.jit_compile:
             self._gradient_fn = tf.function(self._loss_and_gradients, jit_compile=True)
@@ -108,8 +124,7 @@ class Trainer:
         num_replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             outputs = self.model(images, training=True)
-            terms = hfgd_loss_terms(labels, outputs, self.data_config.info.ignore_label, self.class_weights)
-            losses = {name: loss_sum / tf.maximum(global_count, 1.0) for name, (loss_sum, _) in terms.items()}
+            losses = self.loss(labels, outputs, global_count)
             total = losses["loss_up"] + self.train_config.high_loss_weight * losses.get("loss_high", 0.0)
             if self.optimizer_config.optimizer == "sgd":
                 decay = l2_weight_decay(

@@ -76,11 +76,15 @@ def test_fixed_size_backbone_takes_other_sizes_through_resizing():
     assert tuple(outputs["logits_high"].shape) == (2, 2, 3, 4)
 
 
-def test_output_stride_2_uses_the_stride_2_level_or_refuses_clearly():
+def test_output_stride_2_uses_the_stride_2_level_or_the_upsampler_image_stem():
     model = build_model(tiny_model_config(backbone="keras_cv:MobileNetV3Backbone", output_stride=2))
     assert tuple(model(random_images())["logits"].shape) == (2, 64, 64, 4)
-    with pytest.raises(ValueError, match="output_stride=2 needs stride-2 .S1. features.*no stride-2 pyramid level"):
-        build_model(_config("keras_cv:ResNetBackbone", output_stride=2))
+    assert not [v for v in model.weights if "image_stem" in v.path]
+    # keras-cv's ResNet has no stride-2 level: the upsampler makes S1 with its own image stem.
+    model = build_model(_config("keras_cv:ResNetBackbone", output_stride=2))
+    assert "S1" not in model.backbone.feature_strides
+    assert [v for v in model.variable_groups()["upsampler"] if "image_stem" in v.path]
+    assert tuple(model(random_images())["logits"].shape) == (2, 64, 64, 4)
 
 
 @pytest.mark.parametrize(

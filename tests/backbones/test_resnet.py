@@ -51,6 +51,20 @@ def test_resnet50_parameter_count_matches_torchvision():
     assert trainable == 25_557_032 - 2_049_000
 
 
+def test_default_deep_stem_resnet50_parameter_count():
+    # ResNetBackbone() is ResNet-50 with the deep stem (mmseg ResNetV1c, timm resnet50c): three 3x3
+    # conv + BN, 3->32->32->64, instead of the 7x7 3->64 conv + BN. Counted by hand:
+    #   deep stem     (3*9*32 + 32*9*32 + 32*9*64) + 2 * (32 + 32 + 64) = 28,512 + 256 = 28,768
+    #   7x7 stem      3*49*64 + 2 * 64                                  =  9,408 + 128 =  9,536
+    # so torchvision's 25,557,032 less its fc (2,049,000) plus 28,768 - 9,536 (timm resnet50c: 25,576,264).
+    backbone = ResNetBackbone()
+    assert backbone.stem_type == "deep"
+    trainable = sum(int(np.prod(v.shape)) for v in backbone.trainable_variables)
+    assert trainable == 25_557_032 - 2_049_000 + 28_768 - 9_536
+    stem = sum(int(np.prod(v.shape)) for v in backbone.trainable_variables if "_stem_" in v.path)
+    assert stem == 28_768
+
+
 def test_config_round_trip():
     backbone = _tiny(output_stride=16)
     clone = ResNetBackbone.from_config(backbone.get_config())

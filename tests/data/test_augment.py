@@ -37,6 +37,37 @@ def test_training_augmentation_keeps_alignment_and_label_set(index):
     np.testing.assert_allclose(out_image[~valid], augment.IMAGE_PAD_VALUE)
 
 
+def _coordinate_pair(height=40, width=56):
+    """Image channels hold each pixel's row and column; the label encodes them modulo 15 (row * 16 + col).
+
+    Bilinear resizing interpolates the coordinate ramps exactly, and nearest-neighbour label resizing
+    picks the source pixel nearest that same point, so an aligned pair agrees to within half a pixel
+    everywhere, while a label shifted by one pixel is off by at least half a pixel, mostly by a whole one.
+    """
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    image = np.stack([rows, cols, np.zeros_like(rows)], -1).astype(np.float32)
+    label = ((rows % 15) * 16 + cols % 15).astype(np.int32)
+    return tf.constant(image), tf.constant(label)
+
+
+def _modular_distance(a, b, period=15):
+    d = np.mod(a - b, period)
+    return np.minimum(d, period - d)
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_augmentation_keeps_image_and_label_aligned_to_the_pixel(index):
+    config = DataConfig("synthetic_streets", crop_height=48, crop_width=48, random_brightness=False)
+    image, label = _coordinate_pair()
+    out_image, out_label = augment.augment_for_training(image, label, tf.constant([5, index], tf.int64), config, 255)
+    out_image, out_label = out_image.numpy(), out_label.numpy()
+    valid = out_label != 255
+    assert valid.mean() > 0.2
+    for channel, label_coordinate in ((0, out_label // 16), (1, out_label % 16)):
+        error = _modular_distance(out_image[..., channel][valid], label_coordinate[valid])
+        assert error.max() <= 0.5 + 1e-3, (channel, error.max())
+
+
 def test_same_seed_same_augmentation():
     config = DataConfig("synthetic_streets", crop_height=32, crop_width=32)
     image, label = _coded_pair()

@@ -16,6 +16,24 @@ class _PixelwiseModel(keras.Model):
         return {"logits": tf.concat([images[..., :1] / 255.0, 1.0 - images[..., 1:2] / 255.0], -1)}
 
 
+class _LeftToRightModel(keras.Model):
+    """Not flip-invariant: logit 0 is the column index plus red / 255, logit 1 is green / 255."""
+
+    def call(self, images, training=False):
+        ramp = tf.cast(tf.range(tf.shape(images)[2]), tf.float32)[None, None, :, None]
+        ramp = tf.broadcast_to(ramp, tf.shape(images[..., :1]))
+        return {"logits": tf.concat([ramp + images[..., :1] / 255.0, images[..., 1:2] / 255.0], -1)}
+
+
+class _SizeModel(keras.Model):
+    """Logits constant over the image, [input height / 10, 0]: every scale predicts something else."""
+
+    def call(self, images, training=False):
+        height = tf.cast(tf.shape(images)[1], tf.float32)
+        first = tf.fill(tf.shape(images[..., :1]), height / 10.0)
+        return {"logits": tf.concat([first, tf.zeros_like(first)], -1)}
+
+
 def test_window_starts_cover_the_image_and_align_the_last_window():
     assert _window_starts(10, 4) == [0, 3, 6]
     assert _window_starts(4, 4) == [0]
@@ -38,15 +56,30 @@ def test_sliding_window_covering_the_image_equals_whole_image():
 
 
 def test_flip_averages_the_mirrored_prediction():
-    images = tf.constant(random_images(batch=1, height=8, width=8))
-    flipped = predict_logits(_PixelwiseModel(), images, EvalConfig(flip=True))
-    np.testing.assert_allclose(flipped.numpy(), predict_logits(_PixelwiseModel(), images).numpy(), atol=1e-6)
+    images = tf.constant(random_images(batch=2, height=8, width=10))
+    flipped = predict_logits(_LeftToRightModel(), images, EvalConfig(flip=True)).numpy()
+    # Mirrored input, prediction mirrored back: column j gets (9 - j) + red_j / 255; the mean of the
+    # two is 4.5 + red / 255. A flip skipped, or not mirrored back, gives another ramp.
+    np.testing.assert_allclose(flipped[..., 0], 4.5 + images.numpy()[..., 0] / 255.0, atol=1e-5)
+    np.testing.assert_allclose(flipped[..., 1], images.numpy()[..., 1] / 255.0, atol=1e-6)
+    plain = predict_logits(_LeftToRightModel(), images).numpy()
+    assert np.abs(plain[..., 0] - flipped[..., 0]).max() > 4
 
 
 def test_multi_scale_returns_input_size_logits():
     model = build_model(tiny_model_config())
     logits = predict_logits(model, tf.constant(random_images(batch=2, height=48, width=80)), EvalConfig(eval_scales=(0.5, 1.0, 1.5)))
     assert logits.shape == (2, 48, 80, 4)
+
+
+def test_multi_scale_averages_logits_not_probabilities():
+    images = tf.constant(random_images(batch=1, height=48, width=80))
+    logits = predict_logits(_SizeModel(), images, EvalConfig(eval_scales=(0.5, 1.0, 1.5))).numpy()
+    # Heights 24, 48, 72: logits 2.4, 4.8, 7.2, mean 4.8. Averaged softmax probabilities (or their log)
+    # would not give these values.
+    assert logits.shape == (1, 48, 80, 2)
+    np.testing.assert_allclose(logits[..., 0], 4.8, rtol=1e-6)
+    np.testing.assert_allclose(logits[..., 1], 0.0, atol=1e-6)
 
 
 def test_protocol_is_described():

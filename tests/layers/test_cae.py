@@ -51,3 +51,17 @@ def test_sine_position_encoding_values():
     # Column code in the second half, same for every row.
     np.testing.assert_allclose(encoding[0, :, half:], encoding[2, :, half:])
     np.testing.assert_allclose(encoding[:, 3, half], np.sin(3.0))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_transformer_encoder_gives_its_dtype_policy_to_every_sublayer_also_from_config(policy):
+    """Built or rebuilt with the global policy float32, every sublayer (the MLP's Sequential and
+    Dropout too) follows the encoder's own policy, so that a mixed-precision model reloads intact."""
+    layer = ContextAugmentationEncoder(16, num_heads=4, dtype=policy)
+    clone = ContextAugmentationEncoder.from_config(layer.get_config())
+    for encoder in (layer, clone):
+        policies = {sublayer.name: sublayer.dtype_policy.name for sublayer in encoder._flatten_layers()}
+        assert set(policies.values()) == {policy}, policies
+        assert {"block0_mlp", "dropout1", "dropout2"} <= set(policies)
+    inputs = np.random.default_rng(0).normal(size=(1, 2, 2, 8)).astype("float32")
+    assert clone(inputs).dtype == policy.split("_")[1]

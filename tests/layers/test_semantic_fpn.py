@@ -55,6 +55,26 @@ def test_missing_feature_key_is_a_clear_error():
         SemanticFPN(8, output_stride=2)(features)
 
 
+@pytest.mark.parametrize("layer_class", [SemanticFPN, GuidedUpsampler])
+def test_own_image_stem_makes_s1_from_the_image(layer_class):
+    features = _features(64, 96)
+    del features["S1"]
+    features["image"] = np.random.default_rng(1).normal(size=(2, 64, 96, 3)).astype("float32")
+    layer = layer_class(8, output_stride=2, image_stem_num_channels=4)
+    guidance = () if layer_class is SemanticFPN else (features.pop("C5")[..., :4],)
+    assert layer.required_features[-1] == "image"
+    output = layer(features, *guidance)
+    assert output.shape == (2, 32, 48, 8)
+    stem_kernels = [v for v in layer.trainable_weights if "image_stem" in v.path and v.path.endswith("kernel")]
+    assert [tuple(v.shape) for v in stem_kernels] == [(3, 3, 3, 4), (3, 3, 4, 4)]
+    assert layer_class.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_image_stem_only_at_output_stride_2():
+    with pytest.raises(ValueError, match="image_stem_num_channels"):
+        SemanticFPN(8, output_stride=4, image_stem_num_channels=4)
+
+
 def test_bad_output_stride():
     with pytest.raises(ValueError, match="output_stride"):
         GuidedUpsampler(8, output_stride=3)

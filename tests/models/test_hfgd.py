@@ -26,7 +26,7 @@ def _losses(model, seed=0):
 
 def _nonzero(tape, loss, variables):
     """Number of variables whose gradient is not exactly zero (None counts as zero)."""
-    return sum(g is not None and bool(np.any(g.numpy() != 0)) for g in tape.gradient(loss, variables))
+    return sum(g is not None and bool(np.any(tf.convert_to_tensor(g).numpy() != 0)) for g in tape.gradient(loss, variables))
 
 
 def test_upsampler_loss_gives_exactly_zero_gradient_to_backbone_cae_and_class_kernels():
@@ -37,6 +37,46 @@ def test_upsampler_loss_gives_exactly_zero_gradient_to_backbone_cae_and_class_ke
         gradients = tape.gradient(loss_up, groups[part])
         assert all(g is None or not np.any(g.numpy()) for g in gradients), part
     assert _nonzero(tape, loss_up, groups["upsampler"]) == len(groups["upsampler"])
+
+
+# A small ConvNeXt is not a preset here (keras.applications fixes the variants): ConvNeXt-T, 10-25 s.
+@pytest.mark.parametrize(
+    "backbone", ["resnet_tiny", "swin_tiny_test", pytest.param("convnext_tiny", marks=pytest.mark.slow)]
+)
+def test_every_trainable_variable_trains_at_output_stride_2(backbone):
+    """The total loss reaches every trainable variable, including the S1 path of the OS2 upsampler
+    (for ConvNeXt/Swin an image stem owned by the upsampler, not a frozen part of the backbone)."""
+    model = build_model(tiny_model_config(backbone=backbone, output_stride=2))
+    # Stochastic depth may drop a whole Swin branch for both images of a step: turned off here.
+    for layer in model.backbone.layers:
+        if hasattr(layer, "drop_path_rate"):
+            layer.drop_path_rate = 0.0
+    tape, loss_up, loss_high = _losses(model)
+    untrained = [
+        v.path
+        for v, g in zip(model.trainable_variables, tape.gradient(tape.total, model.trainable_variables))
+        if g is None or not np.any(tf.convert_to_tensor(g).numpy())
+    ]
+    assert untrained == []
+    groups = model.variable_groups()
+    stem = [v for v in model.trainable_variables if "image_stem" in v.path]
+    if backbone == "resnet_tiny":
+        assert stem == [] and "S1" in model.backbone.output  # the ResNet stem is a real backbone level
+    else:
+        assert "S1" not in model.backbone.output
+        assert {id(v) for v in stem} <= {id(v) for v in groups["upsampler"]} and len(stem) == 6  # 2 conv kernels, 2 BN gamma/beta
+        assert _nonzero(tape, loss_high, stem) == 0  # the stem trains with the upsampler's loss only
+    for part in ("backbone", "context_encoder", "class_kernels"):
+        assert _nonzero(tape, loss_up, groups[part]) == 0, part
+
+
+@pytest.mark.parametrize(
+    "backbone, upsampler", [("swin_tiny_test", "usfpn"), ("convnext_tiny", "usfpn"), ("swin_tiny_test", "sfpn")]
+)
+def test_no_s1_image_stem_below_output_stride_2(backbone, upsampler):
+    model = build_model(tiny_model_config(backbone=backbone, output_stride=4, upsampler=upsampler))
+    assert not [v for v in model.weights if "image_stem" in v.path or "s1" in v.path.lower()]
+    assert "S1" not in model.backbone.output
 
 
 def test_high_level_loss_gives_exactly_zero_gradient_to_the_upsampler():
@@ -128,6 +168,40 @@ def test_keras_save_and_load_give_identical_outputs(tmp_path):
     assert restored.get_config()["upsampler"]["config"]["output_stride"] == 2
 
 
+def _layer_policies(model):
+    return {layer.path if hasattr(layer, "path") else layer.name: layer.dtype_policy.name for layer in model._flatten_layers()}
+
+
+@pytest.mark.parametrize(
+    "policy, overrides",
+    [
+        ("mixed_bfloat16", dict(output_stride=2)),
+        ("mixed_float16", dict(output_stride=2)),
+        ("mixed_bfloat16", dict(upsampler="sfpn", backbone="swin_tiny_test", output_stride=2)),
+    ],
+)
+def test_mixed_precision_model_survives_keras_save_and_load(tmp_path, policy, overrides):
+    model = build_model(tiny_model_config(norm_method="group_norm", **overrides), dtype_policy=policy)
+    compute = policy.split("_")[1]
+    assert model.get_layer("context_encoder" if "upsampler" not in overrides else "decoder").compute_dtype == compute
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)  # the global policy is float32 here
+    assert keras.config.dtype_policy().name == "float32"
+    policies = _layer_policies(restored)
+    assert policies == _layer_policies(model)
+    assert policies[restored.backbone.name] == policy and restored.dtype_policy.name == policy
+    assert [(v.path, v.dtype) for v in restored.weights] == [(v.path, v.dtype) for v in model.weights]
+    images = random_images(batch=1)
+    for key, value in model(images).items():
+        assert value.dtype == tf.float32
+        np.testing.assert_array_equal(value.numpy(), restored(images)[key].numpy())
+    # The backbone alone round-trips too.
+    model.backbone.save(os.path.join(tmp_path, "backbone.keras"))
+    backbone = keras.saving.load_model(os.path.join(tmp_path, "backbone.keras"))
+    assert _layer_policies(backbone) == _layer_policies(model.backbone)
+
+
 def test_mixed_bfloat16_runs_and_keeps_losses_in_float32():
     policy = keras.config.dtype_policy()
     model = build_model(tiny_model_config(), dtype_policy="mixed_bfloat16")
@@ -174,6 +248,23 @@ def test_mixed_precision_smoke_for_every_backbone(backbone, policy):
     outputs = model(random_images(batch=1), training=True)
     assert outputs["logits"].dtype == tf.float32 and outputs["logits_high"].dtype == tf.float32
     assert np.isfinite(outputs["logits"].numpy()).all()
+
+
+def test_high_level_only_ablation_has_one_loss_term():
+    """`upsampler="none"`: the prediction is the high-level head, so the loss must count it once (two
+    equal terms would double its gradient, i.e. the learning rate of the ablation)."""
+    model = build_model(tiny_model_config(upsampler="none"))
+    images = tf.constant(random_images())
+    labels = tf.constant(np.random.default_rng(0).integers(0, 4, (2, 64, 64)), tf.int32)
+    outputs = model(images, training=True)
+    assert set(outputs) == {"logits"}
+    terms = hfgd_loss_terms(labels, outputs, 255)
+    assert set(terms) == {"loss_up"}
+    # The one term is the cross entropy of the upsampled high-level logits.
+    c5 = model.backbone(images * 2 / 255 - 1, training=True)["C5"]
+    high = tf.image.resize(model.class_kernels(model.context_encoder(c5, training=True)), (64, 64))
+    expected = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=high))
+    np.testing.assert_allclose(float(terms["loss_up"][0] / terms["loss_up"][1]), float(expected), rtol=1e-5)
 
 
 def test_deeplabv3plus_baseline_on_a_dilated_backbone():
