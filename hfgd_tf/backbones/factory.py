@@ -7,10 +7,16 @@ from hfgd_tf.backbones.resnet import ResNetBackbone
 from hfgd_tf.backbones.swin import SWIN_VARIANTS, SwinBackbone
 from hfgd_tf.backbones.weights import load_weights_by_name
 
-# name -> (class, constructor arguments). Weights, when wanted, come from a local file.
+# name -> (class, constructor arguments). Weights, when wanted, come from a local file. The ResNet
+# names are those of the ImageNet checkpoints whose layout each preset reproduces (timm naming):
+# `resnet50` torchvision/timm (7x7 stem), `resnet50c` deep stem (mmseg ResNetV1c), `resnet50d` deep stem
+# + average-pool shortcut; `scripts/convert_weights.py` turns such a checkpoint into a weights file.
+_BOTTLENECK_50 = dict(stagewise_num_blocks=(3, 4, 6, 3), block_type="bottleneck")
+_BOTTLENECK_101 = dict(stagewise_num_blocks=(3, 4, 23, 3), block_type="bottleneck")
+_STEMS = {"": dict(stem_type="standard"), "c": dict(stem_type="deep"), "d": dict(stem_type="deep", avg_down=True)}
 BACKBONE_PRESETS = {
-    "resnet50": (ResNetBackbone, dict(stagewise_num_blocks=(3, 4, 6, 3), block_type="bottleneck")),
-    "resnet101": (ResNetBackbone, dict(stagewise_num_blocks=(3, 4, 23, 3), block_type="bottleneck")),
+    **{f"resnet50{k}": (ResNetBackbone, {**_BOTTLENECK_50, **stem}) for k, stem in _STEMS.items()},
+    **{f"resnet101{k}": (ResNetBackbone, {**_BOTTLENECK_101, **stem}) for k, stem in _STEMS.items()},
     "resnet18": (ResNetBackbone, dict(stagewise_num_blocks=(2, 2, 2, 2), block_type="basic", stem_type="standard")),
     # Small enough to train in minutes on a laptop CPU: the embedded demo and the tests use it.
     "resnet_tiny": (
