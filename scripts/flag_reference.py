@@ -16,6 +16,7 @@ SCRIPTS = (
     "predict.py",
     "demo.py",
     "convert_tfrecord.py",
+    "convert_weights.py",
     "benchmark_input.py",
     "benchmark_train.py",
     "model_stats.py",

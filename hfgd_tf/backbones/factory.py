@@ -2,6 +2,7 @@
 
 import os
 
+from hfgd_tf.backbones.convert.common import check_layout
 from hfgd_tf.backbones.convnext import ConvNeXtBackbone
 from hfgd_tf.backbones.resnet import ResNetBackbone
 from hfgd_tf.backbones.swin import SWIN_VARIANTS, SwinBackbone
@@ -88,10 +89,12 @@ def load_backbone_weights(backbone, weights_path):
 
     Raises:
         ValueError: the file is missing, not a `.weights.h5`, or does not match; the message lists the
-            missing, unexpected and wrongly shaped weights.
+            missing, unexpected and wrongly shaped weights, or (files from `scripts/convert_weights.py`)
+            the layout settings (padding, BN epsilon, stem...) that differ from the ones converted for.
     """
     if not os.path.isfile(weights_path):
         raise ValueError(f"Backbone weights file not found: {weights_path!r} (expected a Keras .weights.h5 file)")
     if not weights_path.endswith(".weights.h5"):
         raise ValueError(f"Backbone weights must be a Keras '.weights.h5' file. Received: {weights_path!r}")
+    check_layout(backbone, weights_path)
     return load_weights_by_name(backbone, weights_path)

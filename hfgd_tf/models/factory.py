@@ -60,8 +60,8 @@ def build_model(config, dtype_policy="float32"):
         backbone = build_backbone(
             config.backbone,
             output_stride=config.backbone_output_stride,
-            norm=config.norm,
             weights_path=config.backbone_weights_path or None,
+            **config.backbone_arguments,
         )
         fpn_arguments = dict(
             output_stride=config.output_stride, norm=config.norm, os2_num_channels=config.os2_num_channels or None

@@ -123,7 +123,7 @@ def apply_table(backbone, tensors, table, ignore, source_description):
             nor ignorable (another architecture or an unknown layout); the message lists them.
     """
     prefix = backbone.name + "_"
-    plan, fresh, state, missing, mismatched = [], [], [], [], []
+    plan, fresh, state, missing, mismatched, wanted = [], [], [], [], [], set()
     for variable in backbone.weights:
         path = variable.path
         relative = path[len(prefix):] if path.startswith(prefix) else path
@@ -136,6 +136,7 @@ def apply_table(backbone, tensors, table, ignore, source_description):
             continue
         source_names, transform = entry
         source_names = (source_names,) if isinstance(source_names, str) else tuple(source_names)
+        wanted.update(source_names)
         absent = [name for name in source_names if name not in tensors]
         if absent:
             missing.append(f"{absent[0]} (for {path})")
@@ -149,7 +150,7 @@ def apply_table(backbone, tensors, table, ignore, source_description):
     used_names = {name for names, _, _ in plan for name in names}
     ignored, unknown = {}, []
     for name in sorted(tensors):
-        if name in used_names:
+        if name in used_names or name in wanted:
             continue
         reason = ignore(name)
         if reason:
