@@ -82,7 +82,9 @@ def _keras_source_tensors(path, source_format, backbone):
         tensors = {}
         for layer in _all_layers(model):
             for variable in layer.weights:
-                tensors[f"{layer.name}/{variable.name}"] = variable.numpy()
+                # keras.applications' LayerScale creates its one weight unnamed ("variable_N"): it is gamma.
+                name = "gamma" if type(layer).__name__ == "LayerScale" else variable.name
+                tensors[f"{layer.name}/{name}"] = variable.numpy()
         return tensors
     raise ValueError(
         f"{path!r} does not load into any {source_format} model matching {backbone.name!r}: " + " | ".join(errors)
