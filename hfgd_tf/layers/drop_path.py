@@ -43,7 +43,7 @@ class DropPath(keras.layers.Layer):
             initializer="zeros",
             trainable=False,
             autocast=False,
-            aggregation="only_first_replica",
+            aggregation="none",  # as BatchNorm statistics: every replica adds 1 to its own copy
         )
 
     def call(self, inputs, training=None):
