@@ -102,8 +102,11 @@ def test_converted_backbone_matches_timm(name):
     for key in keys:
         assert ours[key].shape == reference[key].shape, key
         scale = np.abs(reference[key]).max()
+        error = np.abs(ours[key] - reference[key]).max()
+        print(f"{name} {key}: max abs {error:.2e}, max rel {error / scale:.2e}")  # the table, with pytest -s
         np.testing.assert_allclose(ours[key], reference[key], rtol=0, atol=1e-4 * scale, err_msg=f"{name} {key}")
     used, ignored, fresh, state = CASES[name][2]
+    print(f"{name} accounting: {report.as_dict()}")
     assert report.as_dict() == {"used": used, "ignored": ignored, "fresh": fresh, "state": state}
     # Every source tensor is either used or ignored for a stated reason.
     assert used + ignored == len(read_tensors(path))
