@@ -38,6 +38,7 @@ setup(
         "absl-py>=2.1",
         "pillow>=10",
         "h5py>=3.10",
+        "safetensors>=0.4",  # reads PyTorch checkpoints with numpy (scripts/convert_weights.py); no torch
         "tqdm>=4.60",
     ],
     extras_require={

@@ -20,6 +20,7 @@ SCRIPTS = (
     "demo.py",
     "convert_tfrecord.py",
     "build_tfds.py",
+    "convert_weights.py",
     "benchmark_input.py",
     "benchmark_data_sources.py",
     "benchmark_train.py",

@@ -2,16 +2,23 @@
 
 import os
 
+from hfgd_tf.backbones.convert.common import check_layout
 from hfgd_tf.backbones.convnext import ConvNeXtBackbone
 from hfgd_tf.backbones.external import build_external_backbone, parse_backbone_name
 from hfgd_tf.backbones.resnet import ResNetBackbone
 from hfgd_tf.backbones.swin import SWIN_VARIANTS, SwinBackbone
 from hfgd_tf.backbones.weights import load_weights_by_name
 
-# name -> (class, constructor arguments). Weights, when wanted, come from a local file.
+# name -> (class, constructor arguments). Weights, when wanted, come from a local file. The ResNet
+# names are those of the ImageNet checkpoints whose layout each preset reproduces (timm naming):
+# `resnet50` torchvision/timm (7x7 stem), `resnet50c` deep stem (mmseg ResNetV1c), `resnet50d` deep stem
+# + average-pool shortcut; `scripts/convert_weights.py` turns such a checkpoint into a weights file.
+_BOTTLENECK_50 = dict(stagewise_num_blocks=(3, 4, 6, 3), block_type="bottleneck")
+_BOTTLENECK_101 = dict(stagewise_num_blocks=(3, 4, 23, 3), block_type="bottleneck")
+_STEMS = {"": dict(stem_type="standard"), "c": dict(stem_type="deep"), "d": dict(stem_type="deep", avg_down=True)}
 BACKBONE_PRESETS = {
-    "resnet50": (ResNetBackbone, dict(stagewise_num_blocks=(3, 4, 6, 3), block_type="bottleneck")),
-    "resnet101": (ResNetBackbone, dict(stagewise_num_blocks=(3, 4, 23, 3), block_type="bottleneck")),
+    **{f"resnet50{k}": (ResNetBackbone, {**_BOTTLENECK_50, **stem}) for k, stem in _STEMS.items()},
+    **{f"resnet101{k}": (ResNetBackbone, {**_BOTTLENECK_101, **stem}) for k, stem in _STEMS.items()},
     "resnet18": (ResNetBackbone, dict(stagewise_num_blocks=(2, 2, 2, 2), block_type="basic", stem_type="standard")),
     # Small enough to train in minutes on a laptop CPU: the embedded demo and the tests use it.
     "resnet_tiny": (
@@ -102,10 +109,12 @@ def load_backbone_weights(backbone, weights_path):
 
     Raises:
         ValueError: the file is missing, not a `.weights.h5`, or does not match; the message lists the
-            missing, unexpected and wrongly shaped weights.
+            missing, unexpected and wrongly shaped weights, or (files from `scripts/convert_weights.py`)
+            the layout settings (padding, BN epsilon, stem...) that differ from the ones converted for.
     """
     if not os.path.isfile(weights_path):
         raise ValueError(f"Backbone weights file not found: {weights_path!r} (expected a Keras .weights.h5 file)")
     if not weights_path.endswith(".weights.h5"):
         raise ValueError(f"Backbone weights must be a Keras '.weights.h5' file. Received: {weights_path!r}")
+    check_layout(backbone, weights_path)
     return load_weights_by_name(backbone, weights_path)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from hfgd_tf.backbones.base import FeatureBackbone
 from hfgd_tf.backbones.convnext import stage_output_norm
+from hfgd_tf.layers.drop_path import DropPath
 from hfgd_tf.layers.normalization import normalize_norm_spec
 
 SWIN_VARIANTS = {
@@ -42,7 +43,8 @@ class SwinBlock(keras.layers.Layer):
         window_size: int. Defaults to 7.
         shift: bool. Shift windows by window_size // 2 (every second block). Defaults to False.
         mlp_ratio: float. Defaults to 4.
-        drop_path_rate: float. Stochastic depth. Defaults to 0.
+        drop_path_rate: float. Stochastic depth of both residual branches (seeded, resumable:
+            `hfgd_tf.layers.drop_path.DropPath`). Defaults to 0.
 
     Call arguments:
         inputs: `[B, H, W, C]` of any H, W (padded to window multiples internally).
@@ -64,6 +66,9 @@ class SwinBlock(keras.layers.Layer):
         self.mlp_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="mlp_norm")
         self.fc1 = keras.layers.Dense(int(num_channels * mlp_ratio), activation="gelu", dtype=policy, name="fc1")
         self.fc2 = keras.layers.Dense(num_channels, dtype=policy, name="fc2")
+        # Resumable stochastic depth: masks are a function of a checkpointed call count (see DropPath).
+        self.attention_drop_path = DropPath(drop_path_rate, dtype=policy, name=f"{self.name}_attention_drop_path")
+        self.mlp_drop_path = DropPath(drop_path_rate, dtype=policy, name=f"{self.name}_mlp_drop_path")
         self.relative_index = tf.constant(_relative_position_index(window_size).reshape(-1), tf.int32)
 
     def build(self, input_shape):
@@ -77,6 +82,8 @@ class SwinBlock(keras.layers.Layer):
             layer.build(token_shape)
         self.projection.build(token_shape)
         self.fc2.build((None, None, int(self.num_channels * self.mlp_ratio)))
+        self.attention_drop_path.build((None, None, None, self.num_channels))
+        self.mlp_drop_path.build((None, None, None, self.num_channels))
 
     def _windows(self, x, padded_h, padded_w):
         """`[B, Hp, Wp, C]` -> `[B * nW, ws * ws, C]`."""
@@ -131,15 +138,8 @@ class SwinBlock(keras.layers.Layer):
         x = self._merge(self.projection(attended), batch, padded_h, padded_w)
         if self.shift:
             x = tf.roll(x, shift=[ws // 2, ws // 2], axis=[1, 2])
-        x = inputs + self._drop_path(x[:, :height, :width], training)
-        return x + self._drop_path(self.fc2(self.fc1(self.mlp_norm(x))), training)
-
-    def _drop_path(self, x, training):
-        if not training or not self.drop_path_rate:
-            return x
-        keep = 1.0 - self.drop_path_rate
-        mask = tf.floor(keep + tf.random.uniform([tf.shape(x)[0], 1, 1, 1], dtype=x.dtype))
-        return x / keep * mask
+        x = inputs + self.attention_drop_path(x[:, :height, :width], training=training)
+        return x + self.mlp_drop_path(self.fc2(self.fc1(self.mlp_norm(x))), training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -5,7 +5,8 @@ import dataclasses
 from hfgd_tf.backbones import BACKBONE_PRESETS
 from hfgd_tf.backbones.external import parse_backbone_kwargs, parse_backbone_name
 from hfgd_tf.backbones.factory import check_backbone_name, supports_dilation
-from hfgd_tf.backbones.resnet import BACKBONE_OUTPUT_STRIDES
+from hfgd_tf.backbones.resnet import BACKBONE_OUTPUT_STRIDES, FIRST_BLOCK_DILATIONS, STEM_TYPES
+from hfgd_tf.layers.conv_norm_act import PADDINGS
 from hfgd_tf.layers.normalization import NORM_METHODS
 from hfgd_tf.layers.semantic_fpn import OUTPUT_STRIDES
 from hfgd_tf.models.hfgd import INPUT_NORMALIZATIONS
@@ -33,6 +34,24 @@ class ModelConfig:
             (nothing is downloaded).
         backbone_weights_path: str. Local `.weights.h5` for the backbone; "" for random init.
         backbone_output_stride: int. 32, 16 or 8 (dilated last stages).
+        backbone_padding: str. ResNet strided convs and stem max pool: "symmetric" (PyTorch; what
+            converted timm / torchvision / mmseg checkpoints need) or "same" (Keras; keras-cv checkpoints).
+        backbone_bn_epsilon: float. BatchNorm epsilon inside the ResNet backbone (1e-5 as PyTorch;
+            keras.applications / keras-cv checkpoints use 1.001e-5). The decoder keeps bn_epsilon.
+        backbone_stem_type: str. ResNet stem: "" keeps the preset's (resnet50 standard, resnet50c/d deep),
+            "standard" (7x7/2 conv) or "deep" (three 3x3 convs).
+        backbone_stem_width: int. ResNet stem output width (S1 channels; the deep stem's first two convs
+            have half); 0 keeps the preset's (64).
+        backbone_shortcut: str. ResNet strided shortcuts: "" keeps the preset's, "conv" (1x1/2 conv) or
+            "avg_down" (2x2 average pool then 1x1 conv: ResNet-D, resnet50d).
+        backbone_stride_in_1x1: bool. ResNet bottlenecks stride in their first 1x1 conv (v1 as in
+            keras.applications / keras-cv) instead of the 3x3 conv (v1.5: torchvision, timm, mmseg).
+        backbone_first_block_dilation: str. Dilated ResNet stages: "previous" (the first block keeps the
+            previous dilation in its first 3x3 conv: torchvision, timm, mmseg) or "stage" (DeepLab).
+        backbone_multi_grid: tuple. Dilation multipliers of a dilated C5's blocks; (1,) for none (the
+            default); DeepLabV3 uses 1,2,4.
+        drop_path_rate: float. Stochastic depth of Swin and ConvNeXt backbones (rising linearly to this
+            rate over the blocks; seeded and resumable). Segmentation recipes use 0.2-0.4; ResNets ignore it.
         num_channels: int. D, the width of the CAE, class kernels and upsampler.
         cae: str. Context encoder: "transformer" (default, [ours]), "aspp", "ppm" or "none".
         cae_num_blocks: int. Transformer blocks in the CAE.
@@ -64,6 +83,15 @@ class ModelConfig:
     backbone_kwargs: str = ""
     backbone_preset_dir: str = ""
     backbone_output_stride: int = 32
+    backbone_padding: str = "symmetric"
+    backbone_bn_epsilon: float = 1e-5
+    backbone_stem_type: str = ""
+    backbone_stem_width: int = 0
+    backbone_shortcut: str = ""
+    backbone_stride_in_1x1: bool = False
+    backbone_first_block_dilation: str = "previous"
+    backbone_multi_grid: tuple = (1,)
+    drop_path_rate: float = 0.2
     num_channels: int = 256
     cae: str = "transformer"
     cae_num_blocks: int = 1
@@ -82,6 +110,8 @@ class ModelConfig:
     input_normalization: str = "minus_one_one"
 
     def __post_init__(self):
+        # A tuple also after a JSON round trip (run_config.json stores it as a list).
+        object.__setattr__(self, "backbone_multi_grid", tuple(int(r) for r in self.backbone_multi_grid))
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"ModelConfig.num_classes must be an int >= 1. Received: num_classes={self.num_classes!r}")
         if parse_backbone_name(self.backbone) is None:
@@ -89,6 +119,19 @@ class ModelConfig:
         check_backbone_name(self.backbone)
         parse_backbone_kwargs(self.backbone_kwargs)
         _check_choice("backbone_output_stride", self.backbone_output_stride, BACKBONE_OUTPUT_STRIDES)
+        _check_choice("backbone_padding", self.backbone_padding, PADDINGS)
+        _check_choice("backbone_stem_type", self.backbone_stem_type, ("",) + STEM_TYPES)
+        _check_choice("backbone_shortcut", self.backbone_shortcut, ("", "conv", "avg_down"))
+        _check_choice("backbone_first_block_dilation", self.backbone_first_block_dilation, FIRST_BLOCK_DILATIONS)
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ValueError(f"ModelConfig.drop_path_rate must be in [0, 1). Received: drop_path_rate={self.drop_path_rate}")
+        if not self.backbone_bn_epsilon > 0:
+            raise ValueError(f"ModelConfig.backbone_bn_epsilon must be > 0. Received: {self.backbone_bn_epsilon}")
+        if self.backbone_stem_width < 0 or not self.backbone_multi_grid or min(self.backbone_multi_grid) < 1:
+            raise ValueError(
+                "ModelConfig.backbone_stem_width must be >= 0 and backbone_multi_grid positive rates. Received: "
+                f"backbone_stem_width={self.backbone_stem_width}, backbone_multi_grid={self.backbone_multi_grid}"
+            )
         _check_choice("cae", self.cae, CAE_TYPES)
         _check_choice("upsampler", self.upsampler, UPSAMPLERS)
         _check_choice("output_stride", self.output_stride, OUTPUT_STRIDES)
@@ -122,6 +165,28 @@ class ModelConfig:
             "epsilon": self.bn_epsilon,
             "groups": self.group_norm_groups,
         }
+
+    @property
+    def backbone_arguments(self):
+        """Constructor arguments of the backbone beyond the preset's (layout, norm, stochastic depth)."""
+        arguments = {"norm": self.norm}
+        if supports_dilation(self.backbone):  # the ResNets
+            arguments.update(
+                norm={**self.norm, "epsilon": self.backbone_bn_epsilon},
+                padding=self.backbone_padding,
+                stride_in_1x1=self.backbone_stride_in_1x1,
+                first_block_dilation=self.backbone_first_block_dilation,
+                multi_grid=tuple(int(rate) for rate in self.backbone_multi_grid),
+            )
+            if self.backbone_stem_type:
+                arguments["stem_type"] = self.backbone_stem_type
+            if self.backbone_stem_width:
+                arguments["stem_num_filters"] = self.backbone_stem_width
+            if self.backbone_shortcut:
+                arguments["avg_down"] = self.backbone_shortcut == "avg_down"
+        else:
+            arguments["drop_path_rate"] = self.drop_path_rate
+        return arguments
 
     @property
     def input_divisor(self):

@@ -57,10 +57,10 @@ def build_model(config, dtype_policy="float32"):
         backbone = build_backbone(
             config.backbone,
             output_stride=config.backbone_output_stride,
-            norm=config.norm,
             weights_path=config.backbone_weights_path or None,
             backbone_kwargs=config.backbone_kwargs,
             preset_dir=config.backbone_preset_dir,
+            **config.backbone_arguments,
         )
         # S1 is used only at OS2. A backbone without a stride-2 level (ConvNeXt, Swin) returns no S1;
         # then the upsampler makes it with its own image stem, trained with the upsampler's loss.

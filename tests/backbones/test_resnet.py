@@ -34,9 +34,44 @@ def test_odd_input_size_rounds_up():
 
 
 def test_dilated_last_stage_uses_multi_grid():
-    backbone = _tiny(output_stride=8, stagewise_num_blocks=(1, 1, 1, 3))
+    backbone = _tiny(output_stride=8, stagewise_num_blocks=(1, 1, 1, 3), multi_grid=(1, 2, 4))
     rates = [backbone.get_layer(f"resnet_c5_block{i}_conv1").dilation_rate for i in range(3)]
-    assert rates == [4, 8, 16]  # dilation 4 at OS8 times multi-grid (1, 2, 4)
+    assert rates == [4, 8, 16]  # dilation 4 at OS8 times multi-grid (1, 2, 4), first block included (mmseg)
+
+
+def _dilations(backbone, level, num_blocks, convs):
+    return [[backbone.get_layer(f"resnet_c{level}_block{b}_{c}").dilation_rate for c in convs] for b in range(num_blocks)]
+
+
+@pytest.mark.parametrize("block_type, convs", [("basic", ("conv1", "conv2")), ("bottleneck", ("conv2",))])
+def test_first_block_of_a_dilated_stage_keeps_the_previous_dilation(block_type, convs):
+    # torchvision / timm output_stride=8: the first 3x3 of a dilated stage's first block keeps the previous
+    # stage's dilation; the basic block's second 3x3 already has the new one.
+    backbone = _tiny(output_stride=8, stagewise_num_blocks=(1, 1, 2, 2), block_type=block_type)
+    if block_type == "basic":
+        assert _dilations(backbone, 4, 2, convs) == [[1, 2], [2, 2]]
+        assert _dilations(backbone, 5, 2, convs) == [[2, 4], [4, 4]]
+    else:
+        assert _dilations(backbone, 4, 2, convs) == [[1], [2]]
+        assert _dilations(backbone, 5, 2, convs) == [[2], [4]]
+    stage = _tiny(output_stride=8, stagewise_num_blocks=(1, 1, 2, 2), block_type=block_type, first_block_dilation="stage")
+    assert _dilations(stage, 5, 2, convs)[0][0] == 4
+
+
+def test_symmetric_padding_samples_like_pytorch():
+    # A 3x3/2 conv on a 4x4 map: PyTorch (pad 1 each side) centres its taps on rows 0 and 2; Keras "same"
+    # (pad 0 top, 1 bottom) on rows 1 and 3. An impulse at (2, 2) reaches output (0, 0) only with "same".
+    from hfgd_tf.layers.conv_norm_act import ConvNormAct
+
+    x = np.zeros((1, 4, 4, 1), "float32")
+    x[0, 2, 2] = 1.0
+    for padding, expected in (("symmetric", 0.0), ("same", 1.0)):
+        layer = ConvNormAct(1, 3, strides=2, norm="batch_norm", activation=None, padding=padding)
+        layer.build(x.shape)
+        layer.conv.kernel.assign(np.ones((3, 3, 1, 1), "float32"))
+        out = layer(x, training=False).numpy()[0, :, :, 0]
+        assert out.shape == (2, 2)
+        assert abs(out[0, 0] * np.sqrt(1 + 1e-3) - expected) < 1e-5, padding
 
 
 def test_bottleneck_and_deep_stem_shapes():
@@ -46,7 +81,7 @@ def test_bottleneck_and_deep_stem_shapes():
 
 def test_resnet50_parameter_count_matches_torchvision():
     # torchvision's resnet50 has 25,557,032 parameters, of which the fc layer is 2048 * 1000 + 1000.
-    backbone = build_backbone("resnet50", stem_type="standard")
+    backbone = build_backbone("resnet50")  # the preset has the standard 7x7 stem, as torchvision/timm resnet50
     trainable = sum(int(np.prod(v.shape)) for v in backbone.trainable_variables)
     assert trainable == 25_557_032 - 2_049_000
 
