@@ -5,10 +5,12 @@ Training elements are `images` float32 `[B, crop_h, crop_w, 3]` in [0, 255] and 
 original resolution (padded bottom/right to the eval crop, if set, with the ignore label).
 """
 
+import os
+
 import tensorflow as tf
 
 from hfgd_tf.data import augment
-from hfgd_tf.data.tfrecord import parse_example, list_shards
+from hfgd_tf.data.tfrecord import list_shards, parse_example, read_manifest
 
 
 def _read_records(config, split, shuffle_files):
@@ -22,6 +24,19 @@ def _read_records(config, split, shuffle_files):
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+
+
+def count_records(config, split):
+    """Number of records in `split`: the manifest's count when its shard list matches, else counted
+    by reading the raw records (no decoding)."""
+    files = list_shards(config.data_dir, split)
+    manifest = read_manifest(config.data_dir) or {}
+    entry = manifest.get("splits", {}).get(split, {})
+    listed = sorted(shard.get("file") for shard in entry.get("shards", []))
+    if "num_examples" in entry and listed == sorted(os.path.basename(f) for f in files):
+        return int(entry["num_examples"])
+    records = tf.data.TFRecordDataset(files, compression_type=config.compression)
+    return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
 
 
 def _decode(serialized):

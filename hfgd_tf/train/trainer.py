@@ -12,9 +12,9 @@ from absl import logging
 
 from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name
 from hfgd_tf.data.converter import class_weights_from_manifest
-from hfgd_tf.data.pipeline import build_eval_dataset, build_train_dataset
+from hfgd_tf.data.pipeline import build_train_dataset
 from hfgd_tf.data.tfrecord import list_shards, parse_example, read_manifest
-from hfgd_tf.evaluation.evaluator import evaluate
+from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, evaluate, global_eval_batch_size
 from hfgd_tf.evaluation.metrics import format_metrics_table
 from hfgd_tf.files import write_json_atomic
 from hfgd_tf.models import build_model
@@ -125,6 +125,7 @@ class Trainer:
                 f"TrainConfig.batch_size={train_config.batch_size} is not divisible by the "
                 f"{self.strategy.num_replicas_in_sync} replicas"
             )
+        global_eval_batch_size(eval_config.eval_batch_size, self.strategy.num_replicas_in_sync)
         with self.strategy.scope():
             self.model = build_model(model_config, dtype_policy=train_config.dtype_policy)
             if train_config.freeze_backbone_bn:
@@ -460,9 +461,7 @@ class Trainer:
     def evaluate(self, model=None, max_batches=None):
         """Evaluates on the eval split with `eval_config`; returns the metrics dict."""
         info = self.data_config.info
-        dataset = self.strategy.distribute_datasets_from_function(
-            lambda context: build_eval_dataset(self.data_config, self.eval_config.eval_batch_size, context)
-        )
+        dataset = build_distributed_eval_dataset(self.strategy, self.data_config, self.eval_config.eval_batch_size)
         return evaluate(
             model or self.model,
             dataset,
