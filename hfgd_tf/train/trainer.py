@@ -169,6 +169,7 @@ class Trainer:
             self.checkpoint, train_config.checkpoint_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )
         self.best_miou = -1.0
+        self.last_step_outputs = None  # the train step's dict of the last step run by `train`
         self.class_weights = self._class_weights()
         self._gradient_fn = self._loss_and_gradients
         if train_config.jit_compile:
@@ -401,6 +402,7 @@ class Trainer:
                 raise
             step += 1
             window_steps += 1
+            self.last_step_outputs = outputs
             losses = {k: v for k, v in outputs.items() if k not in STEP_STATISTICS}
             if bar is not None:
                 bar.update(1)
@@ -422,7 +424,7 @@ class Trainer:
                     "step %d: float16 gradient overflow, update skipped on every replica (loss scale now %g; %d "
                     "skipped so far)",
                     step,
-                    float(self._loss_scale_optimizer.dynamic_scale),
+                    float(self._loss_scale_optimizer.dynamic_scale.numpy()),
                     skipped,
                 )
             if step % config.log_every_steps == 0 or step == config.total_steps:

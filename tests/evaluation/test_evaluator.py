@@ -32,18 +32,18 @@ def _evaluate(strategy, data_config, eval_config):
     return evaluate(model, dataset, info.num_classes, info.ignore_label, eval_config, strategy=strategy)
 
 
-def test_five_images_on_two_replicas_give_the_confusion_matrix_of_one_replica(data_config):
+def test_five_images_on_two_replicas_give_the_confusion_matrix_of_one_replica(data_config, mirrored_strategy):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     protocol = dict(eval_scales=(0.75, 1.0), flip=True)
     single = _evaluate(tf.distribute.OneDeviceStrategy(devices[0]), data_config, EvalConfig(eval_batch_size=1, **protocol))
     # The default 0: one image per replica, so the last step has one real image and one padded one.
-    double = _evaluate(tf.distribute.MirroredStrategy(devices), data_config, EvalConfig(**protocol))
+    double = _evaluate(mirrored_strategy, data_config, EvalConfig(**protocol))
     assert double["num_images"] == single["num_images"] == NUM_VAL
     np.testing.assert_array_equal(np.array(double["confusion_matrix"]), np.array(single["confusion_matrix"]))
 
 
-def test_padded_batches_have_static_shapes_and_padding_is_marked(data_config):
-    mirrored = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+def test_padded_batches_have_static_shapes_and_padding_is_marked(data_config, mirrored_strategy):
+    mirrored = mirrored_strategy
     batches = list(build_distributed_eval_dataset(mirrored, data_config, 4))
     assert len(batches) == 2  # ceil(5 / 4)
     valid = []
