@@ -60,8 +60,10 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
         input_context: `tf.distribute.InputContext` or None. When given (from
             `strategy.distribute_datasets_from_function`), the dataset yields per-replica batches and
             is sharded across input pipelines.
-        initial_step: int. Training step to resume at; the first `initial_step` batches are skipped
-            before decoding, so that a resumed run sees exactly the batches an uninterrupted run would.
+        initial_step: int. Training step to resume at. The stream starts at the epoch of that step
+            (epochs are shuffled with seeds derived from (seed, epoch)) and skips the records already
+            consumed in it without decoding them, so that a resumed run sees exactly the batches an
+            uninterrupted run would, after reading at most one epoch of raw records.
 
     Returns:
         `tf.data.Dataset` of `(images, labels)`.
@@ -74,13 +76,40 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
     # Elements each pipeline consumes per global step: its replicas' share of the global batch.
     elements_per_step = batch_size // num_pipelines
     info = config.info
-    dataset = _read_records(config, config.train_split, shuffle_files=True)
-    if num_pipelines > 1:
-        dataset = dataset.shard(num_pipelines, pipeline_id)
-    dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True).repeat()
+    files = list_shards(config.data_dir, config.train_split)
+    consumed = initial_step * elements_per_step
+    first_epoch, skip_in_epoch = 0, 0
+    if consumed:
+        # Resume without reading the consumed epochs: each epoch's file order and shuffle are seeded by
+        # (seed, epoch), so the stream restarts at the resumed epoch; only the records consumed in that
+        # epoch are read again (raw, not decoded) and skipped.
+        total = count_records(config, config.train_split)
+        epoch_length = (total - pipeline_id + num_pipelines - 1) // num_pipelines
+        first_epoch, skip_in_epoch = divmod(consumed, epoch_length)
+
+    def epoch_records(epoch):
+        # Stateless shuffles seeded by (seed, epoch): the file order, then blocks of `shuffle_buffer`
+        # records (Dataset.shuffle cannot take a per-epoch seed tensor).
+        seed = tf.stack([tf.constant(config.seed, tf.int64), epoch])
+        shuffled = tf.random.experimental.stateless_shuffle(tf.constant(files), seed=seed)
+        records = tf.data.Dataset.from_tensor_slices(shuffled).interleave(
+            lambda path: tf.data.TFRecordDataset(path, compression_type=config.compression),
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        if num_pipelines > 1:
+            records = records.shard(num_pipelines, pipeline_id)
+        blocks = records.batch(config.shuffle_buffer).enumerate()
+        return blocks.flat_map(
+            lambda block, serialized: tf.data.Dataset.from_tensor_slices(
+                tf.random.experimental.stateless_shuffle(serialized, seed=seed + tf.stack([block + 1, 0]) * 1_000_003)
+            )
+        )
+
+    dataset = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_records).skip(skip_in_epoch)
     # Index every element so that its augmentation seed is (seed, pipeline, index) whatever the parallelism.
-    skipped = initial_step * elements_per_step
-    dataset = dataset.enumerate(start=0).skip(skipped)
+    dataset = tf.data.Dataset.zip(tf.data.Dataset.range(consumed, 2**62), dataset)
 
     def parse_and_augment(index, serialized):
         image, label = _decode(serialized)
