@@ -76,19 +76,25 @@ class TrainConfig:
         strategy: str. "auto", "one_device", "mirrored" or "tpu".
         tpu: str. TPU name for strategy "tpu".
         max_checkpoints_to_keep: int.
-        restore_checkpoint: bool. Resume from the latest checkpoint in `checkpoint_dir`.
+        restore_checkpoint: bool. Resume from the latest checkpoint in `checkpoint_dir`: model, optimizer
+            (slots, iterations, float16 loss scale), step and data position (same batches and
+            augmentations as an uninterrupted run). The weights then match an uninterrupted run's up to
+            the run-to-run nondeterminism of the kernels: on CPU none was measured; on GPU bitwise
+            equality needs --op_determinism.
         evaluate_every_epoch: bool. Evaluate on the eval split after each epoch.
         log_every_steps: int. Progress line and TensorBoard scalars period.
         training_progress_bar: bool. Show a progress bar (steps/s, ETA, loss) on the terminal.
         seed: int. Seed for weights (Keras) and data.
-        op_determinism: bool. `tf.config.experimental.enable_op_determinism()` for exact reruns.
+        op_determinism: bool. `tf.config.experimental.enable_op_determinism()`: bitwise identical reruns
+            and resumed runs on GPU too (cuDNN and atomic reductions are otherwise not deterministic);
+            slower.
         init_weights_path: str. A whole-model `.weights.h5` (e.g. `best/model.weights.h5` of another run)
             to start from; weights that match by path and shape load, the others (a classifier for
             another class count) stay freshly initialised with a warning. A resumed checkpoint wins.
         jit_compile: bool. XLA-compile each replica's forward and backward pass (the input, the
-            cross-replica sums and the optimizer update stay outside XLA). Not with synchronised
+            cross-replica sums and the optimizer update stay outside XLA). Refused with synchronised
             BatchNorm on more than one replica (its all-reduce would sit inside XLA): use
-            --norm_method=batch_norm or group_norm there, or --freeze_backbone_bn with a non-synchronised head.
+            --norm_method=batch_norm or group_norm with it.
         freeze_backbone_bn: bool. Backbone BatchNorm layers run in inference mode: moving statistics
             frozen (those of the pretrained weights) and scale/offset not trained. For fine-tuning a
             pretrained backbone with small per-replica batches.
