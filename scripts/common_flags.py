@@ -337,14 +337,31 @@ def apply_authors_runtime_flags():
 # ==== end of the authors' flag names ===============================================================
 
 
-def _values(cls, **overrides):
+def _parse_numbers(name, value):
+    try:
+        return tuple(float(v) for v in value)
+    except ValueError:
+        raise ValueError(
+            f"--{name} must be a comma-separated list of numbers, e.g. --{name}=0.75,1.0,1.25. Received: "
+            f"--{name}={','.join(value)}"
+        ) from None
+
+
+def _values(cls, stored=None, **overrides):
+    """Field values of `cls` from the flags; `stored` (a dict) supplies fields whose flag was not given."""
     hints = typing.get_type_hints(cls)
     translated = _authors_overrides()
     values = {}
     for field in dataclasses.fields(cls):
-        value = translated[field.name] if field.name in translated else FLAGS[field.name].value
+        if field.name in translated:
+            value = translated[field.name]
+        elif stored is not None and field.name in stored and not FLAGS[field.name].present:
+            values[field.name] = stored[field.name]
+            continue
+        else:
+            value = FLAGS[field.name].value
         if hints[field.name] is tuple:
-            value = tuple(float(v) for v in value)
+            value = _parse_numbers(field.name, value)
         values[field.name] = value
     values.update(overrides)
     return values
@@ -367,8 +384,22 @@ def train_config_from_flags(**overrides):
     return TrainConfig(**_values(TrainConfig, **overrides))
 
 
-def eval_config_from_flags(**overrides):
-    return EvalConfig(**_values(EvalConfig, **overrides))
+def eval_config_from_flags(stored=None, **overrides):
+    """The `EvalConfig` of the flags; with `stored` (the `eval` dict of a run's run_config.json), flags
+    not given on the command line take the run's value instead of the flag default."""
+    return EvalConfig(**_values(EvalConfig, stored=stored, **overrides))
+
+
+def check_writable_directory(flag_name, path):
+    """Creates `path` if needed and checks that a file can be written in it; exits naming the flag if not."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test")
+        with open(probe, "w") as handle:
+            handle.write("")
+        os.remove(probe)
+    except OSError as error:
+        config_error(f"--{flag_name}={path!r} is not a writable directory: {error.strerror or error}")
 
 
 def config_error(error):

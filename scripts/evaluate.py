@@ -1,7 +1,8 @@
 """Evaluates a training run: `python scripts/evaluate.py --checkpoint_dir=runs/x [--checkpoint=latest]`.
 
-The model and dataset come from the run's `run_config.json`; the protocol (scales, flip, sliding
-window) comes from the flags and is written into the results JSON.
+The model and dataset come from the run's `run_config.json`, and so does the evaluation protocol
+(scales, flip, sliding window, eval batch) the run was trained with; a protocol flag given on the
+command line overrides the run's value. The protocol used is written into the results JSON.
 """
 
 import dataclasses
@@ -20,32 +21,34 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    eval_config = common_flags.run_script_prologue(argv)
+    common_flags.run_script_prologue(argv)
 
-    from hfgd_tf.data.pipeline import build_eval_dataset
-    from hfgd_tf.evaluation import evaluate, format_metrics_table, write_results
     from hfgd_tf.data.records import check_records
+    from hfgd_tf.evaluation import evaluate, format_metrics_table, write_results
+    from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, global_eval_batch_size
     from hfgd_tf.train.checkpoints import read_run_config, restore_model
     from hfgd_tf.train.distribute import create_strategy
 
     logging.set_verbosity(logging.INFO)
     try:
         # The records are checked before the model is built.
-        _, data_config, _ = read_run_config(FLAGS.checkpoint_dir)
+        _, data_config, run = read_run_config(FLAGS.checkpoint_dir)
         if FLAGS.eval_data_dir:
             if not os.path.isdir(FLAGS.eval_data_dir):
                 raise ValueError(f"--eval_data_dir {FLAGS.eval_data_dir!r} does not exist or is not a directory")
             data_config = dataclasses.replace(data_config, data_dir=FLAGS.eval_data_dir)
         check_records(data_config, [data_config.eval_split])
-    except ValueError as error:
-        common_flags.config_error(error)
-    strategy = create_strategy(FLAGS.strategy)
-    try:
+        # The protocol comes from the run; the batch from the flags (it depends on this machine's replicas).
+        stored = {k: v for k, v in run.get("eval", {}).items() if k != "eval_batch_size"}
+        eval_config = common_flags.eval_config_from_flags(stored=stored)
+        strategy = create_strategy(FLAGS.strategy)
+        global_eval_batch_size(eval_config.eval_batch_size, strategy.num_replicas_in_sync)
+        if FLAGS.results_json:
+            common_flags.check_writable_directory("results_json", os.path.dirname(os.path.abspath(FLAGS.results_json)))
+        logging.info("Evaluation protocol (the run's, overridden by the flags given): %s", eval_config.protocol())
         with strategy.scope():
             model, _, _ = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
-        dataset = strategy.distribute_datasets_from_function(
-            lambda context: build_eval_dataset(data_config, eval_config.eval_batch_size, context)
-        )
+        dataset = build_distributed_eval_dataset(strategy, data_config, eval_config.eval_batch_size)
     except ValueError as error:
         common_flags.config_error(error)
     info = data_config.info

@@ -41,6 +41,7 @@ def main(argv):
         files = list_images(FLAGS.input)
     except ValueError as error:
         common_flags.config_error(error)
+    common_flags.check_writable_directory("output_dir", FLAGS.output_dir)
 
     import numpy as np
     import tensorflow as tf
@@ -72,7 +73,6 @@ def main(argv):
             logits = predict_logits(model, tf.constant(image[None], tf.float32), eval_config)
             return tf.argmax(logits, -1)[0].numpy()
 
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
     for path in files:
         try:
             image = np.asarray(Image.open(path).convert("RGB"))

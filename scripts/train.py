@@ -3,6 +3,8 @@
 Rerunning the same command resumes from the last checkpoint in --checkpoint_dir.
 """
 
+import sys
+
 from absl import app, flags, logging
 
 import common_flags
@@ -29,14 +31,21 @@ def main(argv):
     except ValueError as error:
         common_flags.config_error(error)
 
-    from hfgd_tf.train import Trainer
+    common_flags.check_writable_directory("checkpoint_dir", train_config.checkpoint_dir)
+
+    from hfgd_tf.train import NonFiniteLossError, Trainer
 
     logging.set_verbosity(logging.INFO)
     try:
         trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config)
     except ValueError as error:
         common_flags.config_error(error)
-    metrics = trainer.train()
+    try:
+        metrics = trainer.train()
+    except (ValueError, NonFiniteLossError) as error:
+        # A corrupt record (named with its shard) or a NaN/Inf: a message, no traceback.
+        sys.stderr.write(f"Training stopped: {error}\n")
+        sys.exit(1)
     print(f"Checkpoints and TensorBoard logs: {train_config.checkpoint_dir}")
     if metrics is not None:
         print(f"Final mIoU: {100 * metrics['miou']:.2f}")

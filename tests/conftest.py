@@ -45,3 +45,16 @@ def tiny_model_config(**overrides):
 
 def random_images(batch=2, height=64, width=64, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (batch, height, width, 3)).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Strategies created one after another in a process number their collective ops from the same keys,
+    so a second strategy's all-reduce can meet a first one's of another shape ("Shape mismatch in the
+    collective instance"); a real run has one strategy, and so do the tests.
+    """
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])

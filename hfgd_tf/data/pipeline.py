@@ -8,26 +8,30 @@ original resolution (padded bottom/right to the eval crop, if set, with the igno
 rest of the pipeline is the same.
 """
 
+import os
+
 import tensorflow as tf
 
 from hfgd_tf.data import augment
 from hfgd_tf.data.records import to_train_ids
 from hfgd_tf.data.registry import get_dataset_spec
-from hfgd_tf.data.tfrecord import parse_example, list_shards
+from hfgd_tf.data.tfrecord import list_shards, parse_example, read_manifest
 
 
-def _read_records(config, split, shuffle_files):
+def _read_records(config, split, file_order_seed=None):
+    """The split's encoded records in a fixed order; with `file_order_seed` (int64 `[2]`), the shard
+    files are read in an order shuffled statelessly by that seed (TFRecords only: a TFDS build is read
+    in its own order, and the training stream shuffles its records in seeded blocks either way)."""
     if config.data_source == "tfds":
         from hfgd_tf.data import tfds_source
 
-        return tfds_source.read_encoded(config, split, shuffle_files)
-    files = list_shards(config.data_dir, split)
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle_files:
-        dataset = dataset.shuffle(len(files), seed=config.seed, reshuffle_each_iteration=True)
-    return dataset.interleave(
+        return tfds_source.read_encoded(config, split, shuffle_files=False)
+    files = tf.constant(list_shards(config.data_dir, split))
+    if file_order_seed is not None:
+        files = tf.random.experimental.stateless_shuffle(files, seed=file_order_seed)
+    return tf.data.Dataset.from_tensor_slices(files).interleave(
         lambda path: tf.data.TFRecordDataset(path, compression_type=config.compression),
-        cycle_length=min(len(files), 8),
+        cycle_length=min(int(files.shape[0]), 8),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
@@ -50,6 +54,24 @@ def _decoder(config):
     return decode
 
 
+def count_records(config, split):
+    """Number of records in `split`: the manifest's count when its shard list matches (TFDS: the
+    build's split info), else counted by reading the raw records (no decoding)."""
+    if config.data_source == "tfds":
+        from hfgd_tf.data import tfds_source
+
+        builder = tfds_source.load_builder(config)
+        return int(builder.info.splits[tfds_source.tfds_split(config, split, builder)].num_examples)
+    files = list_shards(config.data_dir, split)
+    manifest = read_manifest(config.data_dir) or {}
+    entry = manifest.get("splits", {}).get(split, {})
+    listed = sorted(shard.get("file") for shard in entry.get("shards", []))
+    if "num_examples" in entry and listed == sorted(os.path.basename(f) for f in files):
+        return int(entry["num_examples"])
+    records = tf.data.TFRecordDataset(files, compression_type=config.compression)
+    return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
 def _options(config):
     options = tf.data.Options()
     options.deterministic = config.deterministic
@@ -66,8 +88,10 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
         input_context: `tf.distribute.InputContext` or None. When given (from
             `strategy.distribute_datasets_from_function`), the dataset yields per-replica batches and
             is sharded across input pipelines.
-        initial_step: int. Training step to resume at; the first `initial_step` batches are skipped
-            before decoding, so that a resumed run sees exactly the batches an uninterrupted run would.
+        initial_step: int. Training step to resume at. The stream starts at the epoch of that step
+            (epochs are shuffled with seeds derived from (seed, epoch)) and skips the records already
+            consumed in it without decoding them, so that a resumed run sees exactly the batches an
+            uninterrupted run would, after reading at most one epoch of raw records.
 
     Returns:
         `tf.data.Dataset` of `(images, labels)`.
@@ -80,13 +104,37 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
     # Elements each pipeline consumes per global step: its replicas' share of the global batch.
     elements_per_step = batch_size // num_pipelines
     info = config.info
-    dataset = _read_records(config, config.train_split, shuffle_files=True)
-    if num_pipelines > 1:
-        dataset = dataset.shard(num_pipelines, pipeline_id)
-    dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True).repeat()
+    consumed = initial_step * elements_per_step
+    first_epoch, skip_in_epoch = 0, 0
+    if consumed:
+        # Resume without reading the consumed epochs: each epoch's file order and shuffle are seeded by
+        # (seed, epoch), so the stream restarts at the resumed epoch; only the records consumed in that
+        # epoch are read again (raw, not decoded) and skipped.
+        total = count_records(config, config.train_split)
+        epoch_length = (total - pipeline_id + num_pipelines - 1) // num_pipelines
+        first_epoch, skip_in_epoch = divmod(consumed, epoch_length)
+
+    def epoch_records(epoch):
+        # Stateless shuffles seeded by (seed, epoch): the file order, then blocks of `shuffle_buffer`
+        # records (Dataset.shuffle cannot take a per-epoch seed tensor).
+        seed = tf.stack([tf.constant(config.seed, tf.int64), epoch])
+        records = _read_records(config, config.train_split, file_order_seed=seed)
+        if num_pipelines > 1:
+            records = records.shard(num_pipelines, pipeline_id)
+
+        def shuffled_block(block, elements):
+            # One permutation for every component (a TFDS example is a dict of encoded image and label).
+            size = tf.shape(tf.nest.flatten(elements)[0])[0]
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(size), seed=seed + tf.stack([block + 1, 0]) * 1_000_003
+            )
+            return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda t: tf.gather(t, order), elements))
+
+        return records.batch(config.shuffle_buffer).enumerate().flat_map(shuffled_block)
+
+    dataset = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_records).skip(skip_in_epoch)
     # Index every element so that its augmentation seed is (seed, pipeline, index) whatever the parallelism.
-    skipped = initial_step * elements_per_step
-    dataset = dataset.enumerate(start=0).skip(skipped)
+    dataset = tf.data.Dataset.zip(tf.data.Dataset.range(consumed, 2**62), dataset)
 
     decode = _decoder(config)
 
@@ -113,7 +161,7 @@ def build_eval_dataset(config, batch_size=1, input_context=None):
         `tf.data.Dataset` of `(images float32 [B, H, W, 3], labels int32 [B, H, W])`.
     """
     per_replica_batch = batch_size
-    dataset = _read_records(config, config.eval_split, shuffle_files=False)
+    dataset = _read_records(config, config.eval_split)
     if input_context is not None:
         per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
         if input_context.num_input_pipelines > 1:

@@ -14,14 +14,16 @@ class EvalConfig:
         sliding_window_height, sliding_window_width: int. When > 0, each scaled image is predicted in
             windows of this size (stride 2/3 of the window, last window aligned to the border) and the
             overlapping logits are averaged; 0 predicts the whole image at once.
-        eval_batch_size: int. Global evaluation batch.
+        eval_batch_size: int. Global evaluation batch, a multiple of the number of replicas; 0 (the
+            default) takes one image per replica. The last batch is padded (padding is not scored), so
+            every replica always gets a full batch.
     """
 
     eval_scales: tuple = (1.0,)
     flip: bool = False
     sliding_window_height: int = 0
     sliding_window_width: int = 0
-    eval_batch_size: int = 1
+    eval_batch_size: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "eval_scales", tuple(float(s) for s in self.eval_scales))
@@ -32,8 +34,10 @@ class EvalConfig:
                 "EvalConfig.sliding_window_height and sliding_window_width must be both > 0 or both 0. "
                 f"Received: {self.sliding_window_height}, {self.sliding_window_width}"
             )
-        if self.eval_batch_size < 1:
-            raise ValueError(f"EvalConfig.eval_batch_size must be >= 1. Received: {self.eval_batch_size}")
+        if self.eval_batch_size < 0:
+            raise ValueError(
+                f"EvalConfig.eval_batch_size must be >= 0 (0: one image per replica). Received: {self.eval_batch_size}"
+            )
 
     def protocol(self):
         """A dict that describes the protocol, stored beside every number it produced."""

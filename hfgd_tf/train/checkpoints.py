@@ -20,13 +20,14 @@ BEST_DIR = "best"
 BEST_WEIGHTS = "model.weights.h5"
 
 
-def checkpoint_state(model, optimizer=None, step=None):
+def checkpoint_state(model, optimizer=None, step=None, backbone_optimizer=None):
     """A `tf.train.Checkpoint` of the model (and optimizer and step) keyed by variable path.
 
     Keras 3 layers do not expose variables held in Python lists or dicts to `tf.train.Checkpoint`'s
     object graph, so checkpointing `model=model` silently skips some of them. Keying every variable
     by its stable path (layers have explicit names) saves and restores all of them, and restores into
-    a model built in another process.
+    a model built in another process. `backbone_optimizer` is the backbone's own optimizer when
+    `backbone_lr_multiplier` != 1.
     """
     model_variables = {}
     for variable in model.weights:
@@ -39,6 +40,8 @@ def checkpoint_state(model, optimizer=None, step=None):
         # Optimizer variables follow the order of model.trainable_variables, which is fixed by the config.
         # The optimizer's own name (sgd, sgd_1, ...) is left out of the key: it depends on build order.
         items["optimizer"] = {f"{i:05d}.{v.name}": v for i, v in enumerate(optimizer.variables)}
+    if backbone_optimizer is not None:
+        items["backbone_optimizer"] = {f"{i:05d}.{v.name}": v for i, v in enumerate(backbone_optimizer.variables)}
     if step is not None:
         items["step"] = step
     return tf.train.Checkpoint(**items)

@@ -23,7 +23,11 @@ class OptimizerConfig:
         sgd_momentum_rate: float.
         weight_decay: float. SGD: L2 penalty added to the loss; AdamW: decoupled decay.
         decay_norm_vars: bool. Also decay norm scales/offsets and biases (default off).
-        gradient_clip_norm: float. Global-norm clipping; 0 disables.
+        gradient_clip_norm: float. Clips the global norm of the gradient of the global batch (after the
+            cross-replica sum and loss-scale unscaling, so N replicas clip as 1 does); 0 disables.
+        backbone_lr_multiplier: float. The backbone's variables train with learning rate
+            `multiplier * lr(step)` (same schedule, own optimizer slots; SGD and AdamW), the rest with
+            `lr(step)`. Segmentation recipes from pretrained backbones often use 0.1. 1 disables.
     """
 
     optimizer: str = "sgd"
@@ -36,6 +40,7 @@ class OptimizerConfig:
     weight_decay: float = 1e-4
     decay_norm_vars: bool = False
     gradient_clip_norm: float = 0.0
+    backbone_lr_multiplier: float = 1.0
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -48,6 +53,11 @@ class OptimizerConfig:
             raise ValueError(f"OptimizerConfig.initial_lr must be > 0. Received: {self.initial_lr}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.gradient_clip_norm < 0:
             raise ValueError("OptimizerConfig.warmup_steps, weight_decay and gradient_clip_norm must be >= 0")
+        if self.backbone_lr_multiplier <= 0:
+            raise ValueError(
+                f"OptimizerConfig.backbone_lr_multiplier must be > 0 (use --freeze_backbone_bn and a small value "
+                f"to keep the backbone nearly fixed). Received: {self.backbone_lr_multiplier}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,17 +84,28 @@ class TrainConfig:
         strategy: str. "auto", "one_device", "mirrored" or "tpu".
         tpu: str. TPU name for strategy "tpu".
         max_checkpoints_to_keep: int.
-        restore_checkpoint: bool. Resume from the latest checkpoint in `checkpoint_dir`.
+        restore_checkpoint: bool. Resume from the latest checkpoint in `checkpoint_dir`: model, optimizer
+            (slots, iterations, float16 loss scale), step and data position (same batches and
+            augmentations as an uninterrupted run). The weights then match an uninterrupted run's up to
+            the run-to-run nondeterminism of the kernels: on CPU none was measured; on GPU bitwise
+            equality needs --op_determinism.
         evaluate_every_epoch: bool. Evaluate on the eval split after each epoch.
         log_every_steps: int. Progress line and TensorBoard scalars period.
         training_progress_bar: bool. Show a progress bar (steps/s, ETA, loss) on the terminal.
         seed: int. Seed for weights (Keras) and data.
-        op_determinism: bool. `tf.config.experimental.enable_op_determinism()` for exact reruns.
+        op_determinism: bool. `tf.config.experimental.enable_op_determinism()`: bitwise identical reruns
+            and resumed runs on GPU too (cuDNN and atomic reductions are otherwise not deterministic);
+            slower.
         init_weights_path: str. A whole-model `.weights.h5` (e.g. `best/model.weights.h5` of another run)
             to start from; weights that match by path and shape load, the others (a classifier for
             another class count) stay freshly initialised with a warning. A resumed checkpoint wins.
         jit_compile: bool. XLA-compile each replica's forward and backward pass (the input, the
-            cross-replica sums and the optimizer update stay outside XLA).
+            cross-replica sums and the optimizer update stay outside XLA). Refused with synchronised
+            BatchNorm on more than one replica (its all-reduce would sit inside XLA): use
+            --norm_method=batch_norm or group_norm with it.
+        freeze_backbone_bn: bool. Backbone BatchNorm layers run in inference mode: moving statistics
+            frozen (those of the pretrained weights) and scale/offset not trained. For fine-tuning a
+            pretrained backbone with small per-replica batches.
     """
 
     checkpoint_dir: str
@@ -109,6 +130,7 @@ class TrainConfig:
     op_determinism: bool = False
     jit_compile: bool = False
     init_weights_path: str = ""
+    freeze_backbone_bn: bool = False
 
     def __post_init__(self):
         if not self.checkpoint_dir:

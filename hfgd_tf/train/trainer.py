@@ -12,9 +12,9 @@ from absl import logging
 
 from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name
 from hfgd_tf.data.converter import class_weights_from_manifest
-from hfgd_tf.data.pipeline import build_eval_dataset, build_train_dataset
-from hfgd_tf.data.tfrecord import read_manifest
-from hfgd_tf.evaluation.evaluator import evaluate
+from hfgd_tf.data.pipeline import build_train_dataset
+from hfgd_tf.data.tfrecord import list_shards, parse_example, read_manifest
+from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, evaluate, global_eval_batch_size
 from hfgd_tf.evaluation.metrics import format_metrics_table
 from hfgd_tf.files import write_json_atomic
 from hfgd_tf.models import build_model
@@ -24,8 +24,68 @@ from hfgd_tf.train.losses import SegmentationLoss, l2_weight_decay, supervised_p
 from hfgd_tf.train.optimizers import build_optimizer
 
 
+# Entries of the train step's output that are not losses.
+STEP_STATISTICS = ("gradient_norm", "update_applied")
+
+
 class NonFiniteLossError(RuntimeError):
-    """Raised when the loss becomes NaN/Inf; the last good checkpoint is left untouched."""
+    """Raised when the loss, the gradient (without float16 loss scaling) or a weight becomes NaN/Inf;
+    nothing is saved, so the last good checkpoint is left untouched."""
+
+
+def _gradients_already_summed(grads_and_vars):
+    return list(grads_and_vars)
+
+
+def _grow_loss_scale(optimizer):
+    """Doubles a `LossScaleOptimizer`'s dynamic scale after `dynamic_growth_steps` finite steps (as Keras)."""
+
+    def upscale():
+        optimizer.step_counter.assign(0)
+        optimizer.dynamic_scale.assign(optimizer.dynamic_scale * 2.0)
+        return tf.constant(0)
+
+    def increment():
+        optimizer.step_counter.assign_add(1)
+        return tf.constant(0)
+
+    tf.cond(tf.equal(optimizer.step_counter, optimizer.dynamic_growth_steps - 1), upscale, increment)
+
+
+def raise_if_corrupt_record(data_config, split, error):
+    """After a data error in training, finds the shard that holds the bad record and names it.
+
+    tf.data reports a corrupt or truncated record (or an undecodable image) without the file it came
+    from. This reads each shard of `split` again, raw records first (checksums), then decoded, and
+    raises a ValueError naming the first bad shard. Returns (so that the caller re-raises `error`)
+    when every shard reads cleanly, e.g. when the error did not come from the data.
+    """
+    logging.error("Data error in training (%s); looking for the bad shard of split %r", error.message, split)
+    for path in list_shards(data_config.data_dir, split):
+        records = tf.data.TFRecordDataset(path, compression_type=data_config.compression)
+        try:
+            records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1).numpy()
+            decoded = records.map(lambda r: tf.shape(parse_example(r)[0]), num_parallel_calls=tf.data.AUTOTUNE)
+            decoded.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1).numpy()
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as shard_error:
+            raise ValueError(
+                f"Corrupt record in training shard {path!r} (split {split!r}): {shard_error.message.strip()}. "
+                "Reconvert the split with scripts/convert_tfrecord.py or remove the shard."
+            ) from error
+
+
+def freeze_batch_norm(model):
+    """Puts every BatchNormalization layer of `model` in inference mode, untrained (`trainable=False`).
+
+    In Keras 3 a non-trainable BatchNormalization normalises with its moving statistics, does not
+    update them, and its scale and offset are non-trainable. Returns the frozen layers' names.
+    """
+    frozen = []
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+            frozen.append(layer.name)
+    return frozen
 
 
 class Trainer:
@@ -34,9 +94,12 @@ class Trainer:
     Loss = loss_up + high_loss_weight * loss_high (+ L2 on kernels for SGD). Each loss is the mean
     per-pixel loss (`train_config.loss`: cross entropy, OHEM or focal; see `SegmentationLoss`) over
     the supervised (OHEM: kept) pixels of the *global* batch: every replica sums its pixels' losses and
-    divides by the global pixel count (an all-reduce), so one step gives the same update on 1 or N
-    replicas. The data pipeline is seeded per example and resumes by skipping the
-    batches already consumed, so killing and rerunning continues the same run.
+    divides by the global pixel count (an all-reduce), and the gradient is summed across replicas
+    before it is unscaled, checked and clipped, so one step gives the same update on 1 or N replicas.
+    A non-finite gradient skips the update on every replica (float16: the loss scale halves and
+    training goes on; otherwise training stops); the LR schedule follows the step counter either way.
+    The data pipeline is seeded per example and resumes at the step's position in the record stream
+    without decoding the consumed records, so killing and rerunning continues the same run.
 
     Construction seeds Python, NumPy and TensorFlow with `train_config.seed` (and turns on op
     determinism when asked): both are process-wide settings, as in the authors' scripts.
@@ -63,13 +126,40 @@ class Trainer:
                 f"TrainConfig.batch_size={train_config.batch_size} is not divisible by the "
                 f"{self.strategy.num_replicas_in_sync} replicas"
             )
+        global_eval_batch_size(eval_config.eval_batch_size, self.strategy.num_replicas_in_sync)
         with self.strategy.scope():
             self.model = build_model(model_config, dtype_policy=train_config.dtype_policy)
+            if train_config.freeze_backbone_bn:
+                frozen = freeze_batch_norm(self.model.backbone)
+                logging.info("Froze %d backbone BatchNorm layers (inference mode, not trained)", len(frozen))
+                if not frozen:
+                    logging.warning("TrainConfig.freeze_backbone_bn: the backbone has no BatchNorm layer")
+            self._check_jit_compile()
             self.optimizer = build_optimizer(optimizer_config, train_config.total_steps, train_config.mixed_precision)
+            self.backbone_optimizer = None
+            trainable = self.model.trainable_variables
+            if optimizer_config.backbone_lr_multiplier != 1.0:
+                backbone_ids = {id(v) for v in self.model.backbone.trainable_variables}
+                head = [v for v in trainable if id(v) not in backbone_ids]
+                backbone = [v for v in trainable if id(v) in backbone_ids]
+                self.backbone_optimizer = build_optimizer(
+                    optimizer_config, train_config.total_steps, lr_multiplier=optimizer_config.backbone_lr_multiplier
+                )
+                self.backbone_optimizer.build(backbone)
+                self._groups = [(self._inner_optimizer, head), (self.backbone_optimizer, backbone)]
+            else:
+                head = trainable
+                self._groups = [(self._inner_optimizer, trainable)]
             # Build slots inside the scope before the first distributed step (SPEC §4).
-            self.optimizer.build(self.model.trainable_variables)
+            self.optimizer.build(head)
+            for optimizer, _ in self._groups:
+                # The trainer sums the gradient across replicas itself (before clipping and the
+                # finiteness check); Keras must not sum it a second time.
+                optimizer._all_reduce_sum_gradients = _gradients_already_summed
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-            self.checkpoint = checkpoints.checkpoint_state(self.model, self.optimizer, self.step)
+            self.checkpoint = checkpoints.checkpoint_state(
+                self.model, self.optimizer, self.step, backbone_optimizer=self.backbone_optimizer
+            )
             if train_config.init_weights_path:
                 # Fine-tuning: weights whose path and shape match load; the rest (e.g. a classifier for
                 # another number of classes) keep their initial values, listed in a warning.
@@ -80,6 +170,7 @@ class Trainer:
             self.checkpoint, train_config.checkpoint_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )
         self.best_miou = -1.0
+        self.last_step_outputs = None  # the train step's dict of the last step run by `train`
         self.class_weights = self._class_weights()
         self.loss = SegmentationLoss(
             train_config.loss,
@@ -99,6 +190,35 @@ class Trainer:
         self._gradient_fn = self._loss_and_gradients
         if train_config.jit_compile:
             self._gradient_fn = tf.function(self._loss_and_gradients, jit_compile=True)
+
+    @property
+    def _inner_optimizer(self):
+        """The optimizer that updates the head (inside the `LossScaleOptimizer` under float16)."""
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            return self.optimizer.inner_optimizer
+        return self.optimizer
+
+    @property
+    def _loss_scale_optimizer(self):
+        return self.optimizer if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) else None
+
+    def _check_jit_compile(self):
+        """Refuses XLA with a cross-replica BatchNorm all-reduce inside the compiled replica function."""
+        if not self.train_config.jit_compile or self.strategy.num_replicas_in_sync == 1:
+            return
+        synced = [
+            layer.name
+            for layer in self.model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized and layer.trainable
+        ]
+        if synced:
+            raise ValueError(
+                f"TrainConfig.jit_compile (--jit_compile) cannot be used with synchronised BatchNorm on "
+                f"{self.strategy.num_replicas_in_sync} replicas ({len(synced)} layers, e.g. {synced[0]!r}): the "
+                "cross-replica statistics all-reduce cannot run inside an XLA-compiled replica function. Use "
+                "--norm_method=batch_norm (per-replica statistics) or --norm_method=group_norm with --jit_compile, "
+                "or keep --norm_method=sync_batch_norm and drop --jit_compile."
+            )
 
     def _class_weights(self):
         method = self.train_config.class_weighting
@@ -139,14 +259,62 @@ class Trainer:
         return losses, tape.gradient(scaled, self.model.trainable_variables)
 
     def _replica_step(self, images, labels):
+        """One replica's part of a step: loss, gradient, cross-replica sum and the (shared) update.
+
+        The gradient is summed across replicas here, once, so that unscaling (float16), the finiteness
+        check and clipping all see the gradient of the global batch: every replica takes the same
+        decision, and a step on N replicas equals a step on 1.
+        """
+        context = tf.distribute.get_replica_context()
         # The global count needs a cross-replica sum, which stays outside the XLA-compiled part.
         count = supervised_pixel_count(
             labels, self.model_config.num_classes, self.data_config.info.ignore_label, self.class_weights
         )
-        global_count = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, count)
+        global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
         losses, gradients = self._gradient_fn(images, labels, global_count)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        return losses
+        variables = self.model.trainable_variables
+        present = [i for i, g in enumerate(gradients) if g is not None]
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [gradients[i] for i in present])
+        loss_scale_optimizer = self._loss_scale_optimizer
+        if loss_scale_optimizer is not None:
+            scale = tf.cast(loss_scale_optimizer.dynamic_scale, tf.float32)
+            summed = [g / scale for g in summed]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in summed])
+        norm = tf.linalg.global_norm(summed)
+        if self.optimizer_config.gradient_clip_norm:
+            summed, _ = tf.clip_by_global_norm(summed, self.optimizer_config.gradient_clip_norm, use_norm=norm)
+        chosen = [variables[i] for i in present]
+
+        def apply_in_replica(gradients):
+            by_id = {id(v): g for v, g in zip(chosen, gradients)}
+            for optimizer, group in self._groups:
+                pairs = [(by_id[id(v)], v) for v in group if id(v) in by_id]
+                optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+        def apply_update(strategy, gradients, finite):
+            # Cross-replica context. `finite` comes from the summed gradient, so it is the same on every
+            # replica: an overflow on any replica skips the step on all of them.
+            finite = strategy.experimental_local_results(finite)[0]
+
+            def apply():
+                strategy.extended.call_for_each_replica(apply_in_replica, args=(gradients,))
+                if loss_scale_optimizer is not None:
+                    _grow_loss_scale(loss_scale_optimizer)
+                return tf.constant(True)
+
+            def skip():
+                # The schedule follows the step counter: a skipped step still advances `iterations`.
+                for optimizer, _ in self._groups:
+                    optimizer.iterations.assign_add(1)
+                if loss_scale_optimizer is not None:
+                    loss_scale_optimizer.step_counter.assign(0)
+                    loss_scale_optimizer.dynamic_scale.assign(loss_scale_optimizer.dynamic_scale * 0.5)
+                return tf.constant(False)
+
+            return tf.cond(finite, apply, skip)
+
+        context.merge_call(apply_update, args=(summed, finite))
+        return losses, {"gradient_norm": norm, "update_applied": tf.cast(finite, tf.float32)}
 
     def distributed_iterator(self, start_step=0):
         """Iterator over the distributed training dataset, positioned at `start_step`."""
@@ -158,14 +326,44 @@ class Trainer:
         return iter(dataset)
 
     def make_train_step(self):
-        """A `tf.function(iterator) -> losses` running one step on every replica (losses summed)."""
+        """A `tf.function(iterator) -> dict` running one step on every replica.
+
+        The dict holds the losses (summed over replicas: each replica's share of the global mean),
+        `gradient_norm` (global norm of the global-batch gradient, before clipping) and `update_applied`
+        (1.0, or 0.0 when the gradient was not finite and the update was skipped on every replica).
+        """
 
         def train_step(iterator):
             images, labels = next(iterator)
-            per_replica = self.strategy.run(self._replica_step, args=(images, labels))
-            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+            losses, stats = self.strategy.run(self._replica_step, args=(images, labels))
+            outputs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
+            for name, value in stats.items():
+                # Equal on every replica (computed from the summed gradient).
+                outputs[name] = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            return outputs
 
         return tf.function(train_step)
+
+    def save_checkpoint(self, step):
+        """Saves `ckpt-<step>` after checking that every weight is finite.
+
+        Raises:
+            NonFiniteLossError: a weight is NaN/Inf; nothing is written, the last good checkpoint stays.
+        """
+        bad = [v.path for v in self.model.weights if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        if bad:
+            raise NonFiniteLossError(
+                f"{len(bad)} weights are NaN/Inf at step {step} (e.g. {bad[0]!r}); stopped without saving. The last "
+                f"good checkpoint is {self.manager.latest_checkpoint!r}. Try a lower --initial_lr or "
+                "--gradient_clip_norm."
+            )
+        self.step.assign(step)
+        # CheckpointManager writes the files under a temporary name and only then records them in the
+        # `checkpoint` state file (an atomic rename), then deletes old ones: a kill at any point leaves
+        # the previous checkpoint as the latest one.
+        path = self.manager.save(checkpoint_number=step)
+        logging.info("Saved checkpoint %s", path)
+        return path
 
     # === Loop ===
     def restore(self):
@@ -209,11 +407,18 @@ class Trainer:
             import tqdm
 
             bar = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step", dynamic_ncols=True)
+        skipped = 0
         while step < config.total_steps:
-            losses = train_step(iterator)
+            try:
+                outputs = train_step(iterator)
+                total = float(outputs["total"])
+            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+                raise_if_corrupt_record(self.data_config, self.data_config.train_split, error)
+                raise
             step += 1
             window_steps += 1
-            total = float(losses["total"])
+            self.last_step_outputs = outputs
+            losses = {k: v for k, v in outputs.items() if k not in STEP_STATISTICS}
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{total:.4f}")
@@ -222,16 +427,32 @@ class Trainer:
                     f"Loss is {total} at step {step}; stopped without saving. The last good checkpoint is "
                     f"{self.manager.latest_checkpoint!r}. Try a lower --initial_lr or --gradient_clip_norm."
                 )
+            if not float(outputs["update_applied"]):
+                if self._loss_scale_optimizer is None:
+                    raise NonFiniteLossError(
+                        f"The gradient is NaN/Inf at step {step} (loss {total}); the update was not applied and "
+                        f"nothing was saved. The last good checkpoint is {self.manager.latest_checkpoint!r}. Try a "
+                        "lower --initial_lr or --gradient_clip_norm."
+                    )
+                skipped += 1
+                logging.warning(
+                    "step %d: float16 gradient overflow, update skipped on every replica (loss scale now %g; %d "
+                    "skipped so far)",
+                    step,
+                    float(self._loss_scale_optimizer.dynamic_scale.numpy()),
+                    skipped,
+                )
             if step % config.log_every_steps == 0 or step == config.total_steps:
                 elapsed = time.time() - window_start
                 rate = window_steps / max(elapsed, 1e-9)
                 eta = (config.total_steps - step) / max(rate, 1e-9)
                 lr = float(self.optimizer.learning_rate)
                 logging.info(
-                    "step %d/%d  %s  lr %.5f  %.2f steps/s  ETA %s",
+                    "step %d/%d  %s  grad norm %.4g  lr %.5f  %.2f steps/s  ETA %s",
                     step,
                     config.total_steps,
                     "  ".join(f"{k} {float(v):.4f}" for k, v in losses.items()),
+                    float(outputs["gradient_norm"]),
                     lr,
                     rate,
                     time.strftime("%H:%M:%S", time.gmtime(eta)),
@@ -239,13 +460,14 @@ class Trainer:
                 with writer.as_default(step=step):
                     for name, value in losses.items():
                         tf.summary.scalar(f"loss/{name}", value)
+                    tf.summary.scalar("gradient_norm", outputs["gradient_norm"])
                     tf.summary.scalar("learning_rate", lr)
                     tf.summary.scalar("steps_per_second", rate)
+                    if self._loss_scale_optimizer is not None:
+                        tf.summary.scalar("loss_scale", self._loss_scale_optimizer.dynamic_scale)
                 window_start, window_steps = time.time(), 0
             if step % config.epoch_steps == 0 or step == config.total_steps:
-                self.step.assign(step)
-                path = self.manager.save(checkpoint_number=step)
-                logging.info("Saved checkpoint %s", path)
+                self.save_checkpoint(step)
                 if config.evaluate_every_epoch:
                     metrics = evaluate_fn(self.model)
                     self._record_evaluation(metrics, step, writer)
@@ -256,9 +478,7 @@ class Trainer:
     def evaluate(self, model=None, max_batches=None):
         """Evaluates on the eval split with `eval_config`; returns the metrics dict."""
         info = self.data_config.info
-        dataset = self.strategy.distribute_datasets_from_function(
-            lambda context: build_eval_dataset(self.data_config, self.eval_config.eval_batch_size, context)
-        )
+        dataset = build_distributed_eval_dataset(self.strategy, self.data_config, self.eval_config.eval_batch_size)
         return evaluate(
             model or self.model,
             dataset,

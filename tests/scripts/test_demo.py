@@ -99,13 +99,60 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
         (["--no_such_flag=1"], "no_such_flag"),
         (["--backbone=resnet9000"], "backbone"),
         (["--mixed_precision=float8"], "mixed_precision"),
+        (["--eval_scales=1.0,big"], "--eval_scales must be a comma-separated list of numbers"),
+        (["--checkpoint_dir={file}/run"], "--checkpoint_dir='{file}/run' is not a writable directory"),
     ],
 )
 def test_bad_flags_fail_at_start_with_a_message_naming_them(arguments, message, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    arguments = [a.format(file=a_file) for a in arguments]
     result = _run("train.py", "--flagfile=experiments/demo.cfg", f"--checkpoint_dir={tmp_path}", *arguments, check=False)
     assert result.returncode != 0
-    assert message in result.stderr
+    assert message.format(file=a_file) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_scripts_refuse_unwritable_outputs_and_bad_scales_at_start(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    Image.new("RGB", (8, 8)).save(tmp_path / "image.png")
+    cases = [
+        ("evaluate.py", ["--eval_scales=0.5,x"], "--eval_scales must be a comma-separated list of numbers"),
+        ("export.py", [f"--export_dir={a_file}/exports/x"], f"--export_dir='{a_file}/exports' is not a writable directory"),
+        (
+            "predict.py",
+            [f"--input={tmp_path / 'image.png'}", f"--output_dir={a_file}/out"],
+            f"--output_dir='{a_file}/out' is not a writable directory",
+        ),
+    ]
+    for script, arguments, message in cases:
+        result = _run(script, f"--checkpoint_dir={tmp_path}", *arguments, check=False)
+        assert result.returncode == 2, (script, result.stderr[-2000:])
+        assert message in result.stderr, (script, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, script
+
+
+def test_evaluate_defaults_to_the_protocol_stored_with_the_run(demo_runs, tmp_path):
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(os.path.join(demo_runs[0], "run"), run_dir)
+    config_path = os.path.join(run_dir, "run_config.json")
+    with open(config_path) as handle:
+        run_config = json.load(handle)
+    run_config["eval"].update(eval_scales=[0.75, 1.0], flip=True, sliding_window_height=40, sliding_window_width=48)
+    with open(config_path, "w") as handle:
+        json.dump(run_config, handle)
+    stored, overridden = str(tmp_path / "stored.json"), str(tmp_path / "overridden.json")
+    _run("evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", f"--results_json={stored}")
+    _run("evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", "--noflip", f"--results_json={overridden}")
+    with open(stored) as handle:
+        protocol = json.load(handle)["protocol"]
+    assert protocol["scales"] == [0.75, 1.0] and protocol["flip"] is True and protocol["sliding_window"] == [40, 48]
+    with open(overridden) as handle:
+        protocol = json.load(handle)["protocol"]
+    assert protocol["scales"] == [0.75, 1.0] and protocol["flip"] is False and protocol["sliding_window"] == [40, 48]
 
 
 def test_flag_reference_is_up_to_date():

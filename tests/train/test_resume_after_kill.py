@@ -1,5 +1,7 @@
-"""Killing training with SIGKILL and rerunning the same command ends with the weights of an uninterrupted run."""
+"""Killing training with SIGKILL in the middle of a checkpoint save and rerunning the same command ends
+with the weights of an uninterrupted run (default flags: no --op_determinism)."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,36 +17,44 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
+PAUSING_TRAIN = os.path.join(ROOT, "tests", "train", "train_pausing_in_checkpoint_save.py")
 
-def _command(data_dir, checkpoint_dir):
+
+def _arguments(data_dir, checkpoint_dir):
     return [
-        sys.executable, "scripts/train.py", "--flagfile=experiments/demo.cfg", f"--data_dir={data_dir}",
-        f"--checkpoint_dir={checkpoint_dir}", "--crop_height=48", "--crop_width=48", "--num_channels=16",
-        "--batch_size=2", "--train_epoch=4", "--epoch_steps=3", "--log_every_steps=1", "--noevaluate_every_epoch",
-        "--op_determinism", "--shuffle_buffer=8",
+        "--flagfile=experiments/demo.cfg", f"--data_dir={data_dir}", f"--checkpoint_dir={checkpoint_dir}",
+        "--crop_height=48", "--crop_width=48", "--num_channels=16", "--batch_size=2", "--train_epoch=4",
+        "--epoch_steps=3", "--log_every_steps=1", "--noevaluate_every_epoch", "--shuffle_buffer=8",
+        "--max_checkpoints_to_keep=1",
     ]
 
 
-def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
+def test_sigkill_during_a_checkpoint_save_then_resume_equals_an_uninterrupted_run(tmp_path):
     data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 12, 2, 64, 64, examples_per_shard=6)
     straight_dir, killed_dir = str(tmp_path / "straight"), str(tmp_path / "killed")
-    subprocess.run(_command(data_dir, straight_dir), cwd=ROOT, check=True, capture_output=True, timeout=600)
+    train = [sys.executable, "scripts/train.py"]
+    subprocess.run(train + _arguments(data_dir, straight_dir), cwd=ROOT, check=True, capture_output=True, timeout=600)
 
-    process = subprocess.Popen(_command(data_dir, killed_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = str(tmp_path / "paused")
+    environment = dict(os.environ, HFGD_TEST_PAUSE_AT="6", HFGD_TEST_SAVE_MARKER=marker)
+    process = subprocess.Popen(
+        [sys.executable, PAUSING_TRAIN] + _arguments(data_dir, killed_dir),
+        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
-    while time.time() < deadline and not (tf.train.latest_checkpoint(killed_dir) or "").endswith("ckpt-6"):
-        if process.poll() is not None:
-            break
+    while time.time() < deadline and not os.path.exists(marker) and process.poll() is None:
         time.sleep(0.05)
-    assert process.poll() is None, "training finished before it could be killed; make the run longer"
+    assert process.poll() is None and os.path.exists(marker), "training did not reach the save of ckpt-6"
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # Killed inside the save of ckpt-6 (with max 1 checkpoint kept): ckpt-3 is still the latest, intact.
     killed_at = tf.train.latest_checkpoint(killed_dir)
-    assert killed_at and not killed_at.endswith("ckpt-12"), killed_at
+    assert killed_at and killed_at.endswith("ckpt-3"), killed_at
+    assert os.path.isfile(killed_at + ".index")
 
-    result = subprocess.run(_command(data_dir, killed_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(train + _arguments(data_dir, killed_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Resumed from" in result.stderr
+    assert "Resumed from" in result.stderr and "ckpt-3 at step 3" in result.stderr
     straight, _, _ = restore_model(straight_dir, "latest")
     resumed, _, _ = restore_model(killed_dir, "latest")
     assert tf.train.latest_checkpoint(killed_dir).endswith("ckpt-12")

@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -181,3 +182,100 @@ def test_fine_tuning_from_a_run_with_another_class_count(synthetic_dir, tmp_path
     kernel = trainer.model.class_kernels.kernel
     assert kernel.shape[-1] == 8  # re-initialised for the new classes
     np.testing.assert_array_equal(trainer.model.backbone.weights[0].numpy(), source.backbone.weights[0].numpy())
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_is_not_applied_nor_saved(synthetic_dir, tmp_path):
+    first = _trainer(synthetic_dir, str(tmp_path), steps=2, epoch_steps=1)
+    first.train_config = first.train_config.__class__(**{**first.train_config.__dict__, "train_epoch": 1})
+    first.train()
+    good = tf.train.latest_checkpoint(str(tmp_path))
+    assert good.endswith("ckpt-1")
+    poisoned = _trainer(synthetic_dir, str(tmp_path), steps=2, epoch_steps=1)
+    compute = poisoned._gradient_fn
+
+    def nan_gradients(images, labels, count):
+        losses, gradients = compute(images, labels, count)
+        return losses, [g * np.nan for g in gradients]
+
+    poisoned._gradient_fn = nan_gradients
+    assert poisoned.restore() == 1
+    before = [v.numpy() for v in poisoned.model.trainable_variables]
+    with pytest.raises(NonFiniteLossError, match="gradient is NaN/Inf at step 2.*ckpt-1"):
+        poisoned.train()
+    assert tf.train.latest_checkpoint(str(tmp_path)) == good
+    # The update was not applied (only BatchNorm's moving statistics saw the forward pass).
+    for old, variable in zip(before, poisoned.model.trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
+
+
+def test_a_checkpoint_is_never_written_with_non_finite_weights(synthetic_dir, tmp_path):
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=1)
+    trainer.save_checkpoint(1)
+    kernel = trainer.model.class_kernels.kernel
+    kernel.assign(tf.fill(kernel.shape, np.inf))
+    with pytest.raises(NonFiniteLossError, match="NaN/Inf at step 2.*class_kernels"):
+        trainer.save_checkpoint(2)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-1")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_backbone_lr_multiplier_scales_the_backbone_update_only(synthetic_dir, tmp_path, optimizer):
+    deltas = {}
+    for multiplier in (1.0, 0.1):
+        keras.utils.set_random_seed(0)
+        config = OptimizerConfig(optimizer=optimizer, initial_lr=0.01, warmup_steps=2, backbone_lr_multiplier=multiplier)
+        trainer = _trainer(synthetic_dir, str(tmp_path / f"{optimizer}{multiplier}"), steps=1, optimizer_config=config)
+        backbone_ids = {id(v) for v in trainer.model.backbone.trainable_variables}
+        before = [v.numpy() for v in trainer.model.trainable_variables]
+        trainer.train()
+        deltas[multiplier] = [
+            (id(v) in backbone_ids, v.path, v.numpy() - b) for v, b in zip(trainer.model.trainable_variables, before)
+        ]
+        if multiplier != 1.0:
+            # Same schedule (warmup included), scaled.
+            head_lr = float(trainer._inner_optimizer.learning_rate)
+            assert float(trainer.backbone_optimizer.learning_rate) == pytest.approx(multiplier * head_lr)
+            assert int(trainer.backbone_optimizer.iterations.numpy()) == int(trainer.optimizer.iterations.numpy()) == 1
+    num_backbone = 0
+    for (is_backbone, path, full), (_, _, scaled) in zip(deltas[1.0], deltas[0.1]):
+        # First step: SGD moves by -lr * g, Adam by about -lr * sign(g) (+ decoupled decay, also * lr).
+        expected = 0.1 * full if is_backbone else full
+        np.testing.assert_allclose(scaled, expected, rtol=1e-3, atol=1e-7, err_msg=path)
+        num_backbone += is_backbone
+    assert num_backbone > 0 and np.abs(deltas[1.0][0][2]).max() > 0
+
+
+def test_freeze_backbone_bn_keeps_backbone_statistics_and_affine_parameters(synthetic_dir, tmp_path):
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=2, freeze_backbone_bn=True)
+    backbone_bn = [l for l in trainer.model.backbone._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    head_bn = [
+        l for l in trainer.model._flatten_layers()
+        if isinstance(l, keras.layers.BatchNormalization) and all(l is not b for b in backbone_bn)
+    ]
+    assert backbone_bn and head_bn
+    trainable_ids = {id(v) for v in trainer.model.trainable_variables}
+    assert not any(id(v) in trainable_ids for layer in backbone_bn for v in layer.weights)
+    before = {v.path: v.numpy() for layer in backbone_bn + head_bn for v in layer.weights}
+    trainer.train()
+    for layer in backbone_bn:
+        for v in layer.weights:  # gamma, beta, moving mean and variance
+            np.testing.assert_array_equal(v.numpy(), before[v.path], err_msg=v.path)
+    # Inference mode: training=True normalises with the moving statistics too.
+    x = tf.random.stateless_normal([2, 4, 4, backbone_bn[0].weights[0].shape[-1]], seed=[1, 2]) * 3.0 + 1.0
+    np.testing.assert_allclose(backbone_bn[0](x, training=True).numpy(), backbone_bn[0](x, training=False).numpy(), atol=1e-6)
+    # The head's BatchNorm layers still learn their statistics.
+    assert any(
+        not np.array_equal(layer.moving_mean.numpy(), before[layer.moving_mean.path]) for layer in head_bn
+    )
+
+
+def test_a_corrupt_training_record_names_its_shard(tmp_path):
+    data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 8, 2, 64, 64, examples_per_shard=4)
+    shard = os.path.join(data_dir, "train-1.tfrecord")
+    with open(shard, "r+b") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(size // 2)
+        handle.write(b"\x00" * 64)
+    trainer = _trainer(data_dir, str(tmp_path / "run"), steps=8)
+    with pytest.raises(ValueError, match=r"Corrupt record in training shard '.*train-1\.tfrecord'"):
+        trainer.train()
