@@ -279,3 +279,15 @@ def test_a_corrupt_training_record_names_its_shard(tmp_path):
     trainer = _trainer(data_dir, str(tmp_path / "run"), steps=8)
     with pytest.raises(ValueError, match=r"Corrupt record in training shard '.*train-1\.tfrecord'"):
         trainer.train()
+
+
+@pytest.mark.slow
+def test_restore_model_takes_a_checkpoint_name_of_the_run_and_refuses_a_missing_one(synthetic_dir, tmp_path):
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=1)
+    trainer.train()
+    # `--checkpoint=ckpt-1` as listed in the run directory, from any working directory.
+    model, _, _ = restore_model(str(tmp_path), "ckpt-1")
+    for restored, trained in zip(_weights(model), _weights(trainer.model)):
+        np.testing.assert_array_equal(restored, trained)
+    with pytest.raises(ValueError, match=r"--checkpoint='ckpt-9': no such checkpoint .*'best', 'latest'"):
+        restore_model(str(tmp_path), "ckpt-9")
