@@ -2,7 +2,8 @@
 
 Every backbone returns the keys of `FEATURE_KEYS` (`S1` at OS2, `C2`..`C5` at OS4..OS32, or less
 stride for dilated stages), except `S1` for backbones without a stride-2 level (ConvNeXt, Swin: the
-OS2 upsampler then makes S1 itself), and exposes `feature_strides` / `feature_channels` dicts.
+OS2 upsampler then makes S1 itself), and exposes a `feature_strides` dict of the keys it returns (ResNet
+also `feature_channels`).
 """
 
 from hfgd_tf.backbones.factory import BACKBONE_PRESETS, build_backbone

@@ -1,6 +1,6 @@
 """Checks, before anything is built or written, that `DataConfig.data_dir` holds records of the dataset.
 
-`check_records` is what the scripts call first: it names `data_dir` when it is missing, checks the shards
+`check_records` is what the scripts call first: for a TFDS source it checks the build and its splits; it names `data_dir` when it is missing, checks the shards
 against the records' `manifest.json` (dataset name, class count, label format, no stale shards) and, for
 records without a manifest (e.g. written by the authors' own converters), reads the labels of a few
 examples and refuses values that cannot belong to the dataset in the configured `label_format`.
@@ -169,7 +169,14 @@ def check_records(config, splits):
         ValueError: naming `data_dir`, the shard or manifest, and what was expected.
     """
     if config.data_source != "tfrecord":
-        return {}  # A TFDS build is checked when it is opened (hfgd_tf.data.tfds_source).
+        # A TFDS build: that it is built and holds the splits, here rather than inside the input pipeline
+        # (a deep traceback after the model is built and the run directory written).
+        from hfgd_tf.data import tfds_source
+
+        builder = tfds_source.load_builder(config)
+        for split in dict.fromkeys(splits):
+            tfds_source.tfds_split(config, split, builder)
+        return {}
     if not config.data_dir:
         raise ValueError(
             "--data_dir (DataConfig.data_dir) is not set: give the directory of '<split>-K.tfrecord' shards "

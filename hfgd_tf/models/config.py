@@ -151,6 +151,24 @@ class ModelConfig:
                 f"ModelConfig.backbone_output_stride={self.backbone_output_stride} needs a ResNet backbone "
                 f"(dilation); {self.backbone!r} supports only 32"
             )
+        if not supports_dilation(self.backbone):
+            # The ResNet layout fields do not reach other backbones: refuse them rather than ignore them.
+            resnet_only = {
+                "backbone_padding": (self.backbone_padding, "symmetric"),
+                "backbone_bn_epsilon": (self.backbone_bn_epsilon, 1e-5),
+                "backbone_stem_type": (self.backbone_stem_type, ""),
+                "backbone_stem_width": (self.backbone_stem_width, 0),
+                "backbone_shortcut": (self.backbone_shortcut, ""),
+                "backbone_stride_in_1x1": (self.backbone_stride_in_1x1, False),
+                "backbone_first_block_dilation": (self.backbone_first_block_dilation, "previous"),
+                "backbone_multi_grid": (tuple(float(r) for r in self.backbone_multi_grid), (1.0,)),
+            }
+            given = [f"{name}={value!r}" for name, (value, default) in resnet_only.items() if value != default]
+            if given:
+                raise ValueError(
+                    f"ModelConfig {', '.join(given)}: these ResNet layout fields (--{given[0].split('=')[0]} ...) "
+                    f"do not apply to backbone {self.backbone!r}; leave them at their defaults"
+                )
         if self.cae_num_blocks < 1:
             raise ValueError(f"ModelConfig.cae_num_blocks must be >= 1. Received: {self.cae_num_blocks}")
         if not 0.0 <= self.bn_momentum < 1.0:

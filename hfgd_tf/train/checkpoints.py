@@ -70,7 +70,8 @@ def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
 
     Args:
         checkpoint_dir: str. A run directory.
-        which: str. "latest" (the last `ckpt-N`), "best" (best mIoU weights) or a checkpoint path.
+        which: str. "latest" (the last `ckpt-N`), "best" (best mIoU weights), a checkpoint name in
+            `checkpoint_dir` (`ckpt-N`) or a checkpoint path.
         dtype_policy: str.
 
     Returns:
@@ -87,5 +88,13 @@ def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
     path = tf.train.latest_checkpoint(checkpoint_dir) if which == "latest" else which
     if not path:
         raise ValueError(f"No checkpoint in {checkpoint_dir!r} (expected ckpt-N files written by training)")
+    if which != "latest" and not tf.io.gfile.exists(path + ".index"):
+        # A name as listed in the run directory (`ckpt-4`) is taken relative to it.
+        path = os.path.join(checkpoint_dir, which)
+        if not tf.io.gfile.exists(path + ".index"):
+            raise ValueError(
+                f"--checkpoint={which!r}: no such checkpoint (neither {which!r} nor {path!r} has an .index file); "
+                f"use 'best', 'latest', a checkpoint name of {checkpoint_dir!r} such as 'ckpt-N', or a checkpoint path"
+            )
     checkpoint_state(model).restore(path).expect_partial().assert_existing_objects_matched()
     return model, model_config, data_config

@@ -350,7 +350,12 @@ class Trainer:
         Raises:
             NonFiniteLossError: a weight is NaN/Inf; nothing is written, the last good checkpoint stays.
         """
-        bad = [v.path for v in self.model.weights if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        bad = [
+            v.path
+            for v in self.model.weights
+            # Integer state (drop path call counters) cannot be NaN, and is_finite has no integer kernel.
+            if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))
+        ]
         if bad:
             raise NonFiniteLossError(
                 f"{len(bad)} weights are NaN/Inf at step {step} (e.g. {bad[0]!r}); stopped without saving. The last "

@@ -149,6 +149,18 @@ def test_refuses_shape_mismatch(tmp_path):
     assert "no place in the target" not in message  # a mis-shaped tensor is reported once
 
 
+def test_refuses_a_standard_stem_checkpoint_for_an_avg_down_target_with_a_listing():
+    # resnet50 weights into resnet50d: `downsample.1` is a BatchNorm in the source but the shortcut conv in
+    # the target (rank 1 vs 4); this must be listed as a shape mismatch, not fail inside numpy.
+    path, _ = _fixture("resnet_bottleneck")
+    target = ResNetBackbone(**dict(CASES["resnet_bottleneck_deep_stem_avg_down"][1], norm=_NORM), name="net")
+    with pytest.raises(ValueError) as error:
+        convert_checkpoint(path, "timm", target)
+    message = str(error.value)
+    assert "shapes differ: " in message
+    assert "layer1.0.downsample.1.weight (32,) -> net_c2_block0_shortcut/conv/kernel (1, 1, 16, 32)" in message
+
+
 def test_refuses_a_pth_with_the_torch_one_liner(tmp_path):
     path = str(tmp_path / "model.pth")
     open(path, "wb").close()

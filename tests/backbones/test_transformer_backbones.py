@@ -94,3 +94,12 @@ def test_bad_swin_arguments():
         _tiny_swin(depths=(1, 1))
     with pytest.raises(ValueError, match="variant"):
         ConvNeXtBackbone("huge")
+
+
+def test_feature_strides_list_only_the_levels_the_backbone_returns():
+    # No stride-2 level: `feature_strides` must not announce an S1 the feature dict does not hold.
+    swin = _tiny_swin()
+    convnext = ConvNeXtBackbone(depths=(1, 1, 1, 1), projection_dims=(8, 16, 32, 64))
+    for backbone in (swin, convnext):
+        assert backbone.feature_strides == {"C2": 4, "C3": 8, "C4": 16, "C5": 32}
+        assert set(backbone.feature_strides) == set(backbone.output)

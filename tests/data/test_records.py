@@ -202,3 +202,11 @@ def test_wrong_compression_or_float_images_name_the_shard(authors_pascal, tmp_pa
         writer.write(example.SerializeToString())
     with pytest.raises(ValueError, match=r"Cannot read '.*train-0.tfrecord'.*float32 images of older releases: reconvert"):
         check_records(_config(str(tmp_path / "old"), label_format="raw"), ["train"])
+
+
+def test_an_unbuilt_tfds_source_is_refused_at_start_with_the_build_command(tmp_path):
+    # Checked before the model is built (train.py/evaluate.py call check_records first), not inside
+    # the input pipeline after the run directory is written.
+    config = DataConfig("camvid", data_source="tfds", tfds_data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"not built in .*\(--tfds_data_dir\)\. Build it first: python scripts/build_tfds.py"):
+        check_records(config, ["train", "val"])

@@ -51,3 +51,14 @@ def test_transformer_backbones_take_drop_path_rate():
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         ModelConfig(num_classes=3, **{field: value})
+
+
+@pytest.mark.parametrize(
+    "backbone, field, value",
+    [("swin_tiny", "backbone_stem_type", "deep"), ("convnext_tiny", "backbone_padding", "same"), ("swin_tiny", "backbone_multi_grid", (1, 2, 4))],
+)
+def test_resnet_layout_fields_are_refused_for_other_backbones(backbone, field, value):
+    # They would be silently ignored (the converter's layout flags given to a transformer run).
+    with pytest.raises(ValueError, match=f"ModelConfig {field}=.*do not apply to backbone '{backbone}'"):
+        ModelConfig(num_classes=3, backbone=backbone, **{field: value})
+    ModelConfig(num_classes=3, backbone=backbone, backbone_multi_grid=[1])  # defaults (as read from JSON) pass

@@ -8,6 +8,7 @@ import tensorflow as tf
 from hfgd_tf.data import DataConfig
 from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.evaluation import EvalConfig
+from hfgd_tf.layers.drop_path import DropPath
 from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 from tests.conftest import tiny_model_config
 
@@ -159,3 +160,21 @@ def test_eval_batch_not_a_multiple_of_the_replicas_is_rejected_at_start(syntheti
             EvalConfig(eval_batch_size=3),
             strategy=mirrored_strategy,
         )
+
+
+@pytest.mark.slow
+def test_swin_with_drop_path_trains_and_saves_on_two_replicas(synthetic_dir, tmp_path, mirrored_strategy):
+    # Drop path call counters (int64 weights, one per replica) through mirrored steps and a checkpoint.
+    trainer = Trainer(
+        tiny_model_config(num_classes=8, backbone="swin_tiny_test", drop_path_rate=0.3, norm_method="sync_batch_norm"),
+        DataConfig("synthetic_streets", synthetic_dir, crop_height=48, crop_width=48, shuffle_buffer=8),
+        OptimizerConfig(initial_lr=0.05),
+        TrainConfig(checkpoint_dir=str(tmp_path), batch_size=4, train_epoch=1, epoch_steps=2, evaluate_every_epoch=False),
+        EvalConfig(eval_batch_size=4),
+        strategy=mirrored_strategy,
+    )
+    trainer.train()
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+    # One training call per step for the layers that drop (the first block's rate is 0: never called).
+    layers = [layer for layer in trainer.model._flatten_layers() if isinstance(layer, DropPath) and layer.rate]
+    assert layers and [int(layer.calls.numpy()) for layer in layers] == [2] * len(layers)

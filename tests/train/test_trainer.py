@@ -218,6 +218,20 @@ def test_a_checkpoint_is_never_written_with_non_finite_weights(synthetic_dir, tm
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-1")
 
 
+def test_the_finite_weights_check_passes_models_with_integer_state(synthetic_dir, tmp_path):
+    # Swin/ConvNeXt hold int64 drop path call counters among their weights; the check before a save
+    # must skip them (tf.math.is_finite has no integer kernel), not crash every such run at its first save.
+    trainer = Trainer(
+        tiny_model_config(num_classes=8, backbone="swin_tiny_test", drop_path_rate=0.1),
+        DataConfig("synthetic_streets", synthetic_dir, crop_height=48, crop_width=48, shuffle_buffer=8),
+        OptimizerConfig(),
+        TrainConfig(checkpoint_dir=str(tmp_path), batch_size=2, train_epoch=1, epoch_steps=1, strategy="one_device"),
+        EvalConfig(eval_batch_size=2),
+    )
+    assert [v for v in trainer.model.weights if not v.dtype.startswith(("float", "bfloat"))]
+    trainer.save_checkpoint(1)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-1")
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_backbone_lr_multiplier_scales_the_backbone_update_only(synthetic_dir, tmp_path, optimizer):
     deltas = {}
@@ -279,3 +293,15 @@ def test_a_corrupt_training_record_names_its_shard(tmp_path):
     trainer = _trainer(data_dir, str(tmp_path / "run"), steps=8)
     with pytest.raises(ValueError, match=r"Corrupt record in training shard '.*train-1\.tfrecord'"):
         trainer.train()
+
+
+@pytest.mark.slow
+def test_restore_model_takes_a_checkpoint_name_of_the_run_and_refuses_a_missing_one(synthetic_dir, tmp_path):
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=1)
+    trainer.train()
+    # `--checkpoint=ckpt-1` as listed in the run directory, from any working directory.
+    model, _, _ = restore_model(str(tmp_path), "ckpt-1")
+    for restored, trained in zip(_weights(model), _weights(trainer.model)):
+        np.testing.assert_array_equal(restored, trained)
+    with pytest.raises(ValueError, match=r"--checkpoint='ckpt-9': no such checkpoint .*'best', 'latest'"):
+        restore_model(str(tmp_path), "ckpt-9")

@@ -141,9 +141,12 @@ def apply_table(backbone, tensors, table, ignore, source_description):
         if absent:
             missing.append(f"{absent[0]} (for {path})")
             continue
-        array = transform(*[np.asarray(tensors[name]) for name in source_names])
-        if tuple(array.shape) != tuple(variable.shape):
-            source_shape = tuple(np.shape(tensors[source_names[0]]))
+        source_shape = tuple(np.shape(tensors[source_names[0]]))
+        try:
+            array = transform(*[np.asarray(tensors[name]) for name in source_names])
+        except ValueError:  # a tensor of another rank (another layer type) cannot be transposed
+            array = None
+        if array is None or tuple(array.shape) != tuple(variable.shape):
             mismatched.append(f"{source_names[0]} {source_shape} -> {path} {tuple(variable.shape)}")
             continue
         plan.append((source_names, variable, array))
