@@ -391,15 +391,15 @@ def eval_config_from_flags(stored=None, **overrides):
 
 
 def check_writable_directory(flag_name, path):
-    """Creates `path` if needed and checks that a file can be written in it; exits naming the flag if not."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
-        with open(probe, "w") as handle:
-            handle.write("")
-        os.remove(probe)
-    except OSError as error:
-        config_error(f"--{flag_name}={path!r} is not a writable directory: {error.strerror or error}")
+    """Checks that `path` is, or can be created as, a directory we can write in; exits naming the flag
+    if not. Creates nothing, so that a run that stops at a later check leaves no directory behind."""
+    existing = os.path.abspath(path or ".")
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        config_error(f"--{flag_name}={path!r} is not a writable directory: {existing!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        config_error(f"--{flag_name}={path!r} is not a writable directory: {existing!r} is not writable")
 
 
 def config_error(error):

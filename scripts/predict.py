@@ -42,6 +42,7 @@ def main(argv):
     except ValueError as error:
         common_flags.config_error(error)
     common_flags.check_writable_directory("output_dir", FLAGS.output_dir)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
 
     import numpy as np
     import tensorflow as tf

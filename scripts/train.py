@@ -25,13 +25,12 @@ def main(argv):
         optimizer_config = common_flags.optimizer_config_from_flags()
         train_config = common_flags.train_config_from_flags()
         eval_config = common_flags.eval_config_from_flags()
+        common_flags.check_writable_directory("checkpoint_dir", train_config.checkpoint_dir)
         # The records are checked before a model is built or anything is written to --checkpoint_dir.
         splits = [data_config.train_split] + ([data_config.eval_split] if train_config.evaluate_every_epoch else [])
         check_records(data_config, splits)
     except ValueError as error:
         common_flags.config_error(error)
-
-    common_flags.check_writable_directory("checkpoint_dir", train_config.checkpoint_dir)
 
     from hfgd_tf.train import NonFiniteLossError, Trainer
 
