@@ -12,11 +12,13 @@ from absl import app, flags, logging
 
 import common_flags
 
+# Defined before the run flags so that the authors' --tpu_name aliases --tpu here too.
+flags.DEFINE_string("strategy", "auto", "auto, one_device, mirrored or tpu (auto: TPU if --tpu is given).")
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu|auto.")
 common_flags.define_run_flags(mode="val")
 flags.DEFINE_string("results_json", "", "Where to write the metrics JSON; default <checkpoint_dir>/eval_<checkpoint>.json.")
 flags.DEFINE_string("eval_data_dir", "", "Override the run's data_dir (TFRecords of the eval split).")
 flags.DEFINE_integer("max_eval_batches", 0, "Evaluate only this many batches (0 = the whole split).")
-flags.DEFINE_string("strategy", "auto", "auto, one_device or mirrored.")
 FLAGS = flags.FLAGS
 
 
@@ -41,7 +43,7 @@ def main(argv):
         # The protocol comes from the run; the batch from the flags (it depends on this machine's replicas).
         stored = {k: v for k, v in run.get("eval", {}).items() if k != "eval_batch_size"}
         eval_config = common_flags.eval_config_from_flags(stored=stored)
-        strategy = create_strategy(FLAGS.strategy)
+        strategy = create_strategy(FLAGS.strategy, FLAGS.tpu)
         global_eval_batch_size(eval_config.eval_batch_size, strategy.num_replicas_in_sync)
         if FLAGS.results_json:
             common_flags.check_writable_directory("results_json", os.path.dirname(os.path.abspath(FLAGS.results_json)))
