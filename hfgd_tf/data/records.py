@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from hfgd_tf.data.datasets.common import INVALID
 from hfgd_tf.data.registry import get_dataset_spec
@@ -104,11 +103,15 @@ def _check_scanned_labels(config, split, files, info, table):
         if raw_values is not None and values <= raw_values and info.ignore_label not in values:
             raw_ignored = sorted(v for v in values if table[v] == info.ignore_label)
             if raw_ignored:
-                logging.warning(
-                    "The %r records in %r have no ignore label (%d) in %d examples but values %s, which %s's "
-                    "raw labels use for ignored pixels: if they are raw labels (the authors' converters), "
-                    "pass --label_format=raw.",
-                    split, config.data_dir, info.ignore_label, count, raw_ignored, config.dataset,
+                # Train-id records of these datasets have ignored pixels in nearly every image; none in
+                # all scanned examples while a value that raw labels use for ignored pixels is everywhere
+                # is what the authors' raw records look like (Pascal Context 59: raw 0 = background).
+                raise ValueError(
+                    f"The {split!r} records in {config.data_dir!r} have no ignore label ({info.ignore_label}) in "
+                    f"{count} examples but values {raw_ignored}, which {config.dataset}'s raw labels use for "
+                    f"ignored pixels: they look like raw labels (the authors' converters); pass "
+                    f"--label_format=raw. If they really are train ids, convert them with "
+                    f"scripts/convert_tfrecord.py (its manifest.json records the label format)."
                 )
     else:
         bad = sorted(values - raw_values)

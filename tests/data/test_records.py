@@ -106,12 +106,13 @@ def test_raw_records_read_as_train_ids_are_refused_with_a_hint(authors_pascal):
         check_records(_config(authors_pascal), ["train"])
 
 
-def test_raw_records_without_an_out_of_range_value_warn(tmp_path, caplog):
+def test_raw_records_without_an_out_of_range_value_are_refused(tmp_path):
     # No 59 and no 255 in the scanned labels: every value is a valid train id, but background (raw 0)
     # is everywhere and the ignore label nowhere, which is what raw Pascal Context records look like.
     data_dir = _write_authors_records(tmp_path / "authors", [np.minimum(RAW_PASCAL, 58) % 255])
-    check_records(_config(data_dir), ["train"])
-    assert "pass --label_format=raw" in caplog.text
+    with pytest.raises(ValueError, match=r"no ignore label \(255\) in 1 examples but values \[0\].*pass --label_format=raw"):
+        check_records(_config(data_dir), ["train"])
+    check_records(_config(data_dir, label_format="raw"), ["train"])
 
 
 def test_train_id_records_read_as_raw_are_refused(tmp_path):
