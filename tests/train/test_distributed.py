@@ -58,10 +58,12 @@ CASES = {
 }
 # float16 convolution gradients differ by ~2e-4 between one and two partial sums; a per-replica clip
 # would differ by the size of the update (~1e-2).
-# Adam's first steps divide by sqrt(v) ~ |g|, which magnifies float32 summation-order differences.
+# Adam's first steps divide by sqrt(v) ~ |g|, which magnifies float32 summation-order differences of
+# near-zero gradients (measured: 1.7e-5 on a bias before GroupNorm, i.e. 1% of the 1e-3 LR); atol is 5% of
+# the LR, while a wrong backbone LR multiplier or a missed replica changes updates by the LR itself.
 TOLERANCES = {
     "float16_loss_scaling_sgd_clip": dict(rtol=1e-2, atol=5e-4),
-    "jit_compile_group_norm_adamw_backbone_lr": dict(rtol=1e-3, atol=1e-5),
+    "jit_compile_group_norm_adamw_backbone_lr": dict(rtol=1e-3, atol=5e-5),
 }
 
 
