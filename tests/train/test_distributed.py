@@ -48,23 +48,18 @@ CASES = {
     "float16_loss_scaling_sgd_clip": dict(
         optimizer=OptimizerConfig(initial_lr=0.5, gradient_clip_norm=0.1), mixed_precision="float16"
     ),
-    # XLA-compiled forward/backward (GroupNorm: SyncBN is refused with XLA on >1 replica); AdamW with
-    # warmup and the backbone at 0.1x the LR.
-    "jit_compile_group_norm_adamw_backbone_lr": dict(
+    # XLA-compiled forward/backward (GroupNorm: SyncBN is refused with XLA on >1 replica); warmup and the
+    # backbone at 0.1x the LR. SGD, not AdamW: Adam's first steps divide by |g|, so the sign of a
+    # near-zero gradient, which float32 summation order decides, moved one weight by 28% of the LR.
+    "jit_compile_group_norm_sgd_backbone_lr": dict(
         norm_method="group_norm",
         jit_compile=True,
-        optimizer=OptimizerConfig(optimizer="adamw", initial_lr=1e-3, warmup_steps=1, backbone_lr_multiplier=0.1),
+        optimizer=OptimizerConfig(initial_lr=0.05, warmup_steps=1, backbone_lr_multiplier=0.1),
     ),
 }
 # float16 convolution gradients differ by ~2e-4 between one and two partial sums; a per-replica clip
 # would differ by the size of the update (~1e-2).
-# Adam's first steps divide by sqrt(v) ~ |g|, which magnifies float32 summation-order differences of
-# near-zero gradients (measured: 1.7e-5 on a bias before GroupNorm, i.e. 1% of the 1e-3 LR); atol is 5% of
-# the LR, while a wrong backbone LR multiplier or a missed replica changes updates by the LR itself.
-TOLERANCES = {
-    "float16_loss_scaling_sgd_clip": dict(rtol=1e-2, atol=5e-4),
-    "jit_compile_group_norm_adamw_backbone_lr": dict(rtol=1e-3, atol=5e-5),
-}
+TOLERANCES = {"float16_loss_scaling_sgd_clip": dict(rtol=1e-2, atol=5e-4)}
 
 
 @pytest.mark.slow
