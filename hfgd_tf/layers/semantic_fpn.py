@@ -32,17 +32,21 @@ class SemanticFPN(keras.layers.Layer):
 
     Per level l (0 = the finest merged level), the semantic head applies max(1, l) 3x3 conv-norm-ReLU
     stages, each followed by a resize to the next finer level, as in the authors' Semantic-FPN block;
-    the sum is projected to `num_channels` by a 1x1 conv-norm-ReLU. With `output_stride=2` the OS4 result
-    is reduced to `os2_num_channels` (1x1), resized to the stem feature S1, added to a lateral of S1,
-    refined by a 3x3 conv-norm-ReLU and projected back to `num_channels` (1x1). The narrow OS2 stage is
-    [ours]: at full width that one 3x3 conv would nearly double the model's FLOPs at 512x512, against
-    the paper's point that OS2 comes cheaply. With `image_stem_num_channels > 0` (backbones without a
+    the sum is projected to `output_channels` by a 1x1 conv-norm-ReLU. Laterals and stages run at
+    `num_channels`; a head narrower than the output (128 inside, D = 256 out, as the 128-channel semantic
+    head of Kirillov et al.) costs a quarter of the 3x3 FLOPs on the OS4 grid, where a D-wide head costs as
+    much as a ResNet-50 ([ours]; docs/performance.md has the measurements). With `output_stride=2` the
+    result is reduced to `os2_num_channels` (1x1), resized to the stem feature S1, added to a lateral of
+    S1, refined by a 3x3 conv-norm-ReLU and projected back to `output_channels` (1x1). The narrow OS2
+    stage is [ours]: at full width that one 3x3 conv would nearly double the model's FLOPs at 512x512,
+    against the paper's point that OS2 comes cheaply. With `image_stem_num_channels > 0` (backbones without a
     stride-2 level), S1 is not read from the backbone but made by this layer's image stem (3x3/2 then
     3x3 conv-norm-ReLU) from `features["image"]`; its weights are part of this layer ([ours]).
 
     Args:
-        num_channels: int. D, the width of every lateral, stage and of the output.
+        num_channels: int. Width of every lateral and stage (the head width).
         output_stride: int. 8, 4 or 2. Defaults to 4.
+        output_channels: int or None. Width of the output (D); None means `num_channels`.
         norm: str or dict. Defaults to None (sync batch norm).
         os2_num_channels: int or None. Width of the OS2 stage; None means max(8, num_channels // 4).
         image_stem_num_channels: int. Width of the own S1 image stem; 0 (default) reads S1 from the
@@ -53,7 +57,7 @@ class SemanticFPN(keras.layers.Layer):
             (with an image stem) "image" `[B, H, W, 3]`.
 
     Returns:
-        `[B, H/os, W/os, D]`.
+        `[B, H/os, W/os, output_channels]`.
 
     Example:
     >>> fpn = SemanticFPN(num_channels=8, output_stride=4)
@@ -63,11 +67,21 @@ class SemanticFPN(keras.layers.Layer):
     """
 
     def __init__(
-        self, num_channels, output_stride=4, norm=None, os2_num_channels=None, image_stem_num_channels=0, **kwargs
+        self,
+        num_channels,
+        output_stride=4,
+        norm=None,
+        os2_num_channels=None,
+        image_stem_num_channels=0,
+        output_channels=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
-        if num_channels < 1:
-            raise ValueError(f"`num_channels` must be >= 1. Received: num_channels={num_channels}")
+        if num_channels < 1 or (output_channels is not None and output_channels < 1):
+            raise ValueError(
+                "`num_channels` and `output_channels` must be >= 1. "
+                f"Received: num_channels={num_channels}, output_channels={output_channels}"
+            )
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"`output_stride` must be one of {OUTPUT_STRIDES}. Received: output_stride={output_stride}")
         if image_stem_num_channels < 0 or (image_stem_num_channels and output_stride != 2):
@@ -76,6 +90,7 @@ class SemanticFPN(keras.layers.Layer):
                 f"Received: image_stem_num_channels={image_stem_num_channels}, output_stride={output_stride}"
             )
         self.num_channels = num_channels
+        self.output_channels = output_channels or num_channels
         self.image_stem_num_channels = image_stem_num_channels
         self.output_stride = output_stride
         self.norm = normalize_norm_spec(norm)
@@ -93,13 +108,17 @@ class SemanticFPN(keras.layers.Layer):
                 ConvNormAct(num_channels, 3, norm=self.norm, dtype=policy, name=f"stage_{level.lower()}_{i}")
                 for i in range(max(1, index))
             ]
-        self.fused_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="fused_projection")
+        self.fused_projection = ConvNormAct(
+            self.output_channels, 1, norm=self.norm, dtype=policy, name="fused_projection"
+        )
         if output_stride == 2:
             narrow = self.os2_num_channels
             self.stem_lateral = keras.layers.Conv2D(narrow, 1, dtype=policy, name="lateral_s1")
             self.stem_reduction = keras.layers.Conv2D(narrow, 1, dtype=policy, name="reduction_s1")
             self.stem_refine = ConvNormAct(narrow, 3, norm=self.norm, dtype=policy, name="stage_s1")
-            self.stem_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="projection_s1")
+            self.stem_projection = ConvNormAct(
+                self.output_channels, 1, norm=self.norm, dtype=policy, name="projection_s1"
+            )
         self.image_stem = []
         if image_stem_num_channels:
             self.image_stem = [
@@ -137,7 +156,7 @@ class SemanticFPN(keras.layers.Layer):
                 s1_shape = (None, None, None, self.image_stem_num_channels)
                 self.image_stem[1].build(s1_shape)
             self.stem_lateral.build(s1_shape)
-            self.stem_reduction.build(decoded_shape)
+            self.stem_reduction.build((None, None, None, self.output_channels))
             self.stem_refine.build(narrow_shape)
             self.stem_projection.build(narrow_shape)
 
@@ -200,6 +219,7 @@ class SemanticFPN(keras.layers.Layer):
             norm=self.norm,
             os2_num_channels=self.os2_num_channels,
             image_stem_num_channels=self.image_stem_num_channels,
+            output_channels=self.output_channels,
         )
         return config
 
@@ -214,11 +234,13 @@ class GuidedUpsampler(SemanticFPN):
     this layer is also usable un-isolated for ablations.
 
     Args:
-        num_channels: int. D.
+        num_channels: int. Head width (laterals, stages, the projected guidance).
         output_stride: int. 8, 4 or 2. Defaults to 4.
         norm: str or dict. Defaults to None (sync batch norm).
         os2_num_channels: int or None. Width of the OS2 stage (see `SemanticFPN`).
         image_stem_num_channels: int. Own S1 image stem width, 0 for none (see `SemanticFPN`).
+        output_channels: int or None. D, the width of the output the class kernels classify; None means
+            `num_channels`.
 
     Call arguments:
         features: dict with keys C2..C4 (C3..C4 at OS8) and, at OS2, S1 (or "image" with an image
@@ -226,11 +248,18 @@ class GuidedUpsampler(SemanticFPN):
         guidance: H `[B, H/32, W/32, D]` (the C5 stride of the backbone).
 
     Returns:
-        `[B, H/os, W/os, D]`.
+        `[B, H/os, W/os, output_channels]`.
     """
 
     def __init__(
-        self, num_channels, output_stride=4, norm=None, os2_num_channels=None, image_stem_num_channels=0, **kwargs
+        self,
+        num_channels,
+        output_stride=4,
+        norm=None,
+        os2_num_channels=None,
+        image_stem_num_channels=0,
+        output_channels=None,
+        **kwargs,
     ):
         super().__init__(
             num_channels,
@@ -238,6 +267,7 @@ class GuidedUpsampler(SemanticFPN):
             norm=norm,
             os2_num_channels=os2_num_channels,
             image_stem_num_channels=image_stem_num_channels,
+            output_channels=output_channels,
             **kwargs,
         )
         self.guidance_projection = keras.layers.Conv2D(

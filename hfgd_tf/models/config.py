@@ -52,7 +52,12 @@ class ModelConfig:
             default); DeepLabV3 uses 1,2,4.
         drop_path_rate: float. Stochastic depth of Swin and ConvNeXt backbones (rising linearly to this
             rate over the blocks; seeded and resumable). Segmentation recipes use 0.2-0.4; ResNets ignore it.
-        num_channels: int. D, the width of the CAE, class kernels and upsampler.
+        num_channels: int. D, the width of the CAE, the class kernels and the upsampler's output.
+        upsampler_num_channels: int. Width of the (U-)SFPN head's laterals and 3x3 stages; 0 (default)
+            means num_channels // 2 (128 at D=256, the width of Kirillov et al.'s semantic head). The head
+            projects to D at the end, so the class kernels still classify D channels. At D=256 a
+            D-wide head (`upsampler_num_channels=256`, this project's head before the cheaper default)
+            costs as much as a ResNet-50 at 512x512; docs/performance.md compares the two ([ours]).
         cae: str. Context encoder: "transformer" (default, [ours]), "aspp", "ppm" or "none".
         cae_num_blocks: int. Transformer blocks in the CAE.
         cae_num_heads: int. Attention heads in the CAE.
@@ -61,7 +66,7 @@ class ModelConfig:
             for a dilated backbone: backbone_output_stride 16 or 8) or "none" (high-level branch only).
         output_stride: int. Output stride of the upsampler's logits: 8, 4 or 2. Not the authors'
             `output_stride` (their backbone's, set by dilation), which is `backbone_output_stride` here.
-        os2_num_channels: int. Width of the OS2 stage of the upsampler; 0 means num_channels // 4 ([ours]).
+        os2_num_channels: int. Width of the OS2 stage of the upsampler; 0 means max(8, upsampler width // 4) ([ours]).
         stop_gradient_backbone: bool. Stop the gradient of the backbone features entering the upsampler
             (C2.., and S1 at OS2), so that the upsampler's loss does not train the backbone. Default on.
         stop_gradient_guidance: bool. Stop the gradient of the guidance H (the CAE output) entering the
@@ -93,6 +98,7 @@ class ModelConfig:
     backbone_multi_grid: tuple = (1,)
     drop_path_rate: float = 0.2
     num_channels: int = 256
+    upsampler_num_channels: int = 0
     cae: str = "transformer"
     cae_num_blocks: int = 1
     cae_num_heads: int = 8
@@ -141,6 +147,11 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.num_channels must be a positive multiple of 4. Received: num_channels={self.num_channels}"
             )
+        if self.upsampler_num_channels < 0:
+            raise ValueError(
+                "ModelConfig.upsampler_num_channels must be >= 0 (0: num_channels // 2). "
+                f"Received: upsampler_num_channels={self.upsampler_num_channels}"
+            )
         if self.cae == "transformer" and self.num_channels % self.cae_num_heads:
             raise ValueError(
                 "ModelConfig.num_channels must be divisible by cae_num_heads. "
@@ -173,6 +184,11 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.cae_num_blocks must be >= 1. Received: {self.cae_num_blocks}")
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"ModelConfig.bn_momentum must be in [0, 1). Received: bn_momentum={self.bn_momentum}")
+
+    @property
+    def upsampler_width(self):
+        """The effective head width of the (U-)SFPN upsampler."""
+        return self.upsampler_num_channels or self.num_channels // 2
 
     @property
     def norm(self):

@@ -70,9 +70,10 @@ def build_model(config, dtype_policy="float32"):
             norm=config.norm,
             os2_num_channels=config.os2_num_channels or None,
             image_stem_num_channels=IMAGE_STEM_NUM_CHANNELS if needs_image_stem else 0,
+            output_channels=config.num_channels,
         )
         if config.upsampler == "sfpn":
-            decoder = SemanticFPN(config.num_channels, name="decoder", **fpn_arguments)
+            decoder = SemanticFPN(config.upsampler_width, name="decoder", **fpn_arguments)
             return BaselineSegmenter(backbone, decoder, config.num_classes, input_normalization=config.input_normalization)
         if config.upsampler == "deeplabv3plus":
             rates = tuple(r * 16 // config.backbone_output_stride for r in (6, 12, 18))
@@ -80,7 +81,7 @@ def build_model(config, dtype_policy="float32"):
             return BaselineSegmenter(backbone, decoder, config.num_classes, input_normalization=config.input_normalization)
         upsampler = None
         if config.upsampler == "usfpn":
-            upsampler = GuidedUpsampler(config.num_channels, name="guided_upsampler", **fpn_arguments)
+            upsampler = GuidedUpsampler(config.upsampler_width, name="guided_upsampler", **fpn_arguments)
         return HFGDSegmenter(
             backbone,
             _build_context_encoder(config),

@@ -62,6 +62,8 @@ def read_run_config(checkpoint_dir):
         )
     with open(path) as handle:
         content = json.load(handle)
+    # Runs written before the head width was a field had a D-wide head.
+    content["model"].setdefault("upsampler_num_channels", content["model"].get("num_channels", 0))
     return ModelConfig(**content["model"]), DataConfig(**content["data"]), content
 
 

@@ -106,6 +106,9 @@ class TrainConfig:
         freeze_backbone_bn: bool. Backbone BatchNorm layers run in inference mode: moving statistics
             frozen (those of the pretrained weights) and scale/offset not trained. For fine-tuning a
             pretrained backbone with small per-replica batches.
+        freeze_backbone: bool. The backbone does not train at all: its variables are left out of the
+            optimizer and its BatchNorm layers run in inference mode. The frozen-feature reference of a
+            pretrained backbone (a fresh head on fixed features); `backbone_lr_multiplier` is then unused.
     """
 
     checkpoint_dir: str
@@ -131,6 +134,7 @@ class TrainConfig:
     jit_compile: bool = False
     init_weights_path: str = ""
     freeze_backbone_bn: bool = False
+    freeze_backbone: bool = False
 
     def __post_init__(self):
         if not self.checkpoint_dir:

@@ -134,11 +134,15 @@ class Trainer:
                 logging.info("Froze %d backbone BatchNorm layers (inference mode, not trained)", len(frozen))
                 if not frozen:
                     logging.warning("TrainConfig.freeze_backbone_bn: the backbone has no BatchNorm layer")
+            if train_config.freeze_backbone:
+                freeze_batch_norm(self.model.backbone)
+                self.model.backbone.trainable = False
+                logging.info("Froze the backbone: %d variables not trained", len(self.model.backbone.weights))
             self._check_jit_compile()
             self.optimizer = build_optimizer(optimizer_config, train_config.total_steps, train_config.mixed_precision)
             self.backbone_optimizer = None
             trainable = self.model.trainable_variables
-            if optimizer_config.backbone_lr_multiplier != 1.0:
+            if optimizer_config.backbone_lr_multiplier != 1.0 and not train_config.freeze_backbone:
                 backbone_ids = {id(v) for v in self.model.backbone.trainable_variables}
                 head = [v for v in trainable if id(v) not in backbone_ids]
                 backbone = [v for v in trainable if id(v) in backbone_ids]

@@ -84,3 +84,22 @@ def test_config_round_trip():
     upsampler = GuidedUpsampler(8, output_stride=2, norm="group_norm", name="guided")
     clone = GuidedUpsampler.from_config(upsampler.get_config())
     assert clone.get_config() == upsampler.get_config()
+
+
+@pytest.mark.parametrize("layer_class", [SemanticFPN, GuidedUpsampler])
+@pytest.mark.parametrize("output_stride", [8, 4, 2])
+def test_narrow_head_projects_to_the_output_width(layer_class, output_stride):
+    features = _features(64, 96)
+    guidance = () if layer_class is SemanticFPN else (features.pop("C5")[..., :4],)
+    layer = layer_class(4, output_stride=output_stride, output_channels=12)
+    assert layer(features, *guidance).shape[-1] == 12
+    stage_kernels = [v for v in layer.trainable_weights if "/stage_c" in v.path and v.path.endswith("kernel")]
+    assert stage_kernels and all(tuple(v.shape[2:]) == (4, 4) for v in stage_kernels)
+    assert layer.fused_projection.conv.kernel.shape[2:] == (4, 12)
+    assert layer_class.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_output_width_defaults_to_the_head_width():
+    assert SemanticFPN(8).output_channels == 8
+    with pytest.raises(ValueError, match="output_channels"):
+        SemanticFPN(8, output_channels=0)

@@ -219,6 +219,7 @@ def test_mixed_bfloat16_runs_and_keeps_losses_in_float32():
         (dict(backbone_output_stride=4), "backbone_output_stride"),
         (dict(cae="transformers"), "cae"),
         (dict(num_channels=18), "num_channels"),
+        (dict(upsampler_num_channels=-1), "upsampler_num_channels"),
     ],
 )
 def test_bad_configs_name_the_field_and_allowed_values(overrides, field):
@@ -289,3 +290,15 @@ def test_semantic_fpn_baseline_trains_the_backbone_with_its_loss():
 def test_dilation_is_rejected_for_non_resnet_backbones():
     with pytest.raises(ValueError, match="backbone_output_stride"):
         tiny_model_config(backbone="swin_tiny", backbone_output_stride=16)
+
+
+@pytest.mark.parametrize("upsampler", ["usfpn", "sfpn"])
+def test_upsampler_head_is_half_of_d_by_default_and_outputs_d(upsampler):
+    config = dataclasses.replace(tiny_model_config(), num_channels=16, upsampler=upsampler)
+    model = build_model(config)
+    head = model.upsampler if upsampler == "usfpn" else model.decoder
+    assert (head.num_channels, head.output_channels) == (8, 16)
+    wide = build_model(dataclasses.replace(config, upsampler_num_channels=16))
+    wide_head = wide.upsampler if upsampler == "usfpn" else wide.decoder
+    assert (wide_head.num_channels, wide_head.output_channels) == (16, 16)
+    assert wide.count_params() > model.count_params()

@@ -305,3 +305,20 @@ def test_restore_model_takes_a_checkpoint_name_of_the_run_and_refuses_a_missing_
         np.testing.assert_array_equal(restored, trained)
     with pytest.raises(ValueError, match=r"--checkpoint='ckpt-9': no such checkpoint .*'best', 'latest'"):
         restore_model(str(tmp_path), "ckpt-9")
+
+
+def test_freeze_backbone_trains_the_head_only(synthetic_dir, tmp_path):
+    trainer = _trainer(
+        synthetic_dir,
+        str(tmp_path),
+        steps=2,
+        freeze_backbone=True,
+        optimizer_config=OptimizerConfig(initial_lr=0.05, backbone_lr_multiplier=0.1),
+    )
+    backbone = {v.path: v.numpy() for v in trainer.model.backbone.weights}
+    head = {v.path: v.numpy() for v in trainer.model.upsampler.trainable_variables}
+    assert backbone and not trainer.model.backbone.trainable_variables
+    trainer.train()
+    for v in trainer.model.backbone.weights:  # kernels, BN scale/offset and moving statistics
+        np.testing.assert_array_equal(v.numpy(), backbone[v.path], err_msg=v.path)
+    assert any(not np.array_equal(v.numpy(), head[v.path]) for v in trainer.model.upsampler.trainable_variables)

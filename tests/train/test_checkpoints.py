@@ -1,0 +1,22 @@
+import dataclasses
+import json
+
+from hfgd_tf.data import DataConfig
+from hfgd_tf.train.checkpoints import RUN_CONFIG, read_run_config, write_run_config
+from tests.conftest import tiny_model_config
+
+
+def test_run_config_round_trips(tmp_path):
+    model = tiny_model_config(upsampler_num_channels=12)
+    data = DataConfig(dataset="camvid", data_dir="/data/camvid")
+    write_run_config(str(tmp_path), model=model, data=data)
+    assert read_run_config(str(tmp_path))[:2] == (model, data)
+
+
+def test_a_run_from_before_the_head_width_field_keeps_its_d_wide_head(tmp_path):
+    model = dataclasses.asdict(tiny_model_config(num_channels=32))
+    del model["upsampler_num_channels"]
+    data = dataclasses.asdict(DataConfig(dataset="camvid", data_dir="/data/camvid"))
+    (tmp_path / RUN_CONFIG).write_text(json.dumps({"model": model, "data": data}))
+    config, _, _ = read_run_config(str(tmp_path))
+    assert config.upsampler_num_channels == 32 and config.upsampler_width == 32
