@@ -42,12 +42,14 @@ MODELS = {
 
 
 def graph_flops(model, size):
-    """FLOPs of one forward pass at batch 1 (the profiler counts a multiply-add as 2 FLOPs)."""
+    """FLOPs of one forward pass at batch 1 of a `size` (int: square) or `(height, width)` input (the
+    profiler counts a multiply-add as 2 FLOPs)."""
     import tensorflow as tf
     from tensorflow.python.profiler import model_analyzer, option_builder
 
+    height, width = (size, size) if isinstance(size, int) else size
     function = tf.function(lambda images: model(images, training=False))
-    graph = function.get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32)).graph
+    graph = function.get_concrete_function(tf.TensorSpec([1, height, width, 3], tf.float32)).graph
     options = option_builder.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     return model_analyzer.profile(graph, options=options).total_float_ops

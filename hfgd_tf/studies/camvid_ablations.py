@@ -1,0 +1,387 @@
+"""The CamVid study of HFGD's claims: what runs, on which data, and how the results page is written.
+
+HFGD (arXiv:2303.08646) claims that isolating the upsampler (stop-gradients, class kernels trained only
+with the high-level features and reused by the upsampler) beats a jointly trained SemanticFPN, that the
+CAE helps, and that OS4 and OS2 outputs add accuracy. Pascal Context on 8 GPUs is out of reach here;
+CamVid (367 train / 101 val street scenes, 11 classes) on a 2-core CPU can test the *direction* of each
+claim. `scripts/run_ablations.py` runs the rows defined here; every finished (row, seed) writes one
+small JSON, and `render_report` writes `docs/results.md` from those JSONs only.
+
+Protocol A (the paper's premise: pretrained high-level features, limited data). One backbone is
+pretrained with the high-level-only model on the `pretrain` split (the train split without the held-back
+frames); every fine-tuning row starts from that backbone (the heads are fresh) and trains on the
+`finetune` split: the last `holdback_fraction` of the frames of *each* of the three train sequences
+(0001TP, 0006R0, 0016E5), contiguous, so it is new footage rather than neighbours of pretraining frames.
+Fine-tuning protects the pretrained features alike for every row: backbone LR x0.1, warmup, a short
+schedule. The reference line is the same pretrained backbone frozen, with a fresh HFGD head.
+
+Protocol B (ablations from scratch at equal budget) trains on the whole train split.
+"""
+
+import dataclasses
+import math
+import os
+import statistics
+
+from hfgd_tf.data import DataConfig
+from hfgd_tf.evaluation.config import EvalConfig
+from hfgd_tf.models import ModelConfig
+from hfgd_tf.train.config import OptimizerConfig, TrainConfig
+
+PRETRAIN_SPLIT, FINETUNE_SPLIT = "pretrain", "finetune"
+CAMVID_SEQUENCES = ("0001TP", "0006R0", "0016E5")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """Everything that sizes the study; a result JSON records them, and results of other settings are refused.
+
+    Attributes:
+        backbone: str. Backbone preset for every row.
+        num_channels: int. D.
+        crop_height, crop_width: int. Training crop (random scale 0.5-2.0, flip, brightness as the paper).
+        batch_size: int.
+        scratch_steps: int. Protocol B steps per row.
+        pretrain_steps: int. Protocol A pretraining steps.
+        finetune_steps: int. Protocol A fine-tuning steps per row.
+        initial_lr: float. SGD LR from scratch (poly decay).
+        finetune_lr: float. SGD LR of the heads when fine-tuning.
+        finetune_backbone_lr_multiplier: float. Backbone LR multiplier when fine-tuning.
+        finetune_warmup_steps: int.
+        holdback_fraction: float. Fraction of each train sequence held back for fine-tuning.
+        epoch_steps: int. Checkpoint period (a killed row resumes from its last checkpoint).
+        deeplab_output_stride: int. Backbone output stride of the DeepLabV3+ row (dilation).
+    """
+
+    backbone: str = "resnet18"
+    num_channels: int = 128
+    crop_height: int = 224
+    crop_width: int = 224
+    batch_size: int = 8
+    scratch_steps: int = 1000
+    pretrain_steps: int = 1500
+    finetune_steps: int = 250
+    initial_lr: float = 0.01
+    finetune_lr: float = 0.01
+    finetune_backbone_lr_multiplier: float = 0.1
+    finetune_warmup_steps: int = 50
+    holdback_fraction: float = 0.25
+    epoch_steps: int = 250
+    deeplab_output_stride: int = 16
+
+    def __post_init__(self):
+        if not 0.0 < self.holdback_fraction < 1.0:
+            raise ValueError(f"StudySettings.holdback_fraction must be in (0, 1). Received: {self.holdback_fraction}")
+        for name in ("scratch_steps", "pretrain_steps", "finetune_steps", "epoch_steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"StudySettings.{name} must be >= 1. Received: {getattr(self, name)}")
+        for name in ("scratch_steps", "pretrain_steps", "finetune_steps"):
+            steps = getattr(self, name)
+            if steps % min(self.epoch_steps, steps):
+                raise ValueError(
+                    f"StudySettings.{name}={steps} must be a multiple of epoch_steps={self.epoch_steps} (the checkpoint "
+                    "period)"
+                )
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the results table (run once per seed).
+
+    Attributes:
+        name: str. Unique key, also the result file's stem.
+        protocol: str. "A" or "B".
+        title: str. What the row is, for the page.
+        stage: str. "pretrain", "finetune" or "scratch".
+        seeds: tuple of int.
+        model: dict. ModelConfig overrides.
+        train: dict. TrainConfig overrides.
+    """
+
+    name: str
+    protocol: str
+    title: str
+    stage: str
+    seeds: tuple
+    model: dict = dataclasses.field(default_factory=dict)
+    train: dict = dataclasses.field(default_factory=dict)
+
+
+NO_STOP_GRADIENTS = dict(stop_gradient_backbone=False, stop_gradient_guidance=False, stop_gradient_class_kernels=False)
+
+
+def study_rows():
+    """The rows in run order (the pretraining row first: Protocol A's fine-tuning rows need it)."""
+    a_seeds, b_main, b_single = (0, 1, 2), (0, 1), (0,)
+    return [
+        Row("A_pretrain", "A", "Pretraining: high-level-only model on the pretrain split", "pretrain", (0,),
+            model=dict(upsampler="none")),
+        Row("A_frozen", "A", "Reference: pretrained backbone frozen, fresh HFGD head", "finetune", a_seeds,
+            train=dict(freeze_backbone=True)),
+        Row("A_sfpn", "A", "SemanticFPN (joint)", "finetune", a_seeds, model=dict(upsampler="sfpn")),
+        Row("A_hfgd", "A", "HFGD full", "finetune", a_seeds),
+        Row("A_hfgd_no_stop_gradients", "A", "HFGD without stop-gradients", "finetune", a_seeds,
+            model=NO_STOP_GRADIENTS),
+        Row("A_hfgd_unshared_kernels", "A", "HFGD without shared class kernels", "finetune", a_seeds,
+            model=dict(share_class_kernels=False)),
+        Row("B_sfpn", "B", "SemanticFPN (joint)", "scratch", b_main, model=dict(upsampler="sfpn")),
+        Row("B_hfgd", "B", "HFGD full (OS4)", "scratch", b_main),
+        Row("B_hfgd_no_cae", "B", "HFGD without CAE (--cae=none)", "scratch", b_single, model=dict(cae="none")),
+        Row("B_hfgd_no_stop_gradients", "B", "HFGD without stop-gradients", "scratch", b_single,
+            model=NO_STOP_GRADIENTS),
+        Row("B_hfgd_unshared_kernels", "B", "HFGD without shared class kernels", "scratch", b_single,
+            model=dict(share_class_kernels=False)),
+        Row("B_high_level_only", "B", "High-level branch only (OS32)", "scratch", b_single, model=dict(upsampler="none")),
+        Row("B_hfgd_os8", "B", "HFGD at OS8", "scratch", b_single, model=dict(output_stride=8)),
+        Row("B_hfgd_os2", "B", "HFGD at OS2", "scratch", b_single, model=dict(output_stride=2)),
+        Row("B_hfgd_wide_head", "B", "HFGD with the D-wide head (before the cheaper default)", "scratch", b_single,
+            model=dict(upsampler_num_channels=-1)),
+        Row("B_deeplabv3plus", "B", "DeepLabV3+ (dilated backbone)", "scratch", b_single,
+            model=dict(upsampler="deeplabv3plus")),
+    ]
+
+
+# (claim, protocol, better row, worse row): the page states whether the better row wins at this scale.
+CLAIMS = (
+    ("Isolated upsampler beats a jointly trained SemanticFPN (pretrained backbone)", "A", "A_hfgd", "A_sfpn"),
+    ("Stop-gradients help (pretrained backbone)", "A", "A_hfgd", "A_hfgd_no_stop_gradients"),
+    ("Shared class kernels help (pretrained backbone)", "A", "A_hfgd", "A_hfgd_unshared_kernels"),
+    ("Fine-tuning the backbone through HFGD beats keeping it frozen", "A", "A_hfgd", "A_frozen"),
+    ("HFGD beats a jointly trained SemanticFPN (from scratch)", "B", "B_hfgd", "B_sfpn"),
+    ("The CAE helps", "B", "B_hfgd", "B_hfgd_no_cae"),
+    ("Stop-gradients help (from scratch)", "B", "B_hfgd", "B_hfgd_no_stop_gradients"),
+    ("Shared class kernels help (from scratch)", "B", "B_hfgd", "B_hfgd_unshared_kernels"),
+    ("The upsampler adds accuracy over the high-level branch alone", "B", "B_hfgd", "B_high_level_only"),
+    ("OS4 beats OS8", "B", "B_hfgd", "B_hfgd_os8"),
+    ("OS2 beats OS4", "B", "B_hfgd_os2", "B_hfgd"),
+    ("The cheaper head (D/2) is not worse than the D-wide head", "B", "B_hfgd", "B_hfgd_wide_head"),
+)
+
+
+def holdback_split(stems, fraction):
+    """Splits CamVid train stems into (pretrain, finetune): the last `fraction` of each sequence's frames.
+
+    Stems are `<sequence>_<frame>`; each sequence is sorted by frame and its tail (at least one frame)
+    is held back, so the fine-tuning subset covers every sequence.
+    """
+    sequences = {}
+    for stem in stems:
+        sequences.setdefault(stem.split("_")[0], []).append(stem)
+    pretrain, finetune = [], []
+    for sequence in sorted(sequences):
+        frames = sorted(sequences[sequence])
+        held = max(1, math.ceil(fraction * len(frames)))
+        pretrain += frames[: len(frames) - held]
+        finetune += frames[len(frames) - held :]
+    return pretrain, finetune
+
+
+def model_config(row, settings, num_classes, pretrained_backbone=""):
+    overrides = dict(row.model)
+    if overrides.get("upsampler_num_channels") == -1:  # the D-wide head
+        overrides["upsampler_num_channels"] = settings.num_channels
+    if overrides.get("upsampler") == "deeplabv3plus":
+        overrides["backbone_output_stride"] = settings.deeplab_output_stride
+    return ModelConfig(
+        num_classes=num_classes,
+        backbone=settings.backbone,
+        num_channels=settings.num_channels,
+        cae_num_heads=4,
+        # One replica: plain BatchNorm (synchronised BN would be the same thing, slower).
+        norm_method="batch_norm",
+        backbone_weights_path=pretrained_backbone if row.stage == "finetune" else "",
+        **overrides,
+    )
+
+
+def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrained_backbone=""):
+    """The five configs of one (row, seed) run."""
+    split = {"pretrain": PRETRAIN_SPLIT, "finetune": FINETUNE_SPLIT, "scratch": "train"}[row.stage]
+    steps = {"pretrain": settings.pretrain_steps, "finetune": settings.finetune_steps, "scratch": settings.scratch_steps}[
+        row.stage
+    ]
+    epoch_steps = min(settings.epoch_steps, steps)
+    finetune = row.stage == "finetune"
+    data = DataConfig(
+        "camvid",
+        records_dir,
+        train_split=split,
+        eval_split="val",
+        crop_height=settings.crop_height,
+        crop_width=settings.crop_width,
+        eval_crop_height=360,
+        eval_crop_width=480,
+        shuffle_buffer=400,
+        seed=seed,
+    )
+    optimizer = OptimizerConfig(
+        initial_lr=settings.finetune_lr if finetune else settings.initial_lr,
+        warmup_steps=settings.finetune_warmup_steps if finetune else 0,
+        backbone_lr_multiplier=settings.finetune_backbone_lr_multiplier if finetune else 1.0,
+    )
+    train = TrainConfig(
+        checkpoint_dir=run_dir,
+        batch_size=settings.batch_size,
+        train_epoch=steps // epoch_steps,
+        epoch_steps=epoch_steps,
+        strategy="one_device",
+        evaluate_every_epoch=False,  # the final weights are evaluated once: no model selection on val
+        log_every_steps=50,
+        seed=seed,
+        max_checkpoints_to_keep=1,
+        **row.train,
+    )
+    return (
+        model_config(row, settings, num_classes, pretrained_backbone),
+        data,
+        optimizer,
+        train,
+        EvalConfig(eval_batch_size=1),
+    )
+
+
+def result_path(results_dir, row, seed):
+    return os.path.join(results_dir, f"{row.name}__seed{seed}.json")
+
+
+def _mean_spread(values):
+    mean = statistics.fmean(values)
+    spread = statistics.stdev(values) if len(values) > 1 else None
+    return mean, spread
+
+
+def _format(values, scale=100.0):
+    mean, spread = _mean_spread([v * scale for v in values])
+    if spread is None:
+        return f"{mean:.1f}"
+    return f"{mean:.1f} ± {spread:.1f}"
+
+
+def aggregate(results):
+    """Groups result dicts by row: `{row: {"miou": [...], "per_class": {name: [...]}, ...}}`."""
+    grouped = {}
+    for result in results:
+        entry = grouped.setdefault(
+            result["row"],
+            {"seeds": [], "miou": [], "per_class": {}, "train_seconds": [], "params_m": None, "gflops": None},
+        )
+        entry["seeds"].append(result["seed"])
+        entry["miou"].append(result["miou"])
+        entry["train_seconds"].append(result["train_seconds"])
+        entry["params_m"], entry["gflops"] = result["params_m"], result["gflops"]
+        for name, iou in result["per_class_iou"].items():
+            entry["per_class"].setdefault(name, []).append(iou)
+    return grouped
+
+
+def verdict(better, worse):
+    """Whether the claim `better > worse` holds, from per-seed mIoUs (lists, fractions)."""
+    difference = statistics.fmean(better) - statistics.fmean(worse)
+    spreads = [statistics.stdev(v) for v in (better, worse) if len(v) > 1]
+    noise = max(spreads) if spreads else None
+    if noise is not None and abs(difference) <= noise:
+        return difference, "within seed spread"
+    if noise is None and abs(difference) < 0.01:
+        return difference, "within 1 point (1 seed: no spread measured)"
+    return difference, "holds" if difference > 0 else "does not hold"
+
+
+LIMITS = """\
+## What this can and cannot show
+
+- Scale: a {backbone} trained for {scratch_steps} steps from random weights (Protocol B) or pretrained on
+  ~270 CamVid frames (Protocol A) is far from the paper's setting (ImageNet-pretrained ResNet-101 /
+  ConvNeXt / Swin, Pascal Context or COCO-Stuff, 30k-80k iterations of batch 16 on 8 GPUs). Differences of
+  a point or two here are within what the seed alone moves; the spread column says how much.
+- The premise of HFGD is that pretrained high-level features are contaminated when a pyramid upsampler is
+  trained jointly on limited data. Protocol A tests that direction with a backbone pretrained on CamVid
+  itself, a weak stand-in for ImageNet features. Testing the claim properly needs ImageNet weights
+  (`--backbone_weights_path`, docs/pretrained.md), Pascal Context 59 and the paper's schedule.
+- Where a verdict says "does not hold" or "within seed spread", the claim is not confirmed at this scale;
+  that is not evidence against it at the paper's scale.
+- Scenes side by side: `python scripts/run_ablations.py --figures` writes PNG panels (image, truth,
+  SemanticFPN, HFGD) of a few val scenes to `<work_dir>/figures/`. They are not committed: CamVid's licence
+  (CC BY-NC 4.0, ../shared/data/camvid/README.md) asks not to redistribute the data inside the project, and
+  a panel contains the image and its labels.
+"""
+
+
+def render_report(rows, settings, results, meta, class_names):
+    """The markdown of docs/results.md.
+
+    Args:
+        rows: list of `Row`.
+        settings: `StudySettings`.
+        results: list of result dicts (the JSONs).
+        meta: dict with "command", "machine", "commits" (list) and "missing" (list of "row seed").
+        class_names: list of str.
+    """
+    grouped = aggregate(results)
+    expected = sum(len(row.seeds) for row in rows)
+    lines = ["# Results: HFGD's claims tested on CamVid", ""]
+    if meta["missing"]:
+        lines += [
+            f"**Incomplete: {len(results)} of {expected} runs finished.** Missing: {', '.join(meta['missing'])}. "
+            "Rows without all their seeds show the seeds they have; verdicts may change.",
+            "",
+        ]
+    else:
+        lines += [f"Complete: all {expected} runs finished.", ""]
+    total_hours = sum(r["train_seconds"] + r.get("eval_seconds", 0.0) for r in results) / 3600
+    lines += [
+        f"Every number on this page is written by `{meta['command']}` from `docs/results/*.json` (one file per",
+        "row and seed). Rerunning the command skips finished runs, resumes a killed one from its last checkpoint",
+        "and rewrites this page.",
+        "",
+        f"- Machine: {meta['machine']}. Total train + eval time of the finished runs: {total_hours:.2f} h.",
+        f"- Commits of the runs: {', '.join(sorted(set(meta['commits']))) or 'none yet'}.",
+        f"- Backbone {settings.backbone}, D={settings.num_channels} (U-SFPN head {settings.num_channels // 2} wide), "
+        f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, SGD momentum 0.9, poly LR, "
+        "weight decay 1e-4, random scale 0.5-2.0, flip, brightness; plain BatchNorm, float32, one CPU device.",
+        f"- Protocol B (from scratch, whole train split, 367 frames): {settings.scratch_steps} steps, LR "
+        f"{settings.initial_lr}.",
+        f"- Protocol A: pretraining {settings.pretrain_steps} steps on the train split minus the last "
+        f"{settings.holdback_fraction:.0%} of each sequence; fine-tuning {settings.finetune_steps} steps on those "
+        f"held-back frames, LR {settings.finetune_lr}, backbone LR x{settings.finetune_backbone_lr_multiplier}, "
+        f"{settings.finetune_warmup_steps} warmup steps; every fine-tuning row starts from the same pretrained "
+        "backbone with a fresh head.",
+        "- Evaluation: CamVid val (101 frames, 360x480), single scale, no flip, the final weights of each run (no",
+        "  model selection on val); mIoU in %, mean ± sample standard deviation over the seeds.",
+        "",
+    ]
+    for protocol, heading in (("A", "Protocol A: pretrained backbone, limited data"), ("B", "Protocol B: from scratch")):
+        lines += [f"## {heading}", "", "| row | what | runs (seeds) | mIoU | params (M) | GFLOPs (360x480) | train min |",
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+        for row in rows:
+            if row.protocol != protocol:
+                continue
+            entry = grouped.get(row.name)
+            if entry is None:
+                lines.append(f"| `{row.name}` | {row.title} | 0/{len(row.seeds)} | not run yet | | | |")
+                continue
+            seeds = ",".join(str(s) for s in sorted(entry["seeds"]))
+            lines.append(
+                f"| `{row.name}` | {row.title} | {len(entry['seeds'])}/{len(row.seeds)} ({seeds}) | {_format(entry['miou'])} | "
+                f"{entry['params_m']:.2f} | {entry['gflops']:.1f} | {statistics.fmean(entry['train_seconds']) / 60:.1f} |"
+            )
+        lines.append("")
+    lines += ["## Claims at this scale", "", "| claim | rows | difference (mIoU points) | verdict |",
+              "| --- | --- | ---: | --- |"]
+    for claim, _, better, worse in CLAIMS:
+        if better in grouped and worse in grouped:
+            difference, outcome = verdict(grouped[better]["miou"], grouped[worse]["miou"])
+            lines.append(f"| {claim} | `{better}` vs `{worse}` | {100 * difference:+.1f} | {outcome} |")
+        else:
+            lines.append(f"| {claim} | `{better}` vs `{worse}` | | not run yet |")
+    lines += ["", "Verdict rule: \"within seed spread\" when the difference of the means is not larger than the",
+              "larger of the two rows' seed standard deviations; with one seed per row a difference under one point",
+              "is called noise.", ""]
+    lines += ["## Per-class IoU (mean over seeds, %)", "",
+              "| row | " + " | ".join(class_names) + " |", "| --- |" + " ---: |" * len(class_names)]
+    for row in rows:
+        entry = grouped.get(row.name)
+        if entry is not None:
+            cells = [f"{100 * statistics.fmean(entry['per_class'][name]):.1f}" for name in class_names]
+            lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
+    lines += ["", LIMITS.format(backbone=settings.backbone, scratch_steps=settings.scratch_steps)]
+    return "\n".join(lines)

@@ -1,0 +1,301 @@
+"""The CamVid study of HFGD's claims (hfgd_tf/studies/camvid_ablations.py): runs rows, writes docs/results.md.
+
+    python scripts/run_ablations.py --plan                   # the rows, their seeds, which are finished
+    python scripts/run_ablations.py                          # every unfinished run, then the page
+    python scripts/run_ablations.py --max_runs=3 --git_commit  # a session's worth; commit each result JSON
+    python scripts/run_ablations.py --rows=B_sfpn,B_hfgd     # only these rows
+    python scripts/run_ablations.py --report_only            # rewrite docs/results.md from the JSONs
+    python scripts/run_ablations.py --figures                # val scenes side by side (not committed)
+
+Resumable: a finished (row, seed) has its JSON in --results_dir and is skipped; a killed run resumes from
+the last checkpoint in <work_dir>/runs/<row>/seed<seed>. Records, checkpoints and figures live in
+--work_dir, outside the repository (CamVid's licence: do not redistribute the data inside the project).
+Runs one at a time: the machine has 2 cores.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from absl import app, flags, logging
+
+import common_flags  # noqa: F401  (puts the repository on sys.path for source checkouts)
+
+from hfgd_tf.studies import camvid_ablations as study
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+defaults = study.StudySettings()
+flags.DEFINE_string("camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"), "CamVid (SegNet layout).")
+flags.DEFINE_string("work_dir", os.path.join(os.path.dirname(ROOT), "hfgd_ablation_work"), "Records, checkpoints, figures.")
+flags.DEFINE_string("results_dir", os.path.join(ROOT, "docs", "results"), "One JSON per finished (row, seed).")
+flags.DEFINE_string("report", os.path.join(ROOT, "docs", "results.md"), "The results page.")
+flags.DEFINE_list("rows", [], "Rows to run (default: all, in study order).")
+flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).")
+flags.DEFINE_bool("plan", False, "Print the rows and their state, run nothing.")
+flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
+flags.DEFINE_bool("figures", False, "Write val scenes side by side (image, truth, SemanticFPN, HFGD) to <work_dir>/figures.")
+flags.DEFINE_bool("git_commit", False, "git-commit each finished run's JSON and the page.")
+for _field in dataclasses.fields(study.StudySettings):
+    _define = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}[_field.type]
+    _define(f"study_{_field.name}", getattr(defaults, _field.name), f"StudySettings.{_field.name}.")
+FLAGS = flags.FLAGS
+
+
+def _settings():
+    return study.StudySettings(**{f.name: getattr(FLAGS, f"study_{f.name}") for f in dataclasses.fields(study.StudySettings)})
+
+
+def _load_results(settings):
+    results, wrong = [], []
+    for path in sorted(glob.glob(os.path.join(FLAGS.results_dir, "*.json"))):
+        with open(path) as handle:
+            result = json.load(handle)
+        if result.get("settings") != dataclasses.asdict(settings):
+            wrong.append(os.path.basename(path))
+        results.append(result)
+    if wrong:
+        raise ValueError(
+            f"{len(wrong)} result files in {FLAGS.results_dir} were made with other study settings ({', '.join(wrong[:4])}"
+            f"{', ...' if len(wrong) > 4 else ''}): give the same --study_* flags, or move those files away"
+        )
+    return results
+
+
+def _git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _machine():
+    model = platform.processor() or "unknown CPU"
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        model = names[0] if names else model
+    return f"{model}, {os.cpu_count()} cores, no GPU"
+
+
+def _prepare_records(records_dir):
+    """CamVid train/val plus the study's pretrain/finetune splits, converted once into `records_dir`."""
+    from hfgd_tf.data.converter import ConvertOptions, convert_split, write_manifest
+    from hfgd_tf.data.registry import get_dataset_spec
+    from hfgd_tf.data.tfrecord import read_manifest
+
+    settings = _settings()
+    spec = get_dataset_spec("camvid")
+    train = spec.list_samples(FLAGS.camvid_dir, "train")
+    pretrain, finetune = study.holdback_split([s.name for s in train], settings.holdback_fraction)
+    by_name = {s.name: s for s in train}
+    splits = {
+        "train": train,
+        "val": spec.list_samples(FLAGS.camvid_dir, "val"),
+        study.PRETRAIN_SPLIT: [by_name[n] for n in pretrain],
+        study.FINETUNE_SPLIT: [by_name[n] for n in finetune],
+    }
+    manifest = read_manifest(records_dir) or {}
+    done = manifest.get("splits", {})
+    todo = {k: v for k, v in splits.items() if done.get(k, {}).get("num_examples") != len(v)}
+    if not todo:
+        return
+    options = ConvertOptions(progress=False, overwrite=True)
+    results = {k: convert_split(v, records_dir, k, spec.info, spec.label_table, options) for k, v in todo.items()}
+    write_manifest(records_dir, spec.info, results, source={"data_dir": os.path.abspath(FLAGS.camvid_dir)})
+    logging.info("Converted %s into %s", {k: len(v) for k, v in todo.items()}, records_dir)
+
+
+def _pretrained_backbone(settings, rows):
+    """The pretraining row's backbone weights file, written from its run directory when missing."""
+    from hfgd_tf.backbones.weights import save_weights_by_name
+    from hfgd_tf.train.checkpoints import restore_model
+
+    path = os.path.join(FLAGS.work_dir, "pretrained_backbone.weights.h5")
+    if os.path.isfile(path):
+        return path
+    pretrain = next(row for row in rows if row.stage == "pretrain")
+    run_dir = os.path.join(FLAGS.work_dir, "runs", pretrain.name, f"seed{pretrain.seeds[0]}")
+    if not os.path.isfile(study.result_path(FLAGS.results_dir, pretrain, pretrain.seeds[0])):
+        raise ValueError(f"Fine-tuning rows need {pretrain.name} finished first (run it: --rows={pretrain.name})")
+    try:
+        model, _, _ = restore_model(run_dir, "latest")
+    except ValueError as error:
+        raise ValueError(
+            f"{pretrain.name} is finished but its weights are gone ({error}); delete "
+            f"{study.result_path(FLAGS.results_dir, pretrain, pretrain.seeds[0])} and rerun to pretrain again"
+        ) from error
+    temporary = path.replace(".weights.h5", ".incomplete.weights.h5")
+    save_weights_by_name(model.backbone, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def _run(row, seed, settings, rows):
+    import keras
+    import numpy as np
+    from model_stats import graph_flops
+
+    from hfgd_tf.files import write_json_atomic
+    from hfgd_tf.train import Trainer
+
+    records_dir = os.path.join(FLAGS.work_dir, "records")
+    run_dir = os.path.join(FLAGS.work_dir, "runs", row.name, f"seed{seed}")
+    os.makedirs(run_dir, exist_ok=True)
+    pretrained = _pretrained_backbone(settings, rows) if row.stage == "finetune" else ""
+    from hfgd_tf.data.registry import get_dataset_spec
+
+    num_classes = get_dataset_spec("camvid").info.num_classes
+    configs = study.run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrained)
+    keras.backend.clear_session()
+    trainer = Trainer(*configs)
+    start, cpu_start = time.time(), time.process_time()
+    trainer.train()
+    train_seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
+    start = time.time()
+    metrics = trainer.evaluate()
+    eval_seconds = time.time() - start
+    if row.stage == "pretrain":
+        from hfgd_tf.backbones.weights import save_weights_by_name
+
+        path = os.path.join(FLAGS.work_dir, "pretrained_backbone.weights.h5")
+        temporary = path.replace(".weights.h5", ".incomplete.weights.h5")
+        save_weights_by_name(trainer.model.backbone, temporary)
+        os.replace(temporary, path)
+    model = trainer.model
+    result = {
+        "row": row.name,
+        "protocol": row.protocol,
+        "title": row.title,
+        "seed": seed,
+        "settings": dataclasses.asdict(settings),
+        "model_config": dataclasses.asdict(configs[0]),
+        "optimizer_config": dataclasses.asdict(configs[2]),
+        "steps": configs[3].total_steps,
+        "train_split": configs[1].train_split,
+        "miou": metrics["miou"],
+        "pixel_accuracy": metrics["pixel_accuracy"],
+        "per_class_iou": metrics["per_class_iou"],
+        "num_val_images": metrics["num_images"],
+        "params_m": sum(int(np.prod(v.shape)) for v in model.trainable_variables) / 1e6
+        if not configs[3].freeze_backbone
+        else sum(int(np.prod(v.shape)) for v in model.weights if "moving" not in v.path) / 1e6,
+        "gflops": graph_flops(model, (360, 480)) / 1e9,
+        "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "commit": _git("rev-parse", "--short", "HEAD") + ("-dirty" if _git("status", "--porcelain", "--", "hfgd_tf") else ""),
+        "machine": _machine(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    path = study.result_path(FLAGS.results_dir, row, seed)
+    write_json_atomic(path, result)
+    print(f"{row.name} seed {seed}: mIoU {100 * metrics['miou']:.2f} ({train_seconds / 60:.1f} min) -> {path}")
+    return path
+
+
+def _write_report(settings, rows):
+    from hfgd_tf.data.registry import get_dataset_spec
+
+    results = _load_results(settings)
+    finished = {(r["row"], r["seed"]) for r in results}
+    missing = [f"{row.name} seed {seed}" for row in rows for seed in row.seeds if (row.name, seed) not in finished]
+    meta = {
+        "command": "python scripts/run_ablations.py",
+        "machine": results[0]["machine"] if results else _machine(),
+        "commits": [r["commit"] for r in results],
+        "missing": missing,
+    }
+    text = study.render_report(rows, settings, results, meta, list(get_dataset_spec("camvid").info.class_names))
+    temporary = FLAGS.report + ".incomplete"
+    with open(temporary, "w") as handle:
+        handle.write(text + "\n")
+    os.replace(temporary, FLAGS.report)
+    return FLAGS.report
+
+
+def _figures(settings, rows, num_scenes=4):
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from hfgd_tf.data import build_eval_dataset
+    from hfgd_tf.export.visualize import colorize
+    from hfgd_tf.train.checkpoints import restore_model
+
+    models = {}
+    for name in ("B_sfpn", "B_hfgd"):
+        run_dir = os.path.join(FLAGS.work_dir, "runs", name, "seed0")
+        models[name], _, data_config = restore_model(run_dir, "latest")
+    colormap = data_config.info.colormap
+    dataset = build_eval_dataset(data_config, batch_size=1)
+    out_dir = os.path.join(FLAGS.work_dir, "figures")
+    os.makedirs(out_dir, exist_ok=True)
+    total = 101
+    wanted = set(np.linspace(0, total - 1, num_scenes).astype(int).tolist())
+    for index, (image, label) in enumerate(dataset):
+        if index not in wanted:
+            continue
+        truth = label[0].numpy()
+        panels = [image[0].numpy().astype(np.uint8), colorize(truth, colormap)]
+        for model in models.values():
+            prediction = tf.argmax(model(image, training=False)["logits"], -1)[0].numpy()
+            prediction = np.where(truth == data_config.info.ignore_label, truth, prediction)
+            panels.append(colorize(prediction, colormap))
+        path = os.path.join(out_dir, f"val_{index:03d}.png")
+        Image.fromarray(np.concatenate(panels, axis=1)).save(path)
+        print(f"Wrote {path} (image | truth | SemanticFPN | HFGD)")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        settings = _settings()
+    except ValueError as error:
+        raise app.UsageError(str(error))
+    rows = study.study_rows()
+    names = [row.name for row in rows]
+    unknown = [name for name in FLAGS.rows if name not in names]
+    if unknown:
+        raise app.UsageError(f"--rows: unknown {unknown}; known: {names}")
+    selected = [row for row in rows if not FLAGS.rows or row.name in FLAGS.rows]
+    try:
+        results = _load_results(settings)
+    except ValueError as error:
+        raise app.UsageError(str(error))
+    finished = {(r["row"], r["seed"]) for r in results}
+    pending = [(row, seed) for row in selected for seed in row.seeds if (row.name, seed) not in finished]
+    if FLAGS.plan:
+        for row in rows:
+            state = ["done" if (row.name, s) in finished else "todo" for s in row.seeds]
+            print(f"{row.name:28s} {row.stage:9s} seeds {list(row.seeds)} {state}  {row.title}")
+        print(f"{len(pending)} runs to do among the selected rows")
+        return
+    if FLAGS.figures:
+        _figures(settings, rows)
+        return
+    if not FLAGS.report_only:
+        if not os.path.isdir(FLAGS.camvid_dir):
+            raise app.UsageError(f"--camvid_dir {FLAGS.camvid_dir!r} is not a directory (CamVid in the SegNet layout)")
+        logging.set_verbosity(logging.INFO)
+        _prepare_records(os.path.join(FLAGS.work_dir, "records"))
+        for count, (row, seed) in enumerate(pending):
+            if FLAGS.max_runs and count >= FLAGS.max_runs:
+                print(f"Stopped after --max_runs={FLAGS.max_runs}; {len(pending) - count} runs left")
+                break
+            try:
+                path = _run(row, seed, settings, rows)
+            except ValueError as error:
+                sys.stderr.write(f"{row.name} seed {seed}: {error}\n")
+                sys.exit(1)
+            report = _write_report(settings, rows)
+            if FLAGS.git_commit:
+                _git("add", path, report)
+                _git("commit", "-q", "-m", f"Ablation study: {row.name} seed {seed}", "--", path, report)
+    print(f"Wrote {_write_report(settings, rows)}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,80 @@
+"""The CamVid study's design: splits, configs and the results page (no training here)."""
+
+import dataclasses
+
+import pytest
+
+from hfgd_tf.studies import camvid_ablations as study
+
+CLASSES = ["sky", "road"]
+
+
+def _stems():
+    return [f"0001TP_{i:06d}" for i in range(8)] + [f"0006R0_f{i:05d}" for i in range(4)] + [
+        f"0016E5_{i:05d}" for i in range(12)
+    ]
+
+
+def test_holdback_takes_the_tail_of_every_sequence():
+    pretrain, finetune = study.holdback_split(list(reversed(_stems())), 0.25)
+    assert finetune == ["0001TP_000006", "0001TP_000007", "0006R0_f00003", "0016E5_00009", "0016E5_00010", "0016E5_00011"]
+    assert sorted(pretrain + finetune) == sorted(_stems()) and not set(pretrain) & set(finetune)
+
+
+def test_rows_are_unique_and_cover_the_issue():
+    rows = study.study_rows()
+    names = [row.name for row in rows]
+    assert len(names) == len(set(names)) and rows[0].stage == "pretrain"
+    assert all(len(row.seeds) >= 3 for row in rows if row.stage == "finetune")
+    assert len({r.name: r for r in rows}["B_sfpn"].seeds) >= 2 and len({r.name: r for r in rows}["B_hfgd"].seeds) >= 2
+    for _, _, better, worse in study.CLAIMS:
+        assert better in names and worse in names
+
+
+def test_run_configs_follow_the_protocols(tmp_path):
+    settings = study.StudySettings(scratch_steps=500, finetune_steps=250, epoch_steps=250)
+    rows = {row.name: row for row in study.study_rows()}
+    model, data, optimizer, train, _ = study.run_configs(rows["A_sfpn"], 2, settings, "rec", str(tmp_path), 11, "bb.weights.h5")
+    assert (model.upsampler, model.backbone_weights_path, data.train_split, data.seed, train.seed) == (
+        "sfpn", "bb.weights.h5", study.FINETUNE_SPLIT, 2, 2)
+    assert optimizer.backbone_lr_multiplier == 0.1 and optimizer.warmup_steps == settings.finetune_warmup_steps
+    assert train.total_steps == settings.finetune_steps and not train.evaluate_every_epoch
+    model, data, optimizer, train, _ = study.run_configs(rows["B_hfgd_wide_head"], 0, settings, "rec", str(tmp_path), 11)
+    assert model.upsampler_width == settings.num_channels and model.backbone_weights_path == ""
+    assert (data.train_split, optimizer.backbone_lr_multiplier, train.total_steps) == ("train", 1.0, 500)
+    model = study.run_configs(rows["B_hfgd"], 0, settings, "rec", str(tmp_path), 11)[0]
+    assert model.upsampler_width == settings.num_channels // 2
+    assert study.run_configs(rows["B_deeplabv3plus"], 0, settings, "rec", str(tmp_path), 11)[0].backbone_output_stride == 16
+    assert study.run_configs(rows["A_frozen"], 0, settings, "rec", str(tmp_path), 11)[3].freeze_backbone
+    with pytest.raises(ValueError, match="scratch_steps=300 must be a multiple of epoch_steps=250"):
+        dataclasses.replace(settings, scratch_steps=300)
+
+
+def _result(row, seed, miou):
+    return {"row": row, "seed": seed, "miou": miou, "train_seconds": 60.0, "eval_seconds": 6.0, "params_m": 1.0,
+            "gflops": 2.0, "per_class_iou": {"sky": miou + 0.1, "road": miou - 0.1}}
+
+
+def test_verdicts():
+    assert study.verdict([0.50, 0.52], [0.40, 0.41])[1] == "holds"
+    assert study.verdict([0.40, 0.41], [0.50, 0.52])[1] == "does not hold"
+    assert study.verdict([0.50, 0.56], [0.49, 0.50])[1] == "within seed spread"  # spread 4.2 points > 3.5
+    assert study.verdict([0.505], [0.50])[1].startswith("within 1 point")
+    assert study.verdict([0.52], [0.50])[1] == "holds"
+
+
+def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
+    rows = [r for r in study.study_rows() if r.name in ("B_sfpn", "B_hfgd", "B_hfgd_os2")]
+    results = [_result("B_sfpn", 0, 0.40), _result("B_sfpn", 1, 0.42), _result("B_hfgd", 0, 0.50)]
+    meta = {"command": "python scripts/run_ablations.py", "machine": "test CPU", "commits": ["abc1234"],
+            "missing": ["B_hfgd seed 1", "B_hfgd_os2 seed 0"]}
+    page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
+    assert "**Incomplete: 3 of 5 runs finished.**" in page
+    assert "| `B_sfpn` | SemanticFPN (joint) | 2/2 (0,1) | 41.0 ± 1.4 |" in page
+    assert "| `B_hfgd` | HFGD full (OS4) | 1/2 (0) | 50.0 |" in page
+    assert "| `B_hfgd_os2` | HFGD at OS2 | 0/1 | not run yet |" in page
+    assert "`B_hfgd` vs `B_sfpn` | +9.0 | holds |" in page
+    assert "| `B_sfpn` | 51.0 | 31.0 |" in page  # per-class means
+    assert "abc1234" in page and "0.06 h" in page  # 3 x 66 s
+    complete = study.render_report(rows[:1], study.StudySettings(), results[:2], {**meta, "missing": []}, CLASSES)
+    assert "Complete: all 2 runs finished." in complete and "Incomplete" not in complete
