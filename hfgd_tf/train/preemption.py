@@ -74,7 +74,8 @@ class PreemptionWatcher:
 
     def _sum_over_replicas(self, flag):
         def replica_fn(value):
-            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+            # The identity puts the flag on the replica's device, where the all-reduce sends it.
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(value))
 
         per_replica = self._strategy.run(replica_fn, args=(flag,))
         return self._strategy.experimental_local_results(per_replica)[0]
