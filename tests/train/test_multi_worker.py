@@ -22,11 +22,13 @@ from hfgd_tf.data import DataConfig
 from hfgd_tf.data.pipeline import build_train_dataset
 from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.evaluation import EvalConfig, evaluate
+from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
+from hfgd_tf.train import trainer as trainer_module
 from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset
 from hfgd_tf.train.checkpoints import read_run_config, restore_model
 from hfgd_tf.train.distribute import tf_config_for_workers
 from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_model_config
 
 SLOW_STEPS_TRAIN = os.path.join(ROOT, "tests", "train", "train_with_slow_steps.py")
 TIMEOUT = 240  # seconds for any one script run
@@ -153,6 +155,30 @@ def test_two_input_pipelines_split_every_global_batch_of_one_pipeline(data_dir):
             np.testing.assert_array_equal(np.concatenate([h[step][1] for h in halves]), labels.numpy())
 
 
+@pytest.mark.slow
+def test_a_non_chief_worker_writes_nothing_in_the_run_directory(data_dir, tmp_path, monkeypatch):
+    # In one process: the trainer taken for a non-chief worker (what is_chief says on workers 1..N-1).
+    monkeypatch.setattr(trainer_module, "is_chief", lambda strategy: False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    os.makedirs(tmp_path / "tmp")
+    run_dir = str(tmp_path / "run")
+    trainer = Trainer(
+        tiny_model_config(num_classes=8, num_channels=8),
+        DataConfig("synthetic_streets", data_dir, crop_height=32, crop_width=32, shuffle_buffer=8),
+        OptimizerConfig(initial_lr=0.01),
+        TrainConfig(checkpoint_dir=run_dir, batch_size=2, train_epoch=2, epoch_steps=1, strategy="one_device",
+                    max_checkpoints_to_keep=1),
+        EvalConfig(eval_batch_size=1),
+    )
+    assert trainer.manager.directory.startswith(str(tmp_path / "tmp"))
+    metrics = trainer.train()
+    assert metrics is not None and metrics["num_images"] == 5, "a non-chief worker still evaluates (collective)"
+    assert not os.path.exists(run_dir), "no run config, logs, checkpoints or best weights from a non-chief"
+    # (AutoGraph leaves its generated modules in TMPDIR too.)
+    assert [n for n in os.listdir(tmp_path / "tmp") if n.startswith("hfgd_worker_")] == [], "temporary checkpoints"
+
+
 # === Two worker processes (slow) ===
 @pytest.mark.slow
 def test_two_workers_train_and_evaluate_as_one_process(data_dir, single_run, tmp_path):
@@ -175,7 +201,7 @@ def test_two_workers_train_and_evaluate_as_one_process(data_dir, single_run, tmp
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
     # Only the chief's files; the other worker's temporary checkpoints are gone.
     assert sorted(os.listdir(chief_dir)) == sorted(os.listdir(single_run))
-    assert os.listdir(worker_tmp) == []
+    assert [name for name in os.listdir(worker_tmp) if name.startswith("hfgd_worker_")] == []
 
     # Evaluation under two workers (TF_CONFIG given directly) gives the one-process confusion matrix.
     hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
