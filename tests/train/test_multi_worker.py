@@ -234,16 +234,18 @@ def test_two_workers_train_and_evaluate_as_one_process(data_dir, single_run, tmp
 def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_as_an_uninterrupted_run(data_dir, single_run, tmp_path):
     checkpoint_dir = str(tmp_path / "preempted")
     arguments = _train_arguments(data_dir, checkpoint_dir)
-    process = _start([SLOW_STEPS_TRAIN] + arguments, env=dict(os.environ, HFGD_TEST_STEP_SECONDS="1"))
+    process = _start([SLOW_STEPS_TRAIN] + arguments, env=dict(os.environ, HFGD_TEST_STEP_SECONDS="2"))
     try:
         lines, deadline = [], time.time() + TIMEOUT
-        # Steps take >= 1 s: the signal sent when step 2 is logged arrives before step 4 starts.
+        # Steps take >= 2 s: the signal sent when step 1 is logged arrives before step 1's end-of-step check
+        # or during step 2, so the run stops after step 1 or 2, neither an epoch end (--epoch_steps=3): only
+        # the preemption saves that checkpoint.
         while time.time() < deadline:
             line = process.stdout.readline()
             if not line:
                 break
             lines.append(line)
-            if "step 2/6" in line:
+            if "step 1/6" in line:
                 process.send_signal(signal.SIGTERM)
                 break
         output, _ = process.communicate(timeout=TIMEOUT)
@@ -253,10 +255,10 @@ def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_as_an_uninterrupted
             process.communicate()
     output = "".join(lines) + output
     assert process.returncode == PREEMPTED_EXIT_CODE, output[-4000:]
-    assert "Preempted: stopped at step 3" in output or "Preempted: stopped at step 2" in output, output[-4000:]
-    assert "step 6/6" not in output
     stopped = tf.train.latest_checkpoint(checkpoint_dir)
-    assert stopped.endswith(("ckpt-2", "ckpt-3")), stopped
+    assert stopped is not None and stopped.endswith(("ckpt-1", "ckpt-2")), output[-4000:]
+    assert f"Preempted: stopped at step {stopped[-1]} after saving its checkpoint" in output, output[-4000:]
+    assert "step 3/6" not in output
     # Committed whole: the index and data files, no temporary files of a save in progress.
     assert os.path.isfile(stopped + ".index")
     assert not [name for name in os.listdir(checkpoint_dir) if "temp" in name]
