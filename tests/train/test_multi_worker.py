@@ -27,7 +27,7 @@ from hfgd_tf.train import trainer as trainer_module
 from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset
 from hfgd_tf.train.checkpoints import read_run_config, restore_model
 from hfgd_tf.train.distribute import tf_config_for_workers
-from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE
+from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE, PreemptionWatcher
 from tests.conftest import ROOT, tiny_model_config
 
 SLOW_STEPS_TRAIN = os.path.join(ROOT, "tests", "train", "train_with_slow_steps.py")
@@ -153,6 +153,21 @@ def test_two_input_pipelines_split_every_global_batch_of_one_pipeline(data_dir):
             assert halves[0][step][0].shape == (2, 32, 32, 3)
             np.testing.assert_array_equal(np.concatenate([h[step][0] for h in halves]), images.numpy())
             np.testing.assert_array_equal(np.concatenate([h[step][1] for h in halves]), labels.numpy())
+
+
+def test_sigterm_sets_the_stop_flag_agreed_over_replicas_and_the_handler_is_restored(mirrored_strategy):
+    before = signal.getsignal(signal.SIGTERM)
+    watcher = PreemptionWatcher(mirrored_strategy)
+    # The cross-worker agreement (an all-reduce of the flag), run here over the two local replicas.
+    watcher._multi_worker, watcher._agree = True, tf.function(watcher._sum_over_replicas)
+    with watcher:
+        assert not watcher.stop_requested()
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.time() + 10
+        while not watcher.received and time.time() < deadline:
+            time.sleep(0.01)
+        assert watcher.received and watcher.stop_requested()
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.mark.slow
