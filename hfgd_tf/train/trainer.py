@@ -502,8 +502,9 @@ class Trainer:
                 if config.evaluate_every_epoch:
                     metrics = evaluate_fn(self.model)
                     self._record_evaluation(metrics, step, writer)
-            if watcher.stop_requested():
-                if step % config.epoch_steps and step != config.total_steps:
+            # (The same condition on every worker: with several, stop_requested is a collective.)
+            if step < config.total_steps and watcher.stop_requested():
+                if step % config.epoch_steps:
                     self.save_checkpoint(step)
                 self.preempted, metrics = True, None
                 logging.warning("Preempted: stopped at step %d after saving its checkpoint; rerun to resume", step)
