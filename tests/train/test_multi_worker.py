@@ -131,6 +131,7 @@ def test_inconsistent_worker_flags_are_refused(hosts, index, existing, message):
         tf_config_for_workers(hosts, index, existing)
 
 
+@pytest.mark.slow
 def test_worker_flags_without_multi_worker_strategy_are_refused_by_train(tmp_path):
     result = subprocess.run(
         [sys.executable, "scripts/train.py", "--flagfile=experiments/demo.cfg", f"--checkpoint_dir={tmp_path}",
