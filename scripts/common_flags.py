@@ -110,6 +110,26 @@ def define_all(mode="train"):
     define_authors_flags(mode)
 
 
+def define_cluster_flags():
+    """`--worker_hosts`/`--task_index`: write TF_CONFIG for --strategy=multi_worker (train, evaluate)."""
+    flags.DEFINE_string(
+        "worker_hosts",
+        "",
+        "--strategy=multi_worker: comma-separated host:port of every worker, the same list on each (worker 0 is "
+        "the chief); written to the TF_CONFIG environment variable. Leave empty when TF_CONFIG is set already.",
+    )
+    flags.DEFINE_integer(
+        "task_index", -1, "--strategy=multi_worker: this worker's position in --worker_hosts (0 is the chief)."
+    )
+
+
+def configure_workers_from_flags(strategy):
+    """Writes TF_CONFIG from --worker_hosts/--task_index (raises ValueError naming the flags)."""
+    from hfgd_tf.train.distribute import configure_workers
+
+    configure_workers(FLAGS.worker_hosts, FLAGS.task_index, strategy)
+
+
 def define_run_flags(with_eval_config=True, mode=None):
     """Flags of the scripts that work on a finished run directory (evaluate, export, predict)."""
     flags.DEFINE_string("checkpoint_dir", "", "A training run directory (holds run_config.json and checkpoints).")

@@ -13,8 +13,11 @@ from absl import app, flags, logging
 import common_flags
 
 # Defined before the run flags so that the authors' --tpu_name aliases --tpu here too.
-flags.DEFINE_string("strategy", "auto", "auto, one_device, mirrored or tpu (auto: TPU if --tpu is given).")
+flags.DEFINE_string(
+    "strategy", "auto", "auto, one_device, mirrored, multi_worker or tpu (auto: TPU if --tpu is given)."
+)
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu|auto.")
+common_flags.define_cluster_flags()
 common_flags.define_run_flags(mode="val")
 flags.DEFINE_string("results_json", "", "Where to write the metrics JSON; default <checkpoint_dir>/eval_<checkpoint>.json.")
 flags.DEFINE_string("eval_data_dir", "", "Override the run's data_dir (TFRecords of the eval split).")
@@ -29,10 +32,13 @@ def main(argv):
     from hfgd_tf.evaluation import evaluate, format_metrics_table, write_results
     from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, global_eval_batch_size
     from hfgd_tf.train.checkpoints import read_run_config, restore_model
-    from hfgd_tf.train.distribute import create_strategy
+    from hfgd_tf.train.distribute import create_strategy, is_chief
 
     logging.set_verbosity(logging.INFO)
     try:
+        common_flags.configure_workers_from_flags(FLAGS.strategy)
+        # A multi-worker strategy must exist before any TensorFlow op runs (collectives are set up then).
+        strategy = create_strategy(FLAGS.strategy, FLAGS.tpu)
         # The records are checked before the model is built.
         _, data_config, run = read_run_config(FLAGS.checkpoint_dir)
         if FLAGS.eval_data_dir:
@@ -43,7 +49,6 @@ def main(argv):
         # The protocol comes from the run; the batch from the flags (it depends on this machine's replicas).
         stored = {k: v for k, v in run.get("eval", {}).items() if k != "eval_batch_size"}
         eval_config = common_flags.eval_config_from_flags(stored=stored)
-        strategy = create_strategy(FLAGS.strategy, FLAGS.tpu)
         global_eval_batch_size(eval_config.eval_batch_size, strategy.num_replicas_in_sync)
         if FLAGS.results_json:
             common_flags.check_writable_directory("results_json", os.path.dirname(os.path.abspath(FLAGS.results_json)))
@@ -64,6 +69,9 @@ def main(argv):
         class_names=info.class_names,
         max_batches=FLAGS.max_eval_batches or None,
     )
+    if not is_chief(strategy):
+        # Every worker took part; the chief (worker 0) writes the results.
+        return
     print(format_metrics_table(metrics))
     name = FLAGS.checkpoint if FLAGS.checkpoint in ("latest", "best") else os.path.basename(FLAGS.checkpoint)
     path = FLAGS.results_json or os.path.join(FLAGS.checkpoint_dir, f"eval_{name}.json")

@@ -10,6 +10,7 @@ from absl import app, flags, logging
 import common_flags
 
 common_flags.define_all()
+common_flags.define_cluster_flags()
 FLAGS = flags.FLAGS
 
 
@@ -26,6 +27,11 @@ def main(argv):
         train_config = common_flags.train_config_from_flags()
         eval_config = common_flags.eval_config_from_flags()
         common_flags.check_writable_directory("checkpoint_dir", train_config.checkpoint_dir)
+        common_flags.configure_workers_from_flags(train_config.strategy)
+        # A multi-worker strategy must exist before any TensorFlow op runs (collectives are set up then).
+        from hfgd_tf.train.distribute import create_strategy
+
+        strategy = create_strategy(train_config.strategy, train_config.tpu)
         # The records are checked before a model is built or anything is written to --checkpoint_dir.
         splits = [data_config.train_split] + ([data_config.eval_split] if train_config.evaluate_every_epoch else [])
         check_records(data_config, splits)
@@ -33,10 +39,11 @@ def main(argv):
         common_flags.config_error(error)
 
     from hfgd_tf.train import NonFiniteLossError, Trainer
+    from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE
 
     logging.set_verbosity(logging.INFO)
     try:
-        trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config)
+        trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config, strategy=strategy)
     except ValueError as error:
         common_flags.config_error(error)
     try:
@@ -45,6 +52,13 @@ def main(argv):
         # A corrupt record (named with its shard) or a NaN/Inf: a message, no traceback.
         sys.stderr.write(f"Training stopped: {error}\n")
         sys.exit(1)
+    if trainer.preempted:
+        # A scheduler that reruns the same command resumes from the checkpoint just saved.
+        sys.stderr.write(
+            f"Preempted (SIGTERM): saved a checkpoint in {train_config.checkpoint_dir}; rerun the same command to "
+            f"resume. Exit status {PREEMPTED_EXIT_CODE}.\n"
+        )
+        sys.exit(PREEMPTED_EXIT_CODE)
     print(f"Checkpoints and TensorBoard logs: {train_config.checkpoint_dir}")
     if metrics is not None:
         print(f"Final mIoU: {100 * metrics['miou']:.2f}")

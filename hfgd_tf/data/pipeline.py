@@ -87,7 +87,12 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
         batch_size: int. The global batch size.
         input_context: `tf.distribute.InputContext` or None. When given (from
             `strategy.distribute_datasets_from_function`), the dataset yields per-replica batches and
-            is sharded across input pipelines.
+            is sharded across input pipelines (one per worker under MultiWorkerMirroredStrategy, one
+            per host on a TPU pod): every pipeline reads the same seeded stream of encoded records and
+            keeps, of each global batch, its own contiguous slice of `batch_size / num_pipelines`
+            examples, which it alone decodes and augments. The pipelines never overlap, and a global
+            batch holds the same examples with the same augmentations on 1 or N workers (each worker
+            reads every raw record, but decodes only its share).
         initial_step: int. Training step to resume at. The stream starts at the epoch of that step
             (epochs are shuffled with seeds derived from (seed, epoch)) and skips the records already
             consumed in it without decoding them, so that a resumed run sees exactly the batches an
@@ -101,26 +106,22 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
     if input_context is not None:
         per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
         num_pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
-    # Elements each pipeline consumes per global step: its replicas' share of the global batch.
+    # Elements this pipeline takes from each global batch: its replicas' share.
     elements_per_step = batch_size // num_pipelines
     info = config.info
-    consumed = initial_step * elements_per_step
+    consumed = initial_step * batch_size  # position in the stream, which every pipeline reads whole
     first_epoch, skip_in_epoch = 0, 0
     if consumed:
         # Resume without reading the consumed epochs: each epoch's file order and shuffle are seeded by
         # (seed, epoch), so the stream restarts at the resumed epoch; only the records consumed in that
         # epoch are read again (raw, not decoded) and skipped.
-        total = count_records(config, config.train_split)
-        epoch_length = (total - pipeline_id + num_pipelines - 1) // num_pipelines
-        first_epoch, skip_in_epoch = divmod(consumed, epoch_length)
+        first_epoch, skip_in_epoch = divmod(consumed, count_records(config, config.train_split))
 
     def epoch_records(epoch):
         # Stateless shuffles seeded by (seed, epoch): the file order, then blocks of `shuffle_buffer`
         # records (Dataset.shuffle cannot take a per-epoch seed tensor).
         seed = tf.stack([tf.constant(config.seed, tf.int64), epoch])
         records = _read_records(config, config.train_split, file_order_seed=seed)
-        if num_pipelines > 1:
-            records = records.shard(num_pipelines, pipeline_id)
 
         def shuffled_block(block, elements):
             # One permutation for every component (a TFDS example is a dict of encoded image and label).
@@ -133,14 +134,19 @@ def build_train_dataset(config, batch_size, input_context=None, initial_step=0):
         return records.batch(config.shuffle_buffer).enumerate().flat_map(shuffled_block)
 
     dataset = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_records).skip(skip_in_epoch)
-    # Index every element so that its augmentation seed is (seed, pipeline, index) whatever the parallelism.
+    # Index every element by its position in the stream: its augmentation seed is (seed, index) whatever
+    # the parallelism and the number of pipelines.
     dataset = tf.data.Dataset.zip(tf.data.Dataset.range(consumed, 2**62), dataset)
+    if num_pipelines > 1:
+        # This pipeline's slice of every global batch, chosen before decoding (`consumed` is a whole
+        # number of global batches, so slices stay aligned after a resume).
+        dataset = dataset.filter(lambda index, _: (index // elements_per_step) % num_pipelines == pipeline_id)
 
     decode = _decoder(config)
 
     def parse_and_augment(index, serialized):
         image, label = decode(serialized)
-        seed = tf.stack([tf.constant(config.seed, tf.int64), index * num_pipelines + pipeline_id])
+        seed = tf.stack([tf.constant(config.seed, tf.int64), index])
         return augment.augment_for_training(image, label, seed, config, info.ignore_label)
 
     dataset = dataset.map(parse_and_augment, num_parallel_calls=config.num_parallel_calls)

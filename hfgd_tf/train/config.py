@@ -5,7 +5,7 @@ import dataclasses
 OPTIMIZERS = ("sgd", "adamw")
 DECAY_STRATEGIES = ("poly", "cosine", "none")
 MIXED_PRECISIONS = ("none", "bfloat16", "float16")
-STRATEGIES = ("auto", "one_device", "mirrored", "tpu")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")  # hfgd_tf.train.distribute
 CLASS_WEIGHTINGS = ("none", "inverse_log", "median")
 LOSSES = ("cross_entropy", "ohem", "focal")  # hfgd_tf.train.losses.LOSSES
 
@@ -81,7 +81,9 @@ class TrainConfig:
             counts in the records' manifest.json: "inverse_log" (1 / ln(1.02 + freq), ENet) or "median"
             (median frequency balancing).
         mixed_precision: str. "none", "bfloat16" or "float16" (loss scaling on).
-        strategy: str. "auto", "one_device", "mirrored" or "tpu".
+        strategy: str. "auto", "one_device", "mirrored", "multi_worker" (MultiWorkerMirroredStrategy over
+            the cluster of the TF_CONFIG environment variable, or of --worker_hosts/--task_index; worker 0
+            writes the run directory, which must be on a filesystem every worker reads) or "tpu".
         tpu: str. TPU name for strategy "tpu".
         max_checkpoints_to_keep: int.
         restore_checkpoint: bool. Resume from the latest checkpoint in `checkpoint_dir`: model, optimizer

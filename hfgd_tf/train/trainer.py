@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import tempfile
 import time
 
 import keras
@@ -19,9 +20,10 @@ from hfgd_tf.evaluation.metrics import format_metrics_table
 from hfgd_tf.files import write_json_atomic
 from hfgd_tf.models import build_model
 from hfgd_tf.train import checkpoints
-from hfgd_tf.train.distribute import create_strategy
+from hfgd_tf.train.distribute import create_strategy, is_chief
 from hfgd_tf.train.losses import SegmentationLoss, l2_weight_decay, supervised_pixel_count
 from hfgd_tf.train.optimizers import build_optimizer
+from hfgd_tf.train.preemption import PreemptionWatcher
 
 
 # Entries of the train step's output that are not losses.
@@ -127,6 +129,11 @@ class Trainer:
                 f"{self.strategy.num_replicas_in_sync} replicas"
             )
         global_eval_batch_size(eval_config.eval_batch_size, self.strategy.num_replicas_in_sync)
+        # Only the chief writes the run directory. The other workers of a multi-worker cluster still save
+        # every checkpoint (a save is collective), into a local temporary directory removed by `train`.
+        self.is_chief = is_chief(self.strategy)
+        self._save_dir = train_config.checkpoint_dir if self.is_chief else tempfile.mkdtemp(prefix="hfgd_worker_")
+        self.preempted = False  # set by `train` when a SIGTERM stopped it after saving a checkpoint
         with self.strategy.scope():
             self.model = build_model(model_config, dtype_policy=train_config.dtype_policy)
             if train_config.freeze_backbone_bn:
@@ -171,7 +178,7 @@ class Trainer:
                     raise ValueError(f"TrainConfig.init_weights_path not found: {train_config.init_weights_path!r}")
                 load_weights_by_name(self.model, train_config.init_weights_path, skip_mismatch=True)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, train_config.checkpoint_dir, max_to_keep=train_config.max_checkpoints_to_keep
+            self.checkpoint, self._save_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )
         self.best_miou = -1.0
         self.last_step_outputs = None  # the train step's dict of the last step run by `train`
@@ -377,9 +384,11 @@ class Trainer:
     # === Loop ===
     def restore(self):
         """Restores the latest checkpoint if asked and present; returns the step to start at."""
-        if self.train_config.restore_checkpoint and self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            logging.info("Resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step.numpy()))
+        # Every worker resumes from the chief's checkpoints.
+        latest = tf.train.latest_checkpoint(self.train_config.checkpoint_dir)
+        if self.train_config.restore_checkpoint and latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("Resumed from %s at step %d", latest, int(self.step.numpy()))
         best_path = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR, "metrics.json")
         if os.path.isfile(best_path):
             with open(best_path) as handle:
@@ -389,25 +398,42 @@ class Trainer:
     def train(self, evaluate_fn=None):
         """Runs to `train_config.total_steps`; returns the last evaluation metrics (or None).
 
+        A SIGTERM (preemption) makes it save `ckpt-<step>` at the next step boundary, set
+        `self.preempted` and return None early (on every worker at the same step); rerunning resumes
+        there. A non-chief worker's temporary checkpoint directory is removed on the way out.
+
         Args:
             evaluate_fn: callable(model) -> metrics dict, or None for `self.evaluate`.
         """
+        watcher = PreemptionWatcher(self.strategy)
+        try:
+            with watcher:
+                return self._train(evaluate_fn, watcher)
+        finally:
+            if not self.is_chief and tf.io.gfile.exists(self._save_dir):
+                tf.io.gfile.rmtree(self._save_dir)
+
+    def _train(self, evaluate_fn, watcher):
         config = self.train_config
-        checkpoints.write_run_config(
-            config.checkpoint_dir,
-            model=self.model_config,
-            data=self.data_config,
-            optimizer=self.optimizer_config,
-            train=self.train_config,
-            eval=self.eval_config,
-        )
+        if self.is_chief:
+            checkpoints.write_run_config(
+                config.checkpoint_dir,
+                model=self.model_config,
+                data=self.data_config,
+                optimizer=self.optimizer_config,
+                train=self.train_config,
+                eval=self.eval_config,
+            )
         start_step = self.restore()
         if start_step >= config.total_steps:
             logging.info("Nothing to do: step %d >= total steps %d", start_step, config.total_steps)
             return None
         iterator = self.distributed_iterator(start_step)
         train_step = self.make_train_step()
-        writer = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs", "train"))
+        if self.is_chief:
+            writer = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs", "train"))
+        else:
+            writer = tf.summary.create_noop_writer()
         evaluate_fn = evaluate_fn or self.evaluate
         metrics, window_start, window_steps = None, time.time(), 0
         step = start_step
@@ -480,6 +506,13 @@ class Trainer:
                 if config.evaluate_every_epoch:
                     metrics = evaluate_fn(self.model)
                     self._record_evaluation(metrics, step, writer)
+            # (The same condition on every worker: with several, stop_requested is a collective.)
+            if step < config.total_steps and watcher.stop_requested():
+                if step % config.epoch_steps:
+                    self.save_checkpoint(step)
+                self.preempted, metrics = True, None
+                logging.warning("Preempted: stopped at step %d after saving its checkpoint; rerun to resume", step)
+                break
         if bar is not None:
             bar.close()
         return metrics
@@ -506,6 +539,8 @@ class Trainer:
             tf.summary.scalar("eval/pixel_accuracy", metrics["pixel_accuracy"])
         if metrics["miou"] > self.best_miou:
             self.best_miou = metrics["miou"]
+            if not self.is_chief:
+                return
             best_dir = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR)
             os.makedirs(best_dir, exist_ok=True)
             weights = os.path.join(best_dir, checkpoints.BEST_WEIGHTS)
