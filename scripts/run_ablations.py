@@ -7,9 +7,11 @@
     python scripts/run_ablations.py --report_only            # rewrite docs/results.md from the JSONs
     python scripts/run_ablations.py --figures                # val scenes side by side (not committed)
 
-Resumable: a finished (row, seed) has its JSON in --results_dir and is skipped; a killed run resumes from
-the last checkpoint in <work_dir>/runs/<row>/seed<seed>. Records, checkpoints and figures live in
---work_dir, outside the repository (CamVid's licence: do not redistribute the data inside the project).
+Resumable: a finished (row, seed) has its JSON in --results_dir and is skipped; a killed or preempted
+(SIGTERM) run resumes from the last checkpoint in <work_dir>/<settings key>/runs/<row>/seed<seed>; a JSON
+is written only for a run that reached its last step. Records, checkpoints and figures live in
+--work_dir, per settings (a hash of the --study_* values), outside the repository (CamVid's licence:
+do not redistribute the data inside the project).
 Runs one at a time: the machine has 2 cores.
 """
 
@@ -38,7 +40,7 @@ flags.DEFINE_list("rows", [], "Rows to run (default: all, in study order).")
 flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).")
 flags.DEFINE_bool("plan", False, "Print the rows and their state, run nothing.")
 flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
-flags.DEFINE_bool("figures", False, "Write val scenes side by side (image, truth, SemanticFPN, HFGD) to <work_dir>/figures.")
+flags.DEFINE_bool("figures", False, "Write val scenes side by side (image, truth, SemanticFPN, HFGD) to <work_dir>/<settings key>/figures.")
 flags.DEFINE_bool("git_commit", False, "git-commit each finished run's JSON and the page.")
 for _field in dataclasses.fields(study.StudySettings):
     _define = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}[_field.type]
@@ -88,11 +90,14 @@ def _prepare_records(records_dir):
     settings = _settings()
     spec = get_dataset_spec("camvid")
     train = spec.list_samples(FLAGS.camvid_dir, "train")
-    pretrain, finetune = study.holdback_split([s.name for s in train], settings.holdback_fraction)
+    val = spec.list_samples(FLAGS.camvid_dir, "val")
+    pretrain, finetune = study.holdback_split(
+        [s.name for s in train], settings.holdback_fraction, avoid=[s.name for s in val]
+    )
     by_name = {s.name: s for s in train}
     splits = {
         "train": train,
-        "val": spec.list_samples(FLAGS.camvid_dir, "val"),
+        "val": val,
         study.PRETRAIN_SPLIT: [by_name[n] for n in pretrain],
         study.FINETUNE_SPLIT: [by_name[n] for n in finetune],
     }
@@ -107,16 +112,25 @@ def _prepare_records(records_dir):
     logging.info("Converted %s into %s", {k: len(v) for k, v in todo.items()}, records_dir)
 
 
+def _settings_dir(settings, *parts):
+    """<work_dir>/<settings key>/...: records, runs and the pretrained backbone of these settings only."""
+    return os.path.join(FLAGS.work_dir, study.settings_key(settings), *parts)
+
+
+def _run_dir(settings, row, seed):
+    return _settings_dir(settings, "runs", row.name, f"seed{seed}")
+
+
 def _pretrained_backbone(settings, rows):
     """The pretraining row's backbone weights file, written from its run directory when missing."""
     from hfgd_tf.backbones.weights import save_weights_by_name
     from hfgd_tf.train.checkpoints import restore_model
 
-    path = os.path.join(FLAGS.work_dir, "pretrained_backbone.weights.h5")
+    path = _settings_dir(settings, "pretrained_backbone.weights.h5")
     if os.path.isfile(path):
         return path
     pretrain = next(row for row in rows if row.stage == "pretrain")
-    run_dir = os.path.join(FLAGS.work_dir, "runs", pretrain.name, f"seed{pretrain.seeds[0]}")
+    run_dir = _run_dir(settings, pretrain, pretrain.seeds[0])
     if not os.path.isfile(study.result_path(FLAGS.results_dir, pretrain, pretrain.seeds[0])):
         raise ValueError(f"Fine-tuning rows need {pretrain.name} finished first (run it: --rows={pretrain.name})")
     try:
@@ -140,8 +154,8 @@ def _run(row, seed, settings, rows):
     from hfgd_tf.files import write_json_atomic
     from hfgd_tf.train import Trainer
 
-    records_dir = os.path.join(FLAGS.work_dir, "records")
-    run_dir = os.path.join(FLAGS.work_dir, "runs", row.name, f"seed{seed}")
+    records_dir = _settings_dir(settings, "records")
+    run_dir = _run_dir(settings, row, seed)
     os.makedirs(run_dir, exist_ok=True)
     pretrained = _pretrained_backbone(settings, rows) if row.stage == "finetune" else ""
     from hfgd_tf.data.registry import get_dataset_spec
@@ -153,13 +167,23 @@ def _run(row, seed, settings, rows):
     start, cpu_start = time.time(), time.process_time()
     trainer.train()
     train_seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
+    if trainer.preempted:
+        from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE
+
+        print(f"{row.name} seed {seed}: preempted at step {int(trainer.step.numpy())}; rerun to resume")
+        sys.exit(PREEMPTED_EXIT_CODE)
+    if int(trainer.step.numpy()) != configs[3].total_steps:
+        raise ValueError(
+            f"{run_dir} stopped at step {int(trainer.step.numpy())}, not {configs[3].total_steps}: its checkpoints "
+            "belong to another schedule; remove the directory to rerun this row"
+        )
     start = time.time()
     metrics = trainer.evaluate()
     eval_seconds = time.time() - start
     if row.stage == "pretrain":
         from hfgd_tf.backbones.weights import save_weights_by_name
 
-        path = os.path.join(FLAGS.work_dir, "pretrained_backbone.weights.h5")
+        path = _settings_dir(settings, "pretrained_backbone.weights.h5")
         temporary = path.replace(".weights.h5", ".incomplete.weights.h5")
         save_weights_by_name(trainer.model.backbone, temporary)
         os.replace(temporary, path)
@@ -226,11 +250,11 @@ def _figures(settings, rows, num_scenes=4):
 
     models = {}
     for name in ("B_sfpn", "B_hfgd"):
-        run_dir = os.path.join(FLAGS.work_dir, "runs", name, "seed0")
-        models[name], _, data_config = restore_model(run_dir, "latest")
+        row = next(r for r in rows if r.name == name)
+        models[name], _, data_config = restore_model(_run_dir(settings, row, 0), "latest")
     colormap = data_config.info.colormap
     dataset = build_eval_dataset(data_config, batch_size=1)
-    out_dir = os.path.join(FLAGS.work_dir, "figures")
+    out_dir = _settings_dir(settings, "figures")
     os.makedirs(out_dir, exist_ok=True)
     total = 101
     wanted = set(np.linspace(0, total - 1, num_scenes).astype(int).tolist())
@@ -280,14 +304,16 @@ def main(argv):
         if not os.path.isdir(FLAGS.camvid_dir):
             raise app.UsageError(f"--camvid_dir {FLAGS.camvid_dir!r} is not a directory (CamVid in the SegNet layout)")
         logging.set_verbosity(logging.INFO)
-        _prepare_records(os.path.join(FLAGS.work_dir, "records"))
+        _prepare_records(_settings_dir(settings, "records"))
         for count, (row, seed) in enumerate(pending):
             if FLAGS.max_runs and count >= FLAGS.max_runs:
                 print(f"Stopped after --max_runs={FLAGS.max_runs}; {len(pending) - count} runs left")
                 break
+            from hfgd_tf.train import NonFiniteLossError
+
             try:
                 path = _run(row, seed, settings, rows)
-            except ValueError as error:
+            except (ValueError, NonFiniteLossError) as error:
                 sys.stderr.write(f"{row.name} seed {seed}: {error}\n")
                 sys.exit(1)
             report = _write_report(settings, rows)

@@ -15,10 +15,22 @@ def _stems():
     ]
 
 
-def test_holdback_takes_the_tail_of_every_sequence():
+def test_holdback_takes_a_block_of_every_sequence_away_from_val():
     pretrain, finetune = study.holdback_split(list(reversed(_stems())), 0.25)
     assert finetune == ["0001TP_000006", "0001TP_000007", "0006R0_f00003", "0016E5_00009", "0016E5_00010", "0016E5_00011"]
     assert sorted(pretrain + finetune) == sorted(_stems()) and not set(pretrain) & set(finetune)
+    # Val frames near the end of 0016E5: its first block is held back instead.
+    pretrain, finetune = study.holdback_split(_stems(), 0.25, avoid=["0016E5_00010", "0016E5_00012"])
+    assert finetune == ["0001TP_000006", "0001TP_000007", "0006R0_f00003", "0016E5_00000", "0016E5_00001", "0016E5_00002"]
+    assert sorted(pretrain + finetune) == sorted(_stems())
+    with pytest.raises(ValueError, match="not <sequence>_<frame number>"):
+        study.holdback_split(["0016E5"], 0.25)
+
+
+def test_settings_key_changes_with_any_setting():
+    settings = study.StudySettings()
+    assert study.settings_key(settings) == study.settings_key(study.StudySettings())
+    assert study.settings_key(settings) != study.settings_key(dataclasses.replace(settings, holdback_fraction=0.3))
 
 
 def test_rows_are_unique_and_cover_the_issue():
