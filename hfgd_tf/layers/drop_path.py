@@ -47,7 +47,10 @@ class DropPath(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
-        if not training or not self.rate:
+        # A frozen layer (`trainable=False`, e.g. a backbone frozen for fine-tuning a fresh head) runs in
+        # inference mode, as Keras' BatchNormalization does: its head then trains on the features it sees
+        # at evaluation.
+        if not training or not self.rate or not self.trainable:
             return inputs
         replica = 0
         context = tf.distribute.get_replica_context()

@@ -66,11 +66,15 @@ class PreemptionWatcher:
 
     def _handle(self, number, frame):
         del frame
-        if not self._received.is_set():
-            logging.warning(
-                "Received signal %d (preemption): saving a checkpoint at the end of this step, then stopping", number
-            )
+        logging.warning(
+            "Received signal %d (preemption): saving a checkpoint at the end of this step, then stopping; the same "
+            "signal again ends the process at once",
+            number,
+        )
         self._received.set()
+        # A second signal (a stuck step or a long evaluation past the grace period) gets the previous
+        # behaviour, by default ending the process.
+        signal.signal(number, self._previous.get(number, signal.SIG_DFL))
 
     def _sum_over_replicas(self, flag):
         def replica_fn(value):

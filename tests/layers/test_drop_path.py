@@ -22,6 +22,15 @@ def test_identity_at_inference_and_at_rate_zero():
     assert int(layer.calls.numpy()) == 0  # inference does not advance the state
 
 
+def test_a_frozen_layer_runs_in_inference_mode():
+    x = tf.ones((64, 2, 2, 3))
+    layer = DropPath(0.5, seed=1)
+    layer.build(x.shape)
+    layer.trainable = False  # what a frozen backbone (TrainConfig.freeze_backbone) sets on its layers
+    np.testing.assert_array_equal(layer(x, training=True).numpy(), x.numpy())
+    assert int(layer.calls.numpy()) == 0
+
+
 def test_masks_drop_whole_examples_and_rescale():
     x = tf.ones((64, 2, 2, 3))
     out = DropPath(0.25, seed=1)(x, training=True).numpy()

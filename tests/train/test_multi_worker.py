@@ -168,6 +168,8 @@ def test_sigterm_sets_the_stop_flag_agreed_over_replicas_and_the_handler_is_rest
         while not watcher.received and time.time() < deadline:
             time.sleep(0.01)
         assert watcher.received and watcher.stop_requested()
+        # A second SIGTERM gets the previous handler (by default: the process ends at once).
+        assert signal.getsignal(signal.SIGTERM) is before
     assert signal.getsignal(signal.SIGTERM) is before
 
 
