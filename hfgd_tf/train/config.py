@@ -90,7 +90,9 @@ class TrainConfig:
             the run-to-run nondeterminism of the kernels: on CPU none was measured; on GPU bitwise
             equality needs --op_determinism.
         evaluate_every_epoch: bool. Evaluate on the eval split after each epoch.
-        log_every_steps: int. Progress line and TensorBoard scalars period.
+        log_every_steps: int. Progress line and TensorBoard scalars period. The loop reads the loss and
+            the device-side NaN/Inf record back to the host only at these steps and at checkpoints (no
+            host round trip per step); a non-finite step freezes the weights on the device until then.
         training_progress_bar: bool. Show a progress bar (steps/s, ETA, loss) on the terminal.
         seed: int. Seed for weights (Keras) and data.
         op_determinism: bool. `tf.config.experimental.enable_op_determinism()`: bitwise identical reruns

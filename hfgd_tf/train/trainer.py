@@ -166,6 +166,16 @@ class Trainer:
                 if not os.path.isfile(train_config.init_weights_path):
                     raise ValueError(f"TrainConfig.init_weights_path not found: {train_config.init_weights_path!r}")
                 load_weights_by_name(self.model, train_config.init_weights_path, skip_mismatch=True)
+        # Device-side training health, written by the train step and read by the host only at log and
+        # checkpoint steps (no host round trip per step): the steps run, the first step whose loss was
+        # NaN/Inf or whose update was skipped without float16 loss scaling (-1: none) with its loss, and
+        # the updates skipped by float16 loss scaling. Plain (unmirrored) variables, updated in the
+        # cross-replica part of the step.
+        self._steps_run = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps_run")
+        self._first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_bad_step")
+        self._first_bad_loss = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="first_bad_loss")
+        self._skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_updates")
+        self._skipped_reported = 0
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, train_config.checkpoint_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )
@@ -258,12 +268,14 @@ class Trainer:
             scaled = self.optimizer.scale_loss(total)
         return losses, tape.gradient(scaled, self.model.trainable_variables)
 
-    def _replica_step(self, images, labels):
+    def _replica_step(self, images, labels, healthy=True):
         """One replica's part of a step: loss, gradient, cross-replica sum and the (shared) update.
 
         The gradient is summed across replicas here, once, so that unscaling (float16), the finiteness
         check and clipping all see the gradient of the global batch: every replica takes the same
-        decision, and a step on N replicas equals a step on 1.
+        decision, and a step on N replicas equals a step on 1. `healthy` (bool scalar, the same on
+        every replica) False skips the update: set once a step went non-finite, so that the steps run
+        until the host notices (at the next log or checkpoint step) leave the weights untouched.
         """
         context = tf.distribute.get_replica_context()
         # The global count needs a cross-replica sum, which stays outside the XLA-compiled part.
@@ -280,6 +292,7 @@ class Trainer:
             scale = tf.cast(loss_scale_optimizer.dynamic_scale, tf.float32)
             summed = [g / scale for g in summed]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in summed])
+        finite = tf.logical_and(finite, healthy)
         norm = tf.linalg.global_norm(summed)
         if self.optimizer_config.gradient_clip_norm:
             summed, _ = tf.clip_by_global_norm(summed, self.optimizer_config.gradient_clip_norm, use_norm=norm)
@@ -331,18 +344,74 @@ class Trainer:
         The dict holds the losses (summed over replicas: each replica's share of the global mean),
         `gradient_norm` (global norm of the global-batch gradient, before clipping) and `update_applied`
         (1.0, or 0.0 when the gradient was not finite and the update was skipped on every replica).
+        It also updates the device-side health counters (`_record_health`), so that the loop reads
+        nothing back from the device per step.
         """
 
         def train_step(iterator):
+            healthy = tf.less(self._first_bad_step, 0)
             images, labels = next(iterator)
-            losses, stats = self.strategy.run(self._replica_step, args=(images, labels))
+            losses, stats = self.strategy.run(self._replica_step, args=(images, labels, healthy))
             outputs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
             for name, value in stats.items():
                 # Equal on every replica (computed from the summed gradient).
                 outputs[name] = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            self._record_health(outputs)
             return outputs
 
         return tf.function(train_step)
+
+    def _record_health(self, outputs):
+        """Counts the step and records the first non-finite one, on the device (cross-replica context)."""
+        step = self._steps_run.assign_add(1)
+        total = tf.cast(outputs["total"], tf.float32)
+        applied = outputs["update_applied"] > 0.5
+        bad = tf.logical_not(tf.math.is_finite(total))
+        if self._loss_scale_optimizer is None:
+            # Without loss scaling a skipped update means a NaN/Inf gradient: an error, not an overflow.
+            bad = tf.logical_or(bad, tf.logical_not(applied))
+        first = tf.logical_and(bad, self._first_bad_step < 0)
+        self._first_bad_loss.assign(tf.where(first, total, self._first_bad_loss))
+        self._first_bad_step.assign(tf.where(first, step, self._first_bad_step))
+        self._skipped_updates.assign_add(tf.cast(tf.logical_not(applied), tf.int64))
+
+    def check_health(self):
+        """Reads the device-side health counters (one host read); raises if a step went non-finite.
+
+        Called at log and checkpoint steps and at the end. Float16 loss-scaling skips are logged.
+
+        Raises:
+            NonFiniteLossError: the loss, or (without float16) the gradient, was NaN/Inf at some step
+                since the start; that step's update and all later ones were skipped on the device.
+        """
+        first_bad, loss, skipped, run = (
+            int(self._first_bad_step.numpy()),
+            float(self._first_bad_loss.numpy()),
+            int(self._skipped_updates.numpy()),
+            int(self._steps_run.numpy()),
+        )
+        last_good = self.manager.latest_checkpoint
+        hint = "Try a lower --initial_lr or --gradient_clip_norm."
+        if first_bad >= 0 and not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"Loss is {loss} at step {first_bad} (noticed by step {run}); stopped without saving. The last good "
+                f"checkpoint is {last_good!r}. {hint}"
+            )
+        if first_bad >= 0:
+            raise NonFiniteLossError(
+                f"The gradient is NaN/Inf at step {first_bad} (loss {loss}; noticed by step {run}); the update was "
+                f"not applied and nothing was saved. The last good checkpoint is {last_good!r}. {hint}"
+            )
+        if skipped > self._skipped_reported:
+            logging.warning(
+                "%d float16 gradient overflows by step %d: those updates were skipped on every replica (loss scale "
+                "now %g; %d skipped so far)",
+                skipped - self._skipped_reported,
+                run,
+                float(self._loss_scale_optimizer.dynamic_scale.numpy()),
+                skipped,
+            )
+            self._skipped_reported = skipped
 
     def save_checkpoint(self, step):
         """Saves `ckpt-<step>` after checking that every weight is finite.
@@ -412,42 +481,30 @@ class Trainer:
             import tqdm
 
             bar = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step", dynamic_ncols=True)
-        skipped = 0
+        self._steps_run.assign(start_step)
         while step < config.total_steps:
             try:
+                # No host read of the outputs here: the step is dispatched and the loop goes on.
                 outputs = train_step(iterator)
-                total = float(outputs["total"])
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
                 raise_if_corrupt_record(self.data_config, self.data_config.train_split, error)
                 raise
             step += 1
             window_steps += 1
             self.last_step_outputs = outputs
-            losses = {k: v for k, v in outputs.items() if k not in STEP_STATISTICS}
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{total:.4f}")
-            if not math.isfinite(total):
-                raise NonFiniteLossError(
-                    f"Loss is {total} at step {step}; stopped without saving. The last good checkpoint is "
-                    f"{self.manager.latest_checkpoint!r}. Try a lower --initial_lr or --gradient_clip_norm."
-                )
-            if not float(outputs["update_applied"]):
-                if self._loss_scale_optimizer is None:
-                    raise NonFiniteLossError(
-                        f"The gradient is NaN/Inf at step {step} (loss {total}); the update was not applied and "
-                        f"nothing was saved. The last good checkpoint is {self.manager.latest_checkpoint!r}. Try a "
-                        "lower --initial_lr or --gradient_clip_norm."
-                    )
-                skipped += 1
-                logging.warning(
-                    "step %d: float16 gradient overflow, update skipped on every replica (loss scale now %g; %d "
-                    "skipped so far)",
-                    step,
-                    float(self._loss_scale_optimizer.dynamic_scale.numpy()),
-                    skipped,
-                )
+            boundary = step % config.epoch_steps == 0 or step == config.total_steps
+            if step % config.log_every_steps == 0 or boundary:
+                try:
+                    self.check_health()
+                except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+                    raise_if_corrupt_record(self.data_config, self.data_config.train_split, error)
+                    raise
             if step % config.log_every_steps == 0 or step == config.total_steps:
+                losses = {k: float(v) for k, v in outputs.items() if k not in STEP_STATISTICS}
+                if bar is not None:
+                    bar.set_postfix(loss=f"{losses['total']:.4f}")
                 elapsed = time.time() - window_start
                 rate = window_steps / max(elapsed, 1e-9)
                 eta = (config.total_steps - step) / max(rate, 1e-9)
@@ -456,7 +513,7 @@ class Trainer:
                     "step %d/%d  %s  grad norm %.4g  lr %.5f  %.2f steps/s  ETA %s",
                     step,
                     config.total_steps,
-                    "  ".join(f"{k} {float(v):.4f}" for k, v in losses.items()),
+                    "  ".join(f"{k} {v:.4f}" for k, v in losses.items()),
                     float(outputs["gradient_norm"]),
                     lr,
                     rate,
@@ -471,7 +528,7 @@ class Trainer:
                     if self._loss_scale_optimizer is not None:
                         tf.summary.scalar("loss_scale", self._loss_scale_optimizer.dynamic_scale)
                 window_start, window_steps = time.time(), 0
-            if step % config.epoch_steps == 0 or step == config.total_steps:
+            if boundary:
                 self.save_checkpoint(step)
                 if config.evaluate_every_epoch:
                     metrics = evaluate_fn(self.model)

@@ -208,6 +208,46 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_not_applied_nor_saved(synth
         np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
 
 
+def test_the_loop_reads_the_device_only_at_log_steps_and_a_nan_gradient_freezes_the_weights(synthetic_dir, tmp_path):
+    # Log and checkpoint at step 4 only; the gradient is NaN at step 2 only. The host notices at step 4,
+    # but steps 2-4 (3 and 4 with finite gradients) must not have moved a trainable weight, and no
+    # checkpoint may be written.
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=4, log_every_steps=4)
+    compute = trainer._gradient_fn
+
+    def nan_at_step_2(images, labels, count):
+        losses, gradients = compute(images, labels, count)
+        factor = tf.where(trainer._steps_run == 1, np.nan, 1.0)  # _steps_run counts the steps done
+        return losses, [g * factor for g in gradients]
+
+    trainer._gradient_fn = nan_at_step_2
+    health_checks, after_step_1 = [], []
+    check, make = trainer.check_health, trainer.make_train_step
+
+    def counted_check():
+        health_checks.append(int(trainer._steps_run.numpy()))
+        check()
+
+    def make_train_step():
+        step = make()
+
+        def first_step_snapshot(iterator):
+            outputs = step(iterator)
+            if not after_step_1:
+                after_step_1.extend(v.numpy() for v in trainer.model.trainable_variables)
+            return outputs
+
+        return first_step_snapshot
+
+    trainer.check_health, trainer.make_train_step = counted_check, make_train_step
+    with pytest.raises(NonFiniteLossError, match=r"gradient is NaN/Inf at step 2 \(loss .*noticed by step 4\).*None"):
+        trainer.train()
+    assert health_checks == [4]
+    assert tf.train.latest_checkpoint(str(tmp_path)) is None
+    for old, variable in zip(after_step_1, trainer.model.trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
+
+
 def test_a_checkpoint_is_never_written_with_non_finite_weights(synthetic_dir, tmp_path):
     trainer = _trainer(synthetic_dir, str(tmp_path), steps=1)
     trainer.save_checkpoint(1)
