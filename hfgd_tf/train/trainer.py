@@ -190,6 +190,12 @@ class Trainer:
             ohem_min_kept=train_config.ohem_min_kept,
             focal_gamma=train_config.focal_gamma,
         )
+        if train_config.loss == "ohem" and train_config.accumulation_steps > 1:
+            raise ValueError(
+                "TrainConfig.loss='ohem' cannot be combined with accumulation_steps > 1 (the kept pixels are chosen "
+                "per micro-batch, so the result would not be one step of the larger batch): use --loss=cross_entropy"
+                "|focal, or --accumulation_steps=1"
+            )
         if train_config.loss == "ohem" and train_config.jit_compile:
             # The global OHEM threshold gathers across replicas inside the loss, which cannot sit in
             # the XLA-compiled part of the step.
@@ -246,10 +252,11 @@ class Trainer:
 
     # === Steps ===
     def _loss_and_gradients(self, images, labels, global_count):
-        """Forward, losses and gradients of one replica; XLA-compiled with `jit_compile`.
+        """Forward, losses and gradients of one replica's micro-batch; XLA-compiled with `jit_compile`.
 
-        Every loss term is divided by `global_count`, the supervised pixels of the global batch, so
-        that the gradients summed over replicas are those of the global-batch mean.
+        Every loss term is divided by `global_count`, the supervised pixels of the global batch (of all
+        the accumulated micro-batches), so that the gradients summed over replicas and micro-batches
+        are those of the global-batch mean.
         """
         num_replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
@@ -262,7 +269,8 @@ class Trainer:
                     self.optimizer_config.weight_decay,
                     self.optimizer_config.decay_norm_vars,
                 )
-                losses["weight_decay"] = decay / num_replicas
+                # Added once per micro-batch of every replica: the shares sum to one decay per update.
+                losses["weight_decay"] = decay / (num_replicas * self.train_config.accumulation_steps)
                 total += losses["weight_decay"]
             losses["total"] = total
             scaled = self.optimizer.scale_loss(total)
@@ -271,6 +279,10 @@ class Trainer:
     def _replica_step(self, images, labels, healthy=True):
         """One replica's part of a step: loss, gradient, cross-replica sum and the (shared) update.
 
+        `images` and `labels` are one batch `[B, H, W, 3]`/`[B, H, W]` or, with gradient accumulation,
+        tuples of `accumulation_steps` micro-batches: the supervised pixels of all of them make the
+        loss normaliser, their gradients are summed on the replica, then handled as one batch's.
+
         The gradient is summed across replicas here, once, so that unscaling (float16), the finiteness
         check and clipping all see the gradient of the global batch: every replica takes the same
         decision, and a step on N replicas equals a step on 1. `healthy` (bool scalar, the same on
@@ -278,12 +290,26 @@ class Trainer:
         until the host notices (at the next log or checkpoint step) leave the weights untouched.
         """
         context = tf.distribute.get_replica_context()
+        if not isinstance(images, (list, tuple)):
+            images, labels = (images,), (labels,)
         # The global count needs a cross-replica sum, which stays outside the XLA-compiled part.
-        count = supervised_pixel_count(
-            labels, self.model_config.num_classes, self.data_config.info.ignore_label, self.class_weights
+        count = tf.add_n(
+            [
+                supervised_pixel_count(
+                    micro, self.model_config.num_classes, self.data_config.info.ignore_label, self.class_weights
+                )
+                for micro in labels
+            ]
         )
         global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-        losses, gradients = self._gradient_fn(images, labels, global_count)
+        losses, gradients = None, None
+        for micro_images, micro_labels in zip(images, labels):
+            micro_losses, micro_gradients = self._gradient_fn(micro_images, micro_labels, global_count)
+            if gradients is None:
+                losses, gradients = micro_losses, list(micro_gradients)
+                continue
+            losses = {k: losses[k] + v for k, v in micro_losses.items()}
+            gradients = [g if g is None else g + m for g, m in zip(gradients, micro_gradients)]
         variables = self.model.trainable_variables
         present = [i for i, g in enumerate(gradients) if g is not None]
         summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [gradients[i] for i in present])
@@ -333,7 +359,11 @@ class Trainer:
         """Iterator over the distributed training dataset, positioned at `start_step`."""
         dataset = self.strategy.distribute_datasets_from_function(
             lambda context: build_train_dataset(
-                self.data_config, self.train_config.batch_size, context, initial_step=start_step
+                self.data_config,
+                self.train_config.batch_size,
+                context,
+                # The stream is in micro-batches: `accumulation_steps` of them per optimizer step.
+                initial_step=start_step * self.train_config.accumulation_steps,
             )
         )
         return iter(dataset)
@@ -344,13 +374,16 @@ class Trainer:
         The dict holds the losses (summed over replicas: each replica's share of the global mean),
         `gradient_norm` (global norm of the global-batch gradient, before clipping) and `update_applied`
         (1.0, or 0.0 when the gradient was not finite and the update was skipped on every replica).
+        With `accumulation_steps` N it takes N batches from the iterator and makes one update with the
+        summed gradient: the result of one step with an N times larger batch.
         It also updates the device-side health counters (`_record_health`), so that the loop reads
         nothing back from the device per step.
         """
 
         def train_step(iterator):
             healthy = tf.less(self._first_bad_step, 0)
-            images, labels = next(iterator)
+            batches = [next(iterator) for _ in range(self.train_config.accumulation_steps)]
+            images, labels = tuple(b[0] for b in batches), tuple(b[1] for b in batches)
             losses, stats = self.strategy.run(self._replica_step, args=(images, labels, healthy))
             outputs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
             for name, value in stats.items():
