@@ -583,6 +583,7 @@ class Trainer:
             strategy=self.strategy,
             class_names=info.class_names,
             max_batches=max_batches,
+            jit_compile=self.train_config.jit_compile,
         )
 
     def _record_evaluation(self, metrics, step, writer):
