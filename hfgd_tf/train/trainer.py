@@ -1,6 +1,5 @@
 """The training loop: tf.distribute custom loop with checkpoint/resume, evaluation and TensorBoard."""
 
-import json
 import math
 import os
 import time
@@ -16,7 +15,7 @@ from hfgd_tf.data.pipeline import build_train_dataset
 from hfgd_tf.data.tfrecord import list_shards, parse_example, read_manifest
 from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, evaluate, global_eval_batch_size
 from hfgd_tf.evaluation.metrics import format_metrics_table
-from hfgd_tf.files import write_json_atomic
+from hfgd_tf.files import read_json, write_json_atomic
 from hfgd_tf.models import build_model
 from hfgd_tf.train import checkpoints
 from hfgd_tf.train.distribute import create_strategy
@@ -163,7 +162,7 @@ class Trainer:
             if train_config.init_weights_path:
                 # Fine-tuning: weights whose path and shape match load; the rest (e.g. a classifier for
                 # another number of classes) keep their initial values, listed in a warning.
-                if not os.path.isfile(train_config.init_weights_path):
+                if not tf.io.gfile.exists(train_config.init_weights_path):
                     raise ValueError(f"TrainConfig.init_weights_path not found: {train_config.init_weights_path!r}")
                 load_weights_by_name(self.model, train_config.init_weights_path, skip_mismatch=True)
         # Device-side training health, written by the train step and read by the host only at log and
@@ -479,9 +478,8 @@ class Trainer:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             logging.info("Resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step.numpy()))
         best_path = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR, "metrics.json")
-        if os.path.isfile(best_path):
-            with open(best_path) as handle:
-                self.best_miou = json.load(handle)["miou"]
+        if tf.io.gfile.exists(best_path):
+            self.best_miou = read_json(best_path)["miou"]
         return int(self.step.numpy())
 
     def train(self, evaluate_fn=None):
@@ -594,12 +592,12 @@ class Trainer:
         if metrics["miou"] > self.best_miou:
             self.best_miou = metrics["miou"]
             best_dir = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR)
-            os.makedirs(best_dir, exist_ok=True)
+            tf.io.gfile.makedirs(best_dir)
             weights = os.path.join(best_dir, checkpoints.BEST_WEIGHTS)
             # Keras requires the .weights.h5 suffix, so the temporary name keeps it.
             temporary = os.path.join(best_dir, "incomplete." + checkpoints.BEST_WEIGHTS)
             save_weights_by_name(self.model, temporary)
-            os.replace(temporary, weights)
+            tf.io.gfile.rename(temporary, weights, overwrite=True)
             summary = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
             write_json_atomic(os.path.join(best_dir, "metrics.json"), {**summary, "step": step})
             logging.info("New best mIoU %.4f: weights in %s", metrics["miou"], weights)
