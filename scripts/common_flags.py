@@ -410,9 +410,17 @@ def eval_config_from_flags(stored=None, **overrides):
     return EvalConfig(**_values(EvalConfig, stored=stored, **overrides))
 
 
+def parent_directory(path):
+    """The directory holding `path`: absolute for local paths, as given for `scheme://` ones (gs://...)."""
+    return os.path.dirname(path) if "://" in path else os.path.dirname(os.path.abspath(path))
+
+
 def check_writable_directory(flag_name, path):
     """Checks that `path` is, or can be created as, a directory we can write in; exits naming the flag
-    if not. Creates nothing, so that a run that stops at a later check leaves no directory behind."""
+    if not. Creates nothing, so that a run that stops at a later check leaves no directory behind.
+    Remote paths (gs://..., any `scheme://`) are left to `tf.io.gfile` at write time."""
+    if "://" in (path or ""):
+        return
     existing = os.path.abspath(path or ".")
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)

@@ -42,6 +42,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    import tensorflow as tf
+
     from hfgd_tf.data.converter import ConversionError, ConvertOptions, convert_split, write_manifest
     from hfgd_tf.data.datasets import folder
     from hfgd_tf.data.registry import get_dataset_spec
@@ -54,7 +56,7 @@ def main(argv):
             write_synthetic_tfrecords(FLAGS.output_dir, FLAGS.synthetic_num_train, FLAGS.synthetic_num_val)
             print(f"Wrote synthetic_streets records to {FLAGS.output_dir}")
             return
-        if not FLAGS.data_dir or not os.path.isdir(FLAGS.data_dir):
+        if not FLAGS.data_dir or not tf.io.gfile.isdir(FLAGS.data_dir):
             raise ValueError(f"--data_dir {FLAGS.data_dir!r} is not a directory")
         options = ConvertOptions(
             examples_per_shard=FLAGS.examples_per_shard,

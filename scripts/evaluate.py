@@ -28,6 +28,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     common_flags.run_script_prologue(argv)
 
+    import tensorflow as tf
+
     from hfgd_tf.data.records import check_records
     from hfgd_tf.evaluation import evaluate, format_metrics_table, write_results
     from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, global_eval_batch_size
@@ -42,7 +44,7 @@ def main(argv):
         # The records are checked before the model is built.
         _, data_config, run = read_run_config(FLAGS.checkpoint_dir)
         if FLAGS.eval_data_dir:
-            if not os.path.isdir(FLAGS.eval_data_dir):
+            if not tf.io.gfile.isdir(FLAGS.eval_data_dir):
                 raise ValueError(f"--eval_data_dir {FLAGS.eval_data_dir!r} does not exist or is not a directory")
             data_config = dataclasses.replace(data_config, data_dir=FLAGS.eval_data_dir)
         check_records(data_config, [data_config.eval_split])
@@ -51,7 +53,7 @@ def main(argv):
         eval_config = common_flags.eval_config_from_flags(stored=stored)
         global_eval_batch_size(eval_config.eval_batch_size, strategy.num_replicas_in_sync)
         if FLAGS.results_json:
-            common_flags.check_writable_directory("results_json", os.path.dirname(os.path.abspath(FLAGS.results_json)))
+            common_flags.check_writable_directory("results_json", common_flags.parent_directory(FLAGS.results_json))
         logging.info("Evaluation protocol (the run's, overridden by the flags given): %s", eval_config.protocol())
         with strategy.scope():
             model, _, _ = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)

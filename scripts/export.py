@@ -25,7 +25,7 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, "saved_model")
     # The export is written beside its final name and renamed, so the parent must be writable.
-    common_flags.check_writable_directory("export_dir", os.path.dirname(os.path.abspath(export_dir)))
+    common_flags.check_writable_directory("export_dir", common_flags.parent_directory(export_dir))
     try:
         model, _, data_config = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
         export_saved_model(model, export_dir, data_config.info.class_names, data_config.info.colormap, eval_config)

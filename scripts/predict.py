@@ -22,12 +22,16 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def list_images(path):
-    if os.path.isdir(path):
-        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+    import tensorflow as tf
+
+    # tf.io.gfile: --input and --output_dir may be gs://... paths.
+    if tf.io.gfile.isdir(path):
+        names = tf.io.gfile.listdir(path)
+        files = sorted(os.path.join(path, n) for n in names if n.lower().endswith(IMAGE_SUFFIXES))
         if not files:
             raise ValueError(f"--input folder {path!r} has no {IMAGE_SUFFIXES} files")
         return files
-    if os.path.isfile(path):
+    if tf.io.gfile.exists(path):
         return [path]
     raise ValueError(f"--input {path!r} is neither an image file nor a folder")
 
@@ -42,16 +46,17 @@ def main(argv):
     except ValueError as error:
         common_flags.config_error(error)
     common_flags.check_writable_directory("output_dir", FLAGS.output_dir)
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
 
     import numpy as np
     import tensorflow as tf
     from PIL import Image
 
+    tf.io.gfile.makedirs(FLAGS.output_dir)
+
     from hfgd_tf.export import read_export_labels, save_prediction_pngs
 
     if FLAGS.saved_model:
-        if not os.path.isdir(FLAGS.saved_model):
+        if not tf.io.gfile.isdir(FLAGS.saved_model):
             common_flags.config_error(f"--saved_model {FLAGS.saved_model!r} is not a directory")
         serving = tf.saved_model.load(FLAGS.saved_model).signatures["serving_default"]
         _, colormap = read_export_labels(FLAGS.saved_model)
@@ -76,7 +81,8 @@ def main(argv):
 
     for path in files:
         try:
-            image = np.asarray(Image.open(path).convert("RGB"))
+            with tf.io.gfile.GFile(path, "rb") as handle, Image.open(handle) as opened:
+                image = np.asarray(opened.convert("RGB"))
         except OSError as error:
             common_flags.config_error(f"Cannot read image {path!r}: {error}")
         stem = os.path.join(FLAGS.output_dir, os.path.splitext(os.path.basename(path))[0])

@@ -8,8 +8,11 @@ unexpected or of the wrong shape. A Keras-format file (no `hfgd_tf_format` attri
 through `model.load_weights`.
 """
 
+import io
+
 import h5py
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 FORMAT_ATTRIBUTE = "hfgd_tf_format"
@@ -17,13 +20,19 @@ FORMAT = "by_variable_path_v1"
 
 
 def save_weights_by_name(model, path):
-    """Writes every variable of `model` to `path` (`.weights.h5`) keyed by its path."""
+    """Writes every variable of `model` to `path` (`.weights.h5`) keyed by its path.
+
+    The HDF5 file is built in memory and written with `tf.io.gfile`, so `path` may be gs://... too.
+    """
     if not path.endswith(".weights.h5"):
         raise ValueError(f"Weights files must end in '.weights.h5'. Received: {path!r}")
-    with h5py.File(path, "w") as handle:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
         handle.attrs[FORMAT_ATTRIBUTE] = FORMAT
         for variable in model.weights:
             handle.create_dataset(variable.path, data=np.asarray(variable.numpy()))
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(buffer.getvalue())
     return path
 
 
@@ -45,7 +54,9 @@ def load_weights_by_name(model, path, skip_mismatch=False):
     Returns:
         dict with the lists `loaded`, `missing`, `unexpected`, `mismatched`.
     """
-    with h5py.File(path, "r") as handle:
+    with tf.io.gfile.GFile(path, "rb") as source:
+        buffer = io.BytesIO(source.read())  # read through tf.io.gfile: gs:// paths work too
+    with h5py.File(buffer, "r") as handle:
         if handle.attrs.get(FORMAT_ATTRIBUTE) != FORMAT:
             keras_format = True
         else:

@@ -16,6 +16,7 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 from PIL import Image
 
@@ -61,9 +62,9 @@ class ConvertOptions:
 
 
 def _read_image(path):
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         raise ConversionError(f"Image file not found: {path}")
-    with open(path, "rb") as handle:
+    with tf.io.gfile.GFile(path, "rb") as handle:
         data = handle.read()
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -80,10 +81,11 @@ def _read_image(path):
 
 
 def _read_label(path, label_fn, num_classes):
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         raise ConversionError(f"Label file not found for image: {path}")
     try:
-        with Image.open(path) as image:
+        # PIL reads from the gfile handle, so that the dataset may live on gs:// too.
+        with tf.io.gfile.GFile(path, "rb") as handle, Image.open(handle) as image:
             raw = np.asarray(image if image.mode in ("L", "P", "RGB", "I;16", "I") else image.convert("L"))
     except (OSError, SyntaxError) as error:
         raise ConversionError(f"Corrupt or unreadable label {path}: {error}") from error
@@ -130,7 +132,7 @@ def _table_fn(table):
 
 def _sha256(path):
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with tf.io.gfile.GFile(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

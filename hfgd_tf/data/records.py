@@ -185,7 +185,7 @@ def check_records(config, splits):
             "--data_dir (DataConfig.data_dir) is not set: give the directory of '<split>-K.tfrecord' shards "
             "(scripts/convert_tfrecord.py writes them)"
         )
-    if not os.path.isdir(config.data_dir):
+    if not tf.io.gfile.isdir(config.data_dir):
         raise ValueError(f"--data_dir {config.data_dir!r} (DataConfig.data_dir) does not exist or is not a directory")
     info = config.info
     manifest = read_manifest(config.data_dir)

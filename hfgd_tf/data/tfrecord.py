@@ -9,8 +9,7 @@ by default (SPEC §5), so records written by the authors' converters read here t
 import io
 import json
 import os
-import shutil
-import tempfile
+import uuid
 
 import numpy as np
 import tensorflow as tf
@@ -100,11 +99,12 @@ class ShardWriter:
             raise ValueError(f"examples_per_shard must be >= 1. Received: {examples_per_shard}")
         if not overwrite:
             check_split_is_empty(output_dir, split)
-        os.makedirs(output_dir, exist_ok=True)
         self.output_dir, self.split = output_dir, split
         self.examples_per_shard, self.compression = examples_per_shard, compression
         self.paths, self.num_examples = [], 0
-        self._staging = tempfile.mkdtemp(prefix=f".{split}-", suffix=".partial", dir=output_dir)
+        # tf.io.gfile throughout, so that `output_dir` may be gs://... (or ram:// in tests).
+        self._staging = os.path.join(output_dir, f".{split}-{uuid.uuid4().hex}.partial")
+        tf.io.gfile.makedirs(self._staging)
         self._writer, self._count = None, 0
 
     def _open(self):
@@ -136,28 +136,31 @@ class ShardWriter:
         if exc_type is not None:
             if self._writer is not None:
                 self._writer.close()
-            shutil.rmtree(self._staging, ignore_errors=True)
+            if tf.io.gfile.exists(self._staging):
+                tf.io.gfile.rmtree(self._staging)
             return
         if self._writer is not None:
             self._close()
         # Old shards of the split go first, then the new ones move in (renames within one directory).
         for path in _split_shard_names(self.output_dir, self.split):
-            os.remove(os.path.join(self.output_dir, path))
+            tf.io.gfile.remove(os.path.join(self.output_dir, path))
         final = []
         for path in self.paths:
             target = os.path.join(self.output_dir, os.path.basename(path))
-            os.replace(path, target)
+            tf.io.gfile.rename(path, target, overwrite=True)
             final.append(target)
         self.paths = final
-        os.rmdir(self._staging)
+        if tf.io.gfile.exists(self._staging):
+            tf.io.gfile.rmtree(self._staging)
 
 
 def _split_shard_names(data_dir, split):
     """Names of the files `list_shards` reads for `split` (unsorted); [] for a missing directory."""
-    if not os.path.isdir(data_dir):
+    if not tf.io.gfile.isdir(data_dir):
         return []
     prefix = f"{split}-"
-    return [n for n in os.listdir(data_dir) if n.startswith(prefix) and n.endswith(".tfrecord")]
+    # gfile lists subdirectories of object stores with a trailing "/".
+    return [n for n in tf.io.gfile.listdir(data_dir) if n.startswith(prefix) and n.endswith(".tfrecord")]
 
 
 def check_split_is_empty(output_dir, split):
@@ -173,13 +176,13 @@ def check_split_is_empty(output_dir, split):
 
 def list_shards(data_dir, split):
     """Sorted shard paths of `split` in `data_dir`; a clear error when there are none."""
-    if not os.path.isdir(data_dir):
+    if not tf.io.gfile.isdir(data_dir):
         raise ValueError(f"TFRecord directory not found: {data_dir!r}")
     prefix = f"{split}-"
     names = _split_shard_names(data_dir, split)
     if not names:
         raise ValueError(
-            f"No '{split}-*.tfrecord' shards in {data_dir!r} (found: {sorted(os.listdir(data_dir))[:10]})"
+            f"No '{split}-*.tfrecord' shards in {data_dir!r} (found: {sorted(tf.io.gfile.listdir(data_dir))[:10]})"
         )
 
     def shard_index(name):
@@ -192,7 +195,7 @@ def list_shards(data_dir, split):
 def read_manifest(data_dir):
     """Returns the manifest dict of `data_dir`, or None when there is none."""
     path = os.path.join(data_dir, "manifest.json")
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    with tf.io.gfile.GFile(path) as handle:
+        return json.loads(handle.read())

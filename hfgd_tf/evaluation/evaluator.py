@@ -72,7 +72,17 @@ def build_distributed_eval_dataset(strategy, data_config, eval_batch_size):
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def evaluate(model, dataset, num_classes, ignore_label, eval_config, strategy=None, class_names=None, max_batches=None):
+def evaluate(
+    model,
+    dataset,
+    num_classes,
+    ignore_label,
+    eval_config,
+    strategy=None,
+    class_names=None,
+    max_batches=None,
+    jit_compile=False,
+):
     """Accumulates one confusion matrix over `dataset` and returns the metrics with the protocol.
 
     Args:
@@ -86,14 +96,22 @@ def evaluate(model, dataset, num_classes, ignore_label, eval_config, strategy=No
         strategy: `tf.distribute.Strategy` or None (the default strategy).
         class_names: sequence of str or None.
         max_batches: int or None. Stop early (smoke tests).
+        jit_compile: bool. XLA-compile each replica's prediction (`predict_logits` under the protocol);
+            the batches have static shapes (the last one is padded), so it compiles once per image size.
 
     Returns:
         dict: `segmentation_metrics` plus `protocol`, `num_images`, `seconds`.
     """
     strategy = strategy or tf.distribute.get_strategy()
 
+    def predict(images):
+        return predict_logits(model, images, eval_config)
+
+    if jit_compile:
+        predict = tf.function(predict, jit_compile=True)
+
     def replica_step(images, labels, valid):
-        logits = predict_logits(model, images, eval_config)
+        logits = predict(images)
         predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
         # Padded examples: ignore label everywhere, and masked here as well.
         mask = tf.reshape(tf.cast(valid, tf.bool), [-1, 1, 1])

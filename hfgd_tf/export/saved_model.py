@@ -10,6 +10,7 @@ import os
 import tensorflow as tf
 
 from hfgd_tf.evaluation.inference import predict_logits
+from hfgd_tf.files import rename_directory
 
 SERVING_SIGNATURE = "serving_default"
 
@@ -55,27 +56,31 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
     if eval_config is not None and eval_config.sliding_window_height:
         raise ValueError("Sliding-window inference cannot be exported (dynamic sizes); export without it")
     module = SegmentationServingModule(model, eval_config)
-    temporary = export_dir.rstrip("/") + ".incomplete"
+    # Hidden siblings whose names do not start with the export's name (TF's ram:// filesystem lists a
+    # directory by name prefix).
+    parent, name = os.path.split(export_dir.rstrip("/"))
+    temporary, old = os.path.join(parent, f".{name}.incomplete"), os.path.join(parent, f".{name}.old")
     tf.saved_model.save(module, temporary, signatures={SERVING_SIGNATURE: module.serve})
+    # tf.io.gfile throughout: `export_dir` may be gs://... (or ram:// in tests).
     assets = os.path.join(temporary, "assets")
-    os.makedirs(assets, exist_ok=True)
-    with open(os.path.join(assets, "labels.json"), "w") as handle:
-        json.dump({"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}, handle)
-    if os.path.isdir(export_dir):
-        old = export_dir.rstrip("/") + ".old"
-        os.replace(export_dir, old)
-        os.replace(temporary, export_dir)
+    tf.io.gfile.makedirs(assets)
+    with tf.io.gfile.GFile(os.path.join(assets, "labels.json"), "w") as handle:
+        labels = {"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}
+        handle.write(json.dumps(labels))
+    if tf.io.gfile.isdir(export_dir):
+        rename_directory(export_dir, old)
+        rename_directory(temporary, export_dir)
         tf.io.gfile.rmtree(old)
     else:
-        os.replace(temporary, export_dir)
+        rename_directory(temporary, export_dir)
     return export_dir
 
 
 def read_export_labels(export_dir):
     """Returns `(class_names, colormap)` stored with an export (empty lists when missing)."""
     path = os.path.join(export_dir, "assets", "labels.json")
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         return [], []
-    with open(path) as handle:
-        content = json.load(handle)
+    with tf.io.gfile.GFile(path) as handle:
+        content = json.loads(handle.read())
     return content["class_names"], [tuple(c) for c in content["colormap"]]

@@ -1,6 +1,7 @@
 """Colour label maps and overlays for looking at predictions."""
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 IGNORE_COLOUR = (0, 0, 0)
@@ -27,7 +28,13 @@ def save_prediction_pngs(path_stem, image, class_ids, colormap):
         "color": f"{path_stem}_color.png",
         "overlay": f"{path_stem}_overlay.png",
     }
-    Image.fromarray(np.asarray(class_ids, np.uint8)).save(paths["label"])
-    Image.fromarray(colorize(class_ids, colormap)).save(paths["color"])
-    Image.fromarray(overlay(image, class_ids, colormap)).save(paths["overlay"])
+    arrays = {
+        "label": np.asarray(class_ids, np.uint8),
+        "color": colorize(class_ids, colormap),
+        "overlay": overlay(image, class_ids, colormap),
+    }
+    for name, array in arrays.items():
+        # Through tf.io.gfile, so that the stem may be a gs://... path.
+        with tf.io.gfile.GFile(paths[name], "wb") as handle:
+            Image.fromarray(array).save(handle, format="PNG")
     return paths

@@ -5,14 +5,13 @@ optimizer, step), `best/model.weights.h5` with `best/metrics.json`, and TensorBo
 """
 
 import dataclasses
-import json
 import os
 
 import tensorflow as tf
 
 from hfgd_tf.backbones.weights import load_weights_by_name
 from hfgd_tf.data.config import DataConfig
-from hfgd_tf.files import write_json_atomic
+from hfgd_tf.files import read_json, write_json_atomic
 from hfgd_tf.models import ModelConfig, build_model
 
 RUN_CONFIG = "run_config.json"
@@ -56,12 +55,11 @@ def write_run_config(checkpoint_dir, **configs):
 def read_run_config(checkpoint_dir):
     """Returns `(ModelConfig, DataConfig, raw dict)` of a run directory."""
     path = os.path.join(checkpoint_dir, RUN_CONFIG)
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         raise ValueError(
             f"{path!r} not found: --checkpoint_dir must be a training run directory (written by scripts/train.py)"
         )
-    with open(path) as handle:
-        content = json.load(handle)
+    content = read_json(path)
     # Runs written before the head width was a field had a D-wide head.
     content["model"].setdefault("upsampler_num_channels", content["model"].get("num_channels", 0))
     return ModelConfig(**content["model"]), DataConfig(**content["data"]), content
@@ -83,7 +81,7 @@ def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
     model = build_model(model_config, dtype_policy=dtype_policy)
     if which == "best":
         path = os.path.join(checkpoint_dir, BEST_DIR, BEST_WEIGHTS)
-        if not os.path.isfile(path):
+        if not tf.io.gfile.exists(path):
             raise ValueError(f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use which='latest'")
         load_weights_by_name(model, path)
         return model, model_config, data_config

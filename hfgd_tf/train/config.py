@@ -67,6 +67,12 @@ class TrainConfig:
     Attributes:
         checkpoint_dir: str. Checkpoints, TensorBoard logs and the best-mIoU weights go here.
         batch_size: int. The global batch (the authors' `gpu_batch_size`), split across replicas.
+            With `accumulation_steps` N, the batch of one micro-batch: an update sees N * batch_size.
+        accumulation_steps: int. Gradient accumulation: each optimizer update sums the gradients of N
+            micro-batches of `batch_size` (the loss normalised by the pixels of all N), so it equals one
+            step with a batch of N * batch_size (BatchNorm statistics excepted: they stay per
+            micro-batch). Steps, epochs, the LR schedule, logging and checkpoints count updates.
+            Not with loss "ohem".
         train_epoch: int. Epochs; total steps = train_epoch * epoch_steps.
         epoch_steps: int. Steps per epoch (a checkpoint and an evaluation after each).
         high_loss_weight: float. Weight of the high-level loss (loss = loss_up + w * loss_high).
@@ -92,7 +98,9 @@ class TrainConfig:
             the run-to-run nondeterminism of the kernels: on CPU none was measured; on GPU bitwise
             equality needs --op_determinism.
         evaluate_every_epoch: bool. Evaluate on the eval split after each epoch.
-        log_every_steps: int. Progress line and TensorBoard scalars period.
+        log_every_steps: int. Progress line and TensorBoard scalars period. The loop reads the loss and
+            the device-side NaN/Inf record back to the host only at these steps and at checkpoints (no
+            host round trip per step); a non-finite step freezes the weights on the device until then.
         training_progress_bar: bool. Show a progress bar (steps/s, ETA, loss) on the terminal.
         seed: int. Seed for weights (Keras) and data.
         op_determinism: bool. `tf.config.experimental.enable_op_determinism()`: bitwise identical reruns
@@ -115,6 +123,7 @@ class TrainConfig:
 
     checkpoint_dir: str
     batch_size: int = 16
+    accumulation_steps: int = 1
     train_epoch: int = 30
     epoch_steps: int = 1000
     high_loss_weight: float = 1.0
@@ -141,7 +150,8 @@ class TrainConfig:
     def __post_init__(self):
         if not self.checkpoint_dir:
             raise ValueError("TrainConfig.checkpoint_dir must be set (where checkpoints and logs go)")
-        for name in ("batch_size", "train_epoch", "epoch_steps", "max_checkpoints_to_keep", "log_every_steps"):
+        positive = ("batch_size", "accumulation_steps", "train_epoch", "epoch_steps", "max_checkpoints_to_keep")
+        for name in positive + ("log_every_steps",):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1. Received: {name}={getattr(self, name)}")
         if self.mixed_precision not in MIXED_PRECISIONS:

@@ -58,6 +58,35 @@ def tf_config_for_workers(worker_hosts, task_index, existing=None):
     return json.dumps(config)
 
 
+def check_tf_config(text):
+    """Checks a `TF_CONFIG` value for MultiWorkerMirroredStrategy; raises ValueError naming what is wrong.
+
+    `TFConfigClusterResolver` accepts a config without a cluster, a task or with an index outside the
+    cluster, and then runs every machine as a lone chief that writes the same run directory: refused here.
+    """
+    if not text:
+        raise ValueError(
+            "--strategy=multi_worker needs the cluster: set the TF_CONFIG environment variable or give "
+            "--worker_hosts and --task_index (for the devices of one machine use --strategy=mirrored)"
+        )
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"The TF_CONFIG environment variable is not valid JSON ({error}): {text!r}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    example = '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}'
+    if not isinstance(cluster, dict) or not any(isinstance(cluster.get(k), list) and cluster[k] for k in ("worker", "chief")):
+        raise ValueError(f"TF_CONFIG needs a \"cluster\" with a non-empty \"worker\" (or \"chief\") host list, e.g. {example}. Received: {text}")
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise ValueError(f"TF_CONFIG needs a \"task\" whose \"type\" is a job of its cluster, e.g. {example}. Received: {text}")
+    index = task.get("index", 0)
+    if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+        raise ValueError(
+            f"TF_CONFIG task index {index!r} is outside its job's {len(cluster[task['type']])} hosts. Received: {text}"
+        )
+
+
 def configure_workers(worker_hosts, task_index, strategy):
     """Writes `TF_CONFIG` from `--worker_hosts`/`--task_index` (before any TensorFlow op runs).
 
@@ -70,13 +99,29 @@ def configure_workers(worker_hosts, task_index, strategy):
         raise ValueError(f"--worker_hosts/--task_index need --strategy=multi_worker. Received: --strategy={strategy}")
     if config is not None:
         os.environ["TF_CONFIG"] = config
-    elif strategy == "multi_worker" and os.environ.get("TF_CONFIG"):
-        try:
-            json.loads(os.environ["TF_CONFIG"])
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"The TF_CONFIG environment variable is not valid JSON ({error}): {os.environ['TF_CONFIG']!r}"
-            ) from None
+    if strategy == "multi_worker":
+        check_tf_config(os.environ.get("TF_CONFIG"))
+
+
+def resolve_tpu(tpu):
+    """Finds the TPU `tpu` with `TPUClusterResolver`, connects to it and initialises it; returns the resolver.
+
+    The one entry point to a TPU for training and evaluation (scripts/train.py --tpu, scripts/evaluate.py
+    --strategy=tpu --tpu).
+
+    Args:
+        tpu: str. TPU name, `grpc://` address, or "local" for a TPU VM's own chips.
+
+    Raises:
+        ValueError: the TPU cannot be found or reached (names the flag).
+    """
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError) as error:
+        raise ValueError(f"--tpu={tpu!r}: cannot find or initialise the TPU ({error})") from error
+    return resolver
 
 
 def create_strategy(name, tpu=""):
@@ -89,16 +134,14 @@ def create_strategy(name, tpu=""):
         name: str. "auto" (TPU if `tpu` is set, else MirroredStrategy over all local GPUs, else the
             one CPU device), "one_device", "mirrored" (all local GPUs, or all logical CPUs when there
             are no GPUs), "multi_worker" (`MultiWorkerMirroredStrategy` over the cluster in the
-            `TF_CONFIG` environment variable, all local GPUs or the CPU of each worker; without
-            `TF_CONFIG` one local worker) or "tpu".
+            `TF_CONFIG` environment variable, checked by `check_tf_config`; all local GPUs or the CPU
+            of each worker) or "tpu".
         tpu: str. TPU name or address for "tpu"/"auto".
     """
     if name == "tpu" or (name == "auto" and tpu):
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
+        return tf.distribute.TPUStrategy(resolve_tpu(tpu))
     if name == "multi_worker":
+        check_tf_config(os.environ.get("TF_CONFIG"))
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     gpus = tf.config.list_logical_devices("GPU")

@@ -1,10 +1,11 @@
 """The training loop: tf.distribute custom loop with checkpoint/resume, evaluation and TensorBoard."""
 
-import json
+import dataclasses
 import math
 import os
 import tempfile
 import time
+import uuid
 
 import keras
 import numpy as np
@@ -17,7 +18,7 @@ from hfgd_tf.data.pipeline import build_train_dataset
 from hfgd_tf.data.tfrecord import list_shards, parse_example, read_manifest
 from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, evaluate, global_eval_batch_size
 from hfgd_tf.evaluation.metrics import format_metrics_table
-from hfgd_tf.files import write_json_atomic
+from hfgd_tf.files import read_json, write_json_atomic
 from hfgd_tf.models import build_model
 from hfgd_tf.train import checkpoints
 from hfgd_tf.train.distribute import create_strategy, is_chief
@@ -90,6 +91,12 @@ def freeze_batch_norm(model):
     return frozen
 
 
+def _flag_value(value):
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class Trainer:
     """Trains a segmenter from configs.
 
@@ -132,7 +139,12 @@ class Trainer:
         # Only the chief writes the run directory. The other workers of a multi-worker cluster still save
         # every checkpoint (a save is collective), into a local temporary directory removed by `train`.
         self.is_chief = is_chief(self.strategy)
-        self._save_dir = train_config.checkpoint_dir if self.is_chief else tempfile.mkdtemp(prefix="hfgd_worker_")
+        # Named, not created: the first save creates it, so a failure before `train` leaves nothing behind.
+        self._save_dir = (
+            train_config.checkpoint_dir
+            if self.is_chief
+            else os.path.join(tempfile.gettempdir(), f"hfgd_worker_{os.getpid()}_{uuid.uuid4().hex[:8]}")
+        )
         self.preempted = False  # set by `train` when a SIGTERM stopped it after saving a checkpoint
         with self.strategy.scope():
             self.model = build_model(model_config, dtype_policy=train_config.dtype_policy)
@@ -174,9 +186,19 @@ class Trainer:
             if train_config.init_weights_path:
                 # Fine-tuning: weights whose path and shape match load; the rest (e.g. a classifier for
                 # another number of classes) keep their initial values, listed in a warning.
-                if not os.path.isfile(train_config.init_weights_path):
+                if not tf.io.gfile.exists(train_config.init_weights_path):
                     raise ValueError(f"TrainConfig.init_weights_path not found: {train_config.init_weights_path!r}")
                 load_weights_by_name(self.model, train_config.init_weights_path, skip_mismatch=True)
+        # Device-side training health, written by the train step and read by the host only at log and
+        # checkpoint steps (no host round trip per step): the steps run, the first step whose loss was
+        # NaN/Inf or whose update was skipped without float16 loss scaling (-1: none) with its loss, and
+        # the updates skipped by float16 loss scaling. Plain (unmirrored) variables, updated in the
+        # cross-replica part of the step.
+        self._steps_run = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps_run")
+        self._first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_bad_step")
+        self._first_bad_loss = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="first_bad_loss")
+        self._skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_updates")
+        self._skipped_reported = 0
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._save_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )
@@ -191,6 +213,12 @@ class Trainer:
             ohem_min_kept=train_config.ohem_min_kept,
             focal_gamma=train_config.focal_gamma,
         )
+        if train_config.loss == "ohem" and train_config.accumulation_steps > 1:
+            raise ValueError(
+                "TrainConfig.loss='ohem' cannot be combined with accumulation_steps > 1 (the kept pixels are chosen "
+                "per micro-batch, so the result would not be one step of the larger batch): use --loss=cross_entropy"
+                "|focal, or --accumulation_steps=1"
+            )
         if train_config.loss == "ohem" and train_config.jit_compile:
             # The global OHEM threshold gathers across replicas inside the loss, which cannot sit in
             # the XLA-compiled part of the step.
@@ -247,10 +275,11 @@ class Trainer:
 
     # === Steps ===
     def _loss_and_gradients(self, images, labels, global_count):
-        """Forward, losses and gradients of one replica; XLA-compiled with `jit_compile`.
+        """Forward, losses and gradients of one replica's micro-batch; XLA-compiled with `jit_compile`.
 
-        Every loss term is divided by `global_count`, the supervised pixels of the global batch, so
-        that the gradients summed over replicas are those of the global-batch mean.
+        Every loss term is divided by `global_count`, the supervised pixels of the global batch (of all
+        the accumulated micro-batches), so that the gradients summed over replicas and micro-batches
+        are those of the global-batch mean.
         """
         num_replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
@@ -263,26 +292,47 @@ class Trainer:
                     self.optimizer_config.weight_decay,
                     self.optimizer_config.decay_norm_vars,
                 )
-                losses["weight_decay"] = decay / num_replicas
+                # Added once per micro-batch of every replica: the shares sum to one decay per update.
+                losses["weight_decay"] = decay / (num_replicas * self.train_config.accumulation_steps)
                 total += losses["weight_decay"]
             losses["total"] = total
             scaled = self.optimizer.scale_loss(total)
         return losses, tape.gradient(scaled, self.model.trainable_variables)
 
-    def _replica_step(self, images, labels):
+    def _replica_step(self, images, labels, healthy=True):
         """One replica's part of a step: loss, gradient, cross-replica sum and the (shared) update.
+
+        `images` and `labels` are one batch `[B, H, W, 3]`/`[B, H, W]` or, with gradient accumulation,
+        tuples of `accumulation_steps` micro-batches: the supervised pixels of all of them make the
+        loss normaliser, their gradients are summed on the replica, then handled as one batch's.
 
         The gradient is summed across replicas here, once, so that unscaling (float16), the finiteness
         check and clipping all see the gradient of the global batch: every replica takes the same
-        decision, and a step on N replicas equals a step on 1.
+        decision, and a step on N replicas equals a step on 1. `healthy` (bool scalar, the same on
+        every replica) False skips the update: set once a step went non-finite, so that the steps run
+        until the host notices (at the next log or checkpoint step) leave the weights untouched.
         """
         context = tf.distribute.get_replica_context()
+        if not isinstance(images, (list, tuple)):
+            images, labels = (images,), (labels,)
         # The global count needs a cross-replica sum, which stays outside the XLA-compiled part.
-        count = supervised_pixel_count(
-            labels, self.model_config.num_classes, self.data_config.info.ignore_label, self.class_weights
+        count = tf.add_n(
+            [
+                supervised_pixel_count(
+                    micro, self.model_config.num_classes, self.data_config.info.ignore_label, self.class_weights
+                )
+                for micro in labels
+            ]
         )
         global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-        losses, gradients = self._gradient_fn(images, labels, global_count)
+        losses, gradients = None, None
+        for micro_images, micro_labels in zip(images, labels):
+            micro_losses, micro_gradients = self._gradient_fn(micro_images, micro_labels, global_count)
+            if gradients is None:
+                losses, gradients = micro_losses, list(micro_gradients)
+                continue
+            losses = {k: losses[k] + v for k, v in micro_losses.items()}
+            gradients = [g if g is None else g + m for g, m in zip(gradients, micro_gradients)]
         variables = self.model.trainable_variables
         present = [i for i, g in enumerate(gradients) if g is not None]
         summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [gradients[i] for i in present])
@@ -291,6 +341,7 @@ class Trainer:
             scale = tf.cast(loss_scale_optimizer.dynamic_scale, tf.float32)
             summed = [g / scale for g in summed]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in summed])
+        finite = tf.logical_and(finite, healthy)
         norm = tf.linalg.global_norm(summed)
         if self.optimizer_config.gradient_clip_norm:
             summed, _ = tf.clip_by_global_norm(summed, self.optimizer_config.gradient_clip_norm, use_norm=norm)
@@ -331,7 +382,11 @@ class Trainer:
         """Iterator over the distributed training dataset, positioned at `start_step`."""
         dataset = self.strategy.distribute_datasets_from_function(
             lambda context: build_train_dataset(
-                self.data_config, self.train_config.batch_size, context, initial_step=start_step
+                self.data_config,
+                self.train_config.batch_size,
+                context,
+                # The stream is in micro-batches: `accumulation_steps` of them per optimizer step.
+                initial_step=start_step * self.train_config.accumulation_steps,
             )
         )
         return iter(dataset)
@@ -342,18 +397,77 @@ class Trainer:
         The dict holds the losses (summed over replicas: each replica's share of the global mean),
         `gradient_norm` (global norm of the global-batch gradient, before clipping) and `update_applied`
         (1.0, or 0.0 when the gradient was not finite and the update was skipped on every replica).
+        With `accumulation_steps` N it takes N batches from the iterator and makes one update with the
+        summed gradient: the result of one step with an N times larger batch.
+        It also updates the device-side health counters (`_record_health`), so that the loop reads
+        nothing back from the device per step.
         """
 
         def train_step(iterator):
-            images, labels = next(iterator)
-            losses, stats = self.strategy.run(self._replica_step, args=(images, labels))
+            healthy = tf.less(self._first_bad_step, 0)
+            batches = [next(iterator) for _ in range(self.train_config.accumulation_steps)]
+            images, labels = tuple(b[0] for b in batches), tuple(b[1] for b in batches)
+            losses, stats = self.strategy.run(self._replica_step, args=(images, labels, healthy))
             outputs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
             for name, value in stats.items():
                 # Equal on every replica (computed from the summed gradient).
                 outputs[name] = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            self._record_health(outputs)
             return outputs
 
         return tf.function(train_step)
+
+    def _record_health(self, outputs):
+        """Counts the step and records the first non-finite one, on the device (cross-replica context)."""
+        step = self._steps_run.assign_add(1)
+        total = tf.cast(outputs["total"], tf.float32)
+        applied = outputs["update_applied"] > 0.5
+        bad = tf.logical_not(tf.math.is_finite(total))
+        if self._loss_scale_optimizer is None:
+            # Without loss scaling a skipped update means a NaN/Inf gradient: an error, not an overflow.
+            bad = tf.logical_or(bad, tf.logical_not(applied))
+        first = tf.logical_and(bad, self._first_bad_step < 0)
+        self._first_bad_loss.assign(tf.where(first, total, self._first_bad_loss))
+        self._first_bad_step.assign(tf.where(first, step, self._first_bad_step))
+        self._skipped_updates.assign_add(tf.cast(tf.logical_not(applied), tf.int64))
+
+    def check_health(self):
+        """Reads the device-side health counters (one host read); raises if a step went non-finite.
+
+        Called at log and checkpoint steps and at the end. Float16 loss-scaling skips are logged.
+
+        Raises:
+            NonFiniteLossError: the loss, or (without float16) the gradient, was NaN/Inf at some step
+                since the start; that step's update and all later ones were skipped on the device.
+        """
+        first_bad, loss, skipped, run = (
+            int(self._first_bad_step.numpy()),
+            float(self._first_bad_loss.numpy()),
+            int(self._skipped_updates.numpy()),
+            int(self._steps_run.numpy()),
+        )
+        last_good = self.manager.latest_checkpoint
+        hint = "Try a lower --initial_lr or --gradient_clip_norm."
+        if first_bad >= 0 and not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"Loss is {loss} at step {first_bad} (noticed by step {run}); stopped without saving. The last good "
+                f"checkpoint is {last_good!r}. {hint}"
+            )
+        if first_bad >= 0:
+            raise NonFiniteLossError(
+                f"The gradient is NaN/Inf at step {first_bad} (loss {loss}; noticed by step {run}); the update was "
+                f"not applied and nothing was saved. The last good checkpoint is {last_good!r}. {hint}"
+            )
+        if skipped > self._skipped_reported:
+            logging.warning(
+                "%d float16 gradient overflows by step %d: those updates were skipped on every replica (loss scale "
+                "now %g; %d skipped so far)",
+                skipped - self._skipped_reported,
+                run,
+                float(self._loss_scale_optimizer.dynamic_scale.numpy()),
+                skipped,
+            )
+            self._skipped_reported = skipped
 
     def save_checkpoint(self, step):
         """Saves `ckpt-<step>` after checking that every weight is finite.
@@ -390,9 +504,8 @@ class Trainer:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Resumed from %s at step %d", latest, int(self.step.numpy()))
         best_path = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR, "metrics.json")
-        if os.path.isfile(best_path):
-            with open(best_path) as handle:
-                self.best_miou = json.load(handle)["miou"]
+        if tf.io.gfile.exists(best_path):
+            self.best_miou = read_json(best_path)["miou"]
         return int(self.step.numpy())
 
     def train(self, evaluate_fn=None):
@@ -413,8 +526,37 @@ class Trainer:
             if not self.is_chief and tf.io.gfile.exists(self._save_dir):
                 tf.io.gfile.rmtree(self._save_dir)
 
+    def _check_resumed_model(self):
+        """Refuses to resume a run directory whose checkpoints belong to another model configuration.
+
+        Otherwise the restore fails on a tensor shape deep inside TensorFlow, or the run config is
+        overwritten with one that no longer describes the checkpoints (e.g. a default that changed
+        between versions, such as `upsampler_num_channels`).
+        """
+        config = self.train_config
+        if not config.restore_checkpoint or tf.train.latest_checkpoint(config.checkpoint_dir) is None:
+            return
+        if not tf.io.gfile.exists(os.path.join(config.checkpoint_dir, checkpoints.RUN_CONFIG)):
+            return
+        stored = checkpoints.read_run_config(config.checkpoint_dir)[0]
+        # Initial weights do not matter on resume: the checkpoint replaces them.
+        ignored = {"backbone_weights_path"}
+        differences = [
+            f"{field.name}: the run has {getattr(stored, field.name)!r}, now {getattr(self.model_config, field.name)!r}"
+            for field in dataclasses.fields(stored)
+            if field.name not in ignored and getattr(stored, field.name) != getattr(self.model_config, field.name)
+        ]
+        if differences:
+            names = [d.split(":")[0] for d in differences]
+            flags = " ".join(f"--{n}={_flag_value(getattr(stored, n))}" for n in names)
+            raise ValueError(
+                f"{config.checkpoint_dir!r} holds checkpoints of another model ({'; '.join(differences)}). Resume with "
+                f"the run's settings ({flags}) or train into a new --checkpoint_dir"
+            )
+
     def _train(self, evaluate_fn, watcher):
         config = self.train_config
+        self._check_resumed_model()
         if self.is_chief:
             checkpoints.write_run_config(
                 config.checkpoint_dir,
@@ -442,42 +584,30 @@ class Trainer:
             import tqdm
 
             bar = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step", dynamic_ncols=True)
-        skipped = 0
+        self._steps_run.assign(start_step)
         while step < config.total_steps:
             try:
+                # No host read of the outputs here: the step is dispatched and the loop goes on.
                 outputs = train_step(iterator)
-                total = float(outputs["total"])
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
                 raise_if_corrupt_record(self.data_config, self.data_config.train_split, error)
                 raise
             step += 1
             window_steps += 1
             self.last_step_outputs = outputs
-            losses = {k: v for k, v in outputs.items() if k not in STEP_STATISTICS}
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{total:.4f}")
-            if not math.isfinite(total):
-                raise NonFiniteLossError(
-                    f"Loss is {total} at step {step}; stopped without saving. The last good checkpoint is "
-                    f"{self.manager.latest_checkpoint!r}. Try a lower --initial_lr or --gradient_clip_norm."
-                )
-            if not float(outputs["update_applied"]):
-                if self._loss_scale_optimizer is None:
-                    raise NonFiniteLossError(
-                        f"The gradient is NaN/Inf at step {step} (loss {total}); the update was not applied and "
-                        f"nothing was saved. The last good checkpoint is {self.manager.latest_checkpoint!r}. Try a "
-                        "lower --initial_lr or --gradient_clip_norm."
-                    )
-                skipped += 1
-                logging.warning(
-                    "step %d: float16 gradient overflow, update skipped on every replica (loss scale now %g; %d "
-                    "skipped so far)",
-                    step,
-                    float(self._loss_scale_optimizer.dynamic_scale.numpy()),
-                    skipped,
-                )
+            boundary = step % config.epoch_steps == 0 or step == config.total_steps
+            if step % config.log_every_steps == 0 or boundary:
+                try:
+                    self.check_health()
+                except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+                    raise_if_corrupt_record(self.data_config, self.data_config.train_split, error)
+                    raise
             if step % config.log_every_steps == 0 or step == config.total_steps:
+                losses = {k: float(v) for k, v in outputs.items() if k not in STEP_STATISTICS}
+                if bar is not None:
+                    bar.set_postfix(loss=f"{losses['total']:.4f}")
                 elapsed = time.time() - window_start
                 rate = window_steps / max(elapsed, 1e-9)
                 eta = (config.total_steps - step) / max(rate, 1e-9)
@@ -486,7 +616,7 @@ class Trainer:
                     "step %d/%d  %s  grad norm %.4g  lr %.5f  %.2f steps/s  ETA %s",
                     step,
                     config.total_steps,
-                    "  ".join(f"{k} {float(v):.4f}" for k, v in losses.items()),
+                    "  ".join(f"{k} {v:.4f}" for k, v in losses.items()),
                     float(outputs["gradient_norm"]),
                     lr,
                     rate,
@@ -501,7 +631,7 @@ class Trainer:
                     if self._loss_scale_optimizer is not None:
                         tf.summary.scalar("loss_scale", self._loss_scale_optimizer.dynamic_scale)
                 window_start, window_steps = time.time(), 0
-            if step % config.epoch_steps == 0 or step == config.total_steps:
+            if boundary:
                 self.save_checkpoint(step)
                 if config.evaluate_every_epoch:
                     metrics = evaluate_fn(self.model)
@@ -530,6 +660,7 @@ class Trainer:
             strategy=self.strategy,
             class_names=info.class_names,
             max_batches=max_batches,
+            jit_compile=self.train_config.jit_compile,
         )
 
     def _record_evaluation(self, metrics, step, writer):
@@ -542,12 +673,12 @@ class Trainer:
             if not self.is_chief:
                 return
             best_dir = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR)
-            os.makedirs(best_dir, exist_ok=True)
+            tf.io.gfile.makedirs(best_dir)
             weights = os.path.join(best_dir, checkpoints.BEST_WEIGHTS)
             # Keras requires the .weights.h5 suffix, so the temporary name keeps it.
             temporary = os.path.join(best_dir, "incomplete." + checkpoints.BEST_WEIGHTS)
             save_weights_by_name(self.model, temporary)
-            os.replace(temporary, weights)
+            tf.io.gfile.rename(temporary, weights, overwrite=True)
             summary = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
             write_json_atomic(os.path.join(best_dir, "metrics.json"), {**summary, "step": step})
             logging.info("New best mIoU %.4f: weights in %s", metrics["miou"], weights)

@@ -26,7 +26,7 @@ from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 from hfgd_tf.train import trainer as trainer_module
 from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset
 from hfgd_tf.train.checkpoints import read_run_config, restore_model
-from hfgd_tf.train.distribute import tf_config_for_workers
+from hfgd_tf.train.distribute import configure_workers, tf_config_for_workers
 from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE, PreemptionWatcher
 from tests.conftest import ROOT, tiny_model_config
 
@@ -129,6 +129,28 @@ def test_worker_hosts_and_task_index_give_tf_config():
 def test_inconsistent_worker_flags_are_refused(hosts, index, existing, message):
     with pytest.raises(ValueError, match=message):
         tf_config_for_workers(hosts, index, existing)
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, "needs the cluster: set the TF_CONFIG"),
+        ("[1, 2]", 'needs a "cluster"'),
+        ('{"task": {"type": "worker", "index": 0}}', 'needs a "cluster"'),
+        ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', 'needs a "cluster"'),
+        ('{"cluster": {"worker": ["h:1", "h:2"]}}', 'needs a "task"'),
+        ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "ps", "index": 0}}', 'needs a "task"'),
+        ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 5}}', "outside its job's 2 hosts"),
+    ],
+)
+def test_a_tf_config_that_would_run_machines_as_lone_chiefs_is_refused(tf_config, message, monkeypatch):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ValueError, match=message):
+        configure_workers("", -1, "multi_worker")
+    configure_workers("", -1, "mirrored")  # other strategies do not read TF_CONFIG
 
 
 @pytest.mark.slow

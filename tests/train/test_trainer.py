@@ -22,7 +22,9 @@ def synthetic_dir(tmp_path_factory):
     return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 16, 4, 64, 64, examples_per_shard=8)
 
 
-def _trainer(data_dir, checkpoint_dir, steps, epoch_steps=None, lr=0.01, optimizer_config=None, **train_overrides):
+def _trainer(
+    data_dir, checkpoint_dir, steps, epoch_steps=None, lr=0.01, optimizer_config=None, model_overrides=None, **train_overrides
+):
     train = dict(
         checkpoint_dir=checkpoint_dir,
         batch_size=2,
@@ -36,7 +38,7 @@ def _trainer(data_dir, checkpoint_dir, steps, epoch_steps=None, lr=0.01, optimiz
         train.update(epoch_steps=epoch_steps, train_epoch=steps // epoch_steps)
     train.update(train_overrides)
     return Trainer(
-        tiny_model_config(num_classes=8),
+        tiny_model_config(num_classes=8, **(model_overrides or {})),
         DataConfig("synthetic_streets", data_dir, crop_height=48, crop_width=48, shuffle_buffer=8),
         optimizer_config or OptimizerConfig(initial_lr=lr),
         TrainConfig(**train),
@@ -208,6 +210,46 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_not_applied_nor_saved(synth
         np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
 
 
+def test_the_loop_reads_the_device_only_at_log_steps_and_a_nan_gradient_freezes_the_weights(synthetic_dir, tmp_path):
+    # Log and checkpoint at step 4 only; the gradient is NaN at step 2 only. The host notices at step 4,
+    # but steps 2-4 (3 and 4 with finite gradients) must not have moved a trainable weight, and no
+    # checkpoint may be written.
+    trainer = _trainer(synthetic_dir, str(tmp_path), steps=4, log_every_steps=4)
+    compute = trainer._gradient_fn
+
+    def nan_at_step_2(images, labels, count):
+        losses, gradients = compute(images, labels, count)
+        factor = tf.where(trainer._steps_run == 1, np.nan, 1.0)  # _steps_run counts the steps done
+        return losses, [g * factor for g in gradients]
+
+    trainer._gradient_fn = nan_at_step_2
+    health_checks, after_step_1 = [], []
+    check, make = trainer.check_health, trainer.make_train_step
+
+    def counted_check():
+        health_checks.append(int(trainer._steps_run.numpy()))
+        check()
+
+    def make_train_step():
+        step = make()
+
+        def first_step_snapshot(iterator):
+            outputs = step(iterator)
+            if not after_step_1:
+                after_step_1.extend(v.numpy() for v in trainer.model.trainable_variables)
+            return outputs
+
+        return first_step_snapshot
+
+    trainer.check_health, trainer.make_train_step = counted_check, make_train_step
+    with pytest.raises(NonFiniteLossError, match=r"gradient is NaN/Inf at step 2 \(loss .*noticed by step 4\).*None"):
+        trainer.train()
+    assert health_checks == [4]
+    assert tf.train.latest_checkpoint(str(tmp_path)) is None
+    for old, variable in zip(after_step_1, trainer.model.trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
+
+
 def test_a_checkpoint_is_never_written_with_non_finite_weights(synthetic_dir, tmp_path):
     trainer = _trainer(synthetic_dir, str(tmp_path), steps=1)
     trainer.save_checkpoint(1)
@@ -322,3 +364,12 @@ def test_freeze_backbone_trains_the_head_only(synthetic_dir, tmp_path):
     for v in trainer.model.backbone.weights:  # kernels, BN scale/offset and moving statistics
         np.testing.assert_array_equal(v.numpy(), backbone[v.path], err_msg=v.path)
     assert any(not np.array_equal(v.numpy(), head[v.path]) for v in trainer.model.upsampler.trainable_variables)
+
+
+def test_resuming_with_another_model_configuration_is_refused_by_name(synthetic_dir, tmp_path):
+    """E.g. a run trained with the D-wide head, resumed under the newer D/2 default."""
+    _trainer(synthetic_dir, str(tmp_path), steps=1, model_overrides=dict(upsampler_num_channels=16)).train()
+    resumed = _trainer(synthetic_dir, str(tmp_path), steps=2)
+    with pytest.raises(ValueError, match=r"upsampler_num_channels: the run has 16, now 0.*--upsampler_num_channels=16"):
+        resumed.train()
+    assert read_run_config(str(tmp_path))[0].upsampler_num_channels == 16  # not overwritten

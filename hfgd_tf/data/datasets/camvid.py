@@ -4,6 +4,7 @@ Raw labels 0..10 are the classes, 11 is void (ignored).
 """
 
 import os
+import tensorflow as tf
 
 from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 from hfgd_tf.data.dataset_info import DatasetInfo
@@ -29,7 +30,7 @@ def list_samples(data_dir, split):
     image_dir = require_dir(os.path.join(data_dir, "images", split), f"CamVid {split} images")
     label_dir = os.path.join(data_dir, "labels", split)
     samples = []
-    for name in sorted(os.listdir(image_dir)):
+    for name in sorted(tf.io.gfile.listdir(image_dir)):
         stem, extension = os.path.splitext(name)
         if extension.lower() in (".jpg", ".jpeg", ".png"):
             samples.append(Sample(stem, os.path.join(image_dir, name), os.path.join(label_dir, stem + ".png")))

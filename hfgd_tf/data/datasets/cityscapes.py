@@ -3,6 +3,7 @@
 """
 
 import os
+import tensorflow as tf
 
 from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 from hfgd_tf.data.dataset_info import DatasetInfo
@@ -37,11 +38,11 @@ def list_samples(data_dir, split):
     image_root = require_dir(os.path.join(data_dir, "leftImg8bit", split), f"Cityscapes {split} leftImg8bit")
     label_root = os.path.join(data_dir, "gtFine", split)
     samples = []
-    for city in sorted(os.listdir(image_root)):
+    for city in sorted(c.rstrip("/") for c in tf.io.gfile.listdir(image_root)):
         city_dir = os.path.join(image_root, city)
-        if not os.path.isdir(city_dir):
+        if not tf.io.gfile.isdir(city_dir):
             continue
-        for name in sorted(os.listdir(city_dir)):
+        for name in sorted(tf.io.gfile.listdir(city_dir)):
             if not name.endswith("_leftImg8bit.png"):
                 continue
             stem = name[: -len("_leftImg8bit.png")]

@@ -5,6 +5,7 @@ remapped to the standard 171 contiguous train ids (the 11 category ids COCO neve
 """
 
 import os
+import tensorflow as tf
 
 from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 from hfgd_tf.data.dataset_info import DatasetInfo, generic_palette
@@ -54,7 +55,7 @@ def list_samples(data_dir, split):
     image_dir = require_dir(os.path.join(data_dir, "images", folder), f"COCO-Stuff {folder} images")
     label_dir = os.path.join(data_dir, "annotations", folder)
     samples = []
-    for name in sorted(os.listdir(image_dir)):
+    for name in sorted(tf.io.gfile.listdir(image_dir)):
         stem, extension = os.path.splitext(name)
         if extension.lower() == ".jpg":
             samples.append(Sample(stem, os.path.join(image_dir, name), os.path.join(label_dir, stem + ".png")))

@@ -4,6 +4,7 @@ import dataclasses
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from hfgd_tf.data.dataset_info import IGNORE_LABEL
 
@@ -44,14 +45,14 @@ def identity_table(num_classes, ignore_values=(IGNORE_LABEL,)):
 
 
 def require_dir(path, what):
-    if not os.path.isdir(path):
+    if not tf.io.gfile.isdir(path):
         raise ValueError(f"{what} directory not found: {path!r}")
     return path
 
 
 def read_split_file(path):
     """Stems listed one per line (blank lines and # comments skipped)."""
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         raise ValueError(f"Split file not found: {path!r}")
-    with open(path) as handle:
+    with tf.io.gfile.GFile(path) as handle:
         return [line.strip() for line in handle if line.strip() and not line.startswith("#")]

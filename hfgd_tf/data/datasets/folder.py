@@ -10,6 +10,7 @@ their manifest, which is where training reads them (`DataConfig(dataset="folder"
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from hfgd_tf.data.dataset_info import IGNORE_LABEL, DatasetInfo, generic_palette
 from hfgd_tf.data.tfrecord import read_manifest
@@ -22,10 +23,10 @@ IGNORE_COLOUR = (0, 0, 0)
 def read_classes(data_dir):
     """Returns `(class_names, colours or None)` from `classes.txt`."""
     path = os.path.join(data_dir, "classes.txt")
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         raise ValueError(f"Folder dataset needs {path!r}: one class per line, 'name' or 'name r g b'")
     names, colours = [], []
-    with open(path) as handle:
+    with tf.io.gfile.GFile(path) as handle:
         for number, line in enumerate(handle, 1):
             parts = line.split()
             if not parts or parts[0].startswith("#"):
@@ -86,9 +87,9 @@ def list_samples(data_dir, split):
     label_dir = os.path.join(data_dir, "labels")
     split_file = os.path.join(data_dir, f"{split}.txt")
     by_stem = {
-        os.path.splitext(n)[0]: n for n in sorted(os.listdir(image_dir)) if n.lower().endswith(IMAGE_SUFFIXES)
+        os.path.splitext(n)[0]: n for n in sorted(tf.io.gfile.listdir(image_dir)) if n.lower().endswith(IMAGE_SUFFIXES)
     }
-    stems = read_split_file(split_file) if os.path.isfile(split_file) else sorted(by_stem)
+    stems = read_split_file(split_file) if tf.io.gfile.exists(split_file) else sorted(by_stem)
     samples = []
     for stem in stems:
         image_name = by_stem.get(stem, stem + ".jpg")
