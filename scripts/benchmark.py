@@ -108,11 +108,15 @@ class Settings:
     pipeline_settings: tuple  # ((crop_h, crop_w), (image_h, image_w)) pairs
 
 
-def _parse_size(text, flag):
-    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
-    if not match:
-        raise ValueError(f"--{flag} entries must look like HEIGHTxWIDTH@HEIGHTxWIDTH (crop@image). Received: {text!r}")
-    return int(match.group(1)), int(match.group(2))
+def _parse_pipeline_setting(entry):
+    """"352x480@360x480" -> ((352, 480), (360, 480))."""
+    match = re.fullmatch(r"(\d+)x(\d+)@(\d+)x(\d+)", entry.strip())
+    if not match or not all(int(v) > 0 for v in match.groups()):
+        raise ValueError(
+            f"--pipeline_settings entries must look like CROPHxCROPW@IMAGEHxIMAGEW (e.g. 352x480@360x480). Received: {entry!r}"
+        )
+    values = [int(v) for v in match.groups()]
+    return tuple(values[:2]), tuple(values[2:])
 
 
 def parse_settings():
@@ -130,11 +134,8 @@ def parse_settings():
         raise ValueError(f"--runs must be >= 1. Received: {FLAGS.runs}")
     if FLAGS.compare_xla and FLAGS.jit_compile:
         raise ValueError("--compare_xla times every row without and with XLA; leave --jit_compile off with it")
-    pipeline = []
-    for entry in FLAGS.pipeline_settings:
-        crop, _, image = entry.partition("@")
-        pipeline.append((_parse_size(crop, "pipeline_settings"), _parse_size(image, "pipeline_settings")))
-    return Settings(rows, FLAGS.image_size, large, tuple(pipeline))
+    pipeline = tuple(_parse_pipeline_setting(entry) for entry in FLAGS.pipeline_settings)
+    return Settings(rows, FLAGS.image_size, large, pipeline)
 
 
 # --- Building the rows -------------------------------------------------------------------------------
