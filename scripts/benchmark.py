@@ -232,9 +232,29 @@ def train_step_function(row, jit_compile):
     return step
 
 
+# (column, row key) -> first line of the error of a function that failed to run (e.g. an XLA compile
+# error); the table says "failed" there and the report lists the errors.
+FAILURES = {}
+
+
 def _timed(name, functions, arguments, runs, warmup):
-    """Median milliseconds of the rows' functions on the same arguments, interleaved; prints them."""
-    seconds = median_seconds({key: (lambda f=f: f(*arguments)) for key, f in functions.items()}, runs, warmup)
+    """Median milliseconds of the rows' functions on the same arguments, interleaved; prints them.
+
+    Each function is called once alone first: one that raises is left out (recorded in FAILURES) rather
+    than ending the run.
+    """
+    import tensorflow as tf
+
+    working = {}
+    for key, function in functions.items():
+        try:
+            tf.nest.map_structure(lambda t: t.numpy(), function(*arguments))
+            working[key] = function
+        except (tf.errors.OpError, ValueError, TypeError) as error:
+            FAILURES[(name, key)] = str(error).strip().splitlines()[0][:300]
+            print(f"{name:28s} {key:26s} FAILED: {FAILURES[(name, key)]}", flush=True)
+    calls = {key: (lambda f=f: f(*arguments)) for key, f in working.items()}
+    seconds = median_seconds(calls, runs, max(warmup - 1, 0))
     for key, value in seconds.items():
         print(f"{name:28s} {key:26s} {value * 1e3:10.1f} ms", flush=True)
     return {key: value * 1e3 for key, value in seconds.items()}
@@ -256,7 +276,7 @@ def measure_rows(rows, settings):
     variants = [("", jit)] + ([(" XLA", True)] if FLAGS.compare_xla else [])
     for suffix, xla in variants:
         functions = {key: inference_function(row, xla) for key, row in rows.items()}
-        name = f"b1 {size}x{size} (ms){suffix}"
+        name = f"b1 {size}x{size}{suffix} (ms)"
         columns[name] = _timed(name, functions, (images[1],), runs, warmup=2)
         if not suffix:
             name = f"b{FLAGS.batch_size} {size}x{size} (ms)"
@@ -269,12 +289,13 @@ def measure_rows(rows, settings):
         batch = FLAGS.train_batch_size
         trainable = {key: train_step_function(row, xla) for key, row in rows.items() if row.trainable}
         labels = generator.uniform([batch, size, size], 0, FLAGS.num_classes, tf.int32)
-        name = f"train b{batch} {size}x{size} (ms){suffix}"
+        name = f"train b{batch} {size}x{size}{suffix} (ms)"
         columns[name] = _timed(name, trainable, (generator.uniform([batch, size, size, 3], 0, 255), labels), runs, warmup=1)
     if FLAGS.compare_xla:
-        for base in (f"b1 {size}x{size} (ms)", f"train b{FLAGS.train_batch_size} {size}x{size} (ms)"):
-            columns[base.replace(" (ms)", " XLA speed-up")] = {
-                key: value / columns[base + " XLA"][key] for key, value in columns[base].items()
+        for base in (f"b1 {size}x{size}", f"train b{FLAGS.train_batch_size} {size}x{size}"):
+            with_xla = columns[f"{base} XLA (ms)"]
+            columns[f"{base} XLA speed-up"] = {
+                key: value / with_xla[key] for key, value in columns[f"{base} (ms)"].items() if key in with_xla
             }
     return columns
 
@@ -326,7 +347,9 @@ def measure_pipeline(settings, policy):
 # --- Report ------------------------------------------------------------------------------------------
 
 
-def _format(value):
+def _format(value, failed=False):
+    if failed:
+        return "failed"
     return "n/a" if value is None else f"{value:.4g}"
 
 
@@ -357,7 +380,9 @@ def machine_description():
 
 def report(rows, columns, saved_model, pipeline, settings):
     names = list(columns)
-    values = [[r.key, r.description] + [_format(columns[c].get(r.key)) for c in names] for r in rows.values()]
+    values = [
+        [r.key, r.description] + [_format(columns[c].get(r.key), (c, r.key) in FAILURES) for c in names] for r in rows.values()
+    ]
     lines = [
         "# Performance: HFGD beside its peers",
         "",
@@ -394,6 +419,8 @@ def report(rows, columns, saved_model, pipeline, settings):
             )
         headers = [re.sub(r" \((ms|M)\)$", "", c) for c in ratio_names]
         lines += ["", f"## Ratio to {title} (`{peer}`), same run", ""] + table(["key", "model"] + headers, ratio_rows)
+    if FAILURES:
+        lines += ["", "## Failed cells", ""] + [f"- `{key}`, {column}: {message}" for (column, key), message in FAILURES.items()]
     lines += targets(rows, columns, saved_model, pipeline, settings)
     if saved_model:
         keras_ms, saved_ms = saved_model
