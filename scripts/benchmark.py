@@ -83,6 +83,12 @@ flags.DEFINE_integer("image_size", 512, "Square input size of the GFLOPs, latenc
 flags.DEFINE_list("large_size", ["1024", "2048"], "height,width of the batch-1 large-image column (Cityscapes); empty skips it.")
 flags.DEFINE_integer("batch_size", 8, "Batch of the second latency column.")
 flags.DEFINE_integer("train_batch_size", 2, "Batch of the training-step columns (kept small for CPU memory and time).")
+flags.DEFINE_list(
+    "light_rows", ["deeplabv3plus_r50_d8"],
+    "Rows measured only for params, GFLOPs and batch-1 latency at --image_size (their batch-N, large-input and "
+    "training cells say 'skipped'): the dilated DeepLabV3+ alone would take most of a full run's time on 2 CPU "
+    "cores (its atrous convolutions, and their backward above all, are slow on CPU). Empty measures every row fully.",
+)
 flags.DEFINE_integer("num_classes", 59, "Classes of every row (59: Pascal Context, as docs/model_zoo.md).")
 flags.DEFINE_string("backbone", "resnet50", "Backbone of our rows and of the bare-backbone row (resnet_tiny for a quick check).")
 flags.DEFINE_integer("num_channels", 256, "D of our rows (the D-wide-head row's head is D wide).")
@@ -124,9 +130,10 @@ def _parse_pipeline_setting(entry):
 def parse_settings():
     """Checks the flags; raises ValueError naming the flag."""
     rows = tuple(FLAGS.rows) or tuple(ROWS)
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown:
-        raise ValueError(f"--rows has unknown rows {unknown}; known: {list(ROWS)}")
+    for flag in ("rows", "light_rows"):
+        unknown = [r for r in (rows if flag == "rows" else FLAGS.light_rows) if r not in ROWS]
+        if unknown:
+            raise ValueError(f"--{flag} has unknown rows {unknown}; known: {list(ROWS)}")
     if FLAGS.image_size < 32 or FLAGS.image_size % 32:
         raise ValueError(f"--image_size must be a positive multiple of 32. Received: {FLAGS.image_size}")
     large = tuple(int(v) for v in FLAGS.large_size) if FLAGS.large_size else ()
@@ -237,6 +244,13 @@ def train_step_function(row, jit_compile):
 # (column, row key) -> first line of the error of a function that failed to run (e.g. an XLA compile
 # error); the table says "failed" there and the report lists the errors.
 FAILURES = {}
+SKIPPED = set()  # (column, row key) of --light_rows' cells left out
+
+
+def _full(functions, column):
+    """`functions` without the --light_rows (recorded in SKIPPED for `column`)."""
+    SKIPPED.update((column, key) for key in functions if key in FLAGS.light_rows)
+    return {key: f for key, f in functions.items() if key not in FLAGS.light_rows}
 
 
 def _timed(name, functions, arguments, runs, warmup):
@@ -282,16 +296,17 @@ def measure_rows(rows, settings):
         columns[name] = _timed(name, functions, (images[1],), runs, warmup=2)
         if not suffix:
             name = f"b{FLAGS.batch_size} {size}x{size} (ms)"
-            columns[name] = _timed(name, functions, (images[FLAGS.batch_size],), runs, warmup=1)
+            columns[name] = _timed(name, _full(functions, name), (images[FLAGS.batch_size],), runs, warmup=1)
             if settings.large_size:
                 height, width = settings.large_size
-                large = {key: functions[key] for key, row in rows.items() if row.any_size}
                 name = f"b1 {height}x{width} (ms)"
+                large = _full({key: functions[key] for key, row in rows.items() if row.any_size}, name)
                 columns[name] = _timed(name, large, (generator.uniform([1, height, width, 3], 0, 255),), runs, warmup=1)
         batch = FLAGS.train_batch_size
-        trainable = {key: train_step_function(row, xla) for key, row in rows.items() if row.trainable}
-        labels = generator.uniform([batch, size, size], 0, FLAGS.num_classes, tf.int32)
         name = f"train b{batch} {size}x{size}{suffix} (ms)"
+        trainable = _full({key: row for key, row in rows.items() if row.trainable}, name)
+        trainable = {key: train_step_function(row, xla) for key, row in trainable.items()}
+        labels = generator.uniform([batch, size, size], 0, FLAGS.num_classes, tf.int32)
         columns[name] = _timed(name, trainable, (generator.uniform([batch, size, size, 3], 0, 255), labels), runs, warmup=1)
     if FLAGS.compare_xla:
         for base in (f"b1 {size}x{size}", f"train b{FLAGS.train_batch_size} {size}x{size}"):
@@ -349,9 +364,9 @@ def measure_pipeline(settings, policy):
 # --- Report ------------------------------------------------------------------------------------------
 
 
-def _format(value, failed=False):
-    if failed:
-        return "failed"
+def _format(value, failed=False, skipped=False):
+    if failed or skipped:
+        return "failed" if failed else "skipped"
     return "n/a" if value is None else f"{value:.4g}"
 
 
@@ -383,7 +398,9 @@ def machine_description():
 def report(rows, columns, saved_model, pipeline, settings):
     names = list(columns)
     values = [
-        [r.key, r.description] + [_format(columns[c].get(r.key), (c, r.key) in FAILURES) for c in names] for r in rows.values()
+        [r.key, r.description]
+        + [_format(columns[c].get(r.key), (c, r.key) in FAILURES, (c, r.key) in SKIPPED) for c in names]
+        for r in rows.values()
     ]
     lines = [
         "# Performance: HFGD beside its peers",
@@ -405,7 +422,8 @@ def report(rows, columns, saved_model, pipeline, settings):
         "`logits_high`, whose loss is what trains its backbone; keras-cv's outputs are softmax probabilities, "
         "read as logits: same cost). GFLOPs: `tf.profiler` on the batch-1 graph (multiply-add = 2). "
         "n/a: not applicable (the backbone has no logits to train; keras-cv SegFormer needs the square input it "
-        "was built for).",
+        "was built for). skipped: a `--light_rows` row's cell, not measured to keep the run short "
+        f"(--light_rows={','.join(FLAGS.light_rows)}).",
         "",
     ]
     lines += table(["key", "model"] + names, values)
