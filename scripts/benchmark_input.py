@@ -6,11 +6,11 @@ rate of a model at the same crop, measured in the same process (ratios matter; t
 """
 
 import dataclasses
-import time
 
 from absl import app, flags
 
 import common_flags
+from benchmark_utils import pipeline_images_per_second, training_images_per_second
 
 common_flags.define_config_flags(common_flags.DataConfig)
 flags.DEFINE_integer("batch_size", 8, "Batch size of both the pipeline and the training steps.")
@@ -19,46 +19,6 @@ flags.DEFINE_integer("train_steps", 5, "Training steps timed (after 2 warm-up st
 flags.DEFINE_string("backbone", "resnet50", "Backbone of the HFGD model whose step rate is measured.")
 flags.DEFINE_integer("num_channels", 256, "D of the HFGD model.")
 FLAGS = flags.FLAGS
-
-
-def _pipeline_images_per_second(config, batch_size, batches):
-    from hfgd_tf.data.pipeline import build_train_dataset
-
-    iterator = iter(build_train_dataset(config, batch_size))
-    for _ in range(3):
-        next(iterator)
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(iterator)
-    return batches * batch_size / (time.perf_counter() - start)
-
-
-def _training_images_per_second(config, model_config, batch_size, steps):
-    import tensorflow as tf
-
-    from hfgd_tf.models import build_model
-    from hfgd_tf.train.losses import hfgd_loss_terms
-
-    model = build_model(model_config)
-    optimizer = tf.keras.optimizers.SGD(0.01, momentum=0.9)
-    images = tf.random.uniform([batch_size, config.crop_height, config.crop_width, 3], 0, 255)
-    labels = tf.random.uniform([batch_size, config.crop_height, config.crop_width], 0, model_config.num_classes, tf.int32)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            terms = hfgd_loss_terms(labels, model(images, training=True), config.info.ignore_label)
-            loss = sum(total / count for total, count in terms.values())
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss
-
-    for _ in range(2):
-        step().numpy()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step().numpy()
-    return steps * batch_size / (time.perf_counter() - start)
 
 
 def main(argv):
@@ -77,11 +37,13 @@ def main(argv):
     print(f"dataset {config.dataset} at {config.data_dir}, crop {config.crop_height}x{config.crop_width}, batch {FLAGS.batch_size}")
     rates = {}
     for calls in (1, 2):
-        rates[calls] = _pipeline_images_per_second(
+        rates[calls] = pipeline_images_per_second(
             dataclasses.replace(config, num_parallel_calls=calls), FLAGS.batch_size, FLAGS.pipeline_batches
         )
         print(f"input pipeline, num_parallel_calls={calls}: {rates[calls]:8.1f} images/s")
-    training = _training_images_per_second(config, model_config, FLAGS.batch_size, FLAGS.train_steps)
+    from hfgd_tf.models import build_model
+
+    training = training_images_per_second(build_model(model_config), config, FLAGS.batch_size, FLAGS.train_steps)
     print(f"HFGD-{FLAGS.backbone} training step (fp32, this device): {training:8.2f} images/s")
     best = max(rates.values())
     verdict = "input is NOT the bottleneck" if best > 1.5 * training else "input may limit training"

@@ -25,6 +25,7 @@ SCRIPTS = (
     "benchmark_data_sources.py",
     "benchmark_train.py",
     "model_stats.py",
+    "benchmark.py",
 )
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(HERE), "docs", "flags.md")

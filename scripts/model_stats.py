@@ -6,12 +6,11 @@ a markdown table; optional forward timings reported as ratios to a peer measured
 """
 
 import os
-import statistics
-import time
 
 from absl import app, flags
 
 import common_flags  # noqa: F401  (puts the repository on sys.path for source checkouts)
+from benchmark_utils import MODELS, graph_flops, median_seconds
 
 flags.DEFINE_integer("image_size", 512, "Square input size for FLOPs and timing.")
 flags.DEFINE_integer("num_classes", 59, "Classes (Pascal Context 59 by default).")
@@ -22,52 +21,13 @@ flags.DEFINE_list("time_models", ["hfgd_r50_os4", "sfpn_r50"], "Models to time; 
 flags.DEFINE_integer("time_runs", 5, "Timed forward passes per model (after 2 warm-up passes); the median is used.")
 FLAGS = flags.FLAGS
 
-# key -> (description, ModelConfig overrides)
-MODELS = {
-    "hfgd_r50_os4": ("HFGD, ResNet-50, U-SFPN OS4", dict(backbone="resnet50", output_stride=4)),
-    "hfgd_r50_os2": ("HFGD, ResNet-50, U-SFPN OS2", dict(backbone="resnet50", output_stride=2)),
-    "hfgd_r101_os4": ("HFGD, ResNet-101, U-SFPN OS4", dict(backbone="resnet101", output_stride=4)),
-    "hfgd_r101_os2": ("HFGD, ResNet-101, U-SFPN OS2", dict(backbone="resnet101", output_stride=2)),
-    "hfgd_convnext_t_os4": ("HFGD, ConvNeXt-T, U-SFPN OS4", dict(backbone="convnext_tiny", output_stride=4)),
-    "hfgd_convnext_t_os2": ("HFGD, ConvNeXt-T, U-SFPN OS2", dict(backbone="convnext_tiny", output_stride=2)),
-    "hfgd_swin_t_os4": ("HFGD, Swin-T, U-SFPN OS4", dict(backbone="swin_tiny", output_stride=4)),
-    "hfgd_swin_t_os2": ("HFGD, Swin-T, U-SFPN OS2", dict(backbone="swin_tiny", output_stride=2)),
-    "sfpn_r50": ("SemanticFPN baseline, ResNet-50, OS4", dict(backbone="resnet50", upsampler="sfpn", output_stride=4)),
-    "high_level_r50": ("High-level branch only (CAE head, OS32), ResNet-50", dict(backbone="resnet50", upsampler="none")),
-    "deeplabv3plus_r50_d8": (
-        "DeepLabV3+ baseline, dilated ResNet-50 (OS8)",
-        dict(backbone="resnet50", upsampler="deeplabv3plus", backbone_output_stride=8),
-    ),
-}
-
-
-def graph_flops(model, size):
-    """FLOPs of one forward pass at batch 1 of a `size` (int: square) or `(height, width)` input (the
-    profiler counts a multiply-add as 2 FLOPs)."""
-    import tensorflow as tf
-    from tensorflow.python.profiler import model_analyzer, option_builder
-
-    height, width = (size, size) if isinstance(size, int) else size
-    function = tf.function(lambda images: model(images, training=False))
-    graph = function.get_concrete_function(tf.TensorSpec([1, height, width, 3], tf.float32)).graph
-    options = option_builder.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return model_analyzer.profile(graph, options=options).total_float_ops
-
 
 def forward_seconds(model, size, runs):
     import tensorflow as tf
 
     images = tf.random.uniform([1, size, size, 3], 0, 255)
     function = tf.function(lambda x: model(x, training=False)["logits"])
-    for _ in range(2):
-        function(images).numpy()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function(images).numpy()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds({"forward": lambda: function(images)}, runs)["forward"]
 
 
 def main(argv):
@@ -99,7 +59,11 @@ def main(argv):
         f"Input {size}x{size}x3, batch 1, {FLAGS.num_classes} classes, inference graph (the high-level branch's",
         "auxiliary logits included, as they are computed). FLOPs are counted on the TensorFlow graph by",
         "`tf.profiler` (a multiply-add counts as 2 FLOPs); parameters are trainable weights. Regenerate with",
-        "`python scripts/model_stats.py`. HFGD models use D=256, a 1-block transformer CAE.",
+        "`python scripts/model_stats.py`. HFGD models use D=256, a 1-block transformer CAE and a U-SFPN head",
+        "whose laterals and 3x3 stages are D/2 = 128 wide (`upsampler_num_channels=0`; the SemanticFPN baseline",
+        "too), projected to D; the `hfgd_r50_os4_wide_head` row is the D-wide head used before",
+        "(`upsampler_num_channels=256`).",
+        "Latency, training steps and keras-cv peers: `scripts/benchmark.py` (docs/performance.md).",
         "",
         "| model | key | params (M) | GFLOPs |",
         "| --- | --- | ---: | ---: |",

@@ -149,7 +149,7 @@ def _pretrained_backbone(settings, rows):
 def _run(row, seed, settings, rows):
     import keras
     import numpy as np
-    from model_stats import graph_flops
+    from benchmark_utils import graph_flops
 
     from hfgd_tf.files import write_json_atomic
     from hfgd_tf.train import Trainer
