@@ -3,6 +3,7 @@ filesystem (`ram://`, standing in for gs://): folder conversion, records, manife
 checkpoints and side files, resume, evaluation results, the best weights and a SavedModel export."""
 
 import io
+import os
 import uuid
 
 import numpy as np
@@ -25,6 +26,14 @@ from tests.conftest import tiny_model_config
 
 def _ram(name):
     return f"ram://{uuid.uuid4().hex}/{name}"
+
+
+@pytest.fixture(autouse=True)
+def no_local_ram_directory(tmp_path, monkeypatch):
+    """os.makedirs("ram://x") would quietly create ./ram:/x: run in an empty directory and check it stays empty."""
+    monkeypatch.chdir(tmp_path)
+    yield
+    assert not os.path.exists(os.path.join(tmp_path, "ram:")), "a ram:// path was written through the local filesystem"
 
 
 def _write_png(path, array):

@@ -332,14 +332,18 @@ class Trainer:
                 losses, gradients = micro_losses, list(micro_gradients)
                 continue
             losses = {k: losses[k] + v for k, v in micro_losses.items()}
-            gradients = [g if g is None else g + m for g, m in zip(gradients, micro_gradients)]
+            # Dense sums: an embedding-style lookup (Swin's relative position bias) gives IndexedSlices.
+            gradients = [
+                g if g is None else tf.convert_to_tensor(g) + tf.convert_to_tensor(m)
+                for g, m in zip(gradients, micro_gradients)
+            ]
         variables = self.model.trainable_variables
         present = [i for i, g in enumerate(gradients) if g is not None]
         summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [gradients[i] for i in present])
         loss_scale_optimizer = self._loss_scale_optimizer
         if loss_scale_optimizer is not None:
             scale = tf.cast(loss_scale_optimizer.dynamic_scale, tf.float32)
-            summed = [g / scale for g in summed]
+            summed = [tf.convert_to_tensor(g) / scale for g in summed]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in summed])
         finite = tf.logical_and(finite, healthy)
         norm = tf.linalg.global_norm(summed)
@@ -546,11 +550,19 @@ class Trainer:
             for field in dataclasses.fields(stored)
             if field.name not in ignored and getattr(stored, field.name) != getattr(self.model_config, field.name)
         ]
+        # The data position of a resumed run is counted in global batches of micro-batches.
+        stored_train = read_json(os.path.join(config.checkpoint_dir, checkpoints.RUN_CONFIG)).get("train", {})
+        differences += [
+            f"{name}: the run has {stored_train[name]!r}, now {getattr(config, name)!r}"
+            for name in ("batch_size", "accumulation_steps")
+            if name in stored_train and stored_train[name] != getattr(config, name)
+        ]
         if differences:
             names = [d.split(":")[0] for d in differences]
-            flags = " ".join(f"--{n}={_flag_value(getattr(stored, n))}" for n in names)
+            stored_values = {**stored_train, **dataclasses.asdict(stored)}
+            flags = " ".join(f"--{n}={_flag_value(stored_values[n])}" for n in names)
             raise ValueError(
-                f"{config.checkpoint_dir!r} holds checkpoints of another model ({'; '.join(differences)}). Resume with "
+                f"{config.checkpoint_dir!r} holds checkpoints of another model or batch ({'; '.join(differences)}). Resume with "
                 f"the run's settings ({flags}) or train into a new --checkpoint_dir"
             )
 
@@ -639,6 +651,7 @@ class Trainer:
             # (The same condition on every worker: with several, stop_requested is a collective.)
             if step < config.total_steps and watcher.stop_requested():
                 if step % config.epoch_steps:
+                    self.check_health()  # a step that went non-finite since the last check is never saved
                     self.save_checkpoint(step)
                 self.preempted, metrics = True, None
                 logging.warning("Preempted: stopped at step %d after saving its checkpoint; rerun to resume", step)

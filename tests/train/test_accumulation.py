@@ -122,3 +122,24 @@ def test_accumulation_steps_is_validated_and_refused_with_ohem(synthetic_dir, tm
         TrainConfig(checkpoint_dir=str(tmp_path), accumulation_steps=0)
     with pytest.raises(ValueError, match="'ohem' cannot be combined with accumulation_steps > 1"):
         _trainer(None, synthetic_dir, str(tmp_path), batch_size=2, accumulation_steps=2, loss="ohem")
+
+
+@pytest.mark.slow
+def test_accumulation_on_swin_sums_its_sparse_position_bias_gradients(synthetic_dir, tmp_path):
+    """Swin's relative position bias is a gather: its gradient is IndexedSlices, which must be summed densely."""
+    keras.utils.set_random_seed(0)
+    trainer = Trainer(
+        tiny_model_config(num_classes=8, backbone="swin_tiny_test", norm_method="group_norm", drop_path_rate=0.0),
+        DataConfig("synthetic_streets", synthetic_dir, crop_height=64, crop_width=64, shuffle_buffer=8),
+        OptimizerConfig(initial_lr=0.01),
+        TrainConfig(
+            checkpoint_dir=str(tmp_path), batch_size=2, accumulation_steps=2, train_epoch=1, epoch_steps=1,
+            evaluate_every_epoch=False, mixed_precision="float16",
+        ),
+        EvalConfig(eval_batch_size=2),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+    )
+    tables = [v for v in trainer.model.backbone.trainable_variables if "relative_position" in v.path]
+    before = [v.numpy() for v in tables]
+    trainer.train()
+    assert tables and any(not np.array_equal(v.numpy(), b) for v, b in zip(tables, before))

@@ -373,3 +373,7 @@ def test_resuming_with_another_model_configuration_is_refused_by_name(synthetic_
     with pytest.raises(ValueError, match=r"upsampler_num_channels: the run has 16, now 0.*--upsampler_num_channels=16"):
         resumed.train()
     assert read_run_config(str(tmp_path))[0].upsampler_num_channels == 16  # not overwritten
+    # The data position counts global batches: another batch size would re-read or skip examples.
+    other_batch = _trainer(synthetic_dir, str(tmp_path), steps=2, model_overrides=dict(upsampler_num_channels=16), batch_size=4)
+    with pytest.raises(ValueError, match=r"batch_size: the run has 2, now 4.*--batch_size=2"):
+        other_batch.train()
