@@ -134,7 +134,7 @@ def test_accumulation_on_swin_sums_its_sparse_position_bias_gradients(synthetic_
         OptimizerConfig(initial_lr=0.01),
         TrainConfig(
             checkpoint_dir=str(tmp_path), batch_size=2, accumulation_steps=2, train_epoch=1, epoch_steps=1,
-            evaluate_every_epoch=False, mixed_precision="float16",
+            evaluate_every_epoch=False,
         ),
         EvalConfig(eval_batch_size=2),
         strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
