@@ -77,7 +77,7 @@ POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_f
 
 flags.DEFINE_list("rows", [], f"Rows to measure (default: all): {list(ROWS)}.")
 flags.DEFINE_integer(
-    "runs", 3, "Timed repetitions per measurement (medians; after warm-up calls). 3 keeps a full run near 15 min on 2 CPU cores."
+    "runs", 3, "Timed repetitions per measurement (medians; after warm-up calls). 3 kept a full run at 21 min on 2 CPU cores."
 )
 flags.DEFINE_integer("image_size", 512, "Square input size of the GFLOPs, latency and training columns (multiple of 32).")
 flags.DEFINE_list("large_size", ["1024", "2048"], "height,width of the batch-1 large-image column (Cityscapes); empty skips it.")
