@@ -138,7 +138,7 @@ def test_the_help_texts_are_the_right_ones():
         "int. Output stride of the upsampler's logits: 8, 4 or 2. Not the authors' `output_stride` (their "
         "backbone's, set by dilation), which is `backbone_output_stride` here."
     )
-    assert helps["os2_num_channels"] == "int. Width of the OS2 stage of the upsampler; 0 means num_channels // 4 ([ours])."
+    assert helps["os2_num_channels"] == "int. Width of the OS2 stage of the upsampler; 0 means max(8, upsampler width // 4) ([ours])."
     for switch, start in (
         ("stop_gradient_backbone", "bool. Stop the gradient of the backbone features entering the upsampler"),
         ("stop_gradient_guidance", "bool. Stop the gradient of the guidance H"),
