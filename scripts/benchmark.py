@@ -26,7 +26,7 @@ import tempfile
 from absl import app, flags
 
 import common_flags
-from benchmark_utils import MODELS, graph_flops, median_seconds, pipeline_images_per_second, training_images_per_second
+from benchmark_utils import MODELS, cpu_model, graph_flops, median_seconds, pipeline_images_per_second, training_images_per_second
 
 # key -> (description, kind, constructor details). Kinds: "ours" (build_model with MODELS[key]'s
 # overrides, --backbone replacing ResNet-50), "backbone" (build_backbone), "keras_cv".
@@ -386,11 +386,7 @@ def machine_description():
     import keras_cv
     import tensorflow as tf
 
-    cpu = platform.processor() or "unknown CPU"
-    if os.path.isfile("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        cpu = names[0] if names else cpu
+    cpu = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     return (

@@ -31,6 +31,19 @@ MODELS = {
 }
 
 
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo on Linux), for the machine line of a results page."""
+    import os
+    import platform
+
+    cpu = platform.processor() or "unknown CPU"
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return cpu
+
+
 def graph_flops(model, size):
     """FLOPs of one forward pass at batch 1 (the profiler counts a multiply-add as 2 FLOPs).
 

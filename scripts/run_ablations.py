@@ -19,7 +19,6 @@ import dataclasses
 import glob
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -73,12 +72,9 @@ def _git(*args):
 
 
 def _machine():
-    model = platform.processor() or "unknown CPU"
-    if os.path.isfile("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        model = names[0] if names else model
-    return f"{model}, {os.cpu_count()} cores, no GPU"
+    from benchmark_utils import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} cores, no GPU"
 
 
 def _prepare_records(records_dir):
