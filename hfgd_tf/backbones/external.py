@@ -45,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from hfgd_tf.backbones.base import FeatureBackbone
+from hfgd_tf.layers.resize import resize_as_float32
 
 LIBRARIES = ("keras_cv", "keras_hub")
 STRIDE_TO_KEY = {2: "S1", 4: "C2", 8: "C3", 16: "C4", 32: "C5"}
@@ -248,7 +249,7 @@ class ResizeToStride(keras.layers.Layer):
 
     def call(self, inputs, reference):
         size = tf.cast(tf.math.ceil(tf.cast(tf.shape(reference)[1:3], tf.float32) / self.stride), tf.int32)
-        return tf.cast(tf.image.resize(inputs, size, method="bilinear"), inputs.dtype)
+        return resize_as_float32(inputs, size)
 
     def compute_output_shape(self, inputs_shape, reference_shape):
         def grid(size):
@@ -272,7 +273,7 @@ class ResizeToSize(keras.layers.Layer):
         self.height, self.width = int(height), int(width)
 
     def call(self, inputs):
-        return tf.cast(tf.image.resize(inputs, [self.height, self.width], method="bilinear"), inputs.dtype)
+        return resize_as_float32(inputs, [self.height, self.width])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[-1])

@@ -16,6 +16,7 @@ from hfgd_tf.layers.conv_norm_act import ConvNormAct
 from hfgd_tf.layers.normalization import normalize_norm_spec
 from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.position_encoding import SinePositionEncoding2D
+from hfgd_tf.layers.resize import resize_as_float32
 
 
 class _ContextEncoderBase(keras.layers.Layer):
@@ -212,12 +213,37 @@ class ASPPEncoder(_ContextEncoderBase):
         return config
 
 
+def _adaptive_pooling_matrix(size, bins, dtype):
+    """`[bins, size]`: row i averages positions floor(i * size / bins) .. ceil((i + 1) * size / bins) - 1."""
+    index = tf.range(bins)[:, None]
+    position = tf.range(size)[None, :]
+    start = (index * size) // bins
+    end = ((index + 1) * size + bins - 1) // bins
+    inside = tf.cast((position >= start) & (position < end), dtype)
+    return inside / tf.cast(end - start, dtype)
+
+
+def adaptive_average_pool(inputs, bins):
+    """Adaptive average pooling of `[B, h, w, C]` to `[B, bins, bins, C]` with PyTorch's bin edges.
+
+    Written by hand: `keras.ops.adaptive_average_pool` (Keras 3.15) needs static spatial sizes, and the
+    models are built for `[B, None, None, 3]` images; `tf.image.resize(method="area")` has no gradient.
+    Runs in float32 and returns the dtype of `inputs`.
+    """
+    shape = tf.shape(inputs)
+    rows = _adaptive_pooling_matrix(shape[1], bins, tf.float32)
+    columns = _adaptive_pooling_matrix(shape[2], bins, tf.float32)
+    pooled = tf.einsum("ih,bhwc,jw->bijc", rows, tf.cast(inputs, tf.float32), columns)
+    return tf.cast(pooled, inputs.dtype)
+
+
 @keras.saving.register_keras_serializable(package="hfgd_tf")
 class PPMEncoder(_ContextEncoderBase):
     """Pyramid pooling module (PSPNet) as the context encoder (`cae="ppm"`).
 
-    Adaptive average pooling to `bins x bins` is done with area resizing (exact average pooling when the
-    size is a multiple of the bin count), which needs no static input size.
+    Each branch average-pools to `bins x bins` with PyTorch's `AdaptiveAvgPool2d` bins (the PSPNet and
+    mmsegmentation PPM), as two pooling matrices, so it needs no static input size and has a gradient
+    (TF's area resize has none registered).
 
     Args:
         num_channels: int. D.
@@ -250,9 +276,9 @@ class PPMEncoder(_ContextEncoderBase):
         size = tf.shape(inputs)[1:3]
         outputs = [inputs]
         for bins, branch in zip(self.bins, self.branches):
-            pooled = tf.cast(tf.image.resize(inputs, (bins, bins), method="area"), inputs.dtype)
+            pooled = adaptive_average_pool(inputs, bins)
             pooled = branch(pooled, training=training)
-            outputs.append(tf.cast(tf.image.resize(pooled, size, method="bilinear"), inputs.dtype))
+            outputs.append(resize_as_float32(pooled, size))
         return self.output_projection(tf.concat(outputs, axis=-1), training=training)
 
     def get_config(self):

@@ -8,6 +8,27 @@ import keras
 import tensorflow as tf
 
 
+def resize_as_float32(inputs, size, method="bilinear"):
+    """`tf.image.resize` computed in float32 and cast back to the dtype of `inputs`.
+
+    TF's ResizeBilinear already computes and returns float32 for bfloat16/float16 inputs, but the XLA
+    lowering of its gradient (ResizeBilinearGrad with T=bfloat16) emits float32 where the graph says
+    bfloat16, and a mixed-precision training step then fails to compile ("Seen floating point types of
+    different precisions", tensorflow/tensorflow#81273). Casting first keeps the resize and its gradient
+    in float32 and leaves the precision change to a Cast, whose gradient XLA handles.
+
+    Args:
+        inputs: `[B, h, w, C]` of any float dtype.
+        size: `[2]` int32 tensor or pair of ints, the output height and width.
+        method: str. A `tf.image.resize` method.
+
+    Returns:
+        `[B, H, W, C]` in the dtype of `inputs`.
+    """
+    resized = tf.image.resize(tf.cast(inputs, tf.float32), size, method=method)
+    return tf.cast(resized, inputs.dtype)
+
+
 @keras.saving.register_keras_serializable(package="hfgd_tf")
 class ResizeLike(keras.layers.Layer):
     """Resizes `inputs` to the height and width of `reference`.
@@ -34,8 +55,7 @@ class ResizeLike(keras.layers.Layer):
     def call(self, inputs, reference):
         # tf.image.resize accepts a dynamic size tensor; keras.ops.image.resize wants Python ints.
         size = tf.shape(reference)[1:3]
-        resized = tf.image.resize(inputs, size, method=self.interpolation)
-        return tf.cast(resized, inputs.dtype)
+        return resize_as_float32(inputs, size, self.interpolation)
 
     def compute_output_shape(self, inputs_shape, reference_shape):
         return (inputs_shape[0], reference_shape[1], reference_shape[2], inputs_shape[-1])

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from hfgd_tf.layers import ASPPEncoder, ContextAugmentationEncoder, PPMEncoder, ProjectionEncoder, SinePositionEncoding2D
 
@@ -65,3 +66,31 @@ def test_transformer_encoder_gives_its_dtype_policy_to_every_sublayer_also_from_
         assert {"block0_mlp", "dropout1", "dropout2"} <= set(policies)
     inputs = np.random.default_rng(0).normal(size=(1, 2, 2, 8)).astype("float32")
     assert clone(inputs).dtype == policy.split("_")[1]
+
+
+@pytest.mark.parametrize("bins", [1, 2, 3, 6])
+def test_adaptive_average_pool_uses_pytorch_bin_edges_and_has_a_gradient(bins):
+    from hfgd_tf.layers.cae import adaptive_average_pool
+
+    images = np.random.default_rng(bins).normal(size=(2, 7, 5, 3)).astype("float32")
+    expected = np.zeros((2, bins, bins, 3), "float32")
+    for i in range(bins):
+        for j in range(bins):
+            # torch.nn.AdaptiveAvgPool2d: bin i spans floor(i * n / bins) .. ceil((i + 1) * n / bins).
+            top, bottom = (i * 7) // bins, -(-((i + 1) * 7) // bins)
+            left, right = (j * 5) // bins, -(-((j + 1) * 5) // bins)
+            expected[:, i, j] = images[:, top:bottom, left:right].mean(axis=(1, 2))
+    inputs = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        pooled = adaptive_average_pool(inputs, bins)
+        total = tf.reduce_sum(pooled)
+    np.testing.assert_allclose(pooled.numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Every position lies in at least one bin, so every input gets a gradient.
+    gradient = tape.gradient(total, inputs).numpy()
+    assert (gradient > 0).all()
+    # Unknown spatial sizes (models are built for [B, None, None, 3] images) give the same bins.
+    dynamic = tf.function(
+        lambda x: adaptive_average_pool(x, bins), input_signature=[tf.TensorSpec([None, None, None, 3])]
+    )
+    np.testing.assert_allclose(dynamic(inputs).numpy(), expected, rtol=1e-5, atol=1e-6)

@@ -48,6 +48,37 @@ def test_the_xla_train_step_traces_once_on_two_replicas(synthetic_dir, tmp_path,
     assert trainer._gradient_fn.experimental_get_tracing_count() == mirrored_strategy.num_replicas_in_sync == 2
 
 
+@pytest.mark.parametrize(
+    "model_overrides",
+    [dict(output_stride=2, cae="ppm"), dict(upsampler="deeplabv3plus", cae="aspp")],
+    ids=["hfgd_os2_ppm", "deeplabv3plus"],
+)
+def test_the_bfloat16_xla_train_step_compiles_and_trains(synthetic_dir, tmp_path, model_overrides):
+    # XLA used to refuse this step: the gradient of a bfloat16 bilinear resize came out as float32
+    # ("Seen floating point types of different precisions in ReluGrad", tensorflow/tensorflow#81273).
+    # OS2 and the PPM cover the image stem's and the pooling branches' resizes.
+    trainer = Trainer(
+        tiny_model_config(num_classes=8, **model_overrides),
+        _data_config(synthetic_dir),
+        OptimizerConfig(initial_lr=0.01),
+        TrainConfig(
+            checkpoint_dir=str(tmp_path), batch_size=2, jit_compile=True, mixed_precision="bfloat16",
+            evaluate_every_epoch=False,
+        ),
+        EvalConfig(eval_batch_size=2),
+    )
+    assert trainer.model.dtype_policy.name == "mixed_bfloat16"
+    iterator = trainer.distributed_iterator()
+    step = trainer.make_train_step()
+    before = [v.numpy().copy() for v in trainer.model.trainable_variables]
+    for _ in range(2):
+        outputs = step(iterator)
+    assert np.isfinite(float(outputs["total"])) and float(outputs["update_applied"]) == 1.0
+    assert step.experimental_get_tracing_count() == 1
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, trainer.model.trainable_variables)]
+    assert all(v.dtype == tf.float32 for v in trainer.model.trainable_variables) and sum(changed) > len(changed) // 2
+
+
 @pytest.mark.slow
 def test_the_xla_eval_step_traces_once_and_matches_the_uncompiled_one(synthetic_dir, mirrored_strategy, monkeypatch):
     with mirrored_strategy.scope():
