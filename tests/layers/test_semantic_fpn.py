@@ -103,3 +103,35 @@ def test_output_width_defaults_to_the_head_width():
     assert SemanticFPN(8).output_channels == 8
     with pytest.raises(ValueError, match="output_channels"):
         SemanticFPN(8, output_channels=0)
+
+
+@pytest.mark.parametrize("output_stride", [8, 4, 2])
+def test_semantic_head_equals_the_per_level_sum_of_the_authors_block(output_stride):
+    # The layer sums the coarser levels before their common last resize; the authors' block resizes every
+    # level to the finest grid and then sums. Bilinear resizing is linear, so both must agree. Odd sizes.
+    import tensorflow as tf
+
+    features = _features(65, 97)
+    fpn = SemanticFPN(8, output_stride=output_stride, output_channels=12, norm="group_norm")
+    output = fpn(features, training=False).numpy()
+    pyramid = {"C5": fpn.laterals["C5"](features["C5"])}
+    coarse = pyramid["C5"]
+    for level in reversed(fpn.merged_levels[:-1]):
+        lateral = fpn.laterals[level](features[level])
+        pyramid[level] = lateral + tf.image.resize(coarse, tf.shape(lateral)[1:3])
+        coarse = pyramid[level]
+    fused = 0.0
+    for index, level in enumerate(fpn.merged_levels):
+        x = pyramid[level]
+        for stage_index, stage in enumerate(fpn.stages[level]):
+            x = stage(x, training=False)
+            if index > 0:
+                target = pyramid[fpn.merged_levels[index - stage_index - 1]]
+                x = tf.image.resize(x, tf.shape(target)[1:3])
+        fused = fused + x
+    expected = fpn.fused_projection(fused, training=False)
+    if output_stride == 2:
+        stem = fpn.stem_lateral(features["S1"])
+        reduced = tf.image.resize(fpn.stem_reduction(expected), tf.shape(stem)[1:3])
+        expected = fpn.stem_projection(fpn.stem_refine(stem + reduced, training=False), training=False)
+    np.testing.assert_allclose(output, expected.numpy(), rtol=1e-4, atol=1e-4)
