@@ -426,6 +426,9 @@ def report(rows, columns, saved_model, pipeline, settings):
         "was built for). skipped: a `--light_rows` row's cell, not measured to keep the run short "
         f"(--light_rows={','.join(FLAGS.light_rows)}).",
         "",
+        "Runs of this script are pages of their own, each with its command on top: `docs/performance.md` (float32, "
+        "with and without XLA) and `docs/performance_bfloat16.md` (mixed bfloat16).",
+        "",
     ]
     lines += table(["key", "model"] + names, values)
     for peer, title in ((REFERENCE, "HFGD-R50-OS4"), (BACKBONE, "the bare backbone")):
