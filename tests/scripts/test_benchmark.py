@@ -128,3 +128,19 @@ def test_bad_flags_fail_naming_the_flag():
     result = _run("--rows=hfgd_r50_os4,nope", "--output=")
     assert result.returncode == 2
     assert "--rows has unknown rows ['nope']" in result.stderr
+
+
+def test_targets_are_not_marked_on_a_bfloat16_or_xla_run():
+    # The targets are float32 without XLA; a bfloat16 or XLA page must not mark them met or missed. In a
+    # subprocess: importing the script defines its absl flags, which must not leak into this process.
+    check = (
+        "import sys; sys.path.insert(0, 'scripts'); import benchmark\n"
+        "benchmark.FLAGS(['benchmark.py', sys.argv[1]])\n"
+        "lines = benchmark.targets({}, {'GFLOPs': {}}, None, [], None)\n"
+        "assert not any(line.startswith('| ') for line in lines), lines\n"
+        "print(lines[-1])\n"
+    )
+    for flag in ("--mixed_precision=bfloat16", "--jit_compile"):
+        result = subprocess.run([sys.executable, "-c", check, flag], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "not on this one" in result.stdout
