@@ -228,7 +228,7 @@ def adaptive_average_pool(inputs, bins):
 
     Written by hand: `keras.ops.adaptive_average_pool` (Keras 3.15) needs static spatial sizes, and the
     models are built for `[B, None, None, 3]` images; `tf.image.resize(method="area")` has no gradient.
-    Runs in float32 and returns the dtype of `inputs`.
+    Takes and returns the dtype of `inputs`; the pooling itself is a float32 einsum.
     """
     shape = tf.shape(inputs)
     rows = _adaptive_pooling_matrix(shape[1], bins, tf.float32)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 
 def resize_as_float32(inputs, size, method="bilinear"):
-    """`tf.image.resize` computed in float32 and cast back to the dtype of `inputs`.
+    """`tf.image.resize` of bfloat16/float16 inputs computed in float32, cast back to the dtype of `inputs`.
 
     TF's ResizeBilinear already computes and returns float32 for bfloat16/float16 inputs, but the XLA
     lowering of its gradient (ResizeBilinearGrad with T=bfloat16) emits float32 where the graph says
@@ -18,14 +18,16 @@ def resize_as_float32(inputs, size, method="bilinear"):
     in float32 and leaves the precision change to a Cast, whose gradient XLA handles.
 
     Args:
-        inputs: `[B, h, w, C]` of any float dtype.
+        inputs: `[B, h, w, C]`.
         size: `[2]` int32 tensor or pair of ints, the output height and width.
         method: str. A `tf.image.resize` method.
 
     Returns:
         `[B, H, W, C]` in the dtype of `inputs`.
     """
-    resized = tf.image.resize(tf.cast(inputs, tf.float32), size, method=method)
+    # Only half precisions go through float32: float32/float64 and integer inputs (nearest) keep their values.
+    half = inputs.dtype in (tf.bfloat16, tf.float16)
+    resized = tf.image.resize(tf.cast(inputs, tf.float32) if half else inputs, size, method=method)
     return tf.cast(resized, inputs.dtype)
 
 

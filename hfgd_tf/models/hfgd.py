@@ -87,7 +87,7 @@ class HFGDSegmenter(keras.Model):
         class_kernels = ClassKernels(num_classes, name="class_kernels")
         to_float32 = keras.layers.Activation("linear", dtype="float32", name="logits_float32")
         to_float32_high = keras.layers.Activation("linear", dtype="float32", name="logits_high_float32")
-        resize_to_input = ResizeLike(name="resize_to_input")
+        resize_to_input = ResizeLike(dtype="float32", name="resize_to_input")
 
         # === Functional Model ===
         images = keras.Input(shape=image_shape, name="images")

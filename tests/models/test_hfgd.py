@@ -208,6 +208,11 @@ def test_mixed_bfloat16_runs_and_keeps_losses_in_float32():
     assert loss_up.dtype == tf.float32 and loss_high.dtype == tf.float32
     assert np.isfinite(loss_up.numpy()) and np.isfinite(loss_high.numpy())
     assert _nonzero(tape, loss_up, model.variable_groups()["backbone"]) == 0
+    # The input-size logits are interpolated in float32, not rounded to bfloat16 at full resolution.
+    assert model.get_layer("resize_to_input").compute_dtype == "float32"
+    logits = model(random_images(batch=1, height=64, width=64))["logits"].numpy()
+    rounded = tf.cast(tf.cast(logits, tf.bfloat16), tf.float32).numpy()
+    assert logits.dtype == np.float32 and not np.array_equal(logits, rounded)
 
 
 @pytest.mark.parametrize(
