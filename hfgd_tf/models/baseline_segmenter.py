@@ -43,8 +43,8 @@ class BaselineSegmenter(keras.Model):
         features = {**backbone(normalized), IMAGE_KEY: normalized}
         decoded = decoder({key: features[key] for key in decoder.required_features})
         logits = ClassKernels(num_classes, name="classifier")(decoded)
-        logits = ResizeLike(dtype="float32", name="resize_to_input")(logits, images)
-        outputs = {"logits": keras.layers.Activation("linear", dtype="float32", name="logits_float32")(logits)}
+        # float32 policy: the input-size logits are interpolated and returned in float32.
+        outputs = {"logits": ResizeLike(dtype="float32", name="resize_to_input")(logits, images)}
         super().__init__(inputs=images, outputs=outputs, name=name, **kwargs)
         self.backbone = backbone
         self.decoder = decoder

@@ -85,8 +85,8 @@ class HFGDSegmenter(keras.Model):
         # === Layers ===
         normalization = input_normalization_layer(input_normalization)
         class_kernels = ClassKernels(num_classes, name="class_kernels")
-        to_float32 = keras.layers.Activation("linear", dtype="float32", name="logits_float32")
         to_float32_high = keras.layers.Activation("linear", dtype="float32", name="logits_high_float32")
+        # float32 policy: the input-size logits are interpolated and returned in float32.
         resize_to_input = ResizeLike(dtype="float32", name="resize_to_input")
 
         # === Functional Model ===
@@ -112,7 +112,7 @@ class HFGDSegmenter(keras.Model):
                 logits = class_kernels(upsampled, stop_gradient=stop_gradient_class_kernels)
             else:
                 logits = ClassKernels(num_classes, name="upsampler_classifier")(upsampled)
-        outputs = {"logits": to_float32(resize_to_input(logits, images))}
+        outputs = {"logits": resize_to_input(logits, images)}
         if upsampler is not None:
             outputs["logits_high"] = to_float32_high(logits_high)
         super().__init__(inputs=images, outputs=outputs, name=name, **kwargs)
