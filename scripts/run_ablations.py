@@ -142,6 +142,14 @@ def _pretrained_backbone(settings, rows):
     return path
 
 
+def _checkpoint_step(run_dir):
+    """The step of the run's latest checkpoint (the trainer numbers checkpoints by step); 0 without one."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(run_dir)
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
 def _run(row, seed, settings, rows):
     import keras
     import numpy as np
@@ -160,9 +168,14 @@ def _run(row, seed, settings, rows):
     configs = study.run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrained)
     keras.backend.clear_session()
     trainer = Trainer(*configs)
+    start_step = _checkpoint_step(run_dir)
     start, cpu_start = time.time(), time.process_time()
     trainer.train()
-    train_seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
+    # CPU time is the honest cost (a paused process's wall clock runs on); both are kept.
+    timing = study.add_run_timing(
+        run_dir, start_step, int(trainer.step.numpy()), time.time() - start, time.process_time() - cpu_start
+    )
+    train_seconds = timing["wall_seconds"]
     if trainer.preempted:
         from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE
 
@@ -173,9 +186,9 @@ def _run(row, seed, settings, rows):
             f"{run_dir} stopped at step {int(trainer.step.numpy())}, not {configs[3].total_steps}: its checkpoints "
             "belong to another schedule; remove the directory to rerun this row"
         )
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     metrics = trainer.evaluate()
-    eval_seconds = time.time() - start
+    eval_seconds, eval_cpu_seconds = time.time() - start, time.process_time() - cpu_start
     if row.stage == "pretrain":
         from hfgd_tf.backbones.weights import save_weights_by_name
 
@@ -203,8 +216,11 @@ def _run(row, seed, settings, rows):
         else sum(int(np.prod(v.shape)) for v in model.weights if "moving" not in v.path) / 1e6,
         "gflops": graph_flops(model, (360, 480)) / 1e9,
         "train_seconds": round(train_seconds, 1),
-        "train_cpu_seconds": round(cpu_seconds, 1),
+        "train_cpu_seconds": round(timing["cpu_seconds"], 1),
+        "train_processes": timing["processes"],
+        "untimed_steps": timing["untimed_steps"],
         "eval_seconds": round(eval_seconds, 1),
+        "eval_cpu_seconds": round(eval_cpu_seconds, 1),
         "commit": _git("rev-parse", "--short", "HEAD") + ("-dirty" if _git("status", "--porcelain", "--", "hfgd_tf") else ""),
         "machine": _machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),

@@ -31,6 +31,7 @@ import statistics
 
 from hfgd_tf.data import DataConfig
 from hfgd_tf.evaluation.config import EvalConfig
+from hfgd_tf.files import write_json_atomic
 from hfgd_tf.models import ModelConfig
 from hfgd_tf.train.config import OptimizerConfig, TrainConfig
 
@@ -278,6 +279,27 @@ def result_path(results_dir, row, seed):
     return os.path.join(results_dir, f"{row.name}__seed{seed}.json")
 
 
+def add_run_timing(run_dir, start_step, end_step, wall_seconds, cpu_seconds):
+    """Adds one process's time to <run_dir>/timing.json and returns the totals.
+
+    A run can take several processes (preemption, a kill, a new session). Steps no recorded process timed
+    (trained before this file existed, or by a killed process whose time was lost) count as `untimed_steps`,
+    so a result's times never pass for the whole run when they are not.
+    """
+    path = os.path.join(run_dir, "timing.json")
+    timing = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "processes": 0, "untimed_steps": 0, "timed_until_step": 0}
+    if os.path.isfile(path):
+        with open(path) as handle:
+            timing.update(json.load(handle))
+    timing["untimed_steps"] += max(0, start_step - timing["timed_until_step"])
+    timing["wall_seconds"] += wall_seconds
+    timing["cpu_seconds"] += cpu_seconds
+    timing["processes"] += 1
+    timing["timed_until_step"] = end_step
+    write_json_atomic(path, timing)
+    return timing
+
+
 def _mean_spread(values):
     mean = statistics.fmean(values)
     spread = statistics.stdev(values) if len(values) > 1 else None
@@ -297,11 +319,11 @@ def aggregate(results):
     for result in results:
         entry = grouped.setdefault(
             result["row"],
-            {"seeds": [], "miou": [], "per_class": {}, "train_seconds": [], "params_m": None, "gflops": None},
+            {"seeds": [], "miou": [], "per_class": {}, "train_cpu_seconds": [], "params_m": None, "gflops": None},
         )
         entry["seeds"].append(result["seed"])
         entry["miou"].append(result["miou"])
-        entry["train_seconds"].append(result["train_seconds"])
+        entry["train_cpu_seconds"].append(result["train_cpu_seconds"])
         entry["params_m"], entry["gflops"] = result["params_m"], result["gflops"]
         for name, iou in result["per_class_iou"].items():
             entry["per_class"].setdefault(name, []).append(iou)
@@ -365,13 +387,19 @@ def render_report(rows, settings, results, meta, class_names):
         ]
     else:
         lines += [f"Complete: all {expected} runs finished.", ""]
-    total_hours = sum(r["train_seconds"] + r.get("eval_seconds", 0.0) for r in results) / 3600
+    train_hours = sum(r["train_cpu_seconds"] for r in results) / 3600
+    # Results written before evaluation CPU time was recorded count its wall time.
+    eval_hours = sum(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in results) / 3600
+    untimed = [f"{r['row']} seed {r['seed']}: {r['untimed_steps']} steps" for r in results if r.get("untimed_steps")]
     lines += [
         f"Every number on this page is written by `{meta['command']}` from `docs/results/*.json` (one file per",
         "row and seed). Rerunning the command skips finished runs, resumes a killed one from its last checkpoint",
         "and rewrites this page.",
         "",
-        f"- Machine: {meta['machine']}. Total train + eval time of the finished runs: {total_hours:.2f} h.",
+        f"- Machine: {meta['machine']}. CPU time of the finished runs: {train_hours:.2f} h training + "
+        f"{eval_hours:.2f} h evaluation (process CPU time, summed over the cores; unlike wall time it does not "
+        "count the hours a run was paused or shared the machine)."
+        + (f" Not included: steps trained before the script recorded time ({'; '.join(untimed)})." if untimed else ""),
         f"- Commits of the runs: {', '.join(sorted(set(meta['commits']))) or 'none yet'}.",
         f"- Backbone {settings.backbone}, D={settings.num_channels} (U-SFPN head {settings.num_channels // 2} wide), "
         f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, SGD momentum 0.9, poly LR, "
@@ -388,7 +416,7 @@ def render_report(rows, settings, results, meta, class_names):
         "",
     ]
     for protocol, heading in (("A", "Protocol A: pretrained backbone, limited data"), ("B", "Protocol B: from scratch")):
-        lines += [f"## {heading}", "", "| row | what | runs (seeds) | mIoU | params (M) | GFLOPs (360x480) | train min |",
+        lines += [f"## {heading}", "", "| row | what | runs (seeds) | mIoU | params (M) | GFLOPs (360x480) | train CPU min |",
                   "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
         for row in rows:
             if row.protocol != protocol:
@@ -400,7 +428,7 @@ def render_report(rows, settings, results, meta, class_names):
             seeds = ",".join(str(s) for s in sorted(entry["seeds"]))
             lines.append(
                 f"| `{row.name}` | {row.title} | {len(entry['seeds'])}/{len(row.seeds)} ({seeds}) | {_format(entry['miou'])} | "
-                f"{entry['params_m']:.2f} | {entry['gflops']:.1f} | {statistics.fmean(entry['train_seconds']) / 60:.1f} |"
+                f"{entry['params_m']:.2f} | {entry['gflops']:.1f} | {statistics.fmean(entry['train_cpu_seconds']) / 60:.1f} |"
             )
         lines.append("")
     lines += ["## Claims at this scale", "", "| claim | rows | difference (mIoU points) | verdict |",

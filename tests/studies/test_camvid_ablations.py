@@ -1,6 +1,7 @@
 """The CamVid study's design: splits, configs and the results page (no training here)."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -62,9 +63,10 @@ def test_run_configs_follow_the_protocols(tmp_path):
         dataclasses.replace(settings, scratch_steps=300)
 
 
-def _result(row, seed, miou):
-    return {"row": row, "seed": seed, "miou": miou, "train_seconds": 60.0, "eval_seconds": 6.0, "params_m": 1.0,
-            "gflops": 2.0, "per_class_iou": {"sky": miou + 0.1, "road": miou - 0.1}}
+def _result(row, seed, miou, **extra):
+    return {"row": row, "seed": seed, "miou": miou, "train_seconds": 7200.0, "train_cpu_seconds": 120.0,
+            "eval_seconds": 6.0, "eval_cpu_seconds": 12.0, "params_m": 1.0, "gflops": 2.0,
+            "per_class_iou": {"sky": miou + 0.1, "road": miou - 0.1}, **extra}
 
 
 def test_verdicts():
@@ -77,7 +79,7 @@ def test_verdicts():
 
 def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     rows = [r for r in study.study_rows() if r.name in ("B_sfpn", "B_hfgd", "B_hfgd_os2")]
-    results = [_result("B_sfpn", 0, 0.40), _result("B_sfpn", 1, 0.42), _result("B_hfgd", 0, 0.50)]
+    results = [_result("B_sfpn", 0, 0.40), _result("B_sfpn", 1, 0.42), _result("B_hfgd", 0, 0.50, untimed_steps=49)]
     meta = {"command": "python scripts/run_ablations.py", "machine": "test CPU", "commits": ["abc1234"],
             "missing": ["B_hfgd seed 1", "B_hfgd_os2 seed 0"]}
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
@@ -87,6 +89,23 @@ def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     assert "| `B_hfgd_os2` | HFGD at OS2 | 0/1 | not run yet |" in page
     assert "`B_hfgd` vs `B_sfpn` | +9.0 | holds |" in page
     assert "| `B_sfpn` | 51.0 | 31.0 |" in page  # per-class means
-    assert "abc1234" in page and "0.06 h" in page  # 3 x 66 s
+    assert "| 1.00 | 2.0 | 2.0 |" in page  # train CPU minutes, not the wall time (a paused run's clock runs on)
+    assert "abc1234" in page and "0.10 h training + 0.01 h evaluation" in page  # 3 x 120 s, 3 x 12 s of CPU
+    assert "Not included: steps trained before the script recorded time (B_hfgd seed 0: 49 steps)." in page
     complete = study.render_report(rows[:1], study.StudySettings(), results[:2], {**meta, "missing": []}, CLASSES)
     assert "Complete: all 2 runs finished." in complete and "Incomplete" not in complete
+
+
+def test_run_timing_adds_up_over_processes_and_counts_the_steps_nobody_timed(tmp_path):
+    run_dir = str(tmp_path)
+    # A run resumed from a checkpoint at step 49 written before timing was recorded, then preempted at 400.
+    first = study.add_run_timing(run_dir, 49, 400, wall_seconds=3600.0, cpu_seconds=2000.0)
+    assert (first["untimed_steps"], first["processes"], first["cpu_seconds"]) == (49, 1, 2000.0)
+    # The next process starts from that step: everything timed.
+    second = study.add_run_timing(run_dir, 400, 750, wall_seconds=1000.0, cpu_seconds=1500.0)
+    assert (second["untimed_steps"], second["cpu_seconds"], second["wall_seconds"]) == (49, 3500.0, 4600.0)
+    # A killed process (no record) reached its checkpoint at 900: those 150 steps went untimed.
+    third = study.add_run_timing(run_dir, 900, 1000, wall_seconds=100.0, cpu_seconds=150.0)
+    assert (third["untimed_steps"], third["processes"], third["timed_until_step"]) == (199, 3, 1000)
+    with open(tmp_path / "timing.json") as handle:
+        assert json.load(handle) == third
