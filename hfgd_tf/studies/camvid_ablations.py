@@ -229,12 +229,17 @@ def model_config(row, settings, num_classes, pretrained_backbone=""):
     )
 
 
+def row_steps(row, settings):
+    """Training steps of one run of `row`."""
+    return {"pretrain": settings.pretrain_steps, "finetune": settings.finetune_steps, "scratch": settings.scratch_steps}[
+        row.stage
+    ]
+
+
 def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrained_backbone=""):
     """The five configs of one (row, seed) run."""
     split = {"pretrain": PRETRAIN_SPLIT, "finetune": FINETUNE_SPLIT, "scratch": "train"}[row.stage]
-    steps = {"pretrain": settings.pretrain_steps, "finetune": settings.finetune_steps, "scratch": settings.scratch_steps}[
-        row.stage
-    ]
+    steps = row_steps(row, settings)
     epoch_steps = min(settings.epoch_steps, steps)
     finetune = row.stage == "finetune"
     data = DataConfig(
@@ -298,6 +303,22 @@ def add_run_timing(run_dir, start_step, end_step, wall_seconds, cpu_seconds):
     timing["timed_until_step"] = end_step
     write_json_atomic(path, timing)
     return timing
+
+
+def projected_cpu_hours(rows, settings, results):
+    """CPU hours of the whole study at the finished runs' mean CPU time per training step and per evaluation.
+
+    A rough figure: rows differ in cost per step (a frozen backbone is cheaper, OS2 dearer). None before any
+    run has finished with timed steps.
+    """
+    timed_steps = sum(r["steps"] - r.get("untimed_steps", 0) for r in results)
+    if not results or timed_steps <= 0:
+        return None
+    per_step = sum(r["train_cpu_seconds"] for r in results) / timed_steps
+    per_eval = statistics.fmean(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in results)
+    steps = sum(row_steps(row, settings) * len(row.seeds) for row in rows)
+    runs = sum(len(row.seeds) for row in rows)
+    return (per_step * steps + per_eval * runs) / 3600
 
 
 def _mean_spread(values):
@@ -366,6 +387,27 @@ LIMITS = """\
 """
 
 
+def _budget_line(rows, settings, results, budget_hours=6.0):
+    """The study's size and projected cost; says so when it exceeds `budget_hours` on 2 cores."""
+    projected = projected_cpu_hours(rows, settings, results)
+    runs = sum(len(row.seeds) for row in rows)
+    if projected is None:
+        return f"- Size: {runs} runs; none has finished yet to measure what a run costs on this machine."
+    line = (
+        f"- Size: {runs} runs. At the finished runs' mean CPU time per training step and per evaluation, the whole "
+        f"study takes about {projected:.1f} CPU-hours: at least {projected / 2:.1f} h on 2 cores with nothing else "
+        "running."
+    )
+    if projected / 2 > budget_hours:
+        line += (
+            f" That is more than the ~{budget_hours:.0f} h the study was meant to fit: it was sized at the low end "
+            f"of the plan ({settings.scratch_steps} steps per row from scratch, crop {settings.crop_height}, batch "
+            f"{settings.batch_size}, {settings.backbone}) rather than cut to rows of a few hundred steps. It is "
+            "resumable and spans several sessions."
+        )
+    return line
+
+
 def render_report(rows, settings, results, meta, class_names):
     """The markdown of docs/results.md.
 
@@ -400,6 +442,7 @@ def render_report(rows, settings, results, meta, class_names):
         f"{eval_hours:.2f} h evaluation (process CPU time, summed over the cores; unlike wall time it does not "
         "count the hours a run was paused or shared the machine)."
         + (f" Not included: steps trained before the script recorded time ({'; '.join(untimed)})." if untimed else ""),
+        _budget_line(rows, settings, results),
         f"- Commits of the runs: {', '.join(sorted(set(meta['commits']))) or 'none yet'}.",
         f"- Backbone {settings.backbone}, D={settings.num_channels} (U-SFPN head {settings.num_channels // 2} wide), "
         f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, SGD momentum 0.9, poly LR, "

@@ -64,7 +64,7 @@ def test_run_configs_follow_the_protocols(tmp_path):
 
 
 def _result(row, seed, miou, **extra):
-    return {"row": row, "seed": seed, "miou": miou, "train_seconds": 7200.0, "train_cpu_seconds": 120.0,
+    return {"row": row, "seed": seed, "miou": miou, "steps": 1000, "train_seconds": 7200.0, "train_cpu_seconds": 120.0,
             "eval_seconds": 6.0, "eval_cpu_seconds": 12.0, "params_m": 1.0, "gflops": 2.0,
             "per_class_iou": {"sky": miou + 0.1, "road": miou - 0.1}, **extra}
 
@@ -92,6 +92,8 @@ def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     assert "| 1.00 | 2.0 | 2.0 |" in page  # train CPU minutes, not the wall time (a paused run's clock runs on)
     assert "abc1234" in page and "0.10 h training + 0.01 h evaluation" in page  # 3 x 120 s, 3 x 12 s of CPU
     assert "Not included: steps trained before the script recorded time (B_hfgd seed 0: 49 steps)." in page
+    # 5 runs x 1000 steps at 360 CPU s / 2951 timed steps, plus 5 evaluations of 12 s: 670 s.
+    assert "takes about 0.2 CPU-hours: at least 0.1 h on 2 cores" in page and "more than the" not in page
     complete = study.render_report(rows[:1], study.StudySettings(), results[:2], {**meta, "missing": []}, CLASSES)
     assert "Complete: all 2 runs finished." in complete and "Incomplete" not in complete
 
