@@ -131,12 +131,80 @@ def configure_workers_from_flags(strategy):
 
 
 def define_run_flags(with_eval_config=True, mode=None):
-    """Flags of the scripts that work on a finished run directory (evaluate, export, predict)."""
+    """Flags of the scripts that work on a finished run directory (evaluate, export, predict).
+
+    They also take every training flag, so that the experiment's flagfile serves training and evaluation
+    alike, as the authors' `train.py` / `eval.py` (SPEC §5): the model and data come from the run's
+    `run_config.json`, and a model or data flag that disagrees with it is an error (`check_flags_match_run`).
+    """
     flags.DEFINE_string("checkpoint_dir", "", "A training run directory (holds run_config.json and checkpoints).")
     flags.DEFINE_string("checkpoint", "best", "'best' (best-mIoU weights), 'latest' or a checkpoint path.")
     if with_eval_config:
         define_config_flags(EvalConfig)
+    define_config_flags(ModelConfig, DataConfig, OptimizerConfig, TrainConfig)
     define_authors_flags(mode)
+
+
+# Model and data fields that only shape training (initial weights, augmentation, the training split and
+# input order): a shared flagfile may set them to anything without changing what a run script restores.
+TRAINING_ONLY_FIELDS = frozenset(
+    {
+        "backbone_weights_path", "backbone_preset_dir", "drop_path_rate", "bn_momentum",
+        "train_split", "crop_height", "crop_width", "min_scale", "max_scale", "scale_step", "random_brightness",
+        "brightness_max_delta", "photo_metric_distortion", "random_flip", "shuffle_buffer", "num_parallel_calls",
+        "deterministic", "seed",
+    }
+)
+
+
+def run_script_flag_names():
+    """The training flags a run script accepts for a shared flagfile (for docs/flags.md)."""
+    names = set()
+    for cls in (ModelConfig, DataConfig, OptimizerConfig, TrainConfig):
+        names |= {field.name for field in dataclasses.fields(cls)}
+    return names
+
+
+def _comparable(name, value):
+    if isinstance(value, (list, tuple)):
+        return [_comparable(name, v) for v in value]
+    if name in ("data_dir", "tfds_data_dir") and value and "://" not in value:
+        return os.path.abspath(value)
+    return value
+
+
+def check_flags_match_run(checkpoint_dir):
+    """Raises ValueError naming the flag when a model or data flag given to a run script differs from the run.
+
+    The run script restores the model and data the run was trained with (its run_config.json); a differing
+    flag would otherwise be ignored in silence. Optimizer, schedule and training-only fields are not compared.
+    """
+    from hfgd_tf.train.checkpoints import RUN_CONFIG, read_run_config
+
+    translated = _authors_overrides()
+    checks = []
+    for cls in (ModelConfig, DataConfig):
+        given = [
+            f.name for f in dataclasses.fields(cls)
+            if (_present(f.name) or f.name in translated) and f.name not in TRAINING_ONLY_FIELDS
+        ]
+        checks.append((cls, given))
+    if not any(given for _, given in checks):
+        return
+    model, data, _ = read_run_config(checkpoint_dir)
+    from_flags = {ModelConfig: model_config_from_flags(), DataConfig: data_config_from_flags()}
+    stored = {ModelConfig: model, DataConfig: data}
+    for cls, given in checks:
+        for name in given:
+            flag_value, run_value = getattr(from_flags[cls], name), getattr(stored[cls], name)
+            if _comparable(name, flag_value) != _comparable(name, run_value):
+                hint = " (--eval_data_dir reads the evaluation records from elsewhere)" if name == "data_dir" and "eval_data_dir" in FLAGS else ""
+                raise ValueError(
+                    f"--{name}={flag_value} differs from the run's {name}={run_value} in "
+                    f"{os.path.join(checkpoint_dir, RUN_CONFIG)}: this script restores the model and data the run was "
+                    f"trained with; drop the flag, give the run's own flags, or point --checkpoint_dir at the run that "
+                    f"matches{hint}"
+                )
 
 
 # ==== The authors' flag names (SPEC §5): issue 8 item 9 ==========================================
@@ -444,6 +512,7 @@ def run_script_prologue(argv):
     if not FLAGS.checkpoint_dir:
         config_error("--checkpoint_dir is required (a training run directory)")
     try:
+        check_flags_match_run(FLAGS.checkpoint_dir)
         return eval_config_from_flags()
     except ValueError as error:
         config_error(error)

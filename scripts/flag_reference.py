@@ -28,6 +28,7 @@ SCRIPTS = (
     "model_stats.py",
     "benchmark.py",
 )
+RUN_SCRIPTS = ("evaluate.py", "export.py", "predict.py")  # common_flags.define_run_flags
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(HERE), "docs", "flags.md")
 
@@ -95,11 +96,23 @@ def render():
     authors = _authors_rows(names)
     theirs_only = {row[0] for row in authors if not row[2].startswith("same name")}
     theirs_only |= set(common_flags.authors_expanded_names())
+    shared_training = common_flags.run_script_flag_names() - {"checkpoint_dir"}
     for script in SCRIPTS:
-        lines += [f"## scripts/{script}", "", "| flag | type | default | meaning |", "| --- | --- | --- | --- |"]
-        for name, kind, default, meaning, _ in per_script[script]:
+        lines += [f"## scripts/{script}", ""]
+        run_script = script in RUN_SCRIPTS
+        if run_script:
+            lines += [
+                "Also takes every `scripts/train.py` flag, so that one experiment flagfile serves training and this "
+                "script: the model and data come from the run's `run_config.json`, a model or data flag that "
+                "differs from it is an error, and optimizer, schedule and augmentation flags are ignored.",
+                "",
+            ]
+        lines += ["| flag | type | default | meaning |", "| --- | --- | --- | --- |"]
+        for name, kind, default, meaning, source in per_script[script]:
             if name in theirs_only and not (script == "convert_tfrecord.py" and name == "compress"):
                 continue  # listed under "The authors' flag names"
+            if run_script and source == "common_flags" and name in shared_training:
+                continue  # the training flags, listed under train.py
             meaning = meaning.replace("|", "\\|")
             lines.append(f"| `--{name}` | {kind} | `{default}` | {meaning} |")
         lines.append("")

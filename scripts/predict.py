@@ -69,6 +69,7 @@ def main(argv):
         from hfgd_tf.train.checkpoints import restore_model
 
         try:
+            common_flags.check_flags_match_run(FLAGS.checkpoint_dir)
             eval_config = common_flags.eval_config_from_flags()
             model, _, data_config = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
         except ValueError as error:

@@ -154,12 +154,12 @@ def test_the_help_texts_are_the_right_ones():
     }
 
 
-def _run(script, *arguments):
+def _run(script, *arguments, returncode=0):
     result = subprocess.run(
         [sys.executable, os.path.join("scripts", script), *arguments], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
-    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-    return result.stdout
+    assert result.returncode == returncode, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    return result.stdout if returncode == 0 else result.stderr
 
 
 @pytest.mark.slow
@@ -228,3 +228,18 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_pat
     assert metrics["num_images"] == 2
     assert metrics["protocol"]["scales"] == [0.75, 1.0]
     assert metrics["protocol"]["sliding_window"] == [32, 32]
+
+    # Their workflow: the training flagfile serves evaluation too (SPEC §5). Training-only flags (optimizer,
+    # augmentation) may differ; a model or data flag that differs from the run is an error, not ignored.
+    shared = tmp_path / "shared.json"
+    output = _run(
+        "evaluate.py", f"--flagfile={train_cfg}", "--mode=val", "--checkpoint=latest", "--initial_lr=0.5",
+        "--crop_height=64", f"--results_json={shared}",
+    )
+    assert "mIoU" in output
+    with open(shared) as handle:
+        assert json.load(handle)["num_images"] == 2
+    error = _run("evaluate.py", f"--flagfile={train_cfg}", "--mode=val", "--num_channels=32", returncode=2)
+    assert "--num_channels=32 differs from the run's num_channels=16 in" in error and "run_config.json" in error
+    error = _run("evaluate.py", f"--flagfile={train_cfg}", "--mode=val", "--synthetic_streets_path=/elsewhere", returncode=2)
+    assert "--data_dir=/elsewhere differs from the run's data_dir=" in error and "--eval_data_dir" in error
