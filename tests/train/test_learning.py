@@ -10,7 +10,8 @@ from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 
 pytestmark = pytest.mark.slow
 
-# Measured 0.387 for this configuration (seed 0); a model predicting the majority class scores ~0.03.
+# Measured 0.381 for this configuration (seed 0, 250 steps; 0.387 at 400), sky 0.80, road 0.68; a model
+# predicting the majority class scores ~0.03.
 MIOU_LOWER_BOUND = 0.30
 
 
@@ -21,7 +22,7 @@ def test_short_demo_run_reaches_a_clearly_non_trivial_miou(tmp_path):
         DataConfig("synthetic_streets", data_dir, crop_height=128, crop_width=128, shuffle_buffer=200),
         OptimizerConfig(initial_lr=0.02, warmup_steps=20),
         TrainConfig(
-            checkpoint_dir=str(tmp_path / "run"), batch_size=8, train_epoch=1, epoch_steps=400,
+            checkpoint_dir=str(tmp_path / "run"), batch_size=8, train_epoch=1, epoch_steps=250,
             strategy="one_device", log_every_steps=100,
         ),
         EvalConfig(eval_batch_size=4),
