@@ -6,6 +6,7 @@ flags into configs once, in `main()`. Library code never reads FLAGS.
 """
 
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -142,14 +143,17 @@ def define_run_flags(with_eval_config=True, mode=None):
     if with_eval_config:
         define_config_flags(EvalConfig)
     define_config_flags(ModelConfig, DataConfig, OptimizerConfig, TrainConfig)
-    define_authors_flags(mode)
+    define_authors_flags(mode or "val")
 
 
 # Model and data fields that only shape training (initial weights, augmentation, the training split and
 # input order): a shared flagfile may set them to anything without changing what a run script restores.
 TRAINING_ONLY_FIELDS = frozenset(
     {
-        "backbone_weights_path", "backbone_preset_dir", "drop_path_rate", "bn_momentum",
+        # Initial weights (a preset dir also sets the architecture: compared), regularisers, and the
+        # stop-gradients, which change gradients only: the restored forward pass is the same.
+        "backbone_weights_path", "drop_path_rate", "bn_momentum",
+        "stop_gradient_backbone", "stop_gradient_guidance", "stop_gradient_class_kernels",
         "train_split", "crop_height", "crop_width", "min_scale", "max_scale", "scale_step", "random_brightness",
         "brightness_max_delta", "photo_metric_distortion", "random_flip", "shuffle_buffer", "num_parallel_calls",
         "deterministic", "seed",
@@ -168,8 +172,13 @@ def run_script_flag_names():
 def _comparable(name, value):
     if isinstance(value, (list, tuple)):
         return [_comparable(name, v) for v in value]
-    if name in ("data_dir", "tfds_data_dir") and value and "://" not in value:
+    if name in ("data_dir", "tfds_data_dir", "backbone_preset_dir") and value and "://" not in value:
         return os.path.abspath(value)
+    if name == "backbone_kwargs" and value:
+        try:
+            return json.loads(value)  # the same JSON, spaced differently, is the same backbone
+        except ValueError:
+            return value
     return value
 
 
@@ -181,7 +190,7 @@ def check_flags_match_run(checkpoint_dir):
     """
     from hfgd_tf.train.checkpoints import RUN_CONFIG, read_run_config
 
-    translated = _authors_overrides()
+    translated = _authors_overrides(with_sources=True)
     checks = []
     for cls in (ModelConfig, DataConfig):
         given = [
@@ -192,15 +201,21 @@ def check_flags_match_run(checkpoint_dir):
     if not any(given for _, given in checks):
         return
     model, data, _ = read_run_config(checkpoint_dir)
-    from_flags = {ModelConfig: model_config_from_flags(), DataConfig: data_config_from_flags()}
+    # num_classes not given: the run's (deriving it from the dataset would need a folder dataset's
+    # manifest, which need not be where the records were at training time).
+    num_classes = FLAGS.num_classes or model.num_classes
+    # Field values, not configs: a config built from a shared flagfile's partial flags may not validate
+    # (e.g. one crop side given), and only the given fields are compared.
+    from_flags = {ModelConfig: _values(ModelConfig, num_classes=num_classes), DataConfig: _values(DataConfig)}
     stored = {ModelConfig: model, DataConfig: data}
     for cls, given in checks:
         for name in given:
-            flag_value, run_value = getattr(from_flags[cls], name), getattr(stored[cls], name)
+            flag_value, run_value = from_flags[cls][name], getattr(stored[cls], name)
             if _comparable(name, flag_value) != _comparable(name, run_value):
                 hint = " (--eval_data_dir reads the evaluation records from elsewhere)" if name == "data_dir" and "eval_data_dir" in FLAGS else ""
+                given_as = translated[name][1].split("=")[0] if name in translated and translated[name][1] else f"--{name}"
                 raise ValueError(
-                    f"--{name}={flag_value} differs from the run's {name}={run_value} in "
+                    f"{given_as}={flag_value} differs from the run's {name}={run_value} in "
                     f"{os.path.join(checkpoint_dir, RUN_CONFIG)}: this script restores the model and data the run was "
                     f"trained with; drop the flag, give the run's own flags, or point --checkpoint_dir at the run that "
                     f"matches{hint}"
@@ -266,7 +281,11 @@ AUTHORS_TRANSLATED = {
     "val_datasets": ("--dataset", "must name the training dataset (evaluation reads its --eval_split)"),
     "compress": ("--compression", "true -> ZLIB, false -> '' (uncompressed records); scripts/convert_tfrecord.py has --compress itself"),
     "adamw_weight_decay": ("--weight_decay", "when --optimizer=adamw (ignored otherwise, as theirs)"),
-    "mode": ("(the script)", "train.py accepts train, evaluate.py val; other values name the script to use"),
+    "mode": (
+        "(the script)",
+        "train.py accepts train, evaluate.py val, predict.py test_dir; evaluate, export and predict also accept "
+        "train (a training flagfile they share); other values name the script to use",
+    ),
     "gpu_memory_growth": ("(runtime)", "tf.config.experimental.set_memory_growth on every GPU; train.py"),
     "soft_device_placement": ("(runtime)", "tf.config.set_soft_device_placement; train.py"),
 }
@@ -353,10 +372,16 @@ def _set_once(overrides, field, value, given_as):
     overrides[field] = (value, given_as)
 
 
-def _authors_overrides():
-    """Our field values from the authors' translated flags; raises ValueError on unsupported values."""
+def _authors_overrides(with_sources=False):
+    """Our field values from the authors' translated flags; raises ValueError on unsupported values.
+
+    With `with_sources`, `{field: (value, the flag it was given as)}`.
+    """
     overrides = {}
-    if _present("mode") and FLAGS.mode != FLAGS["mode"].default:
+    # A run script (evaluate, export, predict: they define --checkpoint) accepts the `--mode=train` of a
+    # training flagfile it shares: that flagfile names the run, the script does its own job.
+    run_script_mode = "checkpoint" in FLAGS and _present("mode") and FLAGS.mode == "train"
+    if _present("mode") and FLAGS.mode != FLAGS["mode"].default and not run_script_mode:
         use = {"train": "scripts/train.py", "val": "scripts/evaluate.py", "test_dir": "scripts/predict.py --input=<dir>"}
         raise ValueError(
             f"--mode={FLAGS.mode}: each mode is its own script here; use {use.get(FLAGS.mode, list(use.values()))}"
@@ -394,6 +419,8 @@ def _authors_overrides():
     value = FLAGS.mixed_precision.lower()
     if value in _TRUE + _FALSE:
         overrides["mixed_precision"] = (_mixed_precision_for_devices() if value in _TRUE else "none", "")
+    if with_sources:
+        return overrides
     return {field: value for field, (value, _) in overrides.items()}
 
 
@@ -511,6 +538,7 @@ def run_script_prologue(argv):
         config_error(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.checkpoint_dir:
         config_error("--checkpoint_dir is required (a training run directory)")
+    apply_authors_runtime_flags()
     try:
         check_flags_match_run(FLAGS.checkpoint_dir)
         return eval_config_from_flags()

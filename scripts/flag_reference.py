@@ -104,7 +104,9 @@ def render():
             lines += [
                 "Also takes every `scripts/train.py` flag, so that one experiment flagfile serves training and this "
                 "script: the model and data come from the run's `run_config.json`, a model or data flag that "
-                "differs from it is an error, and optimizer, schedule and augmentation flags are ignored.",
+                "differs from it is an error (initial weights, stop-gradients and augmentation excepted: they do "
+                "not change the restored model), and optimizer, schedule, precision and XLA flags are ignored "
+                "(the model is restored in float32).",
                 "",
             ]
         lines += ["| flag | type | default | meaning |", "| --- | --- | --- | --- |"]

@@ -12,7 +12,7 @@ from absl import app, flags
 
 import common_flags
 
-common_flags.define_run_flags()
+common_flags.define_run_flags(mode="test_dir")
 flags.DEFINE_string("saved_model", "", "A SavedModel written by scripts/export.py (instead of --checkpoint_dir).")
 flags.DEFINE_string("input", "", "An image file or a folder of images (.jpg, .jpeg, .png).")
 flags.DEFINE_string("output_dir", "predictions", "Where the PNGs go.")
@@ -41,6 +41,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if bool(FLAGS.saved_model) == bool(FLAGS.checkpoint_dir):
         common_flags.config_error("Give exactly one of --saved_model and --checkpoint_dir")
+    common_flags.apply_authors_runtime_flags()
     try:
         files = list_images(FLAGS.input)
     except ValueError as error:

@@ -232,8 +232,8 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_pat
     # Their workflow: the training flagfile serves evaluation too (SPEC §5). Training-only flags (optimizer,
     # augmentation) may differ; a model or data flag that differs from the run is an error, not ignored.
     shared = tmp_path / "shared.json"
-    output = _run(
-        "evaluate.py", f"--flagfile={train_cfg}", "--mode=val", "--checkpoint=latest", "--initial_lr=0.5",
+    output = _run(  # the flagfile's --mode=train included
+        "evaluate.py", f"--flagfile={train_cfg}", "--checkpoint=latest", "--initial_lr=0.5",
         "--crop_height=64", f"--results_json={shared}",
     )
     assert "mIoU" in output
@@ -241,5 +241,64 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_pat
         assert json.load(handle)["num_images"] == 2
     error = _run("evaluate.py", f"--flagfile={train_cfg}", "--mode=val", "--num_channels=32", returncode=2)
     assert "--num_channels=32 differs from the run's num_channels=16 in" in error and "run_config.json" in error
-    error = _run("evaluate.py", f"--flagfile={train_cfg}", "--mode=val", "--synthetic_streets_path=/elsewhere", returncode=2)
-    assert "--data_dir=/elsewhere differs from the run's data_dir=" in error and "--eval_data_dir" in error
+    error = _run("evaluate.py", f"--flagfile={train_cfg}", "--synthetic_streets_path=/elsewhere", returncode=2)
+    assert "--synthetic_streets_path=/elsewhere differs from the run's data_dir=" in error and "--eval_data_dir" in error
+
+
+# Parses each argv with evaluate.py's flags and checks it against a run_config.json written by the test.
+RUN_CHECK = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, "scripts")
+    import common_flags
+    from absl import flags
+    flags.DEFINE_string("eval_data_dir", "", "as evaluate.py")
+    common_flags.define_run_flags(mode="val")
+    FLAGS = flags.FLAGS
+    results = []
+    for line in sys.argv[2:]:
+        FLAGS.unparse_flags()
+        FLAGS(["evaluate.py", "--checkpoint_dir=" + sys.argv[1]] + line.split())
+        try:
+            common_flags.check_flags_match_run(sys.argv[1])
+            results.append("ok")
+        except ValueError as error:
+            results.append(str(error))
+    print(json.dumps(results))
+    """
+)
+
+
+def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
+    import dataclasses
+
+    from hfgd_tf.data import DataConfig
+    from hfgd_tf.models import ModelConfig
+
+    # A folder dataset whose records (and manifest) are no longer where training read them.
+    model = ModelConfig(num_classes=5, backbone="resnet_tiny", num_channels=16, cae_num_heads=4,
+                        backbone_kwargs='{"a": 1, "b": [2, 3]}')
+    data = DataConfig("folder", str(tmp_path / "moved_records"))
+    (tmp_path / "run_config.json").write_text(
+        json.dumps({"model": dataclasses.asdict(model), "data": dataclasses.asdict(data)})
+    )
+    lines = {
+        # The run's own flags (no --num_classes: the folder's manifest is gone; the run's count is used).
+        f"--dataset=folder --data_dir={tmp_path / 'moved_records'} --backbone=resnet_tiny --num_channels=16 --cae_num_heads=4": "ok",
+        # The same JSON spaced differently; training-only fields and stop-gradients may differ.
+        "--backbone_kwargs={\"b\":[2,3],\"a\":1} --crop_height=99 --stop_gradient_backbone=false --drop_path_rate=0.5": "ok",
+        "--mode=train --optimizer=adamw --mixed_precision=true": "ok",
+        "--num_channels=32 --cae_num_heads=4": "--num_channels=32 differs from the run's num_channels=16",
+        "--num_classes=6": "--num_classes=6 differs from the run's num_classes=5",
+        "--backbone_kwargs={\"a\":2,\"b\":[2,3]}": "--backbone_kwargs={\"a\":2,\"b\":[2,3]} differs",
+        "--backbone_preset_dir=/presets/other": "--backbone_preset_dir=/presets/other differs",
+        "--train_datasets=camvid": "--train_datasets=camvid differs from the run's dataset=folder",
+        "--eval_split=test": "--eval_split=test differs from the run's eval_split=val",
+        "--mode=test_dir": "--mode=test_dir: each mode is its own script here",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_CHECK, str(tmp_path), *lines], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for (line, expected), outcome in zip(lines.items(), json.loads(result.stdout.splitlines()[-1])):
+        assert (outcome == "ok") if expected == "ok" else expected in outcome, (line, outcome)
