@@ -16,8 +16,6 @@ same run. Absolute times depend on the machine; compare ratios.
 
 import dataclasses
 import datetime
-import glob
-import json
 import os
 import platform
 import re
@@ -29,6 +27,8 @@ from absl import app, flags
 
 import common_flags
 from benchmark_utils import MODELS, cpu_model, graph_flops, median_seconds, pipeline_images_per_second, training_images_per_second
+
+from hfgd_tf.studies import head_comparison
 
 # key -> (description, kind, constructor details). Kinds: "ours" (build_model with MODELS[key]'s
 # overrides, --backbone replacing ResNet-50), "backbone" (build_backbone), "keras_cv".
@@ -540,97 +540,14 @@ def targets(rows, columns, saved_model, pipeline, settings):
     return lines
 
 
-# --- Accuracy of the head, from the CamVid study -----------------------------------------------------
-
-HEAD_ACCURACY_HEADING = "## Accuracy of the head (CamVid val, from the ablation study)"
-HEAD_ROWS = (("B_hfgd", "default, D/2 wide"), ("B_hfgd_wide_head", "D wide (before)"))
-
-
-def _study_results(results_dir, row):
-    """{seed: result dict} of one study row's JSONs (docs/results/<row>__seed<N>.json)."""
-    results = {}
-    for path in sorted(glob.glob(os.path.join(results_dir, f"{row}__seed*.json"))):
-        try:
-            with open(path) as handle:
-                result = json.load(handle)
-            results[int(result["seed"])] = result
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}: not a result of scripts/run_ablations.py ({error})") from error
-    return results
-
-
-def head_accuracy_section(results_dir):
-    """The markdown lines comparing the default head with the D-wide one on CamVid val, same seeds and budget.
-
-    Only seeds present for both rows, with identical study settings, are compared; anything else is said.
-    """
-    lines = [
-        "",
-        HEAD_ACCURACY_HEADING,
-        "",
-        "The cheaper default head must not cost accuracy (issue 11): rows `B_hfgd` and `B_hfgd_wide_head` of "
-        "`scripts/run_ablations.py` (docs/results.md, Protocol B: trained from scratch on CamVid train with the "
-        f"same settings, steps and seed; only the head width differs), read from `{results_dir}/`. "
-        "`python scripts/benchmark.py --head_accuracy_only` rewrites this section alone, timing nothing.",
-        "",
-    ]
-    runs = {row: _study_results(results_dir, row) for row, _ in HEAD_ROWS}
-    seeds = sorted(set(runs["B_hfgd"]) & set(runs["B_hfgd_wide_head"]))
-    mismatched = [s for s in seeds if runs["B_hfgd"][s].get("settings") != runs["B_hfgd_wide_head"][s].get("settings")]
-    if mismatched:
-        return lines + [f"Not comparable: seeds {mismatched} of the two rows ran with different study settings."]
-    if not seeds:
-        have = {row: sorted(found) for row, found in runs.items()}
-        return lines + [f"Not measured yet: no seed finished for both rows (seeds finished: {have})."]
-    lines += [
-        "| head | backbone, D | head width | seed | CamVid val mIoU (%) | pixel accuracy (%) | params (M) | GFLOPs (360x480) | steps | commit |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for row, title in HEAD_ROWS:
-        for seed in seeds:
-            r = runs[row][seed]
-            model = r["model_config"]
-            width = model["upsampler_num_channels"] or model["num_channels"] // 2
-            lines.append(
-                f"| {title} (`{row}`) | {model['backbone']}, {model['num_channels']} | {width} | {seed} | "
-                f"{100 * r['miou']:.2f} | {100 * r['pixel_accuracy']:.2f} | "
-                f"{r['params_m']:.2f} | {r['gflops']:.1f} | {r['steps']} | {r['commit']} |"
-            )
-    difference = 100 * sum(runs["B_hfgd"][s]["miou"] - runs["B_hfgd_wide_head"][s]["miou"] for s in seeds) / len(seeds)
-    lines += [
-        "",
-        f"Default minus D-wide head: {difference:+.2f} mIoU points (mean over seeds {seeds}). docs/results.md gives "
-        "the spread between seeds of the study's rows: a difference smaller than that is noise, not a finding.",
-    ]
-    return lines
-
-
-def rewrite_head_accuracy_section(path, results_dir):
-    """Replaces (or appends) the head-accuracy section of an existing page; the rest stays as measured."""
-    if not os.path.exists(path):
-        raise ValueError(f"--head_accuracy_only rewrites a section of --output, which does not exist: {path!r}")
-    with open(path) as handle:
-        lines = handle.read().splitlines()
-    section = head_accuracy_section(results_dir)
-    if HEAD_ACCURACY_HEADING in lines:
-        start = lines.index(HEAD_ACCURACY_HEADING)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        # The section starts with a blank line; keep the one before the next heading.
-        start -= 1 if start and not lines[start - 1] else 0
-        lines = lines[:start] + section + ([""] + lines[end:] if end < len(lines) else [])
-    else:
-        lines += section
-    with open(path, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    return section
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if FLAGS.head_accuracy_only:
+        if not FLAGS.results_dir:
+            common_flags.config_error("--head_accuracy_only needs --results_dir (the study's result JSONs)")
         try:
-            section = rewrite_head_accuracy_section(FLAGS.output, FLAGS.results_dir)
+            section = head_comparison.rewrite_section(FLAGS.output, FLAGS.results_dir)
         except ValueError as error:
             common_flags.config_error(error)
         print("\n".join(section))
@@ -639,7 +556,7 @@ def main(argv):
     try:
         settings = parse_settings()
         # Read before measuring: a bad results file must not fail the page after a long run.
-        head_accuracy = head_accuracy_section(FLAGS.results_dir) if FLAGS.results_dir else []
+        head_accuracy = head_comparison.head_accuracy_section(FLAGS.results_dir) if FLAGS.results_dir else []
     except ValueError as error:
         common_flags.config_error(error)
     policy = POLICIES[FLAGS.mixed_precision]
