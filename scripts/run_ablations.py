@@ -150,7 +150,12 @@ def _checkpoint_step(run_dir):
     return int(latest.rsplit("-", 1)[1]) if latest else 0
 
 
-def _run(row, seed, settings, rows):
+def _loaded_commit():
+    """The commit of the code this process runs (read at its start: commits made while it trains are not it)."""
+    return _git("rev-parse", "--short", "HEAD") + ("-dirty" if _git("status", "--porcelain", "--", "hfgd_tf", "scripts") else "")
+
+
+def _run(row, seed, settings, rows, commit):
     import keras
     import numpy as np
     from benchmark_utils import graph_flops
@@ -221,7 +226,7 @@ def _run(row, seed, settings, rows):
         "untimed_steps": timing["untimed_steps"],
         "eval_seconds": round(eval_seconds, 1),
         "eval_cpu_seconds": round(eval_cpu_seconds, 1),
-        "commit": _git("rev-parse", "--short", "HEAD") + ("-dirty" if _git("status", "--porcelain", "--", "hfgd_tf") else ""),
+        "commit": commit,
         "machine": _machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
@@ -316,6 +321,7 @@ def main(argv):
         if not os.path.isdir(FLAGS.camvid_dir):
             raise app.UsageError(f"--camvid_dir {FLAGS.camvid_dir!r} is not a directory (CamVid in the SegNet layout)")
         logging.set_verbosity(logging.INFO)
+        commit = _loaded_commit()
         _prepare_records(_settings_dir(settings, "records"))
         for count, (row, seed) in enumerate(pending):
             if FLAGS.max_runs and count >= FLAGS.max_runs:
@@ -324,7 +330,7 @@ def main(argv):
             from hfgd_tf.train import NonFiniteLossError
 
             try:
-                path = _run(row, seed, settings, rows)
+                path = _run(row, seed, settings, rows, commit)
             except (ValueError, NonFiniteLossError) as error:
                 sys.stderr.write(f"{row.name} seed {seed}: {error}\n")
                 sys.exit(1)

@@ -287,9 +287,10 @@ def result_path(results_dir, row, seed):
 def add_run_timing(run_dir, start_step, end_step, wall_seconds, cpu_seconds):
     """Adds one process's time to <run_dir>/timing.json and returns the totals.
 
-    A run can take several processes (preemption, a kill, a new session). Steps no recorded process timed
-    (trained before this file existed, or by a killed process whose time was lost) count as `untimed_steps`,
-    so a result's times never pass for the whole run when they are not.
+    A run can take several processes (preemption, a kill, a new session). Steps that no recorded process
+    timed (trained before this file existed, or by a killed process up to the checkpoint it left) count as
+    `untimed_steps`, so a result's times do not pass for the whole run when they are not. A killed process's
+    steps after its last checkpoint are trained again, and its time for them is lost without a trace.
     """
     path = os.path.join(run_dir, "timing.json")
     timing = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "processes": 0, "untimed_steps": 0, "timed_until_step": 0}
@@ -430,8 +431,9 @@ def render_report(rows, settings, results, meta, class_names):
     else:
         lines += [f"Complete: all {expected} runs finished.", ""]
     train_hours = sum(r["train_cpu_seconds"] for r in results) / 3600
-    # Results written before evaluation CPU time was recorded count its wall time.
+    # Results written before evaluation CPU time was recorded count its wall time, and the page says so.
     eval_hours = sum(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in results) / 3600
+    eval_wall = [f"{r['row']} seed {r['seed']}" for r in results if "eval_cpu_seconds" not in r]
     untimed = [f"{r['row']} seed {r['seed']}: {r['untimed_steps']} steps" for r in results if r.get("untimed_steps")]
     lines += [
         f"Every number on this page is written by `{meta['command']}` from `docs/results/*.json` (one file per",
@@ -441,6 +443,7 @@ def render_report(rows, settings, results, meta, class_names):
         f"- Machine: {meta['machine']}. CPU time of the finished runs: {train_hours:.2f} h training + "
         f"{eval_hours:.2f} h evaluation (process CPU time, summed over the cores; unlike wall time it does not "
         "count the hours a run was paused or shared the machine)."
+        + (f" Evaluation wall time where CPU time was not recorded: {', '.join(eval_wall)}." if eval_wall else "")
         + (f" Not included: steps trained before the script recorded time ({'; '.join(untimed)})." if untimed else ""),
         _budget_line(rows, settings, results),
         f"- Commits of the runs: {', '.join(sorted(set(meta['commits']))) or 'none yet'}.",

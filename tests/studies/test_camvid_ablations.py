@@ -92,8 +92,25 @@ def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     assert "| 1.00 | 2.0 | 2.0 |" in page  # train CPU minutes, not the wall time (a paused run's clock runs on)
     assert "abc1234" in page and "0.10 h training + 0.01 h evaluation" in page  # 3 x 120 s, 3 x 12 s of CPU
     assert "Not included: steps trained before the script recorded time (B_hfgd seed 0: 49 steps)." in page
-    # 5 runs x 1000 steps at 360 CPU s / 2951 timed steps, plus 5 evaluations of 12 s: 670 s.
+    # 5 runs x 1000 steps at 360 CPU s / 2951 timed steps, plus 5 evaluations of 12 s.
+    assert study.projected_cpu_hours(rows, study.StudySettings(), results) == pytest.approx(
+        (5000 * 360 / 2951 + 5 * 12) / 3600
+    )
     assert "takes about 0.2 CPU-hours: at least 0.1 h on 2 cores" in page and "more than the" not in page
+    assert "Evaluation wall time" not in page
+    # The whole study at 1.5 CPU-hours per 1000 steps is over the ~6 h budget, and the page says so.
+    slow = [_result("B_hfgd", 0, 0.5, train_cpu_seconds=5400.0, eval_cpu_seconds=160.0)]
+    settings = study.StudySettings()
+    steps = sum(study.row_steps(row, settings) * len(row.seeds) for row in study.study_rows())
+    expected = (steps * 5.4 + 160.0 * 28) / 3600
+    assert study.projected_cpu_hours(study.study_rows(), settings, slow) == pytest.approx(expected)
+    page = study.render_report(study.study_rows(), settings, slow, meta, CLASSES)
+    assert f"takes about {expected:.1f} CPU-hours: at least {expected / 2:.1f} h" in page
+    assert "That is more than the ~6 h the study was meant to fit" in page
+    old = _result("B_hfgd", 0, 0.5)
+    del old["eval_cpu_seconds"]
+    page = study.render_report(rows, settings, [old], meta, CLASSES)
+    assert "Evaluation wall time where CPU time was not recorded: B_hfgd seed 0." in page
     complete = study.render_report(rows[:1], study.StudySettings(), results[:2], {**meta, "missing": []}, CLASSES)
     assert "Complete: all 2 runs finished." in complete and "Incomplete" not in complete
 
