@@ -38,6 +38,7 @@ def main(argv):
     if not tf.config.list_physical_devices("GPU"):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.logical_cpus)
+    common_flags.apply_authors_runtime_flags()  # before TF sets up its devices
     try:
         configs = dict(
             model_config=common_flags.model_config_from_flags(),

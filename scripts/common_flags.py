@@ -143,6 +143,8 @@ def define_run_flags(with_eval_config=True, mode=None):
     if with_eval_config:
         define_config_flags(EvalConfig)
     define_config_flags(ModelConfig, DataConfig, OptimizerConfig, TrainConfig)
+    if "worker_hosts" not in FLAGS:  # a multi-worker training flagfile's cluster flags (used by evaluate.py)
+        define_cluster_flags()
     define_authors_flags(mode or "val")
 
 
@@ -182,6 +184,16 @@ def _comparable(name, value):
     return value
 
 
+def _as_given(name, value, translated):
+    """The flag as the user gave it: ours, or the authors' flag it was translated from (with our value)."""
+    source = translated[name][1] if name in translated else ""
+    if not source:
+        return f"--{name}={value}"
+    if "=" not in source:  # e.g. --camvid_path: its value is ours
+        return f"{source}={value}"
+    return f"{source} (i.e. {name}={value})"
+
+
 def check_flags_match_run(checkpoint_dir):
     """Raises ValueError naming the flag when a model or data flag given to a run script differs from the run.
 
@@ -213,9 +225,8 @@ def check_flags_match_run(checkpoint_dir):
             flag_value, run_value = from_flags[cls][name], getattr(stored[cls], name)
             if _comparable(name, flag_value) != _comparable(name, run_value):
                 hint = " (--eval_data_dir reads the evaluation records from elsewhere)" if name == "data_dir" and "eval_data_dir" in FLAGS else ""
-                given_as = translated[name][1].split("=")[0] if name in translated and translated[name][1] else f"--{name}"
                 raise ValueError(
-                    f"{given_as}={flag_value} differs from the run's {name}={run_value} in "
+                    f"{_as_given(name, flag_value, translated)} differs from the run's {name}={run_value} in "
                     f"{os.path.join(checkpoint_dir, RUN_CONFIG)}: this script restores the model and data the run was "
                     f"trained with; drop the flag, give the run's own flags, or point --checkpoint_dir at the run that "
                     f"matches{hint}"
@@ -286,8 +297,8 @@ AUTHORS_TRANSLATED = {
         "train.py accepts train, evaluate.py val, predict.py test_dir; evaluate, export and predict also accept "
         "train (a training flagfile they share); other values name the script to use",
     ),
-    "gpu_memory_growth": ("(runtime)", "tf.config.experimental.set_memory_growth on every GPU; train.py"),
-    "soft_device_placement": ("(runtime)", "tf.config.set_soft_device_placement; train.py"),
+    "gpu_memory_growth": ("(runtime)", "tf.config.experimental.set_memory_growth on every GPU"),
+    "soft_device_placement": ("(runtime)", "tf.config.set_soft_device_placement"),
 }
 _TRUE, _FALSE = ("true", "1", "yes", "t", "y"), ("false", "0", "no", "f", "n", "")
 
@@ -422,6 +433,11 @@ def _authors_overrides(with_sources=False):
     if with_sources:
         return overrides
     return {field: value for field, (value, _) in overrides.items()}
+
+
+def check_authors_flags():
+    """Raises ValueError for an unsupported authors' flag value or a wrong `--mode` (every script calls it)."""
+    _authors_overrides()
 
 
 def _mixed_precision_for_devices():

@@ -27,6 +27,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     start = time.time()
+    common_flags.apply_authors_runtime_flags()  # before TF sets up its devices
     output_dir = os.path.abspath(FLAGS.output_dir)
     data_dir = FLAGS.data_dir or os.path.join(output_dir, "data")
     checkpoint_dir = FLAGS.checkpoint_dir or os.path.join(output_dir, "run")

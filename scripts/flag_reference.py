@@ -115,6 +115,8 @@ def render():
                 continue  # listed under "The authors' flag names"
             if run_script and source == "common_flags" and name in shared_training:
                 continue  # the training flags, listed under train.py
+            if script in ("export.py", "predict.py") and name in ("worker_hosts", "task_index"):
+                continue  # a multi-worker training flagfile's, accepted and unused by one-process scripts
             meaning = meaning.replace("|", "\\|")
             lines.append(f"| `--{name}` | {kind} | `{default}` | {meaning} |")
         lines.append("")

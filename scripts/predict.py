@@ -41,6 +41,10 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if bool(FLAGS.saved_model) == bool(FLAGS.checkpoint_dir):
         common_flags.config_error("Give exactly one of --saved_model and --checkpoint_dir")
+    try:
+        common_flags.check_authors_flags()  # the --saved_model path reads no config, so check them here
+    except ValueError as error:
+        common_flags.config_error(error)
     common_flags.apply_authors_runtime_flags()
     try:
         files = list_images(FLAGS.input)

@@ -210,6 +210,8 @@ def _run(row, seed, settings, rows, commit):
         "settings": dataclasses.asdict(settings),
         "model_config": dataclasses.asdict(configs[0]),
         "optimizer_config": dataclasses.asdict(configs[2]),
+        # Without the run directory, which differs for every run by design.
+        "train_config": {k: v for k, v in dataclasses.asdict(configs[3]).items() if k != "checkpoint_dir"},
         "steps": configs[3].total_steps,
         "train_split": configs[1].train_split,
         "miou": metrics["miou"],
@@ -321,6 +323,11 @@ def main(argv):
         if not os.path.isdir(FLAGS.camvid_dir):
             raise app.UsageError(f"--camvid_dir {FLAGS.camvid_dir!r} is not a directory (CamVid in the SegNet layout)")
         logging.set_verbosity(logging.INFO)
+        # Import the code the runs use before naming its commit (a checkout while a run trains does not change it).
+        import benchmark_utils  # noqa: F401
+
+        import hfgd_tf.train  # noqa: F401
+
         commit = _loaded_commit()
         _prepare_records(_settings_dir(settings, "records"))
         for count, (row, seed) in enumerate(pending):

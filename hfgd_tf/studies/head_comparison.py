@@ -9,6 +9,7 @@ rewrites just that section when a study row finishes).
 
 import glob
 import json
+import math
 import os
 import statistics
 
@@ -35,7 +36,8 @@ def _study_results(results_dir, row):
             raise ValueError(f"{path}: not a result of scripts/run_ablations.py (not a JSON object)")
         for key, kind in RESULT_FIELDS.items():
             value = result.get(key)
-            if not isinstance(value, kind) and not (kind is float and isinstance(value, int)):
+            number_ok = kind is float and isinstance(value, int)
+            if isinstance(value, bool) or (not isinstance(value, kind) and not number_ok):
                 raise ValueError(f"{path}: not a result of scripts/run_ablations.py ({key!r} missing or not {kind.__name__})")
         for key in ("backbone", "num_channels", "upsampler_num_channels"):
             if key not in result["model_config"]:
@@ -67,6 +69,10 @@ def _not_comparable(default, wide):
         return "the wide row's head is not D wide"
     if default["steps"] != wide["steps"]:
         return "they trained for different numbers of steps"
+    # Recorded by the study for every run (train_config by runs from 2026-11-26 on): compared when present.
+    for key in ("protocol", "train_split", "optimizer_config", "train_config"):
+        if default.get(key) != wide.get(key):
+            return f"their {key} differ"
     return None
 
 
@@ -109,17 +115,23 @@ def head_accuracy_section(results_dir):
                 f"{r['params_m']:.2f} | {r['gflops']:.1f} | {r['steps']} | {r['commit']} |"
             )
     difference = 100 * sum(runs["B_hfgd"][s]["miou"] - runs["B_hfgd_wide_head"][s]["miou"] for s in seeds) / len(seeds)
-    default_seeds = sorted(runs["B_hfgd"])
-    if len(default_seeds) > 1:
-        spread = 100 * statistics.stdev(runs["B_hfgd"][s]["miou"] for s in default_seeds)
+    # The seed spread, from B_hfgd's seeds that ran like the compared ones (same settings and steps).
+    reference = runs["B_hfgd"][seeds[0]]
+    alike = sorted(
+        s for s, r in runs["B_hfgd"].items() if r["settings"] == reference["settings"] and r["steps"] == reference["steps"]
+    )
+    if len(alike) > 1:
+        sigma = 100 * statistics.stdev(runs["B_hfgd"][s]["miou"] for s in alike)
+        threshold = math.sqrt(2 / len(seeds)) * sigma
         noise = (
-            f"`B_hfgd`'s own seeds {default_seeds} differ by {spread:.2f} points (sample standard deviation): "
-            "a difference below that is noise, not a finding."
+            f"`B_hfgd`'s seeds {alike} have a sample standard deviation of {sigma:.2f} points; the difference of "
+            f"two means over {len(seeds)} seed(s) then varies by about sqrt(2/{len(seeds)}) x that = "
+            f"{threshold:.2f} points: a smaller difference is noise, not a finding."
         )
     else:
         noise = (
-            "One seed per row: how much the seed alone moves mIoU is not measured here yet (docs/results.md "
-            "gives it once `B_hfgd`'s second seed has run)."
+            "`B_hfgd` has one seed: how much the seed alone moves mIoU is not measured here yet (docs/results.md "
+            "gives it once `B_hfgd`'s second seed has run), so a difference of a point or so may be noise."
         )
     lines += ["", f"Default minus D-wide head: {difference:+.2f} mIoU points (mean over seeds {seeds}). {noise}"]
     return lines

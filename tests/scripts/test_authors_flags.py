@@ -292,9 +292,10 @@ def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
         "--num_classes=6": "--num_classes=6 differs from the run's num_classes=5",
         "--backbone_kwargs={\"a\":2,\"b\":[2,3]}": "--backbone_kwargs={\"a\":2,\"b\":[2,3]} differs",
         "--backbone_preset_dir=/presets/other": "--backbone_preset_dir=/presets/other differs",
-        "--train_datasets=camvid": "--train_datasets=camvid differs from the run's dataset=folder",
+        "--train_datasets=camvid": "--train_datasets=camvid (i.e. dataset=camvid) differs from the run's dataset=folder",
         "--eval_split=test": "--eval_split=test differs from the run's eval_split=val",
         "--mode=test_dir": "--mode=test_dir: each mode is its own script here",
+        "--compress=false": "--compress=False (i.e. compression=) differs from the run's compression=ZLIB",
     }
     result = subprocess.run(
         [sys.executable, "-c", RUN_CHECK, str(tmp_path), *lines], cwd=ROOT, capture_output=True, text=True, timeout=300
@@ -302,3 +303,11 @@ def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for (line, expected), outcome in zip(lines.items(), json.loads(result.stdout.splitlines()[-1])):
         assert (outcome == "ok") if expected == "ok" else expected in outcome, (line, outcome)
+
+
+def test_predict_from_a_saved_model_still_checks_the_authors_flags(tmp_path):
+    error = _run(
+        "predict.py", f"--saved_model={tmp_path}", f"--input={tmp_path}", f"--output_dir={tmp_path / 'out'}",
+        "--aux_loss=true", returncode=2,
+    )
+    assert "--aux_loss=True (the authors' flag) is not supported" in error

@@ -11,7 +11,7 @@ from hfgd_tf.studies import head_comparison
 HEADING = head_comparison.HEAD_ACCURACY_HEADING
 
 
-def _result(directory, row, seed, miou, width, settings=None, backbone="resnet18", name=None, drop=None):
+def _result(directory, row, seed, miou, width, settings=None, backbone="resnet18", name=None, drop=None, extra=None):
     """A result file as scripts/run_ablations.py writes it (the fields the section reads)."""
     result = {
         "row": row, "seed": seed, "miou": miou, "pixel_accuracy": 0.75, "params_m": 11.9, "gflops": 14.8,
@@ -19,6 +19,7 @@ def _result(directory, row, seed, miou, width, settings=None, backbone="resnet18
         "model_config": {"backbone": backbone, "num_channels": 128, "upsampler_num_channels": width, "cae": "transformer"},
     }
     result.pop(drop, None)
+    result.update(extra or {})
     with open(os.path.join(directory, name or f"{row}__seed{seed}.json"), "w") as handle:
         json.dump(result, handle)
 
@@ -37,14 +38,16 @@ def test_the_section_compares_the_seeds_both_rows_have(tmp_path):
     assert [(r[2], r[3], r[4]) for r in rows] == [("64", "0", "31.59"), ("128", "0", "30.12")]
     text = "\n".join(lines)
     assert "Default minus D-wide head: +1.47 mIoU points (mean over seeds [0])" in text
-    assert "`B_hfgd`'s own seeds [0, 1] differ by 1.00 points" in text  # stdev(31.59, 33.00)
+    # stdev(31.59, 33.00) = 1.00; one seed compared: sqrt(2) x 1.00 = 1.41.
+    assert "`B_hfgd`'s seeds [0, 1] have a sample standard deviation of 1.00 points" in text
+    assert "varies by about sqrt(2/1) x that = 1.41 points" in text
 
 
 def test_one_seed_says_the_seed_spread_is_not_measured(tmp_path):
     _result(tmp_path, "B_hfgd", 0, 0.3159, 0)
     _result(tmp_path, "B_hfgd_wide_head", 0, 0.3012, 128)
     text = "\n".join(head_comparison.head_accuracy_section(str(tmp_path)))
-    assert "One seed per row: how much the seed alone moves mIoU is not measured here yet" in text
+    assert "`B_hfgd` has one seed: how much the seed alone moves mIoU is not measured here yet" in text
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,7 @@ def test_one_seed_says_the_seed_spread_is_not_measured(tmp_path):
          "Not comparable: seed 0 of the two rows: they ran with different study settings"),
         (dict(backbone="resnet50"), "their models differ in more than the head width: ['backbone']"),
         (dict(width=0), "the wide row's head is not D wide"),
+        (dict(extra={"optimizer_config": {"initial_lr": 0.1}}), "their optimizer_config differ"),
     ],
 )
 def test_the_section_says_when_there_is_nothing_to_compare(tmp_path, wide, message):
@@ -74,6 +78,9 @@ def test_broken_results_are_named(tmp_path):
         path.write_text(content)
         with pytest.raises(ValueError, match=re.escape(message)):
             head_comparison.head_accuracy_section(str(tmp_path))
+    _result(tmp_path, "B_hfgd", 0, 0.3, 0, extra={"steps": True})
+    with pytest.raises(ValueError, match="'steps' missing or not int"):
+        head_comparison.head_accuracy_section(str(tmp_path))
     _result(tmp_path, "B_hfgd", 0, 0.3, 0, drop="miou")
     with pytest.raises(ValueError, match=r"B_hfgd__seed0.json: .*\('miou' missing or not float\)"):
         head_comparison.head_accuracy_section(str(tmp_path))
