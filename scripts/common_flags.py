@@ -436,7 +436,10 @@ def _authors_overrides(with_sources=False):
 
 
 def check_authors_flags():
-    """Raises ValueError for an unsupported authors' flag value or a wrong `--mode` (every script calls it)."""
+    """Raises ValueError for an unsupported authors' flag value or a wrong `--mode`.
+
+    Building a config checks them too; this is for a path that builds none (predict.py --saved_model).
+    """
     _authors_overrides()
 
 

@@ -306,6 +306,16 @@ def add_run_timing(run_dir, start_step, end_step, wall_seconds, cpu_seconds):
     return timing
 
 
+def run_count(rows):
+    """Runs of the study: one per row and seed."""
+    return sum(len(row.seeds) for row in rows)
+
+
+def _eval_cpu_seconds(result):
+    """A result's evaluation CPU time; its wall time for results written before CPU time was recorded."""
+    return result.get("eval_cpu_seconds", result.get("eval_seconds", 0.0))
+
+
 def projected_cpu_hours(rows, settings, results):
     """CPU hours of the whole study at the finished runs' mean CPU time per training step and per evaluation.
 
@@ -316,10 +326,9 @@ def projected_cpu_hours(rows, settings, results):
     if not results or timed_steps <= 0:
         return None
     per_step = sum(r["train_cpu_seconds"] for r in results) / timed_steps
-    per_eval = statistics.fmean(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in results)
+    per_eval = statistics.fmean(_eval_cpu_seconds(r) for r in results)
     steps = sum(row_steps(row, settings) * len(row.seeds) for row in rows)
-    runs = sum(len(row.seeds) for row in rows)
-    return (per_step * steps + per_eval * runs) / 3600
+    return (per_step * steps + per_eval * run_count(rows)) / 3600
 
 
 def _mean_spread(values):
@@ -391,7 +400,7 @@ LIMITS = """\
 def _budget_line(rows, settings, results, budget_hours=6.0):
     """The study's size and projected cost; says so when it exceeds `budget_hours` on 2 cores."""
     projected = projected_cpu_hours(rows, settings, results)
-    runs = sum(len(row.seeds) for row in rows)
+    runs = run_count(rows)
     if projected is None:
         return f"- Size: {runs} runs; none has finished yet to measure what a run costs on this machine."
     line = (
@@ -420,7 +429,7 @@ def render_report(rows, settings, results, meta, class_names):
         class_names: list of str.
     """
     grouped = aggregate(results)
-    expected = sum(len(row.seeds) for row in rows)
+    expected = run_count(rows)
     lines = ["# Results: HFGD's claims tested on CamVid", ""]
     if meta["missing"]:
         lines += [
@@ -432,7 +441,7 @@ def render_report(rows, settings, results, meta, class_names):
         lines += [f"Complete: all {expected} runs finished.", ""]
     train_hours = sum(r["train_cpu_seconds"] for r in results) / 3600
     # Results written before evaluation CPU time was recorded count its wall time, and the page says so.
-    eval_hours = sum(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in results) / 3600
+    eval_hours = sum(_eval_cpu_seconds(r) for r in results) / 3600
     eval_wall = [f"{r['row']} seed {r['seed']}" for r in results if "eval_cpu_seconds" not in r]
     untimed = [f"{r['row']} seed {r['seed']}: {r['untimed_steps']} steps" for r in results if r.get("untimed_steps")]
     lines += [
