@@ -529,6 +529,11 @@ def parent_directory(path):
     return os.path.dirname(path) if "://" in path else os.path.dirname(os.path.abspath(path))
 
 
+def absolute_path(path):
+    """`path` made absolute and free of symlinks for local paths; `scheme://` ones (gs://...) as given."""
+    return path if "://" in path else os.path.realpath(path)
+
+
 def check_writable_directory(flag_name, path):
     """Checks that `path` is, or can be created as, a directory we can write in; exits naming the flag
     if not. Creates nothing, so that a run that stops at a later check leaves no directory behind.

@@ -19,6 +19,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     eval_config = common_flags.run_script_prologue(argv)
 
+    import tensorflow as tf
+
     from hfgd_tf.export import export_saved_model
     from hfgd_tf.train.checkpoints import restore_model
 
@@ -28,7 +30,14 @@ def main(argv):
     common_flags.check_writable_directory("export_dir", common_flags.parent_directory(export_dir))
     try:
         model, _, data_config = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
-        export_saved_model(model, export_dir, data_config.info.class_names, data_config.info.colormap, eval_config)
+        # The run (and checkpoint) the weights came from, so that the export names its source.
+        checkpoint = FLAGS.checkpoint
+        if checkpoint == "latest":
+            checkpoint = os.path.basename(tf.train.latest_checkpoint(FLAGS.checkpoint_dir))
+        source = {"checkpoint_dir": common_flags.absolute_path(FLAGS.checkpoint_dir), "checkpoint": checkpoint}
+        export_saved_model(
+            model, export_dir, data_config.info.class_names, data_config.info.colormap, eval_config, source=source
+        )
     except ValueError as error:
         common_flags.config_error(error)
     print(f"SavedModel: {export_dir} (signature 'serving_default': uint8 images -> class_ids, probabilities)")

@@ -2,7 +2,11 @@
 
     python scripts/predict.py --saved_model=exports/x --input=photo.jpg --output_dir=predictions
     python scripts/predict.py --checkpoint_dir=runs/x --input=images/ --output_dir=predictions
+    python scripts/predict.py --flagfile=experiments/x.cfg --saved_model=exports/x --input=images/
 
+With an experiment flagfile (which sets --checkpoint_dir) and --saved_model, the SavedModel is used when it was
+exported from that run (scripts/export.py records its source run); the flagfile's model flags are checked
+against the run.
 Writes `<stem>_label.png` (class ids), `<stem>_color.png` and `<stem>_overlay.png` per image.
 """
 
@@ -13,7 +17,7 @@ from absl import app, flags
 import common_flags
 
 common_flags.define_run_flags(mode="test_dir")
-flags.DEFINE_string("saved_model", "", "A SavedModel written by scripts/export.py (instead of --checkpoint_dir).")
+flags.DEFINE_string("saved_model", "", "A SavedModel written by scripts/export.py (instead of --checkpoint_dir, or exported from that run).")
 flags.DEFINE_string("input", "", "An image file or a folder of images (.jpg, .jpeg, .png).")
 flags.DEFINE_string("output_dir", "predictions", "Where the PNGs go.")
 FLAGS = flags.FLAGS
@@ -36,11 +40,40 @@ def list_images(path):
     raise ValueError(f"--input {path!r} is neither an image file nor a folder")
 
 
+def check_saved_model_from_run(saved_model, checkpoint_dir):
+    """Both --saved_model and --checkpoint_dir (e.g. from an experiment flagfile): exits unless the export
+    was written from that run, so that the flagfile's run and the served weights cannot silently differ."""
+    import tensorflow as tf
+
+    from hfgd_tf.export import read_export_source
+    from hfgd_tf.train.checkpoints import RUN_CONFIG
+
+    source = read_export_source(saved_model)
+    clear = "drop one of them (--checkpoint_dir= with nothing after it clears a flagfile's)"
+    if source is None:
+        common_flags.config_error(
+            f"--saved_model={saved_model!r} does not record the run it was exported from (exported before "
+            f"scripts/export.py recorded it), so it cannot be matched with --checkpoint_dir={checkpoint_dir!r}: "
+            f"{clear}, or export the run again"
+        )
+    if source["checkpoint_dir"] != common_flags.absolute_path(checkpoint_dir):
+        common_flags.config_error(
+            f"--saved_model={saved_model!r} was exported from {source['checkpoint_dir']!r}, not from "
+            f"--checkpoint_dir={checkpoint_dir!r}: {clear}"
+        )
+    if tf.io.gfile.exists(os.path.join(checkpoint_dir, RUN_CONFIG)):
+        try:
+            common_flags.check_flags_match_run(checkpoint_dir)
+        except ValueError as error:
+            common_flags.config_error(error)
+    print(f"Predicting with {saved_model} (exported from {checkpoint_dir}, checkpoint {source['checkpoint']})")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if bool(FLAGS.saved_model) == bool(FLAGS.checkpoint_dir):
-        common_flags.config_error("Give exactly one of --saved_model and --checkpoint_dir")
+    if not FLAGS.saved_model and not FLAGS.checkpoint_dir:
+        common_flags.config_error("Give --saved_model (an export) or --checkpoint_dir (a training run)")
     try:
         common_flags.check_authors_flags()  # the --saved_model path reads no config, so check them here
     except ValueError as error:
@@ -63,6 +96,8 @@ def main(argv):
     if FLAGS.saved_model:
         if not tf.io.gfile.isdir(FLAGS.saved_model):
             common_flags.config_error(f"--saved_model {FLAGS.saved_model!r} is not a directory")
+        if FLAGS.checkpoint_dir:
+            check_saved_model_from_run(FLAGS.saved_model, FLAGS.checkpoint_dir)
         serving = tf.saved_model.load(FLAGS.saved_model).signatures["serving_default"]
         _, colormap = read_export_labels(FLAGS.saved_model)
 

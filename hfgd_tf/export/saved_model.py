@@ -13,6 +13,7 @@ from hfgd_tf.evaluation.inference import predict_logits
 from hfgd_tf.files import rename_directory
 
 SERVING_SIGNATURE = "serving_default"
+SOURCE_FILE = "source.json"
 
 
 class SegmentationServingModule(tf.Module):
@@ -39,7 +40,7 @@ class SegmentationServingModule(tf.Module):
         }
 
 
-def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_config=None):
+def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_config=None, source=None):
     """Writes a SavedModel with signature `serving_default` and a `labels.json` beside it.
 
     Sliding-window inference is not exported (it needs static sizes); scales and flip are.
@@ -49,6 +50,9 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
         export_dir: str. Created; an existing export is replaced only after the new one is complete.
         class_names, colormap: sequences written to `export_dir/assets/labels.json`.
         eval_config: `EvalConfig` or None. Its scales and flip are baked into the graph.
+        source: dict or None. Where the weights came from (`{"checkpoint_dir": ..., "checkpoint": ...}` from
+            scripts/export.py), written to `export_dir/assets/source.json` so that a served model names its run
+            and so that predict.py can accept an experiment flagfile's --checkpoint_dir beside --saved_model.
 
     Returns:
         str: `export_dir`.
@@ -67,6 +71,9 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
     with tf.io.gfile.GFile(os.path.join(assets, "labels.json"), "w") as handle:
         labels = {"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}
         handle.write(json.dumps(labels))
+    if source is not None:
+        with tf.io.gfile.GFile(os.path.join(assets, SOURCE_FILE), "w") as handle:
+            handle.write(json.dumps(dict(source)))
     if tf.io.gfile.isdir(export_dir):
         rename_directory(export_dir, old)
         rename_directory(temporary, export_dir)
@@ -84,3 +91,12 @@ def read_export_labels(export_dir):
     with tf.io.gfile.GFile(path) as handle:
         content = json.loads(handle.read())
     return content["class_names"], [tuple(c) for c in content["colormap"]]
+
+
+def read_export_source(export_dir):
+    """Returns the `source` dict stored with an export, or None (exports written before it was recorded)."""
+    path = os.path.join(export_dir, "assets", SOURCE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.loads(handle.read())

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from hfgd_tf.evaluation import EvalConfig, predict_logits
-from hfgd_tf.export import export_saved_model, read_export_labels
+from hfgd_tf.export import export_saved_model, read_export_labels, read_export_source
 from hfgd_tf.models import build_model
 from tests.conftest import random_images, tiny_model_config
 
@@ -65,9 +65,12 @@ def test_export_bakes_in_scales_and_flip(tmp_path):
 def test_re_export_replaces_the_old_export(tmp_path):
     model = build_model(tiny_model_config())
     export_dir = str(tmp_path / "export")
-    export_saved_model(model, export_dir, ["x"], [(1, 2, 3)])
+    source = {"checkpoint_dir": "/runs/a", "checkpoint": "ckpt-3"}
+    export_saved_model(model, export_dir, ["x"], [(1, 2, 3)], source=source)
+    assert read_export_source(export_dir) == source
     export_saved_model(model, export_dir, ["y"], [(4, 5, 6)])
     assert read_export_labels(export_dir)[0] == ["y"]
+    assert read_export_source(export_dir) is None  # not the replaced export's source
     assert sorted(os.listdir(tmp_path)) == ["export"]
     with open(os.path.join(export_dir, "assets", "labels.json")) as handle:
         assert json.load(handle)["colormap"] == [[4, 5, 6]]

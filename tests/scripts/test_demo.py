@@ -86,10 +86,29 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
     Image.open(os.path.join(demo_runs[0], "prediction_overlay.png")).save(image_dir / "scene.png")
     _run("predict.py", f"--saved_model={export_dir}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out'}")
     _run("predict.py", f"--checkpoint_dir={run_dir}", f"--input={image_dir / 'scene.png'}", f"--output_dir={tmp_path / 'out2'}")
+    # An experiment flagfile sets --checkpoint_dir: beside --saved_model it is accepted for the run the
+    # export came from (and the flagfile's model flags are checked against that run), refused for another.
+    both = _run(
+        "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={run_dir}", "--num_channels=16",
+        f"--input={image_dir}", f"--output_dir={tmp_path / 'out3'}",
+    )
+    assert f"exported from {run_dir}" in both.stdout
+    other_run = _run(
+        "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={tmp_path}", f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out4'}", check=False,
+    )
+    assert other_run.returncode == 2 and "Traceback" not in other_run.stderr
+    assert f"was exported from '{os.path.realpath(run_dir)}', not from --checkpoint_dir='{tmp_path}'" in other_run.stderr
+    wrong_flag = _run(
+        "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={run_dir}", "--num_channels=32",
+        f"--input={image_dir}", f"--output_dir={tmp_path / 'out5'}", check=False,
+    )
+    assert wrong_flag.returncode == 2 and "--num_channels=32 differs from the run's num_channels=16" in wrong_flag.stderr
     from_saved_model = np.asarray(Image.open(tmp_path / "out" / "scene_label.png"))
     from_checkpoint = np.asarray(Image.open(tmp_path / "out2" / "scene_label.png"))
     assert from_saved_model.shape == (64, 80)
     np.testing.assert_array_equal(from_saved_model, from_checkpoint)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out3" / "scene_label.png")), from_saved_model)
 
 
 @pytest.mark.parametrize(
