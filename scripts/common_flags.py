@@ -530,8 +530,9 @@ def parent_directory(path):
 
 
 def absolute_path(path):
-    """`path` made absolute and free of symlinks for local paths; `scheme://` ones (gs://...) as given."""
-    return path if "://" in path else os.path.realpath(path)
+    """`path` made absolute and free of symlinks for local paths; `scheme://` ones (gs://...) as given but
+    for a trailing slash, so that two spellings of one directory compare equal."""
+    return path.rstrip("/") if "://" in path else os.path.realpath(path)
 
 
 def check_writable_directory(flag_name, path):

@@ -49,7 +49,7 @@ def main(argv):
     from hfgd_tf.evaluation import format_metrics_table, write_results
     from hfgd_tf.export import colorize, export_saved_model, save_prediction_pngs
     from hfgd_tf.train import Trainer
-    from hfgd_tf.train.checkpoints import restore_model
+    from hfgd_tf.train.checkpoints import resolve_checkpoint, restore_model
 
     logging.set_verbosity(logging.INFO)
     print(f"[1/5] Writing synthetic TFRecords to {data_dir}")
@@ -71,7 +71,11 @@ def main(argv):
     export_dir = os.path.join(output_dir, "saved_model")
     print(f"[4/5] Exporting a SavedModel to {export_dir}")
     info = data_config.info
-    export_saved_model(model, export_dir, info.class_names, info.colormap)
+    source = {
+        "checkpoint_dir": common_flags.absolute_path(checkpoint_dir),
+        "checkpoint": common_flags.absolute_path(resolve_checkpoint(checkpoint_dir, "best")),
+    }
+    export_saved_model(model, export_dir, info.class_names, info.colormap, source=source)
 
     print("[5/5] Predicting an unseen scene with the SavedModel (TensorFlow only)")
     serving = tf.saved_model.load(export_dir).signatures["serving_default"]

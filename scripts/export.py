@@ -19,22 +19,22 @@ FLAGS = flags.FLAGS
 def main(argv):
     eval_config = common_flags.run_script_prologue(argv)
 
-    import tensorflow as tf
-
     from hfgd_tf.export import export_saved_model
-    from hfgd_tf.train.checkpoints import restore_model
+    from hfgd_tf.train.checkpoints import resolve_checkpoint, restore_model
 
     logging.set_verbosity(logging.INFO)
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, "saved_model")
     # The export is written beside its final name and renamed, so the parent must be writable.
     common_flags.check_writable_directory("export_dir", common_flags.parent_directory(export_dir))
     try:
-        model, _, data_config = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
-        # The run (and checkpoint) the weights came from, so that the export names its source.
-        checkpoint = FLAGS.checkpoint
-        if checkpoint == "latest":
-            checkpoint = os.path.basename(tf.train.latest_checkpoint(FLAGS.checkpoint_dir))
-        source = {"checkpoint_dir": common_flags.absolute_path(FLAGS.checkpoint_dir), "checkpoint": checkpoint}
+        # The file is resolved once, loaded and recorded with the export (its source run and checkpoint), so
+        # that a checkpoint written meanwhile by a running training cannot make the record wrong.
+        checkpoint = resolve_checkpoint(FLAGS.checkpoint_dir, FLAGS.checkpoint)
+        model, _, data_config = restore_model(FLAGS.checkpoint_dir, "best" if FLAGS.checkpoint == "best" else checkpoint)
+        source = {
+            "checkpoint_dir": common_flags.absolute_path(FLAGS.checkpoint_dir),
+            "checkpoint": common_flags.absolute_path(checkpoint),
+        }
         export_saved_model(
             model, export_dir, data_config.info.class_names, data_config.info.colormap, eval_config, source=source
         )

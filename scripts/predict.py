@@ -17,7 +17,7 @@ from absl import app, flags
 import common_flags
 
 common_flags.define_run_flags(mode="test_dir")
-flags.DEFINE_string("saved_model", "", "A SavedModel written by scripts/export.py (instead of --checkpoint_dir, or exported from that run).")
+flags.DEFINE_string("saved_model", "", "A SavedModel written by scripts/export.py or demo.py. With --checkpoint_dir too (an experiment flagfile sets it), the export must come from that run.")
 flags.DEFINE_string("input", "", "An image file or a folder of images (.jpg, .jpeg, .png).")
 flags.DEFINE_string("output_dir", "predictions", "Where the PNGs go.")
 FLAGS = flags.FLAGS
@@ -48,25 +48,31 @@ def check_saved_model_from_run(saved_model, checkpoint_dir):
     from hfgd_tf.export import read_export_source
     from hfgd_tf.train.checkpoints import RUN_CONFIG
 
-    source = read_export_source(saved_model)
+    try:
+        source = read_export_source(saved_model)
+    except ValueError as error:
+        common_flags.config_error(error)
+    run_dir = common_flags.absolute_path(checkpoint_dir)
     clear = "drop one of them (--checkpoint_dir= with nothing after it clears a flagfile's)"
     if source is None:
         common_flags.config_error(
-            f"--saved_model={saved_model!r} does not record the run it was exported from (exported before "
-            f"scripts/export.py recorded it), so it cannot be matched with --checkpoint_dir={checkpoint_dir!r}: "
+            f"--saved_model={saved_model!r} does not record the run it was exported from (an export written "
+            f"before scripts/export.py recorded it), so it cannot be matched with --checkpoint_dir={checkpoint_dir!r}: "
             f"{clear}, or export the run again"
         )
-    if source["checkpoint_dir"] != common_flags.absolute_path(checkpoint_dir):
+    if source["checkpoint_dir"] != run_dir:
         common_flags.config_error(
             f"--saved_model={saved_model!r} was exported from {source['checkpoint_dir']!r}, not from "
-            f"--checkpoint_dir={checkpoint_dir!r}: {clear}"
+            f"--checkpoint_dir={checkpoint_dir!r} ({run_dir!r}): {clear}"
         )
     if tf.io.gfile.exists(os.path.join(checkpoint_dir, RUN_CONFIG)):
         try:
             common_flags.check_flags_match_run(checkpoint_dir)
         except ValueError as error:
             common_flags.config_error(error)
-    print(f"Predicting with {saved_model} (exported from {checkpoint_dir}, checkpoint {source['checkpoint']})")
+    else:
+        print(f"{os.path.join(checkpoint_dir, RUN_CONFIG)} is gone: the model flags given are not checked")
+    print(f"Predicting with {saved_model}, exported from {run_dir} (checkpoint {source['checkpoint']})")
 
 
 def main(argv):
@@ -88,8 +94,6 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
     from PIL import Image
-
-    tf.io.gfile.makedirs(FLAGS.output_dir)
 
     from hfgd_tf.export import read_export_labels, save_prediction_pngs
 
@@ -120,6 +124,8 @@ def main(argv):
             logits = predict_logits(model, tf.constant(image[None], tf.float32), eval_config)
             return tf.argmax(logits, -1)[0].numpy()
 
+    # Only now: a refused model or flag leaves no output directory behind.
+    tf.io.gfile.makedirs(FLAGS.output_dir)
     for path in files:
         try:
             with tf.io.gfile.GFile(path, "rb") as handle, Image.open(handle) as opened:

@@ -94,9 +94,20 @@ def read_export_labels(export_dir):
 
 
 def read_export_source(export_dir):
-    """Returns the `source` dict stored with an export, or None (exports written before it was recorded)."""
+    """Returns the `source` dict stored with an export, or None (exports written before it was recorded).
+
+    Raises:
+        ValueError: naming the file, when it is not a JSON object with `checkpoint_dir` and `checkpoint`.
+    """
     path = os.path.join(export_dir, "assets", SOURCE_FILE)
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as handle:
-        return json.loads(handle.read())
+        text = handle.read()
+    try:
+        source = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
+    if not isinstance(source, dict) or not {"checkpoint_dir", "checkpoint"} <= set(source):
+        raise ValueError(f"{path!r} must hold {{\"checkpoint_dir\": ..., \"checkpoint\": ...}}; export the run again")
+    return source

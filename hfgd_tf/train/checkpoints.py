@@ -65,26 +65,17 @@ def read_run_config(checkpoint_dir):
     return ModelConfig(**content["model"]), DataConfig(**content["data"]), content
 
 
-def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
-    """Builds the run's model and loads its trained weights.
+def resolve_checkpoint(checkpoint_dir, which="latest"):
+    """The file `restore_model(checkpoint_dir, which)` loads: a `ckpt-N` prefix, or the best weights' path.
 
-    Args:
-        checkpoint_dir: str. A run directory.
-        which: str. "latest" (the last `ckpt-N`), "best" (best mIoU weights), a checkpoint name in
-            `checkpoint_dir` (`ckpt-N`) or a checkpoint path.
-        dtype_policy: str.
-
-    Returns:
-        `(model, model_config, data_config)`.
+    Raises:
+        ValueError: naming what was looked for, when there is no such checkpoint.
     """
-    model_config, data_config, _ = read_run_config(checkpoint_dir)
-    model = build_model(model_config, dtype_policy=dtype_policy)
     if which == "best":
         path = os.path.join(checkpoint_dir, BEST_DIR, BEST_WEIGHTS)
         if not tf.io.gfile.exists(path):
             raise ValueError(f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use which='latest'")
-        load_weights_by_name(model, path)
-        return model, model_config, data_config
+        return path
     path = tf.train.latest_checkpoint(checkpoint_dir) if which == "latest" else which
     if not path:
         raise ValueError(f"No checkpoint in {checkpoint_dir!r} (expected ckpt-N files written by training)")
@@ -96,5 +87,27 @@ def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
                 f"--checkpoint={which!r}: no such checkpoint (neither {which!r} nor {path!r} has an .index file); "
                 f"use 'best', 'latest', a checkpoint name of {checkpoint_dir!r} such as 'ckpt-N', or a checkpoint path"
             )
+    return path
+
+
+def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
+    """Builds the run's model and loads its trained weights.
+
+    Args:
+        checkpoint_dir: str. A run directory.
+        which: str. "latest" (the last `ckpt-N`), "best" (best mIoU weights), a checkpoint name in
+            `checkpoint_dir` (`ckpt-N`) or a checkpoint path (`resolve_checkpoint` finds the file; a caller
+            that records which file was loaded resolves it first and passes the path).
+        dtype_policy: str.
+
+    Returns:
+        `(model, model_config, data_config)`.
+    """
+    model_config, data_config, _ = read_run_config(checkpoint_dir)
+    model = build_model(model_config, dtype_policy=dtype_policy)
+    path = resolve_checkpoint(checkpoint_dir, which)
+    if which == "best":
+        load_weights_by_name(model, path)
+        return model, model_config, data_config
     checkpoint_state(model).restore(path).expect_partial().assert_existing_objects_matched()
     return model, model_config, data_config

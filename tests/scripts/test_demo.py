@@ -3,6 +3,7 @@ separate evaluate / export / predict scripts on its run directory, and seed repr
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -60,6 +61,10 @@ def test_demo_writes_every_artifact_and_says_where(demo_runs):
     with open(os.path.join(first, "eval_results.json")) as handle:
         results = json.load(handle)
     assert results["protocol"]["scales"] == [1.0] and results["num_images"] == 4
+    with open(os.path.join(first, "saved_model", "assets", "source.json")) as handle:
+        source = json.load(handle)
+    assert source == {"checkpoint_dir": os.path.realpath(os.path.join(first, "run")),
+                      "checkpoint": os.path.realpath(os.path.join(first, "run", "best", "model.weights.h5"))}
     assert "mIoU (synthetic val" in outputs[0]
 
 
@@ -86,6 +91,10 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
     Image.open(os.path.join(demo_runs[0], "prediction_overlay.png")).save(image_dir / "scene.png")
     _run("predict.py", f"--saved_model={export_dir}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out'}")
     _run("predict.py", f"--checkpoint_dir={run_dir}", f"--input={image_dir / 'scene.png'}", f"--output_dir={tmp_path / 'out2'}")
+    with open(os.path.join(export_dir, "assets", "source.json")) as handle:
+        source = json.load(handle)
+    assert source["checkpoint_dir"] == os.path.realpath(run_dir)
+    assert source["checkpoint"] == os.path.realpath(os.path.join(run_dir, "best", "model.weights.h5"))  # --checkpoint=best
     # An experiment flagfile sets --checkpoint_dir: beside --saved_model it is accepted for the run the
     # export came from (and the flagfile's model flags are checked against that run), refused for another.
     both = _run(
@@ -99,6 +108,15 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
     )
     assert other_run.returncode == 2 and "Traceback" not in other_run.stderr
     assert f"was exported from '{os.path.realpath(run_dir)}', not from --checkpoint_dir='{tmp_path}'" in other_run.stderr
+    corrupt = tmp_path / "corrupt_export"
+    shutil.copytree(export_dir, corrupt)
+    (corrupt / "assets" / "source.json").write_text("{not json")
+    corrupt_run = _run(
+        "predict.py", f"--saved_model={corrupt}", f"--checkpoint_dir={run_dir}", f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out6'}", check=False,
+    )
+    assert corrupt_run.returncode == 2 and "Traceback" not in corrupt_run.stderr
+    assert "source.json' is not JSON" in corrupt_run.stderr and not (tmp_path / "out6").exists()
     wrong_flag = _run(
         "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={run_dir}", "--num_channels=32",
         f"--input={image_dir}", f"--output_dir={tmp_path / 'out5'}", check=False,

@@ -12,7 +12,7 @@ from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.evaluation import EvalConfig
 from hfgd_tf.train import NonFiniteLossError, OptimizerConfig, TrainConfig, Trainer
 from hfgd_tf.data.pipeline import build_train_dataset
-from hfgd_tf.train.checkpoints import read_run_config, restore_model
+from hfgd_tf.train.checkpoints import read_run_config, resolve_checkpoint, restore_model
 from hfgd_tf.train.losses import SegmentationLoss
 from tests.conftest import tiny_model_config
 
@@ -347,6 +347,8 @@ def test_restore_model_takes_a_checkpoint_name_of_the_run_and_refuses_a_missing_
         np.testing.assert_array_equal(restored, trained)
     with pytest.raises(ValueError, match=r"--checkpoint='ckpt-9': no such checkpoint .*'best', 'latest'"):
         restore_model(str(tmp_path), "ckpt-9")
+    # What export.py records as the file it loaded.
+    assert resolve_checkpoint(str(tmp_path), "latest") == resolve_checkpoint(str(tmp_path), "ckpt-1") == str(tmp_path / "ckpt-1")
 
 
 def test_freeze_backbone_trains_the_head_only(synthetic_dir, tmp_path):
