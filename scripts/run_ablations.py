@@ -64,6 +64,8 @@ def _load_results(settings):
             f"{len(wrong)} result files in {FLAGS.results_dir} were made with other study settings ({', '.join(wrong[:4])}"
             f"{', ...' if len(wrong) > 4 else ''}): give the same --study_* flags, or move those files away"
         )
+    backbone = _settings_dir(settings, PRETRAINED_BACKBONE)
+    study.check_one_pretrained_backbone(results, study.file_sha256(backbone) if os.path.isfile(backbone) else None)
     return results
 
 
@@ -108,6 +110,9 @@ def _prepare_records(records_dir):
     logging.info("Converted %s into %s", {k: len(v) for k, v in todo.items()}, records_dir)
 
 
+PRETRAINED_BACKBONE = "pretrained_backbone.weights.h5"
+
+
 def _settings_dir(settings, *parts):
     """<work_dir>/<settings key>/...: records, runs and the pretrained backbone of these settings only."""
     return os.path.join(FLAGS.work_dir, study.settings_key(settings), *parts)
@@ -122,7 +127,7 @@ def _pretrained_backbone(settings, rows):
     from hfgd_tf.backbones.weights import save_weights_by_name
     from hfgd_tf.train.checkpoints import restore_model
 
-    path = _settings_dir(settings, "pretrained_backbone.weights.h5")
+    path = _settings_dir(settings, PRETRAINED_BACKBONE)
     if os.path.isfile(path):
         return path
     pretrain = next(row for row in rows if row.stage == "pretrain")
@@ -167,6 +172,9 @@ def _run(row, seed, settings, rows, commit):
     run_dir = _run_dir(settings, row, seed)
     os.makedirs(run_dir, exist_ok=True)
     pretrained = _pretrained_backbone(settings, rows) if row.stage == "finetune" else ""
+    backbone_sha256 = study.file_sha256(pretrained) if pretrained else None
+    if pretrained:
+        study.record_pretrained_backbone(run_dir, backbone_sha256)
     from hfgd_tf.data.registry import get_dataset_spec
 
     num_classes = get_dataset_spec("camvid").info.num_classes
@@ -197,10 +205,11 @@ def _run(row, seed, settings, rows, commit):
     if row.stage == "pretrain":
         from hfgd_tf.backbones.weights import save_weights_by_name
 
-        path = _settings_dir(settings, "pretrained_backbone.weights.h5")
+        path = _settings_dir(settings, PRETRAINED_BACKBONE)
         temporary = path.replace(".weights.h5", ".incomplete.weights.h5")
         save_weights_by_name(trainer.model.backbone, temporary)
         os.replace(temporary, path)
+        backbone_sha256 = study.file_sha256(path)
     model = trainer.model
     result = {
         "row": row.name,
@@ -228,6 +237,8 @@ def _run(row, seed, settings, rows, commit):
         "untimed_steps": timing["untimed_steps"],
         "eval_seconds": round(eval_seconds, 1),
         "eval_cpu_seconds": round(eval_cpu_seconds, 1),
+        # Fine-tuning rows: the pretrained backbone they started from; the pretraining row: the one it wrote.
+        "pretrained_backbone_sha256": backbone_sha256,
         "commit": commit,
         "machine": _machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),

@@ -128,3 +128,41 @@ def test_run_timing_adds_up_over_processes_and_counts_the_steps_nobody_timed(tmp
     assert (third["untimed_steps"], third["processes"], third["timed_until_step"]) == (199, 3, 1000)
     with open(tmp_path / "timing.json") as handle:
         assert json.load(handle) == third
+
+
+def test_fine_tuning_runs_are_tied_to_one_pretrained_backbone(tmp_path):
+    weights = tmp_path / "backbone.weights.h5"
+    weights.write_bytes(b"first pretraining")
+    first = study.file_sha256(str(weights))
+    run_dir = tmp_path / "A_hfgd" / "seed0"
+    run_dir.mkdir(parents=True)
+    study.record_pretrained_backbone(str(run_dir), first)
+    study.record_pretrained_backbone(str(run_dir), first)  # a resuming process, same backbone: fine
+    weights.write_bytes(b"pretrained again")
+    second = study.file_sha256(str(weights))
+    assert second != first
+    with pytest.raises(ValueError, match=f"{run_dir} was started from pretrained backbone {first[:12]}"):
+        study.record_pretrained_backbone(str(run_dir), second)
+
+    results = [_result("A_hfgd", 0, 0.5, pretrained_backbone_sha256=first),
+               _result("A_sfpn", 0, 0.4, pretrained_backbone_sha256=first),
+               _result("B_hfgd", 0, 0.4, pretrained_backbone_sha256=None)]
+    study.check_one_pretrained_backbone(results, current_sha256=first)
+    study.check_one_pretrained_backbone(results + [_result("A_frozen", 0, 0.3)])  # written before the hash: not compared
+    with pytest.raises(ValueError, match=f"{second[:12]}: the study's pretrained backbone file now"):
+        study.check_one_pretrained_backbone(results, current_sha256=second)
+    with pytest.raises(ValueError, match=f"{second[:12]}: A_frozen seed 1"):
+        study.check_one_pretrained_backbone(results + [_result("A_frozen", 1, 0.3, pretrained_backbone_sha256=second)])
+
+
+def test_protocol_a_page_describes_the_split_and_compares_every_fine_tuned_row_with_the_frozen_reference():
+    rows = study.study_rows()
+    results = [_result("A_frozen", s, 0.40 + s / 100) for s in range(3)] + [
+        _result("A_sfpn", s, 0.30 + s / 100) for s in range(3)]
+    meta = {"command": "c", "machine": "m", "commits": [], "missing": []}
+    page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
+    assert "minus one contiguous block of 25% of each sequence" in page and "the first frames of 0016E5" in page
+    assert "after 250 steps about 8% of the pretrained statistics remain" in page  # 0.99 ** 250 = 0.081
+    assert "| Fine-tuning through SemanticFPN beats keeping the backbone frozen | `A_sfpn` vs `A_frozen` | -10.0 | does not hold |" in page
+    frozen_claims = [claim for claim in study.CLAIMS if claim[3] == "A_frozen"]
+    assert {claim[2] for claim in frozen_claims} == {r.name for r in rows if r.stage == "finetune" and r.name != "A_frozen"}
