@@ -122,9 +122,20 @@ def _run_dir(settings, row, seed):
     return _settings_dir(settings, "runs", row.name, f"seed{seed}")
 
 
+def _save_pretrained_backbone(settings, backbone):
+    """Writes the pretraining row's backbone weights where the fine-tuning rows read them; returns the path."""
+    from hfgd_tf.backbones.weights import save_weights_by_name
+
+    path = _settings_dir(settings, PRETRAINED_BACKBONE)
+    # Under a temporary name first (h5 files must end in .weights.h5), so that a crash leaves no partial file.
+    temporary = path.replace(".weights.h5", ".incomplete.weights.h5")
+    save_weights_by_name(backbone, temporary)
+    os.replace(temporary, path)
+    return path
+
+
 def _pretrained_backbone(settings, rows):
     """The pretraining row's backbone weights file, written from its run directory when missing."""
-    from hfgd_tf.backbones.weights import save_weights_by_name
     from hfgd_tf.train.checkpoints import restore_model
 
     path = _settings_dir(settings, PRETRAINED_BACKBONE)
@@ -141,10 +152,7 @@ def _pretrained_backbone(settings, rows):
             f"{pretrain.name} is finished but its weights are gone ({error}); delete "
             f"{study.result_path(FLAGS.results_dir, pretrain, pretrain.seeds[0])} and rerun to pretrain again"
         ) from error
-    temporary = path.replace(".weights.h5", ".incomplete.weights.h5")
-    save_weights_by_name(model.backbone, temporary)
-    os.replace(temporary, path)
-    return path
+    return _save_pretrained_backbone(settings, model.backbone)
 
 
 def _checkpoint_step(run_dir):
@@ -203,13 +211,7 @@ def _run(row, seed, settings, rows, commit):
     metrics = trainer.evaluate()
     eval_seconds, eval_cpu_seconds = time.time() - start, time.process_time() - cpu_start
     if row.stage == "pretrain":
-        from hfgd_tf.backbones.weights import save_weights_by_name
-
-        path = _settings_dir(settings, PRETRAINED_BACKBONE)
-        temporary = path.replace(".weights.h5", ".incomplete.weights.h5")
-        save_weights_by_name(trainer.model.backbone, temporary)
-        os.replace(temporary, path)
-        backbone_sha256 = study.file_sha256(path)
+        backbone_sha256 = study.file_sha256(_save_pretrained_backbone(settings, trainer.model.backbone))
     model = trainer.model
     result = {
         "row": row.name,
@@ -251,6 +253,7 @@ def _run(row, seed, settings, rows, commit):
 
 def _write_report(settings, rows):
     from hfgd_tf.data.registry import get_dataset_spec
+    from hfgd_tf.files import write_bytes_atomic
 
     results = _load_results(settings)
     finished = {(r["row"], r["seed"]) for r in results}
@@ -262,11 +265,7 @@ def _write_report(settings, rows):
         "missing": missing,
     }
     text = study.render_report(rows, settings, results, meta, list(get_dataset_spec("camvid").info.class_names))
-    temporary = FLAGS.report + ".incomplete"
-    with open(temporary, "w") as handle:
-        handle.write(text + "\n")
-    os.replace(temporary, FLAGS.report)
-    return FLAGS.report
+    return write_bytes_atomic(FLAGS.report, (text + "\n").encode())
 
 
 def _figures(settings, rows, num_scenes=4):

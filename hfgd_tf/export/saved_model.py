@@ -10,7 +10,7 @@ import os
 import tensorflow as tf
 
 from hfgd_tf.evaluation.inference import predict_logits
-from hfgd_tf.files import rename_directory
+from hfgd_tf.files import read_json, rename_directory
 
 SERVING_SIGNATURE = "serving_default"
 SOURCE_FILE = "source.json"
@@ -102,10 +102,8 @@ def read_export_source(export_dir):
     path = os.path.join(export_dir, "assets", SOURCE_FILE)
     if not tf.io.gfile.exists(path):
         return None
-    with tf.io.gfile.GFile(path) as handle:
-        text = handle.read()
     try:
-        source = json.loads(text)
+        source = read_json(path)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
     if not isinstance(source, dict) or not {"checkpoint_dir", "checkpoint"} <= set(source):

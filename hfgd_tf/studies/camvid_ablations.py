@@ -31,7 +31,7 @@ import statistics
 
 from hfgd_tf.data import DataConfig
 from hfgd_tf.evaluation.config import EvalConfig
-from hfgd_tf.files import write_json_atomic
+from hfgd_tf.files import write_bytes_atomic, write_json_atomic
 from hfgd_tf.models import ModelConfig
 from hfgd_tf.train.config import OptimizerConfig, TrainConfig
 
@@ -345,9 +345,7 @@ def record_pretrained_backbone(run_dir, sha256):
                 "(the pretraining row was run again): remove the directory to fine-tune this run again"
             )
         return
-    with open(path + ".incomplete", "w") as handle:
-        handle.write(sha256 + "\n")
-    os.replace(path + ".incomplete", path)
+    write_bytes_atomic(path, (sha256 + "\n").encode())
 
 
 def check_one_pretrained_backbone(results, current_sha256=None):
