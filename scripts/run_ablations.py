@@ -4,7 +4,7 @@
     python scripts/run_ablations.py                          # every unfinished run, then the page
     python scripts/run_ablations.py --max_runs=3 --git_commit  # a session's worth; commit each result JSON
     python scripts/run_ablations.py --rows=B_sfpn,B_hfgd     # only these rows
-    python scripts/run_ablations.py --report_only            # rewrite docs/results.md from the JSONs
+    python scripts/run_ablations.py --report_only            # rewrite docs/results.md and README's headline
     python scripts/run_ablations.py --figures                # val scenes side by side (not committed)
 
 Resumable: a finished (row, seed) has its JSON in --results_dir and is skipped; a killed or preempted
@@ -12,6 +12,8 @@ Resumable: a finished (row, seed) has its JSON in --results_dir and is skipped; 
 is written only for a run that reached its last step. Records, checkpoints and figures live in
 --work_dir, per settings (a hash of the --study_* values), outside the repository (CamVid's licence:
 do not redistribute the data inside the project).
+The page and README.md's results headline (between the markers in camvid_ablations.README_START/END)
+are rewritten after every finished run, from the JSONs only.
 Runs one at a time: the machine has 2 cores.
 """
 
@@ -35,6 +37,11 @@ flags.DEFINE_string("camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", 
 flags.DEFINE_string("work_dir", os.path.join(os.path.dirname(ROOT), "hfgd_ablation_work"), "Records, checkpoints, figures.")
 flags.DEFINE_string("results_dir", os.path.join(ROOT, "docs", "results"), "One JSON per finished (row, seed).")
 flags.DEFINE_string("report", os.path.join(ROOT, "docs", "results.md"), "The results page.")
+flags.DEFINE_string(
+    "readme", os.path.join(ROOT, "README.md"),
+    "File whose results headline (between the markers study.README_START and study.README_END) is rewritten with "
+    "the page; '' leaves it alone.",
+)
 flags.DEFINE_list("rows", [], "Rows to run (default: all, in study order).")
 flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).")
 flags.DEFINE_bool("plan", False, "Print the rows and their state, run nothing.")
@@ -265,7 +272,23 @@ def _write_report(settings, rows):
         "missing": missing,
     }
     text = study.render_report(rows, settings, results, meta, list(get_dataset_spec("camvid").info.class_names))
-    return write_bytes_atomic(FLAGS.report, (text + "\n").encode())
+    written = [write_bytes_atomic(FLAGS.report, (text + "\n").encode())]
+    if FLAGS.readme:
+        readme = _readme_with_headline(study.render_headline(rows, results))
+        written.append(write_bytes_atomic(FLAGS.readme, readme.encode()))
+    return written
+
+
+def _readme_with_headline(headline):
+    """--readme's text with `headline` between its markers; ValueError naming the file when it cannot be."""
+    try:
+        with open(FLAGS.readme, encoding="utf-8") as f:
+            readme = f.read()
+    except OSError as error:
+        raise ValueError(
+            f"--readme {FLAGS.readme!r} cannot be read ({error.strerror}); give --readme='' to write no headline"
+        ) from error
+    return study.replace_marked_block(readme, headline, source=f"--readme {FLAGS.readme!r}")
 
 
 def _figures(settings, rows, num_scenes=4):
@@ -316,6 +339,8 @@ def main(argv):
     selected = [row for row in rows if not FLAGS.rows or row.name in FLAGS.rows]
     try:
         results = _load_results(settings)
+        if FLAGS.readme:
+            _readme_with_headline("")  # a README without its markers fails now, not after hours of training
     except ValueError as error:
         raise app.UsageError(str(error))
     finished = {(r["row"], r["seed"]) for r in results}
@@ -351,11 +376,11 @@ def main(argv):
             except (ValueError, NonFiniteLossError) as error:
                 sys.stderr.write(f"{row.name} seed {seed}: {error}\n")
                 sys.exit(1)
-            report = _write_report(settings, rows)
+            pages = _write_report(settings, rows)
             if FLAGS.git_commit:
-                _git("add", path, report)
-                _git("commit", "-q", "-m", f"Ablation study: {row.name} seed {seed}", "--", path, report)
-    print(f"Wrote {_write_report(settings, rows)}")
+                _git("add", path, *pages)
+                _git("commit", "-q", "-m", f"Ablation study: {row.name} seed {seed}", "--", path, *pages)
+    print(f"Wrote {', '.join(_write_report(settings, rows))}")
 
 
 if __name__ == "__main__":

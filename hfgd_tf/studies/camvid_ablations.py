@@ -437,6 +437,76 @@ def verdict(better, worse):
     return difference, "holds" if difference > 0 else "does not hold"
 
 
+def _status(finished, expected):
+    if finished < expected:
+        return f"**Incomplete: {finished} of {expected} runs finished.**"
+    return f"Complete: all {expected} runs finished."
+
+
+def _row_line(row, entry, costs):
+    """A table line for `row` from its `aggregate` entry (None: not run); `costs` adds params, GFLOPs, CPU time."""
+    empty = " | | |" if costs else ""
+    if entry is None:
+        return f"| `{row.name}` | {row.title} | 0/{len(row.seeds)} | not run yet |{empty}"
+    seeds = ",".join(str(s) for s in sorted(entry["seeds"]))
+    line = f"| `{row.name}` | {row.title} | {len(entry['seeds'])}/{len(row.seeds)} ({seeds}) | {_format(entry['miou'])} |"
+    if costs:
+        line += (
+            f" {entry['params_m']:.2f} | {entry['gflops']:.1f} | "
+            f"{statistics.fmean(entry['train_cpu_seconds']) / 60:.1f} |"
+        )
+    return line
+
+
+def _claim_line(claim, grouped):
+    text, _, better, worse = claim
+    if better in grouped and worse in grouped:
+        difference, outcome = verdict(grouped[better]["miou"], grouped[worse]["miou"])
+        return f"| {text} | `{better}` vs `{worse}` | {100 * difference:+.1f} | {outcome} |"
+    return f"| {text} | `{better}` vs `{worse}` | | not run yet |"
+
+
+# The README's headline: the rows the paper's main claim rests on, and the claims between them.
+HEADLINE_ROWS = ("A_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients", "A_hfgd_unshared_kernels", "B_sfpn",
+                 "B_hfgd")
+README_START = "<!-- results headline: written by scripts/run_ablations.py -->"
+README_END = "<!-- end of results headline -->"
+
+
+def render_headline(rows, results):
+    """The markdown between `README_START` and `README_END` in README.md: headline rows and their claims."""
+    grouped = aggregate(results)
+    headline = [row for row in rows if row.name in HEADLINE_ROWS]
+    lines = [
+        f"{_status(len(results), run_count(rows))} Headline rows (CamVid val mIoU %, mean ± std over seeds; every "
+        "row, per-class IoU, costs and the settings are on the page):",
+        "",
+        "| row | what | runs (seeds) | mIoU |",
+        "| --- | --- | --- | ---: |",
+    ]
+    lines += [_row_line(row, grouped.get(row.name), costs=False) for row in headline]
+    lines += ["", "| claim | rows | difference (mIoU points) | verdict |", "| --- | --- | ---: | --- |"]
+    lines += [_claim_line(claim, grouped) for claim in CLAIMS if {claim[2], claim[3]} <= set(HEADLINE_ROWS)]
+    return "\n".join(lines)
+
+
+def replace_marked_block(text, block, source="README.md"):
+    """`text` with the lines between `README_START` and `README_END` replaced by `block`.
+
+    Raises:
+        ValueError: naming `source`, when the markers are missing, repeated or out of order.
+    """
+    starts, ends = text.count(README_START), text.count(README_END)
+    start, end = text.find(README_START), text.find(README_END)
+    if starts != 1 or ends != 1 or end < start:
+        raise ValueError(
+            f"{source}: expected the line {README_START!r} once, followed by {README_END!r} once (found them "
+            f"{starts} and {ends} times{', in the wrong order' if starts == ends == 1 else ''}); the results "
+            "headline goes between them"
+        )
+    return text[: start + len(README_START)] + "\n" + block + "\n" + text[end:]
+
+
 LIMITS = """\
 ## What this can and cannot show
 
@@ -498,12 +568,12 @@ def render_report(rows, settings, results, meta, class_names):
     lines = ["# Results: HFGD's claims tested on CamVid", ""]
     if meta["missing"]:
         lines += [
-            f"**Incomplete: {len(results)} of {expected} runs finished.** Missing: {', '.join(meta['missing'])}. "
+            f"{_status(len(results), expected)} Missing: {', '.join(meta['missing'])}. "
             "Rows without all their seeds show the seeds they have; verdicts may change.",
             "",
         ]
     else:
-        lines += [f"Complete: all {expected} runs finished.", ""]
+        lines += [_status(len(results), expected), ""]
     train_hours = sum(r["train_cpu_seconds"] for r in results) / 3600
     # Results written before evaluation CPU time was recorded count its wall time, and the page says so.
     eval_hours = sum(_eval_cpu_seconds(r) for r in results) / 3600
@@ -547,24 +617,11 @@ def render_report(rows, settings, results, meta, class_names):
         for row in rows:
             if row.protocol != protocol:
                 continue
-            entry = grouped.get(row.name)
-            if entry is None:
-                lines.append(f"| `{row.name}` | {row.title} | 0/{len(row.seeds)} | not run yet | | | |")
-                continue
-            seeds = ",".join(str(s) for s in sorted(entry["seeds"]))
-            lines.append(
-                f"| `{row.name}` | {row.title} | {len(entry['seeds'])}/{len(row.seeds)} ({seeds}) | {_format(entry['miou'])} | "
-                f"{entry['params_m']:.2f} | {entry['gflops']:.1f} | {statistics.fmean(entry['train_cpu_seconds']) / 60:.1f} |"
-            )
+            lines.append(_row_line(row, grouped.get(row.name), costs=True))
         lines.append("")
     lines += ["## Claims at this scale", "", "| claim | rows | difference (mIoU points) | verdict |",
               "| --- | --- | ---: | --- |"]
-    for claim, _, better, worse in CLAIMS:
-        if better in grouped and worse in grouped:
-            difference, outcome = verdict(grouped[better]["miou"], grouped[worse]["miou"])
-            lines.append(f"| {claim} | `{better}` vs `{worse}` | {100 * difference:+.1f} | {outcome} |")
-        else:
-            lines.append(f"| {claim} | `{better}` vs `{worse}` | | not run yet |")
+    lines += [_claim_line(claim, grouped) for claim in CLAIMS]
     lines += ["", "Verdict rule: \"within seed spread\" when the difference of the means is not larger than the",
               "larger of the two rows' seed standard deviations; with one seed per row a difference under one point",
               "is called noise.", ""]

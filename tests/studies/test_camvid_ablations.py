@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pathlib
 
 import pytest
 
@@ -166,3 +167,36 @@ def test_protocol_a_page_describes_the_split_and_compares_every_fine_tuned_row_w
     assert "| Fine-tuning through SemanticFPN beats keeping the backbone frozen | `A_sfpn` vs `A_frozen` | -10.0 | does not hold |" in page
     frozen_claims = [claim for claim in study.CLAIMS if claim[3] == "A_frozen"]
     assert {claim[2] for claim in frozen_claims} == {r.name for r in rows if r.stage == "finetune" and r.name != "A_frozen"}
+
+
+def test_readme_headline_shows_the_headline_rows_and_their_claims():
+    rows = study.study_rows()
+    results = [_result("A_frozen", s, 0.40 + s / 100) for s in range(3)] + [_result("A_hfgd", 0, 0.45)]
+    headline = study.render_headline(rows, results)
+    assert headline.startswith(f"**Incomplete: 4 of {study.run_count(rows)} runs finished.**")
+    assert "| `A_frozen` | Reference: pretrained backbone frozen, fresh HFGD head | 3/3 (0,1,2) | 41.0 ± 1.0 |" in headline
+    assert "| `A_hfgd` | HFGD full | 1/3 (0) | 45.0 |" in headline
+    assert "| `B_sfpn` | SemanticFPN (joint) | 0/2 | not run yet |" in headline
+    assert "| Fine-tuning through HFGD beats keeping the backbone frozen | `A_hfgd` vs `A_frozen` | +4.0 | holds |" in headline
+    assert "B_hfgd_os8" not in headline and "The CAE helps" not in headline  # not headline rows: on the page only
+    table_rows = [line.split("|")[1].strip(" `") for line in headline.splitlines() if line.startswith("| `")]
+    assert table_rows == [name for name in study.HEADLINE_ROWS]
+
+
+def test_the_readme_headline_goes_between_its_markers_or_the_error_names_the_file():
+    readme = f"# Title\n\n{study.README_START}\nold numbers\n{study.README_END}\n\n## Next\n"
+    once = study.replace_marked_block(readme, "new | table")
+    assert once == f"# Title\n\n{study.README_START}\nnew | table\n{study.README_END}\n\n## Next\n"
+    assert study.replace_marked_block(once, "new | table") == once
+    for broken, found in (("# Title\n", "0 and 0 times"), (readme + study.README_START, "2 and 1 times"),
+                          (f"{study.README_END}\n{study.README_START}\n", "1 and 1 times, in the wrong order")):
+        with pytest.raises(ValueError, match=f"^my/README.md: expected the line .* \\(found them {found}\\)"):
+            study.replace_marked_block(broken, "x", source="my/README.md")
+
+
+def test_the_repository_readme_headline_is_what_the_script_writes_from_the_committed_results():
+    root = pathlib.Path(__file__).resolve().parents[2]
+    results = [json.loads(path.read_text()) for path in sorted((root / "docs" / "results").glob("*.json"))]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    expected = study.replace_marked_block(readme, study.render_headline(study.study_rows(), results))
+    assert readme == expected, "README.md's results headline is stale: run python scripts/run_ablations.py --report_only"

@@ -1,0 +1,46 @@
+"""scripts/run_ablations.py without training: the page and the README headline it writes, and its early errors."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+from hfgd_tf.studies import camvid_ablations as study
+from tests.conftest import ROOT
+
+
+def _run_ablations(tmp_path, *arguments):
+    return subprocess.run(
+        [sys.executable, os.path.join("scripts", "run_ablations.py"), f"--work_dir={tmp_path / 'work'}",
+         f"--report={tmp_path / 'results.md'}", *arguments],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_report_only_rewrites_the_page_and_the_readme_headline_from_the_results(tmp_path):
+    results_dir = tmp_path / "results"
+    shutil.copytree(pathlib.Path(ROOT) / "docs" / "results", results_dir)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Intro\n{study.README_START}\nstale\n{study.README_END}\n## After\n", encoding="utf-8")
+    result = _run_ablations(tmp_path, "--report_only", f"--results_dir={results_dir}", f"--readme={readme}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = readme.read_text(encoding="utf-8")
+    results = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
+    assert text == f"# Intro\n{study.README_START}\n{study.render_headline(study.study_rows(), results)}\n{study.README_END}\n## After\n"
+    assert "stale" not in text and (tmp_path / "results.md").read_text().startswith("# Results: HFGD's claims")
+
+
+def test_a_readme_without_the_markers_is_refused_before_anything_runs(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# A README someone rewrote\n", encoding="utf-8")
+    empty = tmp_path / "no_results"
+    empty.mkdir()
+    result = _run_ablations(tmp_path, f"--results_dir={empty}", f"--readme={readme}", f"--camvid_dir={tmp_path}")
+    assert result.returncode != 0
+    assert f"--readme '{readme}': expected the line" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results.md").exists()
+    missing = _run_ablations(tmp_path, "--report_only", f"--results_dir={empty}", f"--readme={tmp_path / 'nope.md'}")
+    assert missing.returncode != 0 and "nope.md' cannot be read (No such file or directory)" in missing.stderr
+    assert "Traceback" not in missing.stderr
