@@ -6,7 +6,8 @@
 
 With an experiment flagfile (which sets --checkpoint_dir) and --saved_model, the SavedModel is used when it was
 exported from that run (scripts/export.py records its source run); the flagfile's model flags are checked
-against the run.
+against the run. A SavedModel predicts with the scales and flip baked in at export (recorded beside it); an
+--eval_scales / --flip / --sliding_window_* that asks for another protocol is refused rather than ignored.
 Writes `<stem>_label.png` (class ids), `<stem>_color.png` and `<stem>_overlay.png` per image.
 """
 
@@ -38,6 +39,45 @@ def list_images(path):
     if tf.io.gfile.exists(path):
         return [path]
     raise ValueError(f"--input {path!r} is neither an image file nor a folder")
+
+
+INFERENCE_FLAGS = ("eval_scales", "flip", "sliding_window_height", "sliding_window_width")
+
+
+def check_inference_flags(saved_model):
+    """--saved_model predicts with the scales and flip baked in at export: exits when --eval_scales, --flip
+    or a sliding window given (on the command line or in a flagfile) ask for another protocol, so that they
+    are not silently ignored."""
+    from hfgd_tf.export import read_export_inference
+
+    given = [name for name in INFERENCE_FLAGS if FLAGS[name].present]
+    if not given:
+        return
+    try:
+        wanted = common_flags.eval_config_from_flags()
+        baked = read_export_inference(saved_model)
+    except ValueError as error:
+        common_flags.config_error(error)
+    asked = f"{', '.join('--' + name for name in given)} given"
+    if wanted.sliding_window_height:
+        common_flags.config_error(
+            f"{asked}: a SavedModel cannot predict in sliding windows (--saved_model={saved_model!r}); predict with "
+            "--checkpoint_dir for sliding-window inference, or drop the --sliding_window_* flags "
+            "(--sliding_window_height=0 --sliding_window_width=0 overrides a flagfile's)"
+        )
+    if baked is None:
+        common_flags.config_error(
+            f"{asked}, but --saved_model={saved_model!r} does not record the scales and flip baked into it (an "
+            "export written before they were recorded): export it again (scripts/export.py, with the same flags), "
+            "or drop those flags"
+        )
+    if (list(wanted.eval_scales), wanted.flip) != (baked["eval_scales"], baked["flip"]):
+        common_flags.config_error(
+            f"--saved_model={saved_model!r} predicts at scales {baked['eval_scales']} "
+            f"{'with' if baked['flip'] else 'without'} flip (baked in at export); {asked} ask for scales "
+            f"{list(wanted.eval_scales)} {'with' if wanted.flip else 'without'} flip: export again with those flags "
+            "(scripts/export.py) or predict with --checkpoint_dir, or drop them"
+        )
 
 
 def check_saved_model_from_run(saved_model, checkpoint_dir):
@@ -100,6 +140,7 @@ def main(argv):
     if FLAGS.saved_model:
         if not tf.io.gfile.isdir(FLAGS.saved_model):
             common_flags.config_error(f"--saved_model {FLAGS.saved_model!r} is not a directory")
+        check_inference_flags(FLAGS.saved_model)
         if FLAGS.checkpoint_dir:
             check_saved_model_from_run(FLAGS.saved_model, FLAGS.checkpoint_dir)
         serving = tf.saved_model.load(FLAGS.saved_model).signatures["serving_default"]

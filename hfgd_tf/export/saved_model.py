@@ -9,11 +9,14 @@ import os
 
 import tensorflow as tf
 
+from hfgd_tf.evaluation.config import EvalConfig
 from hfgd_tf.evaluation.inference import predict_logits
 from hfgd_tf.files import read_json, rename_directory
 
 SERVING_SIGNATURE = "serving_default"
 SOURCE_FILE = "source.json"
+# The inference protocol baked into the graph, so that a caller asking for another one can be told.
+INFERENCE_FILE = "inference.json"
 
 
 class SegmentationServingModule(tf.Module):
@@ -49,7 +52,8 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
         model: a segmenter returning `{"logits": ...}`.
         export_dir: str. Created; an existing export is replaced only after the new one is complete.
         class_names, colormap: sequences written to `export_dir/assets/labels.json`.
-        eval_config: `EvalConfig` or None. Its scales and flip are baked into the graph.
+        eval_config: `EvalConfig` or None (single scale, no flip). Its scales and flip are baked into the
+            graph and recorded in `export_dir/assets/inference.json` (`{"eval_scales": [...], "flip": ...}`).
         source: dict or None. Where the weights came from (`{"checkpoint_dir": ..., "checkpoint": ...}` from
             scripts/export.py), written to `export_dir/assets/source.json` so that a served model names its run
             and so that predict.py can accept an experiment flagfile's --checkpoint_dir beside --saved_model.
@@ -71,6 +75,9 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
     with tf.io.gfile.GFile(os.path.join(assets, "labels.json"), "w") as handle:
         labels = {"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}
         handle.write(json.dumps(labels))
+    with tf.io.gfile.GFile(os.path.join(assets, INFERENCE_FILE), "w") as handle:
+        protocol = eval_config or EvalConfig()
+        handle.write(json.dumps({"eval_scales": list(protocol.eval_scales), "flip": protocol.flip}))
     if source is not None:
         with tf.io.gfile.GFile(os.path.join(assets, SOURCE_FILE), "w") as handle:
             handle.write(json.dumps(dict(source)))
@@ -109,3 +116,27 @@ def read_export_source(export_dir):
     if not isinstance(source, dict) or not {"checkpoint_dir", "checkpoint"} <= set(source):
         raise ValueError(f"{path!r} must hold {{\"checkpoint_dir\": ..., \"checkpoint\": ...}}; export the run again")
     return source
+
+
+def read_export_inference(export_dir):
+    """Returns the protocol baked into an export, `{"eval_scales": [float, ...], "flip": bool}`, or None
+    (exports written before it was recorded).
+
+    Raises:
+        ValueError: naming the file, when it does not hold that.
+    """
+    path = os.path.join(export_dir, "assets", INFERENCE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    try:
+        inference = read_json(path)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
+    if (
+        not isinstance(inference, dict)
+        or not isinstance(inference.get("eval_scales"), list)
+        or not all(isinstance(scale, (int, float)) for scale in inference["eval_scales"])
+        or not isinstance(inference.get("flip"), bool)
+    ):
+        raise ValueError(f"{path!r} must hold {{\"eval_scales\": [numbers], \"flip\": true|false}}; export the run again")
+    return {"eval_scales": [float(scale) for scale in inference["eval_scales"]], "flip": inference["flip"]}

@@ -7,10 +7,11 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from hfgd_tf.evaluation import EvalConfig, predict_logits
-from hfgd_tf.export import export_saved_model, read_export_labels, read_export_source
+from hfgd_tf.export import export_saved_model, read_export_inference, read_export_labels, read_export_source
 from hfgd_tf.models import build_model
 from tests.conftest import random_images, tiny_model_config
 
@@ -60,6 +61,20 @@ def test_export_bakes_in_scales_and_flip(tmp_path):
     served = tf.saved_model.load(export_dir).signatures["serving_default"](images=tf.constant(images))
     expected = tf.argmax(predict_logits(model, tf.constant(images, tf.float32), config), -1).numpy()
     np.testing.assert_array_equal(served["class_ids"].numpy(), expected)
+    assert read_export_inference(export_dir) == {"eval_scales": [0.75, 1.0], "flip": True}
+    plain = export_saved_model(model, str(tmp_path / "plain"))
+    assert read_export_inference(plain) == {"eval_scales": [1.0], "flip": False}
+
+
+def test_a_malformed_inference_record_is_an_error_naming_the_file(tmp_path):
+    record = tmp_path / "assets" / "inference.json"
+    record.parent.mkdir()
+    assert read_export_inference(str(tmp_path)) is None  # an export written before the record
+    for text in ("{not json", "[1.0]", '{"eval_scales": [1.0]}', '{"eval_scales": "1.0", "flip": false}',
+                 '{"eval_scales": [1.0], "flip": "yes"}'):
+        record.write_text(text)
+        with pytest.raises(ValueError, match=f"^'{record}' (is not JSON|must hold).*export the run again"):
+            read_export_inference(str(tmp_path))
 
 
 def test_re_export_replaces_the_old_export(tmp_path):

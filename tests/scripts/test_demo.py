@@ -99,7 +99,7 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
     # export came from (and the flagfile's model flags are checked against that run), refused for another.
     both = _run(
         "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={run_dir}", "--num_channels=16",
-        f"--input={image_dir}", f"--output_dir={tmp_path / 'out3'}",
+        "--eval_scales=1", "--flip=false", f"--input={image_dir}", f"--output_dir={tmp_path / 'out3'}",
     )
     assert f"exported from {run_dir}" in both.stdout
     other_run = _run(
@@ -122,6 +122,28 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
         f"--input={image_dir}", f"--output_dir={tmp_path / 'out5'}", check=False,
     )
     assert wrong_flag.returncode == 2 and "--num_channels=32 differs from the run's num_channels=16" in wrong_flag.stderr
+    # The export predicts at the scales and flip baked into it: flags asking for another protocol are refused,
+    # not ignored (the export was written without --flip, with scale 1).
+    other_protocol = _run(
+        "predict.py", f"--saved_model={export_dir}", "--flip", f"--input={image_dir}", f"--output_dir={tmp_path / 'out7'}",
+        check=False,
+    )
+    assert other_protocol.returncode == 2 and "Traceback" not in other_protocol.stderr
+    assert (f"--saved_model='{export_dir}' predicts at scales [1.0] without flip (baked in at export); --flip given ask "
+            "for scales [1.0] with flip") in other_protocol.stderr and not (tmp_path / "out7").exists()
+    windows = _run(
+        "predict.py", f"--saved_model={export_dir}", "--sliding_window_height=32", "--sliding_window_width=32",
+        f"--input={image_dir}", f"--output_dir={tmp_path / 'out8'}", check=False,
+    )
+    assert windows.returncode == 2 and "a SavedModel cannot predict in sliding windows" in windows.stderr
+    unrecorded = tmp_path / "export_without_protocol"
+    shutil.copytree(export_dir, unrecorded)
+    os.remove(unrecorded / "assets" / "inference.json")
+    old_export = _run(
+        "predict.py", f"--saved_model={unrecorded}", "--eval_scales=0.5,1", f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out9'}", check=False,
+    )
+    assert old_export.returncode == 2 and "does not record the scales and flip baked into it" in old_export.stderr
     from_saved_model = np.asarray(Image.open(tmp_path / "out" / "scene_label.png"))
     from_checkpoint = np.asarray(Image.open(tmp_path / "out2" / "scene_label.png"))
     assert from_saved_model.shape == (64, 80)
