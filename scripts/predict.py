@@ -46,8 +46,9 @@ INFERENCE_FLAGS = ("eval_scales", "flip", "sliding_window_height", "sliding_wind
 
 def check_inference_flags(saved_model):
     """--saved_model predicts with the scales and flip baked in at export: exits when --eval_scales, --flip
-    or a sliding window given (on the command line or in a flagfile) ask for another protocol, so that they
-    are not silently ignored."""
+    or a sliding window given (on the command line or in a flagfile, experiments/base.cfg sets the first two)
+    ask for another protocol, so that they are not silently ignored. The order of the scales does not matter
+    (their logits are averaged); a repeated scale does (it weighs more)."""
     from hfgd_tf.export import read_export_inference
 
     given = [name for name in INFERENCE_FLAGS if FLAGS[name].present]
@@ -58,25 +59,25 @@ def check_inference_flags(saved_model):
         baked = read_export_inference(saved_model)
     except ValueError as error:
         common_flags.config_error(error)
-    asked = f"{', '.join('--' + name for name in given)} given"
     if wanted.sliding_window_height:
         common_flags.config_error(
-            f"{asked}: a SavedModel cannot predict in sliding windows (--saved_model={saved_model!r}); predict with "
-            "--checkpoint_dir for sliding-window inference, or drop the --sliding_window_* flags "
-            "(--sliding_window_height=0 --sliding_window_width=0 overrides a flagfile's)"
+            f"--sliding_window_height/width given (command line or flagfile): --saved_model={saved_model!r} cannot "
+            "predict in sliding windows (a SavedModel has no static size); predict with --checkpoint_dir for "
+            "sliding-window inference, or add --sliding_window_height=0 --sliding_window_width=0"
         )
+    asked = f"{', '.join('--' + name for name in given)} (command line or flagfile)"
     if baked is None:
         common_flags.config_error(
-            f"{asked}, but --saved_model={saved_model!r} does not record the scales and flip baked into it (an "
-            "export written before they were recorded): export it again (scripts/export.py, with the same flags), "
-            "or drop those flags"
+            f"{asked} given, but --saved_model={saved_model!r} does not record the scales and flip baked into it "
+            "(an export written before they were recorded): export it again (scripts/export.py, with the same "
+            "flags), or drop those flags"
         )
-    if (list(wanted.eval_scales), wanted.flip) != (baked["eval_scales"], baked["flip"]):
+    if (sorted(wanted.eval_scales), wanted.flip) != (sorted(baked["eval_scales"]), baked["flip"]):
         common_flags.config_error(
             f"--saved_model={saved_model!r} predicts at scales {baked['eval_scales']} "
-            f"{'with' if baked['flip'] else 'without'} flip (baked in at export); {asked} ask for scales "
-            f"{list(wanted.eval_scales)} {'with' if wanted.flip else 'without'} flip: export again with those flags "
-            "(scripts/export.py) or predict with --checkpoint_dir, or drop them"
+            f"{'with' if baked['flip'] else 'without'} flip (baked in at export), but {asked} asks for scales "
+            f"{list(wanted.eval_scales)} {'with' if wanted.flip else 'without'} flip: export again with those "
+            "flags (scripts/export.py), predict with --checkpoint_dir, or give the export's values"
         )
 
 

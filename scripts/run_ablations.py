@@ -35,12 +35,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 defaults = study.StudySettings()
 flags.DEFINE_string("camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"), "CamVid (SegNet layout).")
 flags.DEFINE_string("work_dir", os.path.join(os.path.dirname(ROOT), "hfgd_ablation_work"), "Records, checkpoints, figures.")
-flags.DEFINE_string("results_dir", os.path.join(ROOT, "docs", "results"), "One JSON per finished (row, seed).")
+DEFAULT_RESULTS_DIR = os.path.join(ROOT, "docs", "results")
+flags.DEFINE_string("results_dir", DEFAULT_RESULTS_DIR, "One JSON per finished (row, seed).")
 flags.DEFINE_string("report", os.path.join(ROOT, "docs", "results.md"), "The results page.")
 flags.DEFINE_string(
     "readme", os.path.join(ROOT, "README.md"),
     "File whose results headline (between the markers study.README_START and study.README_END) is rewritten with "
-    "the page; '' leaves it alone.",
+    "the page; '' leaves it alone. Not given, the repository's README is rewritten only from the default "
+    "--results_dir (a study elsewhere does not overwrite its numbers).",
 )
 flags.DEFINE_list("rows", [], "Rows to run (default: all, in study order).")
 flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).")
@@ -78,6 +80,31 @@ def _load_results(settings):
 
 def _git(*args):
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _commit(paths, message):
+    """git-commits `paths` only (not whatever else is staged); says so when git refuses. The README goes in only
+    when it differs from HEAD inside the headline markers alone, so that a user's unfinished edits elsewhere in
+    it are not swept into a study commit."""
+    readme = _readme_path()
+    if readme in paths:
+        head = subprocess.run(
+            ["git", "show", f"HEAD:{os.path.relpath(readme, ROOT)}"], cwd=ROOT, capture_output=True, text=True,
+            check=False,
+        )
+        with open(readme, encoding="utf-8") as handle:
+            current = handle.read()
+        if head.returncode or not study.differs_only_in_headline(head.stdout, current):
+            paths = [path for path in paths if path != readme]
+            sys.stderr.write(
+                f"{readme}: not committed (it has changes outside the results headline, or is not in the "
+                "repository); its headline is rewritten, commit it yourself\n"
+            )
+    for command in (["add", *paths], ["commit", "-q", "-m", message, "--", *paths]):
+        done = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=False)
+        if done.returncode:
+            sys.stderr.write(f"git {command[0]} failed ({done.stderr.strip()}): commit {', '.join(paths)} yourself\n")
+            return
 
 
 def _machine():
@@ -273,22 +300,36 @@ def _write_report(settings, rows):
     }
     text = study.render_report(rows, settings, results, meta, list(get_dataset_spec("camvid").info.class_names))
     written = [write_bytes_atomic(FLAGS.report, (text + "\n").encode())]
-    if FLAGS.readme:
-        readme = _readme_with_headline(study.render_headline(rows, results))
-        written.append(write_bytes_atomic(FLAGS.readme, readme.encode()))
+    readme = _readme_path()
+    if readme:
+        try:
+            text = _readme_with_headline(readme, study.render_headline(rows, results))
+        except ValueError as error:
+            # Checked at start; broken meanwhile, it must not keep a finished run's JSON from being committed.
+            sys.stderr.write(f"Results headline not written: {error}\n")
+        else:
+            written.append(write_bytes_atomic(readme, text.encode()))
     return written
 
 
-def _readme_with_headline(headline):
-    """--readme's text with `headline` between its markers; ValueError naming the file when it cannot be."""
+def _readme_path():
+    """The README whose headline is rewritten, or '' for none (see --readme)."""
+    if FLAGS["readme"].present or os.path.realpath(FLAGS.results_dir) == os.path.realpath(DEFAULT_RESULTS_DIR):
+        return FLAGS.readme
+    return ""
+
+
+def _readme_with_headline(readme, headline):
+    """`readme`'s text with `headline` between its markers; ValueError naming the file when it cannot be."""
     try:
-        with open(FLAGS.readme, encoding="utf-8") as f:
-            readme = f.read()
-    except OSError as error:
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as error:
         raise ValueError(
-            f"--readme {FLAGS.readme!r} cannot be read ({error.strerror}); give --readme='' to write no headline"
+            f"--readme {readme!r} cannot be read ({getattr(error, 'strerror', None) or error}); give --readme='' "
+            "to write no headline"
         ) from error
-    return study.replace_marked_block(readme, headline, source=f"--readme {FLAGS.readme!r}")
+    return study.replace_marked_block(text, headline, source=f"--readme {readme!r}")
 
 
 def _figures(settings, rows, num_scenes=4):
@@ -339,8 +380,8 @@ def main(argv):
     selected = [row for row in rows if not FLAGS.rows or row.name in FLAGS.rows]
     try:
         results = _load_results(settings)
-        if FLAGS.readme:
-            _readme_with_headline("")  # a README without its markers fails now, not after hours of training
+        if _readme_path() and not (FLAGS.plan or FLAGS.figures):
+            _readme_with_headline(_readme_path(), "")  # a README without its markers fails now, not after hours
     except ValueError as error:
         raise app.UsageError(str(error))
     finished = {(r["row"], r["seed"]) for r in results}
@@ -378,8 +419,7 @@ def main(argv):
                 sys.exit(1)
             pages = _write_report(settings, rows)
             if FLAGS.git_commit:
-                _git("add", path, *pages)
-                _git("commit", "-q", "-m", f"Ablation study: {row.name} seed {seed}", "--", path, *pages)
+                _commit([path, *pages], f"Ablation study: {row.name} seed {seed}")
     print(f"Wrote {', '.join(_write_report(settings, rows))}")
 
 

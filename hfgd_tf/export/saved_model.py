@@ -111,7 +111,7 @@ def read_export_source(export_dir):
         return None
     try:
         source = read_json(path)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
     if not isinstance(source, dict) or not {"checkpoint_dir", "checkpoint"} <= set(source):
         raise ValueError(f"{path!r} must hold {{\"checkpoint_dir\": ..., \"checkpoint\": ...}}; export the run again")
@@ -130,13 +130,15 @@ def read_export_inference(export_dir):
         return None
     try:
         inference = read_json(path)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
+    scales = inference.get("eval_scales") if isinstance(inference, dict) else None
     if (
-        not isinstance(inference, dict)
-        or not isinstance(inference.get("eval_scales"), list)
-        or not all(isinstance(scale, (int, float)) for scale in inference["eval_scales"])
+        not isinstance(scales, list)
+        or not scales
+        # bool is an int in Python; a scale must be a positive number.
+        or not all(isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0 for scale in scales)
         or not isinstance(inference.get("flip"), bool)
     ):
-        raise ValueError(f"{path!r} must hold {{\"eval_scales\": [numbers], \"flip\": true|false}}; export the run again")
+        raise ValueError(f"{path!r} must hold {{\"eval_scales\": [positive numbers], \"flip\": true|false}}; export the run again")
     return {"eval_scales": [float(scale) for scale in inference["eval_scales"]], "flip": inference["flip"]}

@@ -507,6 +507,14 @@ def replace_marked_block(text, block, source="README.md"):
     return text[: start + len(README_START)] + "\n" + block + "\n" + text[end:]
 
 
+def differs_only_in_headline(old, new):
+    """Whether two README texts differ only between their headline markers (False when either lacks them)."""
+    try:
+        return replace_marked_block(old, "") == replace_marked_block(new, "")
+    except ValueError:
+        return False
+
+
 LIMITS = """\
 ## What this can and cannot show
 

@@ -129,13 +129,29 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
         check=False,
     )
     assert other_protocol.returncode == 2 and "Traceback" not in other_protocol.stderr
-    assert (f"--saved_model='{export_dir}' predicts at scales [1.0] without flip (baked in at export); --flip given ask "
-            "for scales [1.0] with flip") in other_protocol.stderr and not (tmp_path / "out7").exists()
+    assert (f"--saved_model='{export_dir}' predicts at scales [1.0] without flip (baked in at export), but --flip "
+            "(command line or flagfile) asks for scales [1.0] with flip") in other_protocol.stderr
+    assert not (tmp_path / "out7").exists()
+    # An export with multi-scale and flip: the same scales in another order are that protocol; a flagfile's
+    # single-scale values (as experiments/base.cfg sets them) are not.
+    multi_scale = str(tmp_path / "exported_multi_scale")
+    _run("export.py", f"--checkpoint_dir={run_dir}", f"--export_dir={multi_scale}", "--eval_scales=0.75,1", "--flip")
+    _run("predict.py", f"--saved_model={multi_scale}", "--eval_scales=1,0.75", "--flip", f"--input={image_dir}",
+         f"--output_dir={tmp_path / 'out10'}")
+    flagfile = tmp_path / "single_scale.cfg"
+    flagfile.write_text("--eval_scales=1.0\n--flip=false\n")
+    from_flagfile = _run(
+        "predict.py", f"--flagfile={flagfile}", f"--saved_model={multi_scale}", f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out11'}", check=False,
+    )
+    assert from_flagfile.returncode == 2 and (
+        "predicts at scales [0.75, 1.0] with flip (baked in at export), but --eval_scales, --flip (command line or "
+        "flagfile) asks for scales [1.0] without flip") in from_flagfile.stderr
     windows = _run(
         "predict.py", f"--saved_model={export_dir}", "--sliding_window_height=32", "--sliding_window_width=32",
         f"--input={image_dir}", f"--output_dir={tmp_path / 'out8'}", check=False,
     )
-    assert windows.returncode == 2 and "a SavedModel cannot predict in sliding windows" in windows.stderr
+    assert windows.returncode == 2 and "cannot predict in sliding windows" in windows.stderr
     unrecorded = tmp_path / "export_without_protocol"
     shutil.copytree(export_dir, unrecorded)
     os.remove(unrecorded / "assets" / "inference.json")

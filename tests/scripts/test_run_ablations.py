@@ -44,3 +44,24 @@ def test_a_readme_without_the_markers_is_refused_before_anything_runs(tmp_path):
     missing = _run_ablations(tmp_path, "--report_only", f"--results_dir={empty}", f"--readme={tmp_path / 'nope.md'}")
     assert missing.returncode != 0 and "nope.md' cannot be read (No such file or directory)" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_results_elsewhere_leave_the_repository_readme_alone_and_plan_needs_no_readme(tmp_path):
+    readme = pathlib.Path(ROOT) / "README.md"
+    before = readme.read_bytes()
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    json_file = sorted((pathlib.Path(ROOT) / "docs" / "results").glob("B_hfgd__seed0.json"))[0]
+    result = json.loads(json_file.read_text())
+    result["miou"] = 0.99  # a smoke study's number must not reach the repository's headline
+    (results_dir / json_file.name).write_text(json.dumps(result))
+    try:
+        done = _run_ablations(tmp_path, "--report_only", f"--results_dir={results_dir}")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert readme.read_bytes() == before and "99.0" in (tmp_path / "results.md").read_text()
+    finally:
+        readme.write_bytes(before)
+    broken = tmp_path / "README.md"
+    broken.write_text("no markers\n")
+    plan = _run_ablations(tmp_path, "--plan", f"--readme={broken}", f"--results_dir={results_dir}")
+    assert plan.returncode == 0 and "B_hfgd" in plan.stdout, plan.stderr[-3000:]

@@ -192,6 +192,10 @@ def test_the_readme_headline_goes_between_its_markers_or_the_error_names_the_fil
                           (f"{study.README_END}\n{study.README_START}\n", "1 and 1 times, in the wrong order")):
         with pytest.raises(ValueError, match=f"^my/README.md: expected the line .* \\(found them {found}\\)"):
             study.replace_marked_block(broken, "x", source="my/README.md")
+    # The study commits the README only when its headline is all that changed.
+    assert study.differs_only_in_headline(readme, once)
+    assert not study.differs_only_in_headline(readme, once.replace("## Next", "## Next, edited by hand"))
+    assert not study.differs_only_in_headline(readme, "# Title\n")
 
 
 def test_the_repository_readme_headline_is_what_the_script_writes_from_the_committed_results():
