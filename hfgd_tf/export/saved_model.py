@@ -100,19 +100,31 @@ def read_export_labels(export_dir):
     return content["class_names"], [tuple(c) for c in content["colormap"]]
 
 
+def _read_record(export_dir, name):
+    """`(path, content)` of the JSON record `assets/<name>` of an export, or None when there is no such file.
+
+    Raises:
+        ValueError: naming the file, when it is not JSON.
+    """
+    path = os.path.join(export_dir, "assets", name)
+    if not tf.io.gfile.exists(path):
+        return None
+    try:
+        return path, read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
+
+
 def read_export_source(export_dir):
     """Returns the `source` dict stored with an export, or None (exports written before it was recorded).
 
     Raises:
         ValueError: naming the file, when it is not a JSON object with `checkpoint_dir` and `checkpoint`.
     """
-    path = os.path.join(export_dir, "assets", SOURCE_FILE)
-    if not tf.io.gfile.exists(path):
+    record = _read_record(export_dir, SOURCE_FILE)
+    if record is None:
         return None
-    try:
-        source = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
+    path, source = record
     if not isinstance(source, dict) or not {"checkpoint_dir", "checkpoint"} <= set(source):
         raise ValueError(f"{path!r} must hold {{\"checkpoint_dir\": ..., \"checkpoint\": ...}}; export the run again")
     return source
@@ -125,13 +137,10 @@ def read_export_inference(export_dir):
     Raises:
         ValueError: naming the file, when it does not hold that.
     """
-    path = os.path.join(export_dir, "assets", INFERENCE_FILE)
-    if not tf.io.gfile.exists(path):
+    record = _read_record(export_dir, INFERENCE_FILE)
+    if record is None:
         return None
-    try:
-        inference = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
+    path, inference = record
     scales = inference.get("eval_scales") if isinstance(inference, dict) else None
     if (
         not isinstance(scales, list)

@@ -72,7 +72,7 @@ def test_a_malformed_inference_record_is_an_error_naming_the_file(tmp_path):
     assert read_export_inference(str(tmp_path)) is None  # an export written before the record
     for text in ("{not json", "[1.0]", '{"eval_scales": [1.0]}', '{"eval_scales": "1.0", "flip": false}',
                  '{"eval_scales": [1.0], "flip": "yes"}', '{"eval_scales": [], "flip": false}',
-                 '{"eval_scales": [true], "flip": false}', '{"eval_scales": [0, 1.0], "flip": false}', "\udcff"):
+                 '{"eval_scales": [true], "flip": false}', '{"eval_scales": [0, 1.0], "flip": false}', "\udcff", "null"):
         record.write_bytes(text.encode("utf-8", "surrogateescape"))
         with pytest.raises(ValueError, match=f"^'{record}' (is not JSON|must hold).*export the run again"):
             read_export_inference(str(tmp_path))
