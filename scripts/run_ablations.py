@@ -78,8 +78,13 @@ def _load_results(settings):
     return results
 
 
+def _git_run(*args):
+    """The finished `git` process (never raises; callers read its returncode and output)."""
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+
 def _git(*args):
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    return _git_run(*args).stdout.strip()
 
 
 def _commit(paths, message):
@@ -88,10 +93,7 @@ def _commit(paths, message):
     it are not swept into a study commit."""
     readme = _readme_path()
     if readme in paths:
-        head = subprocess.run(
-            ["git", "show", f"HEAD:{os.path.relpath(readme, ROOT)}"], cwd=ROOT, capture_output=True, text=True,
-            check=False,
-        )
+        head = _git_run("show", f"HEAD:{os.path.relpath(readme, ROOT)}")
         with open(readme, encoding="utf-8") as handle:
             current = handle.read()
         if head.returncode or not study.differs_only_in_headline(head.stdout, current):
@@ -101,7 +103,7 @@ def _commit(paths, message):
                 "repository); its headline is rewritten, commit it yourself\n"
             )
     for command in (["add", *paths], ["commit", "-q", "-m", message, "--", *paths]):
-        done = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=False)
+        done = _git_run(*command)
         if done.returncode:
             sys.stderr.write(f"git {command[0]} failed ({done.stderr.strip()}): commit {', '.join(paths)} yourself\n")
             return
@@ -303,12 +305,12 @@ def _write_report(settings, rows):
     readme = _readme_path()
     if readme:
         try:
-            text = _readme_with_headline(readme, study.render_headline(rows, results))
+            readme_text = _readme_with_headline(readme, study.render_headline(rows, results))
         except ValueError as error:
             # Checked at start; broken meanwhile, it must not keep a finished run's JSON from being committed.
             sys.stderr.write(f"Results headline not written: {error}\n")
         else:
-            written.append(write_bytes_atomic(readme, text.encode()))
+            written.append(write_bytes_atomic(readme, readme_text.encode()))
     return written
 
 
@@ -380,8 +382,9 @@ def main(argv):
     selected = [row for row in rows if not FLAGS.rows or row.name in FLAGS.rows]
     try:
         results = _load_results(settings)
-        if _readme_path() and not (FLAGS.plan or FLAGS.figures):
-            _readme_with_headline(_readme_path(), "")  # a README without its markers fails now, not after hours
+        readme = _readme_path()
+        if readme and not (FLAGS.plan or FLAGS.figures):
+            _readme_with_headline(readme, "")  # a README without its markers fails now, not after hours
     except ValueError as error:
         raise app.UsageError(str(error))
     finished = {(r["row"], r["seed"]) for r in results}

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from hfgd_tf.evaluation.config import EvalConfig
 from hfgd_tf.evaluation.inference import predict_logits
-from hfgd_tf.files import read_json, rename_directory
+from hfgd_tf.files import read_json, rename_directory, write_json_atomic
 
 SERVING_SIGNATURE = "serving_default"
 SOURCE_FILE = "source.json"
@@ -71,16 +71,13 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
     tf.saved_model.save(module, temporary, signatures={SERVING_SIGNATURE: module.serve})
     # tf.io.gfile throughout: `export_dir` may be gs://... (or ram:// in tests).
     assets = os.path.join(temporary, "assets")
-    tf.io.gfile.makedirs(assets)
-    with tf.io.gfile.GFile(os.path.join(assets, "labels.json"), "w") as handle:
-        labels = {"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}
-        handle.write(json.dumps(labels))
-    with tf.io.gfile.GFile(os.path.join(assets, INFERENCE_FILE), "w") as handle:
-        protocol = eval_config or EvalConfig()
-        handle.write(json.dumps({"eval_scales": list(protocol.eval_scales), "flip": protocol.flip}))
+    labels = {"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}
+    write_json_atomic(os.path.join(assets, "labels.json"), labels)
+    protocol = eval_config or EvalConfig()
+    inference = {"eval_scales": list(protocol.eval_scales), "flip": protocol.flip}
+    write_json_atomic(os.path.join(assets, INFERENCE_FILE), inference)
     if source is not None:
-        with tf.io.gfile.GFile(os.path.join(assets, SOURCE_FILE), "w") as handle:
-            handle.write(json.dumps(dict(source)))
+        write_json_atomic(os.path.join(assets, SOURCE_FILE), dict(source))
     if tf.io.gfile.isdir(export_dir):
         rename_directory(export_dir, old)
         rename_directory(temporary, export_dir)
@@ -149,5 +146,7 @@ def read_export_inference(export_dir):
         or not all(isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0 for scale in scales)
         or not isinstance(inference.get("flip"), bool)
     ):
-        raise ValueError(f"{path!r} must hold {{\"eval_scales\": [positive numbers], \"flip\": true|false}}; export the run again")
+        raise ValueError(
+            f"{path!r} must hold {{\"eval_scales\": [positive numbers], \"flip\": true|false}}; export the run again"
+        )
     return {"eval_scales": [float(scale) for scale in inference["eval_scales"]], "flip": inference["flip"]}
