@@ -145,7 +145,10 @@ def main(argv):
         if FLAGS.checkpoint_dir:
             check_saved_model_from_run(FLAGS.saved_model, FLAGS.checkpoint_dir)
         serving = tf.saved_model.load(FLAGS.saved_model).signatures["serving_default"]
-        _, colormap = read_export_labels(FLAGS.saved_model)
+        try:
+            _, colormap = read_export_labels(FLAGS.saved_model)
+        except ValueError as error:
+            common_flags.config_error(error)
 
         def predict(image):
             return serving(images=tf.constant(image[None]))["class_ids"][0].numpy()

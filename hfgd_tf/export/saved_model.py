@@ -14,6 +14,7 @@ from hfgd_tf.evaluation.inference import predict_logits
 from hfgd_tf.files import read_json, rename_directory, write_json_atomic
 
 SERVING_SIGNATURE = "serving_default"
+LABELS_FILE = "labels.json"
 SOURCE_FILE = "source.json"
 # The inference protocol baked into the graph, so that a caller asking for another one can be told.
 INFERENCE_FILE = "inference.json"
@@ -72,7 +73,7 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
     # tf.io.gfile throughout: `export_dir` may be gs://... (or ram:// in tests).
     assets = os.path.join(temporary, "assets")
     labels = {"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}
-    write_json_atomic(os.path.join(assets, "labels.json"), labels)
+    write_json_atomic(os.path.join(assets, LABELS_FILE), labels)
     protocol = eval_config or EvalConfig()
     inference = {"eval_scales": list(protocol.eval_scales), "flip": protocol.flip}
     write_json_atomic(os.path.join(assets, INFERENCE_FILE), inference)
@@ -88,13 +89,39 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
 
 
 def read_export_labels(export_dir):
-    """Returns `(class_names, colormap)` stored with an export (empty lists when missing)."""
-    path = os.path.join(export_dir, "assets", "labels.json")
-    if not tf.io.gfile.exists(path):
+    """Returns `(class_names, colormap)` stored with an export (empty lists when missing).
+
+    Raises:
+        ValueError: naming the file, when it is not a JSON object with a list of names and a list of
+            `[r, g, b]` colours (integers in 0..255).
+    """
+    record = _read_record(export_dir, LABELS_FILE)
+    if record is None:
         return [], []
-    with tf.io.gfile.GFile(path) as handle:
-        content = json.loads(handle.read())
-    return content["class_names"], [tuple(c) for c in content["colormap"]]
+    path, labels = record
+    names = labels.get("class_names") if isinstance(labels, dict) else None
+    colours = labels.get("colormap") if isinstance(labels, dict) else None
+    if (
+        not isinstance(names, list)
+        or not all(isinstance(name, str) for name in names)
+        or not isinstance(colours, list)
+        or not all(_is_colour(colour) for colour in colours)
+        or len(colours) > 256
+    ):
+        raise ValueError(
+            f"{path!r} must hold {{\"class_names\": [strings], \"colormap\": [[r, g, b] in 0..255, ...]}} "
+            "(at most 256 colours); export the run again"
+        )
+    return names, [tuple(colour) for colour in colours]
+
+
+def _is_colour(colour):
+    # bool is an int in Python; a channel must be an integer in 0..255.
+    return (
+        isinstance(colour, list)
+        and len(colour) == 3
+        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in colour)
+    )
 
 
 def _read_record(export_dir, name):

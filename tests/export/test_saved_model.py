@@ -78,6 +78,23 @@ def test_a_malformed_inference_record_is_an_error_naming_the_file(tmp_path):
             read_export_inference(str(tmp_path))
 
 
+def test_a_malformed_labels_record_is_an_error_naming_the_file(tmp_path):
+    record = tmp_path / "assets" / "labels.json"
+    record.parent.mkdir()
+    assert read_export_labels(str(tmp_path)) == ([], [])  # an export without labels
+    record.write_text('{"class_names": ["road", "sky"], "colormap": [[0, 0, 0], [255, 10, 3]]}')
+    assert read_export_labels(str(tmp_path)) == (["road", "sky"], [(0, 0, 0), (255, 10, 3)])
+    for text in ("{not json", "null", "[]", '{"colormap": []}', '{"class_names": "road", "colormap": []}',
+                 '{"class_names": [1], "colormap": []}', '{"class_names": [], "colormap": [[0, 0]]}',
+                 '{"class_names": [], "colormap": [[0, 0, 256]]}', '{"class_names": [], "colormap": [[0, 0, -1]]}',
+                 '{"class_names": [], "colormap": [[0, 0, 1.5]]}', '{"class_names": [], "colormap": [[true, 0, 0]]}',
+                 '{"class_names": [], "colormap": "red"}', '{"class_names": [], "colormap": [' + ", ".join(["[0, 0, 0]"] * 257) + "]}",
+                 "\udcff"):
+        record.write_bytes(text.encode("utf-8", "surrogateescape"))
+        with pytest.raises(ValueError, match=f"^'{record}' (is not JSON|must hold).*export the run again"):
+            read_export_labels(str(tmp_path))
+
+
 def test_re_export_replaces_the_old_export(tmp_path):
     model = build_model(tiny_model_config())
     export_dir = str(tmp_path / "export")

@@ -117,6 +117,13 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
     )
     assert corrupt_run.returncode == 2 and "Traceback" not in corrupt_run.stderr
     assert "source.json' is not JSON" in corrupt_run.stderr and not (tmp_path / "out6").exists()
+    shutil.copy(export_dir + "/assets/source.json", corrupt / "assets" / "source.json")
+    (corrupt / "assets" / "labels.json").write_text('{"class_names": [], "colormap": [[0, 0, 300]]}')
+    corrupt_labels = _run(
+        "predict.py", f"--saved_model={corrupt}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out7'}", check=False
+    )
+    assert corrupt_labels.returncode == 2 and "Traceback" not in corrupt_labels.stderr
+    assert "labels.json' must hold" in corrupt_labels.stderr and not (tmp_path / "out7").exists()
     wrong_flag = _run(
         "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={run_dir}", "--num_channels=32",
         f"--input={image_dir}", f"--output_dir={tmp_path / 'out5'}", check=False,
