@@ -169,6 +169,35 @@ def test_protocol_a_page_describes_the_split_and_compares_every_fine_tuned_row_w
     assert {claim[2] for claim in frozen_claims} == {r.name for r in rows if r.stage == "finetune" and r.name != "A_frozen"}
 
 
+def _protocol_a(miou_by_row):
+    """Results for every Protocol A run: `{row: mIoU}`, the seeds a point apart around it."""
+    rows = [row for row in study.study_rows() if row.protocol == "A"]
+    results = [_result(row.name, seed, miou_by_row[row.name] + (seed - 1) / 100) for row in rows for seed in row.seeds]
+    return rows, results
+
+
+def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run():
+    both_ways = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_hfgd": 0.28, "A_hfgd_unshared_kernels": 0.27}
+    rows, results = _protocol_a({**both_ways, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31})
+    reading = "\n".join(study.protocol_a_reading(rows, study.aggregate(results)))
+    assert "`A_sfpn` +5.0 (holds); `A_hfgd_no_stop_gradients` +3.0 (holds)" in reading
+    assert "`A_hfgd` +0.0 (within seed spread); `A_hfgd_unshared_kernels` -1.0 (within seed spread)" in reading
+    assert "the contamination HFGD guards against is not present at this scale" in reading
+    # Joint fine-tuning below the frozen backbone: the premise's direction.
+    rows, results = _protocol_a({**both_ways, "A_sfpn": 0.24, "A_hfgd_no_stop_gradients": 0.31})
+    reading = "\n".join(study.protocol_a_reading(rows, study.aggregate(results)))
+    assert "Joint fine-tuning (`A_sfpn`) ends below the frozen backbone" in reading and "not present" not in reading
+    rows, results = _protocol_a({**both_ways, "A_sfpn": 0.285, "A_hfgd_no_stop_gradients": 0.275})
+    assert "no reading either way" in "\n".join(study.protocol_a_reading(rows, study.aggregate(results)))
+    # An isolated row that gains too: not the "isolation keeps the backbone from the gain" reading.
+    rows, results = _protocol_a({**both_ways, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.32})
+    assert "not present" not in "\n".join(study.protocol_a_reading(rows, study.aggregate(results)))
+    # One run missing: no reading yet, and the page says so.
+    meta = {"command": "c", "machine": "m", "commits": [], "missing": ["A_hfgd seed 2"]}
+    page = study.render_report(rows, study.StudySettings(), results[:-1], meta, CLASSES)
+    assert "## Reading of Protocol A\n\nWritten when every Protocol A run has finished." in page
+
+
 def test_readme_headline_shows_the_headline_rows_and_their_claims():
     rows = study.study_rows()
     results = [_result("A_frozen", s, 0.40 + s / 100) for s in range(3)] + [_result("A_hfgd", 0, 0.45)]
