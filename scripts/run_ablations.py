@@ -2,7 +2,8 @@
 
     python scripts/run_ablations.py --plan                   # the rows, their seeds, which are finished
     python scripts/run_ablations.py                          # every unfinished run, then the page
-    python scripts/run_ablations.py --max_runs=3 --git_commit  # a session's worth; commit each result JSON
+    python scripts/run_ablations.py --max_runs=3 --git_commit  # a session's worth; commit each result JSON (and
+                                                             # one a killed process left uncommitted)
     python scripts/run_ablations.py --rows=B_sfpn,B_hfgd     # only these rows
     python scripts/run_ablations.py --report_only            # rewrite docs/results.md and README's headline
     python scripts/run_ablations.py --figures                # val scenes side by side (not committed)
@@ -48,7 +49,11 @@ flags.DEFINE_list("rows", [], "Rows to run (default: all, in study order).")
 flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).")
 flags.DEFINE_bool("plan", False, "Print the rows and their state, run nothing.")
 flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
-flags.DEFINE_bool("figures", False, "Write val scenes side by side (image, truth, SemanticFPN, HFGD) to <work_dir>/<settings key>/figures.")
+flags.DEFINE_bool(
+    "figures", False,
+    "Write val scenes side by side (image, truth, SemanticFPN, HFGD; seed 0 of each protocol whose two rows have "
+    "finished) to <work_dir>/<settings key>/figures.",
+)
 flags.DEFINE_bool("git_commit", False, "git-commit each finished run's JSON and the page.")
 for _field in dataclasses.fields(study.StudySettings):
     _define = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}[_field.type]
@@ -102,11 +107,23 @@ def _commit(paths, message):
                 f"{readme}: not committed (it has changes outside the results headline, or is not in the "
                 "repository); its headline is rewritten, commit it yourself\n"
             )
+    # A result left uncommitted by an earlier process (killed between writing its JSON and committing it).
+    paths = [*paths, *(path for path in _uncommitted_results() if path not in paths)]
     for command in (["add", *paths], ["commit", "-q", "-m", message, "--", *paths]):
         done = _git_run(*command)
         if done.returncode:
             sys.stderr.write(f"git {command[0]} failed ({done.stderr.strip()}): commit {', '.join(paths)} yourself\n")
             return
+
+
+def _uncommitted_results():
+    """Result JSONs in --results_dir that git reports as untracked or modified (absolute paths)."""
+    status = _git_run("status", "--porcelain", "--untracked-files=all", "--", FLAGS.results_dir)
+    if status.returncode:
+        return []
+    top = _git("rev-parse", "--show-toplevel")
+    paths = [os.path.join(top, line[3:]) for line in status.stdout.splitlines() if line[3:].endswith(".json")]
+    return [path for path in paths if os.path.isfile(path)]
 
 
 def _machine():
@@ -292,14 +309,7 @@ def _write_report(settings, rows):
     from hfgd_tf.files import write_bytes_atomic
 
     results = _load_results(settings)
-    finished = {(r["row"], r["seed"]) for r in results}
-    missing = [f"{row.name} seed {seed}" for row in rows for seed in row.seeds if (row.name, seed) not in finished]
-    meta = {
-        "command": "python scripts/run_ablations.py",
-        "machine": results[0]["machine"] if results else _machine(),
-        "commits": [r["commit"] for r in results],
-        "missing": missing,
-    }
+    meta = study.report_meta(rows, results, None if results else _machine())
     text = study.render_report(rows, settings, results, meta, list(get_dataset_spec("camvid").info.class_names))
     written = [write_bytes_atomic(FLAGS.report, (text + "\n").encode())]
     readme = _readme_path()
@@ -334,7 +344,13 @@ def _readme_with_headline(readme, headline):
     return study.replace_marked_block(text, headline, source=f"--readme {readme!r}")
 
 
-def _figures(settings, rows, num_scenes=4):
+# Side by side on the figures: (protocol, SemanticFPN row, HFGD row), each at seed 0.
+FIGURE_PAIRS = (("A", "A_sfpn", "A_hfgd"), ("B", "B_sfpn", "B_hfgd"))
+
+
+def _figures(settings, rows, results, num_scenes=4):
+    """PNG panels (image | truth | SemanticFPN | HFGD) of a few val scenes, per protocol whose two rows have
+    finished seed 0; returns the paths."""
     import numpy as np
     import tensorflow as tf
     from PIL import Image
@@ -343,28 +359,38 @@ def _figures(settings, rows, num_scenes=4):
     from hfgd_tf.export.visualize import colorize
     from hfgd_tf.train.checkpoints import restore_model
 
-    models = {}
-    for name in ("B_sfpn", "B_hfgd"):
-        row = next(r for r in rows if r.name == name)
-        models[name], _, data_config = restore_model(_run_dir(settings, row, 0), "latest")
-    colormap = data_config.info.colormap
-    dataset = build_eval_dataset(data_config, batch_size=1)
+    finished = {(r["row"], r["seed"]): r for r in results}
+    pairs = [pair for pair in FIGURE_PAIRS if (pair[1], 0) in finished and (pair[2], 0) in finished]
+    if not pairs:
+        raise ValueError(
+            "--figures needs seed 0 of A_sfpn and A_hfgd, or of B_sfpn and B_hfgd, finished; none of these pairs is "
+            "(python scripts/run_ablations.py --plan shows what is)"
+        )
+    by_name = {row.name: row for row in rows}
     out_dir = _settings_dir(settings, "figures")
     os.makedirs(out_dir, exist_ok=True)
-    total = 101
-    wanted = set(np.linspace(0, total - 1, num_scenes).astype(int).tolist())
-    for index, (image, label) in enumerate(dataset):
-        if index not in wanted:
-            continue
-        truth = label[0].numpy()
-        panels = [image[0].numpy().astype(np.uint8), colorize(truth, colormap)]
-        for model in models.values():
-            prediction = tf.argmax(model(image, training=False)["logits"], -1)[0].numpy()
-            prediction = np.where(truth == data_config.info.ignore_label, truth, prediction)
-            panels.append(colorize(prediction, colormap))
-        path = os.path.join(out_dir, f"val_{index:03d}.png")
-        Image.fromarray(np.concatenate(panels, axis=1)).save(path)
-        print(f"Wrote {path} (image | truth | SemanticFPN | HFGD)")
+    written = []
+    for protocol, *names in pairs:
+        models = {}
+        for name in names:
+            models[name], _, data_config = restore_model(_run_dir(settings, by_name[name], 0), "latest")
+        colormap = data_config.info.colormap
+        total = finished[(names[1], 0)]["num_val_images"]
+        wanted = set(np.linspace(0, total - 1, num_scenes).astype(int).tolist())
+        for index, (image, label) in enumerate(build_eval_dataset(data_config, batch_size=1)):
+            if index not in wanted:
+                continue
+            truth = label[0].numpy()
+            panels = [image[0].numpy().astype(np.uint8), colorize(truth, colormap)]
+            for model in models.values():
+                prediction = tf.argmax(model(image, training=False)["logits"], -1)[0].numpy()
+                prediction = np.where(truth == data_config.info.ignore_label, truth, prediction)
+                panels.append(colorize(prediction, colormap))
+            path = os.path.join(out_dir, f"protocol_{protocol}_val_{index:03d}.png")
+            Image.fromarray(np.concatenate(panels, axis=1)).save(path)
+            print(f"Wrote {path} (image | truth | {' | '.join(names)}, seed 0)")
+            written.append(path)
+    return written
 
 
 def main(argv):
@@ -396,7 +422,10 @@ def main(argv):
         print(f"{len(pending)} runs to do among the selected rows")
         return
     if FLAGS.figures:
-        _figures(settings, rows)
+        try:
+            _figures(settings, rows, results)
+        except ValueError as error:
+            raise app.UsageError(str(error))
         return
     if not FLAGS.report_only:
         if not os.path.isdir(FLAGS.camvid_dir):

@@ -386,10 +386,12 @@ def projected_cpu_hours(rows, settings, results):
     A rough figure: rows differ in cost per step (a frozen backbone is cheaper, OS2 dearer). None before any
     run has finished with timed steps.
     """
-    timed_steps = sum(r["steps"] - r.get("untimed_steps", 0) for r in results)
+    # A result without `train_processes` may have timed only the last process of its run.
+    timed = [r for r in results if "train_processes" in r]
+    timed_steps = sum(r["steps"] - r.get("untimed_steps", 0) for r in timed)
     if not results or timed_steps <= 0:
         return None
-    per_step = sum(r["train_cpu_seconds"] for r in results) / timed_steps
+    per_step = sum(r["train_cpu_seconds"] for r in timed) / timed_steps
     per_eval = statistics.fmean(_eval_cpu_seconds(r) for r in results)
     steps = sum(row_steps(row, settings) * len(row.seeds) for row in rows)
     return (per_step * steps + per_eval * run_count(rows)) / 3600
@@ -425,16 +427,73 @@ def aggregate(results):
     return grouped
 
 
-def verdict(better, worse):
-    """Whether the claim `better > worse` holds, from per-seed mIoUs (lists, fractions)."""
+def pooled_seed_sd(grouped, protocol):
+    """The seed standard deviation (fraction) pooled over a protocol's rows with several seeds, or None.
+
+    `sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1))`: a single-seed row has no spread of its own, and this is the
+    best estimate of how much the seed alone moves a row trained the same way.
+    """
+    protocol_of = {row.name: row.protocol for row in study_rows()}
+    groups = [entry["miou"] for name, entry in grouped.items() if protocol_of.get(name) == protocol and len(entry["miou"]) > 1]
+    if not groups:
+        return None
+    degrees = sum(len(values) - 1 for values in groups)
+    return math.sqrt(sum((len(values) - 1) * statistics.variance(values) for values in groups) / degrees)
+
+
+NO_SPREAD = "1 seed: no spread measured yet"
+
+
+def verdict(better, worse, seed_sd=None):
+    """Whether the claim `better > worse` holds, from per-seed mIoUs (lists, fractions).
+
+    The bar is two standard errors of the difference of the means, `2 sqrt(s_b^2/n_b + s_w^2/n_w)`: a rough 95%
+    bar (with 2-3 seeds a t-test would ask for more). Above it "holds", below minus it "does not hold", between
+    "within seed noise". A row with one seed takes `seed_sd` as its standard deviation (the protocol's pooled
+    one, `pooled_seed_sd`); without it there is no verdict.
+
+    Returns:
+        (difference of the means, outcome str).
+    """
     difference = statistics.fmean(better) - statistics.fmean(worse)
-    spreads = [statistics.stdev(v) for v in (better, worse) if len(v) > 1]
-    noise = max(spreads) if spreads else None
-    if noise is not None and abs(difference) <= noise:
-        return difference, "within seed spread"
-    if noise is None and abs(difference) < 0.01:
-        return difference, "within 1 point (1 seed: no spread measured)"
+    variance = 0.0
+    for values in (better, worse):
+        if len(values) > 1:
+            sd = statistics.stdev(values)
+        elif seed_sd is not None:
+            sd = seed_sd
+        else:
+            return difference, NO_SPREAD
+        variance += sd**2 / len(values)
+    if abs(difference) <= 2 * math.sqrt(variance):
+        return difference, "within seed noise"
     return difference, "holds" if difference > 0 else "does not hold"
+
+
+def claim_verdict(claim, grouped):
+    """`verdict` of a `CLAIMS` entry, with its protocol's pooled seed SD; None when a row has not run."""
+    _, protocol, better, worse = claim
+    if better not in grouped or worse not in grouped:
+        return None
+    return verdict(grouped[better]["miou"], grouped[worse]["miou"], pooled_seed_sd(grouped, protocol))
+
+
+def planned_runs_finished(rows, results):
+    """The (row, seed) pairs of the plan that have a result (results of rows or seeds not planned do not count)."""
+    planned = {(row.name, seed) for row in rows for seed in row.seeds}
+    return planned & {(result["row"], result["seed"]) for result in results}
+
+
+def report_meta(rows, results, machine=None, command="python scripts/run_ablations.py"):
+    """The `meta` of `render_report`: the command, the machines the runs named (`machine` when none has
+    finished), their commits and the missing runs."""
+    finished = planned_runs_finished(rows, results)
+    return {
+        "command": command,
+        "machine": "; ".join(sorted({result["machine"] for result in results})) or machine,
+        "commits": [result["commit"] for result in results],
+        "missing": [f"{row.name} seed {seed}" for row in rows for seed in row.seeds if (row.name, seed) not in finished],
+    }
 
 
 def _status(finished, expected):
@@ -460,10 +519,11 @@ def _row_line(row, entry, costs):
 
 def _claim_line(claim, grouped):
     text, _, better, worse = claim
-    if better in grouped and worse in grouped:
-        difference, outcome = verdict(grouped[better]["miou"], grouped[worse]["miou"])
-        return f"| {text} | `{better}` vs `{worse}` | {100 * difference:+.1f} | {outcome} |"
-    return f"| {text} | `{better}` vs `{worse}` | | not run yet |"
+    outcome = claim_verdict(claim, grouped)
+    if outcome is None:
+        return f"| {text} | `{better}` vs `{worse}` | | not run yet |"
+    difference, word = outcome
+    return f"| {text} | `{better}` vs `{worse}` | {100 * difference:+.1f} | {word} |"
 
 
 # Protocol A's fine-tuned rows by whether the upsampler's gradients reach the pretrained backbone.
@@ -471,62 +531,84 @@ JOINT_ROWS = ("A_sfpn", "A_hfgd_no_stop_gradients")
 ISOLATED_ROWS = ("A_hfgd", "A_hfgd_unshared_kernels")
 
 
-def protocol_a_reading(rows, grouped):
-    """The "Reading of Protocol A" section: what the fine-tuned rows against the frozen reference say about
-    HFGD's premise, worded from the verdicts (written only once every Protocol A run has finished).
+def protocol_a_reading(rows, grouped, settings):
+    """The "Reading of Protocol A" section: what the fine-tuned rows say about HFGD's premise, worded from the
+    verdicts (written only once every Protocol A run has finished).
+
+    The premise: fine-tuning through a jointly trained upsampler contaminates pretrained features on limited
+    data, and isolating the upsampler (stop-gradients) protects them. A conclusion is drawn only when the
+    verdicts agree on it; mixed verdicts are called mixed.
 
     Args:
         rows: list of `Row`.
         grouped: `aggregate` of the results.
+        settings: `StudySettings`.
 
     Returns:
-        list of str (markdown lines).
+        list of str (markdown lines); none when `rows` lack the Protocol A rows.
     """
-    if not {"A_frozen", *JOINT_ROWS, *ISOLATED_ROWS} <= {row.name for row in rows}:
+    if not {"A_pretrain", "A_frozen", *JOINT_ROWS, *ISOLATED_ROWS} <= {row.name for row in rows}:
         return []  # a page of other rows
     lines = ["## Reading of Protocol A", ""]
     protocol_a = [row for row in rows if row.protocol == "A"]
     if any(len(grouped.get(row.name, {}).get("seeds", ())) < len(row.seeds) for row in protocol_a):
         return lines + ["Written when every Protocol A run has finished.", ""]
+    seed_sd = pooled_seed_sd(grouped, "A")
 
-    def against_frozen(names):
-        outcomes = {}
-        for name in names:
-            difference, outcome = verdict(grouped[name]["miou"], grouped["A_frozen"]["miou"])
-            outcomes[name] = (difference, outcome)
+    def against(names, reference):
+        outcomes = {name: verdict(grouped[name]["miou"], grouped[reference]["miou"], seed_sd) for name in names}
         return outcomes, "; ".join(f"`{name}` {100 * d:+.1f} ({o})" for name, (d, o) in outcomes.items())
 
-    joint, joint_text = against_frozen(JOINT_ROWS)
-    isolated, isolated_text = against_frozen(ISOLATED_ROWS)
-    lines.append(
-        "Against the frozen backbone with a fresh head (`A_frozen`): rows whose upsampler's gradients reach the "
-        f"pretrained backbone: {joint_text}; rows that keep the upsampler isolated (stop-gradients): "
-        f"{isolated_text}."
-    )
-    joint_gain = all(outcome == "holds" for _, outcome in joint.values())
-    isolated_gain = any(outcome == "holds" for _, outcome in isolated.values())
-    joint_loss = [name for name, (_, outcome) in joint.items() if outcome == "does not hold"]
-    if joint_gain and not isolated_gain:
+    joint, joint_text = against(JOINT_ROWS, "A_frozen")
+    isolated, isolated_text = against(ISOLATED_ROWS, "A_frozen")
+    stop_difference, stop = verdict(grouped["A_hfgd"]["miou"], grouped["A_hfgd_no_stop_gradients"]["miou"], seed_sd)
+    fine_tuned = [row.name for row in protocol_a if row.stage == "finetune" and row.name != "A_frozen"]
+    above_pretrain = [name for name, (_, o) in against(fine_tuned, "A_pretrain")[0].items() if o == "holds"]
+    lines += [
+        "Against the frozen backbone with a fresh head (`A_frozen`, mIoU points): rows whose upsampler's gradients "
+        f"reach the pretrained backbone: {joint_text}; rows that keep the upsampler isolated: {isolated_text}. "
+        f"HFGD with against without its stop-gradients: {100 * stop_difference:+.1f} ({stop}).",
+    ]
+    pretrain, frozen = (statistics.fmean(grouped[name]["miou"]) for name in ("A_pretrain", "A_frozen"))
+    lines += [
+        "",
+        f"The pretraining model itself (`A_pretrain`, {_format(grouped['A_pretrain']['miou'])}) scores "
+        f"{'above' if pretrain > frozen else 'no higher than'} the frozen reference "
+        f"({_format(grouped['A_frozen']['miou'])}): its head trained with the backbone for {settings.pretrain_steps} "
+        f"steps on the larger split, the reference's fresh head for {settings.finetune_steps} steps on the held-back "
+        "frames. \"Beats the frozen backbone\" mostly says that the backbone adapted usefully to the held-back frames, not "
+        "that it became better than the pretraining model; fine-tuned rows clearly above `A_pretrain`: "
+        + (", ".join(f"`{name}`" for name in above_pretrain) if above_pretrain else "none")
+        + ".",
+        "",
+    ]
+    if all(o == "holds" for _, o in joint.values()) and stop == "does not hold" and not any(
+        o == "holds" for _, o in isolated.values()
+    ):
         lines.append(
-            "Here the upsampler's gradients improve the pretrained features instead of contaminating them, and "
-            "the isolation HFGD adds keeps the backbone from that gain: the contamination HFGD guards against is "
-            "not present at this scale. A backbone pretrained on ~270 frames of the same scenes is not the "
-            "generic ImageNet feature extractor the paper protects; testing the premise needs ImageNet weights "
-            "and a dataset unlike the pretraining (see the next section)."
+            "Here letting the upsampler's gradients reach the backbone pays and HFGD's stop-gradients cost accuracy: "
+            "the contamination HFGD guards against does not show at this scale. A backbone pretrained on a few "
+            "hundred frames of the same scenes is not the generic ImageNet feature extractor the paper protects; "
+            "testing the premise needs ImageNet weights and a dataset unlike the pretraining (see the next section)."
         )
-    elif joint_loss:
+    elif stop == "holds" and all(o == "does not hold" for _, o in joint.values()) and not any(
+        o == "does not hold" for _, o in isolated.values()
+    ):
         lines.append(
-            f"Joint fine-tuning ({', '.join(f'`{name}`' for name in joint_loss)}) ends below the frozen backbone: "
-            "the direction of HFGD's premise, that training a pyramid upsampler jointly on limited data harms "
-            "pretrained features."
+            "Here joint fine-tuning ends below the frozen backbone while the isolated rows do not, and the "
+            "stop-gradients help: the direction of HFGD's premise, that training a pyramid upsampler jointly on "
+            "limited data harms pretrained features."
         )
     else:
-        lines.append("The rows do not separate beyond the seed spread at this scale: no reading either way.")
+        lines.append(
+            "These verdicts are mixed: they do not combine into a reading for or against HFGD's premise at this "
+            "scale; each stands as measured."
+        )
     return lines + [""]
 
 
 # The README's headline: the rows the paper's main claim rests on, and the claims between them.
-HEADLINE_ROWS = ("A_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients", "A_hfgd_unshared_kernels", "B_sfpn",
+HEADLINE_ROWS = ("A_pretrain", "A_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients", "A_hfgd_unshared_kernels", "B_sfpn",
                  "B_hfgd")
 README_START = "<!-- results headline: written by scripts/run_ablations.py -->"
 README_END = "<!-- end of results headline -->"
@@ -537,7 +619,7 @@ def render_headline(rows, results):
     grouped = aggregate(results)
     headline = [row for row in rows if row.name in HEADLINE_ROWS]
     lines = [
-        f"{_status(len(results), run_count(rows))} Headline rows (CamVid val mIoU %, mean ± std over seeds; every "
+        f"{_status(len(planned_runs_finished(rows, results)), run_count(rows))} Headline rows (CamVid val mIoU %, mean ± std over seeds; every "
         "row, per-class IoU, costs and the settings are on the page):",
         "",
         "| row | what | runs (seeds) | mIoU |",
@@ -589,10 +671,10 @@ LIMITS = """\
   trained on frames a second away from val, so val mIoU is optimistic for all rows alike. Protocol A holds
   back the 0016E5 block farthest from val, so that fine-tuning does not see more of val's neighbours than
   the frozen reference did in pretraining.
-- Where a verdict says "does not hold" or "within seed spread", the claim is not confirmed at this scale;
+- Where a verdict says "does not hold" or "within seed noise", the claim is not confirmed at this scale;
   that is not evidence against it at the paper's scale.
 - Scenes side by side: `python scripts/run_ablations.py --figures` writes PNG panels (image, truth,
-  SemanticFPN, HFGD) of a few val scenes to `<work_dir>/<settings key>/figures/`. They are not committed: CamVid's licence
+  SemanticFPN, HFGD; seed 0 of each protocol) of a few val scenes to `<work_dir>/<settings key>/figures/`. They are not committed: CamVid's licence
   (CC BY-NC 4.0, ../shared/data/camvid/README.md) asks not to redistribute the data inside the project, and
   a panel contains the image and its labels.
 """
@@ -635,17 +717,18 @@ def render_report(rows, settings, results, meta, class_names):
     lines = ["# Results: HFGD's claims tested on CamVid", ""]
     if meta["missing"]:
         lines += [
-            f"{_status(len(results), expected)} Missing: {', '.join(meta['missing'])}. "
+            f"{_status(len(planned_runs_finished(rows, results)), expected)} Missing: {', '.join(meta['missing'])}. "
             "Rows without all their seeds show the seeds they have; verdicts may change.",
             "",
         ]
     else:
-        lines += [_status(len(results), expected), ""]
+        lines += [_status(len(planned_runs_finished(rows, results)), expected), ""]
     train_hours = sum(r["train_cpu_seconds"] for r in results) / 3600
     # Results written before evaluation CPU time was recorded count its wall time, and the page says so.
     eval_hours = sum(_eval_cpu_seconds(r) for r in results) / 3600
     eval_wall = [f"{r['row']} seed {r['seed']}" for r in results if "eval_cpu_seconds" not in r]
     untimed = [f"{r['row']} seed {r['seed']}: {r['untimed_steps']} steps" for r in results if r.get("untimed_steps")]
+    last_process_only = [f"{r['row']} seed {r['seed']}" for r in results if "train_processes" not in r]
     lines += [
         f"Every number on this page is written by `{meta['command']}` from `docs/results/*.json` (one file per",
         "row and seed). Rerunning the command skips finished runs, resumes a killed one from its last checkpoint",
@@ -655,9 +738,16 @@ def render_report(rows, settings, results, meta, class_names):
         f"{eval_hours:.2f} h evaluation (process CPU time, summed over the cores; unlike wall time it does not "
         "count the hours a run was paused or shared the machine)."
         + (f" Evaluation wall time where CPU time was not recorded: {', '.join(eval_wall)}." if eval_wall else "")
-        + (f" Not included: steps trained before the script recorded time ({'; '.join(untimed)})." if untimed else ""),
+        + (f" Not included: steps trained before the script recorded time ({'; '.join(untimed)})." if untimed else "")
+        + (
+            f" Training CPU time of the last process only (written before the processes of a resumed run were "
+            f"summed; left out of the projection below): {', '.join(last_process_only)}."
+            if last_process_only
+            else ""
+        ),
         _budget_line(rows, settings, results),
-        f"- Commits of the runs: {', '.join(sorted(set(meta['commits']))) or 'none yet'}.",
+        f"- Commits of the runs: {', '.join(sorted(set(meta['commits']))) or 'none yet'} (each result JSON names its own;"
+        " the seeds of a row may have run on different commits).",
         f"- Backbone {settings.backbone}, D={settings.num_channels} (U-SFPN head {settings.num_channels // 2} wide), "
         f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, SGD momentum 0.9, poly LR, "
         "weight decay 1e-4, random scale 0.5-2.0, flip, brightness; plain BatchNorm, float32, one CPU device.",
@@ -689,9 +779,16 @@ def render_report(rows, settings, results, meta, class_names):
     lines += ["## Claims at this scale", "", "| claim | rows | difference (mIoU points) | verdict |",
               "| --- | --- | ---: | --- |"]
     lines += [_claim_line(claim, grouped) for claim in CLAIMS]
-    lines += ["", "Verdict rule: \"within seed spread\" when the difference of the means is not larger than the",
-              "larger of the two rows' seed standard deviations; with one seed per row a difference under one point",
-              "is called noise.", ""]
+    pooled = {protocol: pooled_seed_sd(grouped, protocol) for protocol in ("A", "B")}
+    pooled_text = "; ".join(
+        f"Protocol {protocol} {100 * sd:.1f} points" if sd is not None else f"Protocol {protocol} not measured yet"
+        for protocol, sd in pooled.items()
+    )
+    lines += ["", "Verdict rule: \"holds\" when the difference of the means is more than two standard errors of that",
+              "difference (`2 sqrt(s1^2/n1 + s2^2/n2)` over the rows' seeds: a rough 95% bar; with 2-3 seeds a t-test",
+              "would ask for more), \"does not hold\" when it is that far the other way, \"within seed noise\" between.",
+              "A row with one seed takes the seed standard deviation pooled over its protocol's rows with several seeds",
+              f"({pooled_text}); until that exists it gets no verdict.", ""]
     lines += ["## Per-class IoU (mean over seeds, %)", "",
               "| row | " + " | ".join(class_names) + " |", "| --- |" + " ---: |" * len(class_names)]
     for row in rows:
@@ -699,6 +796,6 @@ def render_report(rows, settings, results, meta, class_names):
         if entry is not None:
             cells = [f"{100 * statistics.fmean(entry['per_class'][name]):.1f}" for name in class_names]
             lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
-    lines += [""] + protocol_a_reading(rows, grouped)
+    lines += [""] + protocol_a_reading(rows, grouped, settings)
     lines += [LIMITS.format(backbone=settings.backbone, scratch_steps=settings.scratch_steps)]
     return "\n".join(lines)

@@ -55,13 +55,48 @@ def test_results_elsewhere_leave_the_repository_readme_alone_and_plan_needs_no_r
     result = json.loads(json_file.read_text())
     result["miou"] = 0.99  # a smoke study's number must not reach the repository's headline
     (results_dir / json_file.name).write_text(json.dumps(result))
-    try:
-        done = _run_ablations(tmp_path, "--report_only", f"--results_dir={results_dir}")
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert readme.read_bytes() == before and "99.0" in (tmp_path / "results.md").read_text()
-    finally:
-        readme.write_bytes(before)
+    # No restoring afterwards: a study writing the headline meanwhile must not be undone by a test (git shows it
+    # when this test fails).
+    done = _run_ablations(tmp_path, "--report_only", f"--results_dir={results_dir}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert readme.read_bytes() == before and "99.0" in (tmp_path / "results.md").read_text()
     broken = tmp_path / "README.md"
     broken.write_text("no markers\n")
     plan = _run_ablations(tmp_path, "--plan", f"--readme={broken}", f"--results_dir={results_dir}")
     assert plan.returncode == 0 and "B_hfgd" in plan.stdout, plan.stderr[-3000:]
+    # B_hfgd alone: no pair of rows to set side by side.
+    figures = _run_ablations(tmp_path, "--figures", f"--results_dir={results_dir}")
+    assert figures.returncode != 0 and "Traceback" not in figures.stderr
+    assert "--figures needs seed 0 of A_sfpn and A_hfgd, or of B_sfpn and B_hfgd, finished" in figures.stderr
+
+
+def test_a_study_commit_takes_the_result_a_killed_process_left_uncommitted(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "docs" / "results").mkdir(parents=True)
+    for name in ("run_ablations.py", "common_flags.py"):
+        shutil.copy(os.path.join(ROOT, "scripts", name), repo / "scripts" / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "docs" / "results" / "old.json").write_text("{}")
+    (repo / "notes.txt").write_text("mine\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "start"], check=True)
+    (repo / "docs" / "results" / "orphan.json").write_text('{"row": "left by a killed process"}')
+    (repo / "docs" / "results" / "new.json").write_text("{}")
+    (repo / "notes.txt").write_text("mine, unfinished\n")  # a user's edit: stays out of the study's commit
+    script = (
+        "import sys; sys.argv = ['run_ablations.py', '--results_dir=docs/results', '--readme=']; "
+        "import run_ablations; run_ablations.FLAGS(sys.argv); "
+        "run_ablations._commit(['docs/results/new.json'], 'Ablation study: new')"
+    )
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": os.pathsep.join([str(repo / "scripts"), ROOT])}
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    committed = subprocess.run([*git, "show", "--name-only", "--format=%s", "HEAD"], capture_output=True, text=True,
+                               check=True).stdout.split()
+    assert "docs/results/new.json" in committed and "docs/results/orphan.json" in committed
+    assert "notes.txt" not in committed and "docs/results/old.json" not in committed
+    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+    assert status.strip() == "M notes.txt"

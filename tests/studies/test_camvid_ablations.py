@@ -41,6 +41,17 @@ def test_rows_are_unique_and_cover_the_issue():
     assert len(names) == len(set(names)) and rows[0].stage == "pretrain"
     assert all(len(row.seeds) >= 3 for row in rows if row.stage == "finetune")
     assert len({r.name: r for r in rows}["B_sfpn"].seeds) >= 2 and len({r.name: r for r in rows}["B_hfgd"].seeds) >= 2
+    by_name = {row.name: row for row in rows}
+    # Protocol A: the issue's fine-tuned rows; Protocol B: its ablations from scratch, with what each changes.
+    assert {"A_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients", "A_hfgd_unshared_kernels"} <= set(names)
+    assert by_name["B_hfgd_no_cae"].model == {"cae": "none"}
+    assert by_name["B_hfgd_no_stop_gradients"].model == study.NO_STOP_GRADIENTS
+    assert by_name["B_hfgd_unshared_kernels"].model == {"share_class_kernels": False}
+    assert by_name["B_high_level_only"].model == {"upsampler": "none"}
+    assert by_name["B_hfgd_os8"].model == {"output_stride": 8} and by_name["B_hfgd_os2"].model == {"output_stride": 2}
+    assert by_name["B_hfgd"].model == {} and by_name["B_sfpn"].model == {"upsampler": "sfpn"}
+    assert by_name["B_deeplabv3plus"].model == {"upsampler": "deeplabv3plus"}
+    assert all(row.stage == "scratch" for row in rows if row.protocol == "B")
     for _, _, better, worse in study.CLAIMS:
         assert better in names and worse in names
 
@@ -66,16 +77,31 @@ def test_run_configs_follow_the_protocols(tmp_path):
 
 def _result(row, seed, miou, **extra):
     return {"row": row, "seed": seed, "miou": miou, "steps": 1000, "train_seconds": 7200.0, "train_cpu_seconds": 120.0,
-            "eval_seconds": 6.0, "eval_cpu_seconds": 12.0, "params_m": 1.0, "gflops": 2.0,
+            "eval_seconds": 6.0, "eval_cpu_seconds": 12.0, "train_processes": 1, "params_m": 1.0, "gflops": 2.0,
             "per_class_iou": {"sky": miou + 0.1, "road": miou - 0.1}, **extra}
 
 
-def test_verdicts():
+def test_verdicts_need_two_standard_errors_and_a_measured_spread():
     assert study.verdict([0.50, 0.52], [0.40, 0.41])[1] == "holds"
     assert study.verdict([0.40, 0.41], [0.50, 0.52])[1] == "does not hold"
-    assert study.verdict([0.50, 0.56], [0.49, 0.50])[1] == "within seed spread"  # spread 4.2 points > 3.5
-    assert study.verdict([0.505], [0.50])[1].startswith("within 1 point")
-    assert study.verdict([0.52], [0.50])[1] == "holds"
+    assert study.verdict([0.50, 0.56], [0.49, 0.50])[1] == "within seed noise"  # 3.5 points < 2 SE = 6.1
+    # More than one seed SD (2.8 points) apart, but not two standard errors (2 x 2.06 = 4.1 points).
+    assert study.verdict([0.50, 0.54], [0.475, 0.485])[1] == "within seed noise"
+    assert study.verdict([0.50, 0.54], [0.475, 0.485]) == (pytest.approx(0.04), "within seed noise")
+    # One seed: no verdict without a pooled spread; with one, 2 SE = 2 x sqrt(2) x 0.5 = 1.4 points.
+    assert study.verdict([0.52], [0.50])[1] == study.NO_SPREAD
+    assert study.verdict([0.52], [0.50], seed_sd=0.005)[1] == "holds"
+    assert study.verdict([0.51], [0.50], seed_sd=0.005)[1] == "within seed noise"
+    assert study.verdict([0.515], [0.50, 0.50, 0.50], seed_sd=0.01)[1] == "within seed noise"  # 2 SE: 2 points
+
+
+def test_the_pooled_seed_sd_weighs_rows_by_their_degrees_of_freedom():
+    results = [_result("B_sfpn", 0, 0.40), _result("B_sfpn", 1, 0.42), _result("B_hfgd_os8", 0, 0.30)]
+    results += [_result("B_hfgd", s, 0.30 + s / 100) for s in range(3)]
+    results += [_result("A_sfpn", 0, 0.1), _result("A_sfpn", 1, 0.9)]
+    # (1 x 0.0002 + 2 x 0.0001) / 3; the single-seed row and Protocol A's rows stay out of it.
+    assert study.pooled_seed_sd(study.aggregate(results), "B") == pytest.approx((0.0004 / 3) ** 0.5)
+    assert study.pooled_seed_sd(study.aggregate(results[2:3]), "B") is None
 
 
 def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
@@ -170,30 +196,46 @@ def test_protocol_a_page_describes_the_split_and_compares_every_fine_tuned_row_w
 
 
 def _protocol_a(miou_by_row):
-    """Results for every Protocol A run: `{row: mIoU}`, the seeds a point apart around it."""
+    """Results for every Protocol A run: `{row: mIoU}`, three seeds a point apart around it."""
     rows = [row for row in study.study_rows() if row.protocol == "A"]
-    results = [_result(row.name, seed, miou_by_row[row.name] + (seed - 1) / 100) for row in rows for seed in row.seeds]
+    offsets = {row.name: (-0.01, 0.0, 0.01) if len(row.seeds) == 3 else (0.0,) for row in rows}
+    results = [_result(row.name, seed, miou_by_row[row.name] + offsets[row.name][seed]) for row in rows for seed in row.seeds]
     return rows, results
 
 
+def _reading(miou_by_row):
+    rows, results = _protocol_a(miou_by_row)
+    return "\n".join(study.protocol_a_reading(rows, study.aggregate(results), study.StudySettings()))
+
+
 def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run():
-    both_ways = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_hfgd": 0.28, "A_hfgd_unshared_kernels": 0.27}
-    rows, results = _protocol_a({**both_ways, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31})
-    reading = "\n".join(study.protocol_a_reading(rows, study.aggregate(results)))
+    # Every multi-seed row has a seed SD of 1 point: 2 SE between two 3-seed rows is 1.6 points.
+    base = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_hfgd_unshared_kernels": 0.27}
+    reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
     assert "`A_sfpn` +5.0 (holds); `A_hfgd_no_stop_gradients` +3.0 (holds)" in reading
-    assert "`A_hfgd` +0.0 (within seed spread); `A_hfgd_unshared_kernels` -1.0 (within seed spread)" in reading
-    assert "the contamination HFGD guards against is not present at this scale" in reading
-    # Joint fine-tuning below the frozen backbone: the premise's direction.
-    rows, results = _protocol_a({**both_ways, "A_sfpn": 0.24, "A_hfgd_no_stop_gradients": 0.31})
-    reading = "\n".join(study.protocol_a_reading(rows, study.aggregate(results)))
-    assert "Joint fine-tuning (`A_sfpn`) ends below the frozen backbone" in reading and "not present" not in reading
-    rows, results = _protocol_a({**both_ways, "A_sfpn": 0.285, "A_hfgd_no_stop_gradients": 0.275})
-    assert "no reading either way" in "\n".join(study.protocol_a_reading(rows, study.aggregate(results)))
-    # An isolated row that gains too: not the "isolation keeps the backbone from the gain" reading.
-    rows, results = _protocol_a({**both_ways, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.32})
-    assert "not present" not in "\n".join(study.protocol_a_reading(rows, study.aggregate(results)))
+    assert "`A_hfgd` +0.0 (within seed noise); `A_hfgd_unshared_kernels` -1.0 (within seed noise)" in reading
+    assert "HFGD with against without its stop-gradients: -3.0 (does not hold)" in reading
+    assert "the contamination HFGD guards against does not show at this scale" in reading
+    assert "(`A_pretrain`, 35.0) scores above the frozen reference (28.0 ± 1.0)" in reading
+    assert "fine-tuned rows clearly above `A_pretrain`: none." in reading  # A_sfpn -2.0 against 2 SE of 2.3
+    assert "fine-tuned rows clearly above `A_pretrain`: `A_sfpn`." in _reading(
+        {**base, "A_sfpn": 0.40, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
+    # Joint fine-tuning below the frozen backbone, the isolated rows not, the stop-gradients helping: the premise.
+    reading = _reading({**base, "A_sfpn": 0.24, "A_hfgd_no_stop_gradients": 0.25, "A_hfgd": 0.28})
+    assert "Here joint fine-tuning ends below the frozen backbone while the isolated rows do not" in reading
+    mixed = "These verdicts are mixed: they do not combine into a reading for or against HFGD's premise"
+    for case in (
+        {"A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.285, "A_hfgd": 0.28},  # one joint row within noise
+        {"A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.32},  # an isolated row gains too
+        {"A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.30},  # stop-gradients within noise
+        {"A_sfpn": 0.24, "A_hfgd_no_stop_gradients": 0.24, "A_hfgd": 0.22},  # all below, the isolated furthest
+        {"A_sfpn": 0.24, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28},  # one joint row below, one above
+    ):
+        reading = _reading({**base, **case})
+        assert mixed in reading and "Here" not in reading, case
     # One run missing: no reading yet, and the page says so.
-    meta = {"command": "c", "machine": "m", "commits": [], "missing": ["A_hfgd seed 2"]}
+    rows, results = _protocol_a({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
+    meta = {"command": "c", "machine": "m", "commits": [], "missing": ["A_hfgd_unshared_kernels seed 2"]}
     page = study.render_report(rows, study.StudySettings(), results[:-1], meta, CLASSES)
     assert "## Reading of Protocol A\n\nWritten when every Protocol A run has finished." in page
 
@@ -225,6 +267,21 @@ def test_the_readme_headline_goes_between_its_markers_or_the_error_names_the_fil
     assert study.differs_only_in_headline(readme, once)
     assert not study.differs_only_in_headline(readme, once.replace("## Next", "## Next, edited by hand"))
     assert not study.differs_only_in_headline(readme, "# Title\n")
+
+
+def test_the_repository_results_page_is_what_the_script_writes_from_the_committed_results():
+    from hfgd_tf.data.registry import get_dataset_spec
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    results = [json.loads(path.read_text()) for path in sorted((root / "docs" / "results").glob("*.json"))]
+    settings = study.StudySettings()
+    assert all(result["settings"] == dataclasses.asdict(settings) for result in results)
+    rows = study.study_rows()
+    class_names = list(get_dataset_spec("camvid").info.class_names)
+    page = study.render_report(rows, settings, results, study.report_meta(rows, results), class_names) + "\n"
+    assert (root / "docs" / "results.md").read_text(encoding="utf-8") == page, (
+        "docs/results.md is stale: run python scripts/run_ablations.py --report_only"
+    )
 
 
 def test_the_repository_readme_headline_is_what_the_script_writes_from_the_committed_results():
