@@ -660,7 +660,7 @@ LIMITS = """\
 ## What this can and cannot show
 
 - Scale: a {backbone} trained for {scratch_steps} steps from random weights (Protocol B) or pretrained on
-  ~270 CamVid frames (Protocol A) is far from the paper's setting (ImageNet-pretrained ResNet-101 /
+  {pretrain_share:.0%} of CamVid's 367 train frames (Protocol A) is far from the paper's setting (ImageNet-pretrained ResNet-101 /
   ConvNeXt / Swin, Pascal Context or COCO-Stuff, 30k-80k iterations of batch 16 on 8 GPUs). Differences of
   a point or two here are within what the seed alone moves; the spread column says how much.
 - The premise of HFGD is that pretrained high-level features are contaminated when a pyramid upsampler is
@@ -797,5 +797,10 @@ def render_report(rows, settings, results, meta, class_names):
             cells = [f"{100 * statistics.fmean(entry['per_class'][name]):.1f}" for name in class_names]
             lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
     lines += [""] + protocol_a_reading(rows, grouped, settings)
-    lines += [LIMITS.format(backbone=settings.backbone, scratch_steps=settings.scratch_steps)]
+    lines += [
+        LIMITS.format(
+            backbone=settings.backbone, scratch_steps=settings.scratch_steps,
+            pretrain_share=1 - settings.holdback_fraction,
+        )
+    ]
     return "\n".join(lines)
