@@ -144,11 +144,11 @@ def main(argv):
         check_inference_flags(FLAGS.saved_model)
         if FLAGS.checkpoint_dir:
             check_saved_model_from_run(FLAGS.saved_model, FLAGS.checkpoint_dir)
-        serving = tf.saved_model.load(FLAGS.saved_model).signatures["serving_default"]
         try:
             _, colormap = read_export_labels(FLAGS.saved_model)
         except ValueError as error:
             common_flags.config_error(error)
+        serving = tf.saved_model.load(FLAGS.saved_model).signatures["serving_default"]
 
         def predict(image):
             return serving(images=tf.constant(image[None]))["class_ids"][0].numpy()

@@ -66,18 +66,25 @@ def _settings():
 
 
 def _load_results(settings):
-    results, wrong = [], []
+    named, wrong = [], []
     for path in sorted(glob.glob(os.path.join(FLAGS.results_dir, "*.json"))):
-        with open(path) as handle:
-            result = json.load(handle)
+        try:
+            with open(path) as handle:
+                result = json.load(handle)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} cannot be read as a result JSON ({error}); move it away") from None
+        if not isinstance(result, dict):
+            raise ValueError(f"{path} is not a result (a JSON object); move it away")
         if result.get("settings") != dataclasses.asdict(settings):
             wrong.append(os.path.basename(path))
-        results.append(result)
+        named.append((path, result))
     if wrong:
         raise ValueError(
             f"{len(wrong)} result files in {FLAGS.results_dir} were made with other study settings ({', '.join(wrong[:4])}"
             f"{', ...' if len(wrong) > 4 else ''}): give the same --study_* flags, or move those files away"
         )
+    study.check_results(study.study_rows(), named)
+    results = [result for _, result in named]
     backbone = _settings_dir(settings, PRETRAINED_BACKBONE)
     study.check_one_pretrained_backbone(results, study.file_sha256(backbone) if os.path.isfile(backbone) else None)
     return results
@@ -93,9 +100,9 @@ def _git(*args):
 
 
 def _commit(paths, message):
-    """git-commits `paths` only (not whatever else is staged); says so when git refuses. The README goes in only
-    when it differs from HEAD inside the headline markers alone, so that a user's unfinished edits elsewhere in
-    it are not swept into a study commit."""
+    """git-commits `paths`, and result JSONs an earlier process left untracked, and nothing else (not whatever
+    else is staged); says so when git refuses. The README goes in only when it differs from HEAD inside the
+    headline markers alone, so that a user's unfinished edits elsewhere in it are not swept into a study commit."""
     readme = _readme_path()
     if readme in paths:
         head = _git_run("show", f"HEAD:{os.path.relpath(readme, ROOT)}")
@@ -108,7 +115,12 @@ def _commit(paths, message):
                 "repository); its headline is rewritten, commit it yourself\n"
             )
     # A result left uncommitted by an earlier process (killed between writing its JSON and committing it).
-    paths = [*paths, *(path for path in _uncommitted_results() if path not in paths)]
+    listed = {os.path.realpath(path) for path in paths}
+    orphans = [path for path in _uncommitted_results() if os.path.realpath(path) not in listed]
+    if orphans:
+        names = ", ".join(os.path.basename(path) for path in orphans)
+        print(f"Also committing results an earlier process left uncommitted: {names}")
+        paths, message = [*paths, *orphans], f"{message} (and {names}, left uncommitted by an earlier process)"
     for command in (["add", *paths], ["commit", "-q", "-m", message, "--", *paths]):
         done = _git_run(*command)
         if done.returncode:
@@ -117,13 +129,16 @@ def _commit(paths, message):
 
 
 def _uncommitted_results():
-    """Result JSONs in --results_dir that git reports as untracked or modified (absolute paths)."""
-    status = _git_run("status", "--porcelain", "--untracked-files=all", "--", FLAGS.results_dir)
-    if status.returncode:
-        return []
-    top = _git("rev-parse", "--show-toplevel")
-    paths = [os.path.join(top, line[3:]) for line in status.stdout.splitlines() if line[3:].endswith(".json")]
-    return [path for path in paths if os.path.isfile(path)]
+    """Result JSONs in --results_dir that git reports as untracked (absolute paths): results a killed process
+    wrote but did not commit. Hand-edited tracked results are not among them."""
+    results_dir = os.path.abspath(FLAGS.results_dir)
+    status = _git_run("status", "--porcelain", "-z", "--untracked-files=all", "--", results_dir)
+    top = _git_run("rev-parse", "--show-toplevel")
+    if status.returncode or top.returncode:
+        return []  # --results_dir outside the repository
+    # -z: NUL-separated "XY path" records, paths unquoted (a rename adds its old path as the next record).
+    untracked = [record[3:] for record in status.stdout.split("\0") if record.startswith("?? ")]
+    return [os.path.join(top.stdout.strip(), path) for path in untracked if path.endswith(".json")]
 
 
 def _machine():

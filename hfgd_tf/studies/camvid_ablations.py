@@ -28,6 +28,7 @@ import math
 import os
 import re
 import statistics
+import typing
 
 from hfgd_tf.data import DataConfig
 from hfgd_tf.evaluation.config import EvalConfig
@@ -147,8 +148,17 @@ def study_rows():
     ]
 
 
-# (claim, protocol, better row, worse row): the page states whether the better row wins at this scale.
-CLAIMS = (
+class Claim(typing.NamedTuple):
+    """A claim the page judges: `better` beats `worse` (kind "better"), or is not clearly worse ("not_worse")."""
+
+    text: str
+    protocol: str
+    better: str
+    worse: str
+    kind: str = "better"
+
+
+CLAIMS = tuple(Claim(*claim) for claim in (
     # HFGD and SemanticFPN differ in more than the isolation (HFGD also has the CAE and the high-level loss).
     ("HFGD beats a jointly trained SemanticFPN (pretrained backbone)", "A", "A_hfgd", "A_sfpn"),
     ("Stop-gradients help (pretrained backbone)", "A", "A_hfgd", "A_hfgd_no_stop_gradients"),
@@ -168,8 +178,8 @@ CLAIMS = (
     ("The upsampler adds accuracy over the high-level branch alone", "B", "B_hfgd", "B_high_level_only"),
     ("OS4 beats OS8", "B", "B_hfgd", "B_hfgd_os8"),
     ("OS2 beats OS4", "B", "B_hfgd_os2", "B_hfgd"),
-    ("The cheaper head (D/2) is not worse than the D-wide head", "B", "B_hfgd", "B_hfgd_wide_head"),
-)
+    ("The cheaper head (D/2) is not worse than the D-wide head", "B", "B_hfgd", "B_hfgd_wide_head", "not_worse"),
+))
 
 
 def settings_key(settings):
@@ -370,6 +380,29 @@ def check_one_pretrained_backbone(results, current_sha256=None):
         )
 
 
+def check_results(rows, named_results):
+    """Raises ValueError naming the file when a result is not one planned run under its own name.
+
+    One file per (row, seed), named `result_path`'s way, so that a copy or a renamed row cannot count twice or
+    stand in for a run that has not happened.
+
+    Args:
+        rows: list of `Row` (the plan).
+        named_results: list of `(path, result dict)`.
+    """
+    planned = {(row.name, seed) for row in rows for seed in row.seeds}
+    for path, result in named_results:
+        row, seed = result.get("row"), result.get("seed")
+        expected = f"{row}__seed{seed}.json"
+        if os.path.basename(path) != expected:
+            raise ValueError(f"{path} holds {row} seed {seed}, so it must be named {expected}; move it away")
+        if (row, seed) not in planned:
+            raise ValueError(
+                f"{path}: {row} seed {seed} is not a run of the study (python scripts/run_ablations.py --plan lists "
+                "them); move it away"
+            )
+
+
 def run_count(rows):
     """Runs of the study: one per row and seed."""
     return sum(len(row.seeds) for row in rows)
@@ -416,7 +449,8 @@ def aggregate(results):
     for result in results:
         entry = grouped.setdefault(
             result["row"],
-            {"seeds": [], "miou": [], "per_class": {}, "train_cpu_seconds": [], "params_m": None, "gflops": None},
+            {"protocol": result["protocol"], "seeds": [], "miou": [], "per_class": {}, "train_cpu_seconds": [],
+             "params_m": None, "gflops": None},
         )
         entry["seeds"].append(result["seed"])
         entry["miou"].append(result["miou"])
@@ -428,29 +462,30 @@ def aggregate(results):
 
 
 def pooled_seed_sd(grouped, protocol):
-    """The seed standard deviation (fraction) pooled over a protocol's rows with several seeds, or None.
+    """`(sd, degrees of freedom)`: the seed standard deviation (fraction) pooled over a protocol's rows with
+    several seeds, `sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1))`; `(None, 0)` when no row has several seeds.
 
-    `sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1))`: a single-seed row has no spread of its own, and this is the
-    best estimate of how much the seed alone moves a row trained the same way.
+    With 2-3 seeds a row's own SD is a poor estimate (two seeds can land on the same value); the pooled one
+    is the best estimate of how much the seed alone moves a row trained the same way.
     """
-    protocol_of = {row.name: row.protocol for row in study_rows()}
-    groups = [entry["miou"] for name, entry in grouped.items() if protocol_of.get(name) == protocol and len(entry["miou"]) > 1]
-    if not groups:
-        return None
+    groups = [entry["miou"] for entry in grouped.values() if entry["protocol"] == protocol and len(entry["miou"]) > 1]
     degrees = sum(len(values) - 1 for values in groups)
-    return math.sqrt(sum((len(values) - 1) * statistics.variance(values) for values in groups) / degrees)
+    if not degrees:
+        return None, 0
+    return math.sqrt(sum((len(values) - 1) * statistics.variance(values) for values in groups) / degrees), degrees
 
 
 NO_SPREAD = "1 seed: no spread measured yet"
 
 
 def verdict(better, worse, seed_sd=None):
-    """Whether the claim `better > worse` holds, from per-seed mIoUs (lists, fractions).
+    """Whether `better > worse` holds, from per-seed mIoUs (lists, fractions).
 
     The bar is two standard errors of the difference of the means, `2 sqrt(s_b^2/n_b + s_w^2/n_w)`: a rough 95%
     bar (with 2-3 seeds a t-test would ask for more). Above it "holds", below minus it "does not hold", between
-    "within seed noise". A row with one seed takes `seed_sd` as its standard deviation (the protocol's pooled
-    one, `pooled_seed_sd`); without it there is no verdict.
+    "within seed noise". Each row's `s` is the larger of its own seed SD and `seed_sd` (the protocol's pooled
+    one, `pooled_seed_sd`), so that a row whose few seeds happen to agree does not narrow the bar; a row with
+    one seed and no `seed_sd` gets no verdict.
 
     Returns:
         (difference of the means, outcome str).
@@ -458,24 +493,27 @@ def verdict(better, worse, seed_sd=None):
     difference = statistics.fmean(better) - statistics.fmean(worse)
     variance = 0.0
     for values in (better, worse):
-        if len(values) > 1:
-            sd = statistics.stdev(values)
-        elif seed_sd is not None:
-            sd = seed_sd
-        else:
+        spreads = [sd for sd in (statistics.stdev(values) if len(values) > 1 else None, seed_sd) if sd is not None]
+        if not spreads:
             return difference, NO_SPREAD
-        variance += sd**2 / len(values)
+        variance += max(spreads) ** 2 / len(values)
     if abs(difference) <= 2 * math.sqrt(variance):
         return difference, "within seed noise"
     return difference, "holds" if difference > 0 else "does not hold"
 
 
 def claim_verdict(claim, grouped):
-    """`verdict` of a `CLAIMS` entry, with its protocol's pooled seed SD; None when a row has not run."""
-    _, protocol, better, worse = claim
-    if better not in grouped or worse not in grouped:
+    """`(difference, outcome)` of a `Claim`, with its protocol's pooled seed SD; None when a row has not run.
+
+    A "not_worse" claim holds unless `better` is clearly below `worse`.
+    """
+    if claim.better not in grouped or claim.worse not in grouped:
         return None
-    return verdict(grouped[better]["miou"], grouped[worse]["miou"], pooled_seed_sd(grouped, protocol))
+    seed_sd, _ = pooled_seed_sd(grouped, claim.protocol)
+    difference, outcome = verdict(grouped[claim.better]["miou"], grouped[claim.worse]["miou"], seed_sd)
+    if claim.kind == "not_worse" and outcome == "within seed noise":
+        outcome = "holds (within seed noise)"
+    return difference, outcome
 
 
 def planned_runs_finished(rows, results):
@@ -518,12 +556,12 @@ def _row_line(row, entry, costs):
 
 
 def _claim_line(claim, grouped):
-    text, _, better, worse = claim
+    rows = f"`{claim.better}` vs `{claim.worse}`"
     outcome = claim_verdict(claim, grouped)
     if outcome is None:
-        return f"| {text} | `{better}` vs `{worse}` | | not run yet |"
+        return f"| {claim.text} | {rows} | | not run yet |"
     difference, word = outcome
-    return f"| {text} | `{better}` vs `{worse}` | {100 * difference:+.1f} | {word} |"
+    return f"| {claim.text} | {rows} | {100 * difference:+.1f} | {word} |"
 
 
 # Protocol A's fine-tuned rows by whether the upsampler's gradients reach the pretrained backbone.
@@ -551,9 +589,9 @@ def protocol_a_reading(rows, grouped, settings):
         return []  # a page of other rows
     lines = ["## Reading of Protocol A", ""]
     protocol_a = [row for row in rows if row.protocol == "A"]
-    if any(len(grouped.get(row.name, {}).get("seeds", ())) < len(row.seeds) for row in protocol_a):
+    if any(not set(row.seeds) <= set(grouped.get(row.name, {}).get("seeds", ())) for row in protocol_a):
         return lines + ["Written when every Protocol A run has finished.", ""]
-    seed_sd = pooled_seed_sd(grouped, "A")
+    seed_sd, _ = pooled_seed_sd(grouped, "A")
 
     def against(names, reference):
         outcomes = {name: verdict(grouped[name]["miou"], grouped[reference]["miou"], seed_sd) for name in names}
@@ -567,17 +605,18 @@ def protocol_a_reading(rows, grouped, settings):
     lines += [
         "Against the frozen backbone with a fresh head (`A_frozen`, mIoU points): rows whose upsampler's gradients "
         f"reach the pretrained backbone: {joint_text}; rows that keep the upsampler isolated: {isolated_text}. "
-        f"HFGD with against without its stop-gradients: {100 * stop_difference:+.1f} ({stop}).",
+        f"HFGD with its stop-gradients against HFGD without them (`A_hfgd` vs `A_hfgd_no_stop_gradients`): "
+        f"{100 * stop_difference:+.1f} ({stop}).",
     ]
-    pretrain, frozen = (statistics.fmean(grouped[name]["miou"]) for name in ("A_pretrain", "A_frozen"))
+    pretrain_difference, pretrain = verdict(grouped["A_pretrain"]["miou"], grouped["A_frozen"]["miou"], seed_sd)
     lines += [
         "",
-        f"The pretraining model itself (`A_pretrain`, {_format(grouped['A_pretrain']['miou'])}) scores "
-        f"{'above' if pretrain > frozen else 'no higher than'} the frozen reference "
-        f"({_format(grouped['A_frozen']['miou'])}): its head trained with the backbone for {settings.pretrain_steps} "
-        f"steps on the larger split, the reference's fresh head for {settings.finetune_steps} steps on the held-back "
-        "frames. \"Beats the frozen backbone\" mostly says that the backbone adapted usefully to the held-back frames, not "
-        "that it became better than the pretraining model; fine-tuned rows clearly above `A_pretrain`: "
+        f"The pretraining model itself (`A_pretrain`, {_format(grouped['A_pretrain']['miou'])}) against the frozen "
+        f"reference ({_format(grouped['A_frozen']['miou'])}): {100 * pretrain_difference:+.1f} ({pretrain}); its head "
+        f"trained with the backbone for {settings.pretrain_steps} steps on the larger split, the reference's fresh "
+        f"head for {settings.finetune_steps} steps on the held-back frames. \"Beats the frozen backbone\" mostly says "
+        "that the backbone adapted usefully to the held-back frames, not that it became better than the pretraining "
+        "model; fine-tuned rows clearly above `A_pretrain`: "
         + (", ".join(f"`{name}`" for name in above_pretrain) if above_pretrain else "none")
         + ".",
         "",
@@ -587,8 +626,9 @@ def protocol_a_reading(rows, grouped, settings):
     ):
         lines.append(
             "Here letting the upsampler's gradients reach the backbone pays and HFGD's stop-gradients cost accuracy: "
-            "the contamination HFGD guards against does not show at this scale. A backbone pretrained on a few "
-            "hundred frames of the same scenes is not the generic ImageNet feature extractor the paper protects; "
+            "the contamination HFGD guards against does not show at this scale. A backbone pretrained on "
+            f"{1 - settings.holdback_fraction:.0%} of CamVid's train frames, the same scenes, is not the generic "
+            "ImageNet feature extractor the paper protects; "
             "testing the premise needs ImageNet weights and a dataset unlike the pretraining (see the next section)."
         )
     elif stop == "holds" and all(o == "does not hold" for _, o in joint.values()) and not any(
@@ -627,7 +667,7 @@ def render_headline(rows, results):
     ]
     lines += [_row_line(row, grouped.get(row.name), costs=False) for row in headline]
     lines += ["", "| claim | rows | difference (mIoU points) | verdict |", "| --- | --- | ---: | --- |"]
-    lines += [_claim_line(claim, grouped) for claim in CLAIMS if {claim[2], claim[3]} <= set(HEADLINE_ROWS)]
+    lines += [_claim_line(claim, grouped) for claim in CLAIMS if {claim.better, claim.worse} <= set(HEADLINE_ROWS)]
     return "\n".join(lines)
 
 
@@ -661,8 +701,8 @@ LIMITS = """\
 
 - Scale: a {backbone} trained for {scratch_steps} steps from random weights (Protocol B) or pretrained on
   {pretrain_share:.0%} of CamVid's 367 train frames (Protocol A) is far from the paper's setting (ImageNet-pretrained ResNet-101 /
-  ConvNeXt / Swin, Pascal Context or COCO-Stuff, 30k-80k iterations of batch 16 on 8 GPUs). Differences of
-  a point or two here are within what the seed alone moves; the spread column says how much.
+  ConvNeXt / Swin, Pascal Context or COCO-Stuff, 30k-80k iterations of batch 16 on 8 GPUs). How much the
+  seed alone moves a row is the ± of its mIoU; the verdicts say which differences exceed it.
 - The premise of HFGD is that pretrained high-level features are contaminated when a pyramid upsampler is
   trained jointly on limited data. Protocol A tests that direction with a backbone pretrained on CamVid
   itself, a weak stand-in for ImageNet features. Testing the claim properly needs ImageNet weights
@@ -740,8 +780,8 @@ def render_report(rows, settings, results, meta, class_names):
         + (f" Evaluation wall time where CPU time was not recorded: {', '.join(eval_wall)}." if eval_wall else "")
         + (f" Not included: steps trained before the script recorded time ({'; '.join(untimed)})." if untimed else "")
         + (
-            f" Training CPU time of the last process only (written before the processes of a resumed run were "
-            f"summed; left out of the projection below): {', '.join(last_process_only)}."
+            " Training CPU time that may count only the last process of a resumed run (written before the processes "
+            f"were summed; left out of the projection below): {', '.join(last_process_only)}."
             if last_process_only
             else ""
         ),
@@ -781,14 +821,17 @@ def render_report(rows, settings, results, meta, class_names):
     lines += [_claim_line(claim, grouped) for claim in CLAIMS]
     pooled = {protocol: pooled_seed_sd(grouped, protocol) for protocol in ("A", "B")}
     pooled_text = "; ".join(
-        f"Protocol {protocol} {100 * sd:.1f} points" if sd is not None else f"Protocol {protocol} not measured yet"
-        for protocol, sd in pooled.items()
+        f"Protocol {protocol} {100 * sd:.1f} points over {degrees} degrees of freedom"
+        if sd is not None
+        else f"Protocol {protocol} not measured yet"
+        for protocol, (sd, degrees) in pooled.items()
     )
     lines += ["", "Verdict rule: \"holds\" when the difference of the means is more than two standard errors of that",
               "difference (`2 sqrt(s1^2/n1 + s2^2/n2)` over the rows' seeds: a rough 95% bar; with 2-3 seeds a t-test",
               "would ask for more), \"does not hold\" when it is that far the other way, \"within seed noise\" between.",
-              "A row with one seed takes the seed standard deviation pooled over its protocol's rows with several seeds",
-              f"({pooled_text}); until that exists it gets no verdict.", ""]
+              "Each row's standard deviation is the larger of its own over its seeds and the one pooled over its",
+              f"protocol's rows with several seeds ({pooled_text}); a row with one seed gets no verdict until the",
+              "pooled one exists. A \"not worse\" claim holds unless the difference is that far below zero.", ""]
     lines += ["## Per-class IoU (mean over seeds, %)", "",
               "| row | " + " | ".join(class_names) + " |", "| --- |" + " ---: |" * len(class_names)]
     for row in rows:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -74,7 +75,7 @@ def test_a_malformed_inference_record_is_an_error_naming_the_file(tmp_path):
                  '{"eval_scales": [1.0], "flip": "yes"}', '{"eval_scales": [], "flip": false}',
                  '{"eval_scales": [true], "flip": false}', '{"eval_scales": [0, 1.0], "flip": false}', "\udcff", "null"):
         record.write_bytes(text.encode("utf-8", "surrogateescape"))
-        with pytest.raises(ValueError, match=f"^'{record}' (is not JSON|must hold).*export the run again"):
+        with pytest.raises(ValueError, match=f"^'{re.escape(str(record))}' (is not JSON|must hold).*export the run again"):
             read_export_inference(str(tmp_path))
 
 
@@ -91,7 +92,7 @@ def test_a_malformed_labels_record_is_an_error_naming_the_file(tmp_path):
                  '{"class_names": [], "colormap": "red"}', '{"class_names": [], "colormap": [' + ", ".join(["[0, 0, 0]"] * 257) + "]}",
                  "\udcff"):
         record.write_bytes(text.encode("utf-8", "surrogateescape"))
-        with pytest.raises(ValueError, match=f"^'{record}' (is not JSON|must hold).*export the run again"):
+        with pytest.raises(ValueError, match=f"^'{re.escape(str(record))}' (is not JSON|must hold).*export the run again"):
             read_export_labels(str(tmp_path))
 
 

@@ -82,8 +82,9 @@ def test_a_study_commit_takes_the_result_a_killed_process_left_uncommitted(tmp_p
     (repo / "notes.txt").write_text("mine\n")
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "start"], check=True)
-    (repo / "docs" / "results" / "orphan.json").write_text('{"row": "left by a killed process"}')
+    (repo / "docs" / "results" / "orphan seed 0.json").write_text('{"row": "left by a killed process"}')
     (repo / "docs" / "results" / "new.json").write_text("{}")
+    (repo / "docs" / "results" / "old.json").write_text('{"edited": "by hand"}')  # tracked: not swept in
     (repo / "notes.txt").write_text("mine, unfinished\n")  # a user's edit: stays out of the study's commit
     script = (
         "import sys; sys.argv = ['run_ablations.py', '--results_dir=docs/results', '--readme=']; "
@@ -94,9 +95,10 @@ def test_a_study_commit_takes_the_result_a_killed_process_left_uncommitted(tmp_p
            "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": os.pathsep.join([str(repo / "scripts"), ROOT])}
     done = subprocess.run([sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    committed = subprocess.run([*git, "show", "--name-only", "--format=%s", "HEAD"], capture_output=True, text=True,
-                               check=True).stdout.split()
-    assert "docs/results/new.json" in committed and "docs/results/orphan.json" in committed
-    assert "notes.txt" not in committed and "docs/results/old.json" not in committed
+    assert "Also committing results an earlier process left uncommitted: orphan seed 0.json" in done.stdout
+    shown = subprocess.run([*git, "-c", "core.quotePath=false", "show", "--name-only", "--format=%s", "HEAD"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert shown[0] == "Ablation study: new (and orphan seed 0.json, left uncommitted by an earlier process)"
+    assert sorted(line for line in shown[1:] if line) == ["docs/results/new.json", "docs/results/orphan seed 0.json"]
     status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
-    assert status.strip() == "M notes.txt"
+    assert sorted(status.splitlines()) == [" M docs/results/old.json", " M notes.txt"]

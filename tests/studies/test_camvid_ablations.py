@@ -52,8 +52,8 @@ def test_rows_are_unique_and_cover_the_issue():
     assert by_name["B_hfgd"].model == {} and by_name["B_sfpn"].model == {"upsampler": "sfpn"}
     assert by_name["B_deeplabv3plus"].model == {"upsampler": "deeplabv3plus"}
     assert all(row.stage == "scratch" for row in rows if row.protocol == "B")
-    for _, _, better, worse in study.CLAIMS:
-        assert better in names and worse in names
+    for claim in study.CLAIMS:
+        assert claim.better in names and claim.worse in names and claim.kind in ("better", "not_worse")
 
 
 def test_run_configs_follow_the_protocols(tmp_path):
@@ -76,7 +76,7 @@ def test_run_configs_follow_the_protocols(tmp_path):
 
 
 def _result(row, seed, miou, **extra):
-    return {"row": row, "seed": seed, "miou": miou, "steps": 1000, "train_seconds": 7200.0, "train_cpu_seconds": 120.0,
+    return {"row": row, "protocol": row.split("_")[0], "seed": seed, "miou": miou, "steps": 1000, "train_seconds": 7200.0, "train_cpu_seconds": 120.0,
             "eval_seconds": 6.0, "eval_cpu_seconds": 12.0, "train_processes": 1, "params_m": 1.0, "gflops": 2.0,
             "per_class_iou": {"sky": miou + 0.1, "road": miou - 0.1}, **extra}
 
@@ -86,13 +86,27 @@ def test_verdicts_need_two_standard_errors_and_a_measured_spread():
     assert study.verdict([0.40, 0.41], [0.50, 0.52])[1] == "does not hold"
     assert study.verdict([0.50, 0.56], [0.49, 0.50])[1] == "within seed noise"  # 3.5 points < 2 SE = 6.1
     # More than one seed SD (2.8 points) apart, but not two standard errors (2 x 2.06 = 4.1 points).
-    assert study.verdict([0.50, 0.54], [0.475, 0.485])[1] == "within seed noise"
     assert study.verdict([0.50, 0.54], [0.475, 0.485]) == (pytest.approx(0.04), "within seed noise")
     # One seed: no verdict without a pooled spread; with one, 2 SE = 2 x sqrt(2) x 0.5 = 1.4 points.
     assert study.verdict([0.52], [0.50])[1] == study.NO_SPREAD
     assert study.verdict([0.52], [0.50], seed_sd=0.005)[1] == "holds"
     assert study.verdict([0.51], [0.50], seed_sd=0.005)[1] == "within seed noise"
-    assert study.verdict([0.515], [0.50, 0.50, 0.50], seed_sd=0.01)[1] == "within seed noise"  # 2 SE: 2 points
+    # Seeds that happen to agree do not narrow the bar below the pooled spread (2 SE here: 2 x 0.82 = 1.6 points).
+    assert study.verdict([0.50, 0.50, 0.50], [0.4999] * 3)[1] == "holds"  # no pooled spread: their own, zero
+    assert study.verdict([0.50, 0.50, 0.50], [0.4999] * 3, seed_sd=0.01)[1] == "within seed noise"
+    assert study.verdict([0.515, 0.515, 0.515], [0.50] * 3, seed_sd=0.01)[1] == "within seed noise"
+    assert study.verdict([0.52, 0.52, 0.52], [0.50] * 3, seed_sd=0.01)[1] == "holds"
+
+
+def test_a_not_worse_claim_holds_unless_clearly_worse():
+    claim = next(claim for claim in study.CLAIMS if claim.kind == "not_worse")
+    assert (claim.better, claim.worse) == ("B_hfgd", "B_hfgd_wide_head")
+    for better, outcome in ((0.51, "holds (within seed noise)"), (0.49, "holds (within seed noise)"),
+                            (0.55, "holds"), (0.45, "does not hold")):
+        results = [_result("B_sfpn", 0, 0.30), _result("B_sfpn", 1, 0.32),  # pooled Protocol B SD: 1.4 points
+                   _result("B_hfgd", 0, better), _result("B_hfgd_wide_head", 0, 0.50)]
+        assert study.claim_verdict(claim, study.aggregate(results))[1] == outcome, better
+    assert study.claim_verdict(claim, study.aggregate([_result("B_hfgd", 0, 0.5)])) is None
 
 
 def test_the_pooled_seed_sd_weighs_rows_by_their_degrees_of_freedom():
@@ -100,8 +114,20 @@ def test_the_pooled_seed_sd_weighs_rows_by_their_degrees_of_freedom():
     results += [_result("B_hfgd", s, 0.30 + s / 100) for s in range(3)]
     results += [_result("A_sfpn", 0, 0.1), _result("A_sfpn", 1, 0.9)]
     # (1 x 0.0002 + 2 x 0.0001) / 3; the single-seed row and Protocol A's rows stay out of it.
-    assert study.pooled_seed_sd(study.aggregate(results), "B") == pytest.approx((0.0004 / 3) ** 0.5)
-    assert study.pooled_seed_sd(study.aggregate(results[2:3]), "B") is None
+    assert study.pooled_seed_sd(study.aggregate(results), "B") == (pytest.approx((0.0004 / 3) ** 0.5), 3)
+    assert study.pooled_seed_sd(study.aggregate(results[2:3]), "B") == (None, 0)
+
+
+def test_results_must_be_planned_runs_under_their_own_names():
+    rows = study.study_rows()
+    study.check_results(rows, [("docs/results/B_hfgd__seed1.json", _result("B_hfgd", 1, 0.5))])
+    with pytest.raises(ValueError, match="copy.json holds B_hfgd seed 1, so it must be named B_hfgd__seed1.json"):
+        study.check_results(rows, [("r/B_hfgd__seed1.json", _result("B_hfgd", 1, 0.5)),
+                                   ("r/copy.json", _result("B_hfgd", 1, 0.5))])
+    with pytest.raises(ValueError, match="B_hfgd_os8 seed 1 is not a run of the study"):
+        study.check_results(rows, [("r/B_hfgd_os8__seed1.json", _result("B_hfgd_os8", 1, 0.5))])
+    with pytest.raises(ValueError, match="B_renamed seed 0 is not a run of the study"):
+        study.check_results(rows, [("r/B_renamed__seed0.json", _result("B_renamed", 0, 0.5))])
 
 
 def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
@@ -191,8 +217,8 @@ def test_protocol_a_page_describes_the_split_and_compares_every_fine_tuned_row_w
     assert "minus one contiguous block of 25% of each sequence" in page and "the first frames of 0016E5" in page
     assert "after 250 steps about 8% of the pretrained statistics remain" in page  # 0.99 ** 250 = 0.081
     assert "| Fine-tuning through SemanticFPN beats keeping the backbone frozen | `A_sfpn` vs `A_frozen` | -10.0 | does not hold |" in page
-    frozen_claims = [claim for claim in study.CLAIMS if claim[3] == "A_frozen"]
-    assert {claim[2] for claim in frozen_claims} == {r.name for r in rows if r.stage == "finetune" and r.name != "A_frozen"}
+    frozen_claims = [claim for claim in study.CLAIMS if claim.worse == "A_frozen"]
+    assert {claim.better for claim in frozen_claims} == {r.name for r in rows if r.stage == "finetune" and r.name != "A_frozen"}
 
 
 def _protocol_a(miou_by_row):
@@ -214,9 +240,9 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
     reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
     assert "`A_sfpn` +5.0 (holds); `A_hfgd_no_stop_gradients` +3.0 (holds)" in reading
     assert "`A_hfgd` +0.0 (within seed noise); `A_hfgd_unshared_kernels` -1.0 (within seed noise)" in reading
-    assert "HFGD with against without its stop-gradients: -3.0 (does not hold)" in reading
+    assert "(`A_hfgd` vs `A_hfgd_no_stop_gradients`): -3.0 (does not hold)" in reading
     assert "the contamination HFGD guards against does not show at this scale" in reading
-    assert "(`A_pretrain`, 35.0) scores above the frozen reference (28.0 ± 1.0)" in reading
+    assert "(`A_pretrain`, 35.0) against the frozen reference (28.0 ± 1.0): +7.0 (holds)" in reading
     assert "fine-tuned rows clearly above `A_pretrain`: none." in reading  # A_sfpn -2.0 against 2 SE of 2.3
     assert "fine-tuned rows clearly above `A_pretrain`: `A_sfpn`." in _reading(
         {**base, "A_sfpn": 0.40, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
