@@ -40,7 +40,7 @@ def test_the_section_compares_the_seeds_both_rows_have(tmp_path):
     assert "Default minus D-wide head: +1.47 mIoU points (mean over seeds [0])" in text
     # stdev(31.59, 33.00) = 1.00; one seed compared: sqrt(2) x 1.00 = 1.41.
     assert "`B_hfgd`'s seeds [0, 1] have a sample standard deviation of 1.00 points" in text
-    assert "varies by about sqrt(2/1) x that = 1.41 points" in text
+    assert "varies by about sqrt(2/1) x that = 1.41 points, and only a difference beyond twice that (2.82 points" in text
 
 
 def test_one_seed_says_the_seed_spread_is_not_measured(tmp_path):
