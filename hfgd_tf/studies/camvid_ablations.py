@@ -644,6 +644,17 @@ def protocol_a_reading(rows, grouped, settings):
             "These verdicts are mixed: they do not combine into a reading for or against HFGD's premise at this "
             "scale; each stands as measured."
         )
+    shared_difference, shared = verdict(grouped["A_hfgd"]["miou"], grouped["A_hfgd_unshared_kernels"]["miou"], seed_sd)
+    hfgd_difference, hfgd = isolated["A_hfgd"]
+    parts = (
+        f"removing the stop-gradients {-100 * stop_difference:+.1f}, removing the shared class kernels "
+        f"{-100 * shared_difference:+.1f} mIoU points against HFGD full, which ends {100 * hfgd_difference:+.1f} "
+        f"against the frozen backbone ({hfgd})"
+    )
+    if stop == shared == "does not hold":
+        lines += ["", f"Both parts that isolate HFGD's upsampler cost accuracy at this scale: {parts}."]
+    elif stop == shared == "holds":
+        lines += ["", f"Both parts that isolate HFGD's upsampler help at this scale, as the paper reports: {parts}."]
     return lines + [""]
 
 

@@ -242,6 +242,16 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
     assert "`A_hfgd` +0.0 (within seed noise); `A_hfgd_unshared_kernels` -1.0 (within seed noise)" in reading
     assert "(`A_hfgd` vs `A_hfgd_no_stop_gradients`): -3.0 (does not hold)" in reading
     assert "the contamination HFGD guards against does not show at this scale" in reading
+    assert "Both parts" not in reading  # the shared kernels: -1.0, within seed noise
+    reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28,
+                        "A_hfgd_unshared_kernels": 0.30})
+    assert ("Both parts that isolate HFGD's upsampler cost accuracy at this scale: removing the stop-gradients +3.0, "
+            "removing the shared class kernels +2.0 mIoU points against HFGD full, which ends +0.0 against the frozen "
+            "backbone (within seed noise).") in reading
+    reading = _reading({**base, "A_sfpn": 0.24, "A_hfgd_no_stop_gradients": 0.25, "A_hfgd": 0.28,
+                        "A_hfgd_unshared_kernels": 0.25})
+    assert "Both parts that isolate HFGD's upsampler help at this scale, as the paper reports: removing the " \
+           "stop-gradients -3.0, removing the shared class kernels -3.0" in reading
     assert "(`A_pretrain`, 35.0) against the frozen reference (28.0 ± 1.0): +7.0 (holds)" in reading
     assert "fine-tuned rows clearly above `A_pretrain`: none." in reading  # A_sfpn -2.0 against 2 SE of 2.3
     assert "fine-tuned rows clearly above `A_pretrain`: `A_sfpn`." in _reading(
