@@ -364,8 +364,8 @@ FIGURE_PAIRS = (("A", "A_sfpn", "A_hfgd"), ("B", "B_sfpn", "B_hfgd"))
 
 
 def _figures(settings, rows, results, num_scenes=4):
-    """PNG panels (image | truth | SemanticFPN | HFGD) of a few val scenes, per protocol whose two rows have
-    finished seed 0; returns the paths."""
+    """Writes PNG panels (image | truth | SemanticFPN | HFGD) of a few val scenes, per protocol whose two rows
+    have finished seed 0."""
     import numpy as np
     import tensorflow as tf
     from PIL import Image
@@ -384,7 +384,6 @@ def _figures(settings, rows, results, num_scenes=4):
     by_name = {row.name: row for row in rows}
     out_dir = _settings_dir(settings, "figures")
     os.makedirs(out_dir, exist_ok=True)
-    written = []
     for protocol, *names in pairs:
         models = {}
         for name in names:
@@ -404,8 +403,6 @@ def _figures(settings, rows, results, num_scenes=4):
             path = os.path.join(out_dir, f"protocol_{protocol}_val_{index:03d}.png")
             Image.fromarray(np.concatenate(panels, axis=1)).save(path)
             print(f"Wrote {path} (image | truth | {' | '.join(names)}, seed 0)")
-            written.append(path)
-    return written
 
 
 def main(argv):

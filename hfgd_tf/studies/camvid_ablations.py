@@ -390,7 +390,7 @@ def check_results(rows, named_results):
         rows: list of `Row` (the plan).
         named_results: list of `(path, result dict)`.
     """
-    planned = {(row.name, seed) for row in rows for seed in row.seeds}
+    planned = _planned_runs(rows)
     for path, result in named_results:
         row, seed = result.get("row"), result.get("seed")
         expected = f"{row}__seed{seed}.json"
@@ -401,6 +401,11 @@ def check_results(rows, named_results):
                 f"{path}: {row} seed {seed} is not a run of the study (python scripts/run_ablations.py --plan lists "
                 "them); move it away"
             )
+
+
+def _planned_runs(rows):
+    """The (row name, seed) pairs of the plan."""
+    return {(row.name, seed) for row in rows for seed in row.seeds}
 
 
 def run_count(rows):
@@ -518,8 +523,7 @@ def claim_verdict(claim, grouped):
 
 def planned_runs_finished(rows, results):
     """The (row, seed) pairs of the plan that have a result (results of rows or seeds not planned do not count)."""
-    planned = {(row.name, seed) for row in rows for seed in row.seeds}
-    return planned & {(result["row"], result["seed"]) for result in results}
+    return _planned_runs(rows) & {(result["row"], result["seed"]) for result in results}
 
 
 def report_meta(rows, results, machine=None, command="python scripts/run_ablations.py"):
@@ -534,7 +538,9 @@ def report_meta(rows, results, machine=None, command="python scripts/run_ablatio
     }
 
 
-def _status(finished, expected):
+def _status(rows, results):
+    """Whether the study is complete, counting planned runs only."""
+    finished, expected = len(planned_runs_finished(rows, results)), run_count(rows)
     if finished < expected:
         return f"**Incomplete: {finished} of {expected} runs finished.**"
     return f"Complete: all {expected} runs finished."
@@ -593,13 +599,16 @@ def protocol_a_reading(rows, grouped, settings):
         return lines + ["Written when every Protocol A run has finished.", ""]
     seed_sd, _ = pooled_seed_sd(grouped, "A")
 
+    def compare(better, worse):
+        return verdict(grouped[better]["miou"], grouped[worse]["miou"], seed_sd)
+
     def against(names, reference):
-        outcomes = {name: verdict(grouped[name]["miou"], grouped[reference]["miou"], seed_sd) for name in names}
+        outcomes = {name: compare(name, reference) for name in names}
         return outcomes, "; ".join(f"`{name}` {100 * d:+.1f} ({o})" for name, (d, o) in outcomes.items())
 
     joint, joint_text = against(JOINT_ROWS, "A_frozen")
     isolated, isolated_text = against(ISOLATED_ROWS, "A_frozen")
-    stop_difference, stop = verdict(grouped["A_hfgd"]["miou"], grouped["A_hfgd_no_stop_gradients"]["miou"], seed_sd)
+    stop_difference, stop = compare("A_hfgd", "A_hfgd_no_stop_gradients")
     fine_tuned = [row.name for row in protocol_a if row.stage == "finetune" and row.name != "A_frozen"]
     above_pretrain = [name for name, (_, o) in against(fine_tuned, "A_pretrain")[0].items() if o == "holds"]
     lines += [
@@ -608,7 +617,7 @@ def protocol_a_reading(rows, grouped, settings):
         f"HFGD with its stop-gradients against HFGD without them (`A_hfgd` vs `A_hfgd_no_stop_gradients`): "
         f"{100 * stop_difference:+.1f} ({stop}).",
     ]
-    pretrain_difference, pretrain = verdict(grouped["A_pretrain"]["miou"], grouped["A_frozen"]["miou"], seed_sd)
+    pretrain_difference, pretrain = compare("A_pretrain", "A_frozen")
     lines += [
         "",
         f"The pretraining model itself (`A_pretrain`, {_format(grouped['A_pretrain']['miou'])}) against the frozen "
@@ -644,7 +653,7 @@ def protocol_a_reading(rows, grouped, settings):
             "These verdicts are mixed: they do not combine into a reading for or against HFGD's premise at this "
             "scale; each stands as measured."
         )
-    shared_difference, shared = verdict(grouped["A_hfgd"]["miou"], grouped["A_hfgd_unshared_kernels"]["miou"], seed_sd)
+    shared_difference, shared = compare("A_hfgd", "A_hfgd_unshared_kernels")
     hfgd_difference, hfgd = isolated["A_hfgd"]
     parts = (
         f"removing the stop-gradients {-100 * stop_difference:+.1f}, removing the shared class kernels "
@@ -670,7 +679,7 @@ def render_headline(rows, results):
     grouped = aggregate(results)
     headline = [row for row in rows if row.name in HEADLINE_ROWS]
     lines = [
-        f"{_status(len(planned_runs_finished(rows, results)), run_count(rows))} Headline rows (CamVid val mIoU %, mean ± std over seeds; every "
+        f"{_status(rows, results)} Headline rows (CamVid val mIoU %, mean ± std over seeds; every "
         "row, per-class IoU, costs and the settings are on the page):",
         "",
         "| row | what | runs (seeds) | mIoU |",
@@ -763,17 +772,16 @@ def render_report(rows, settings, results, meta, class_names):
         class_names: list of str.
     """
     grouped = aggregate(results)
-    expected = run_count(rows)
     bn_momentum = next(f.default for f in dataclasses.fields(ModelConfig) if f.name == "bn_momentum")
     lines = ["# Results: HFGD's claims tested on CamVid", ""]
     if meta["missing"]:
         lines += [
-            f"{_status(len(planned_runs_finished(rows, results)), expected)} Missing: {', '.join(meta['missing'])}. "
+            f"{_status(rows, results)} Missing: {', '.join(meta['missing'])}. "
             "Rows without all their seeds show the seeds they have; verdicts may change.",
             "",
         ]
     else:
-        lines += [_status(len(planned_runs_finished(rows, results)), expected), ""]
+        lines += [_status(rows, results), ""]
     train_hours = sum(r["train_cpu_seconds"] for r in results) / 3600
     # Results written before evaluation CPU time was recorded count its wall time, and the page says so.
     eval_hours = sum(_eval_cpu_seconds(r) for r in results) / 3600
