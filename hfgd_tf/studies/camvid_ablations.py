@@ -507,6 +507,12 @@ def verdict(better, worse, seed_sd=None):
     return difference, "holds" if difference > 0 else "does not hold"
 
 
+def _compare(grouped, protocol, better, worse):
+    """`verdict` of two rows with their protocol's pooled seed SD: (difference, outcome)."""
+    seed_sd, _ = pooled_seed_sd(grouped, protocol)
+    return verdict(grouped[better]["miou"], grouped[worse]["miou"], seed_sd)
+
+
 def claim_verdict(claim, grouped):
     """`(difference, outcome)` of a `Claim`, with its protocol's pooled seed SD; None when a row has not run.
 
@@ -514,8 +520,7 @@ def claim_verdict(claim, grouped):
     """
     if claim.better not in grouped or claim.worse not in grouped:
         return None
-    seed_sd, _ = pooled_seed_sd(grouped, claim.protocol)
-    difference, outcome = verdict(grouped[claim.better]["miou"], grouped[claim.worse]["miou"], seed_sd)
+    difference, outcome = _compare(grouped, claim.protocol, claim.better, claim.worse)
     if claim.kind == "not_worse" and outcome == "within seed noise":
         outcome = "holds (within seed noise)"
     return difference, outcome
@@ -575,6 +580,13 @@ JOINT_ROWS = ("A_sfpn", "A_hfgd_no_stop_gradients")
 ISOLATED_ROWS = ("A_hfgd", "A_hfgd_unshared_kernels")
 
 
+def _protocol_finished(rows, grouped, protocol):
+    """Whether every planned seed of the protocol's rows has a result."""
+    return all(
+        set(row.seeds) <= set(grouped.get(row.name, {}).get("seeds", ())) for row in rows if row.protocol == protocol
+    )
+
+
 def protocol_a_reading(rows, grouped, settings):
     """The "Reading of Protocol A" section: what the fine-tuned rows say about HFGD's premise, worded from the
     verdicts (written only once every Protocol A run has finished).
@@ -595,12 +607,11 @@ def protocol_a_reading(rows, grouped, settings):
         return []  # a page of other rows
     lines = ["## Reading of Protocol A", ""]
     protocol_a = [row for row in rows if row.protocol == "A"]
-    if any(not set(row.seeds) <= set(grouped.get(row.name, {}).get("seeds", ())) for row in protocol_a):
+    if not _protocol_finished(rows, grouped, "A"):
         return lines + ["Written when every Protocol A run has finished.", ""]
-    seed_sd, _ = pooled_seed_sd(grouped, "A")
 
     def compare(better, worse):
-        return verdict(grouped[better]["miou"], grouped[worse]["miou"], seed_sd)
+        return _compare(grouped, "A", better, worse)
 
     def against(names, reference):
         outcomes = {name: compare(name, reference) for name in names}
@@ -666,6 +677,114 @@ def protocol_a_reading(rows, grouped, settings):
         lines += ["", f"Both parts that isolate HFGD's upsampler help at this scale, as the paper reports: {parts}."]
     return lines + [""]
 
+
+# A verdict's outcome said of the first of two rows (`verdict(first, second)`).
+RELATIVE = {"holds": "clearly above", "does not hold": "clearly below"}
+# Protocol B's rows that each take one part away from HFGD full, and what that part is.
+PART_ROWS = (
+    ("B_hfgd_no_cae", "the CAE"),
+    ("B_hfgd_no_stop_gradients", "the stop-gradients"),
+    ("B_hfgd_unshared_kernels", "the shared class kernels"),
+    ("B_high_level_only", "the upsampler"),
+)
+# HFGD at each output stride, coarse to fine.
+OUTPUT_STRIDE_ROWS = (("B_hfgd_os8", 8), ("B_hfgd", 4), ("B_hfgd_os2", 2))
+# The parts isolating the upsampler, as ablated in each protocol: (what, Protocol A row, Protocol B row).
+ISOLATION_ABLATIONS = (
+    ("stop-gradients", "A_hfgd_no_stop_gradients", "B_hfgd_no_stop_gradients"),
+    ("shared class kernels", "A_hfgd_unshared_kernels", "B_hfgd_unshared_kernels"),
+)
+
+
+def protocol_b_reading(rows, grouped):
+    """The "Reading of Protocol B" section: which parts of HFGD pay when every model trains from scratch at equal
+    budget, worded from the verdicts (written only once every Protocol B run has finished).
+
+    Each part is judged by HFGD full against the row without it (positive: the part helps); output strides by
+    the finer against the coarser, with their GFLOPs; the isolation parts are set beside Protocol A's verdicts
+    when Protocol A has finished. Rows with one seed are judged with the protocol's pooled seed SD, and the
+    section says how many degrees of freedom that rests on.
+
+    Args:
+        rows: list of `Row`.
+        grouped: `aggregate` of the results.
+
+    Returns:
+        list of str (markdown lines); none when `rows` lack the Protocol B rows.
+    """
+    needed = {"B_sfpn", "B_hfgd", "B_hfgd_wide_head", "B_deeplabv3plus"}
+    needed |= {name for name, _ in PART_ROWS} | {name for name, _ in OUTPUT_STRIDE_ROWS}
+    if not needed <= {row.name for row in rows}:
+        return []  # a page of other rows
+    lines = ["## Reading of Protocol B", ""]
+    if not _protocol_finished(rows, grouped, "B"):
+        return lines + ["Written when every Protocol B run has finished.", ""]
+
+    def compare(first, second, protocol="B"):
+        """`first` minus `second` in mIoU points, and the outcome in words about `first`."""
+        difference, outcome = _compare(grouped, protocol, first, second)
+        return f"{100 * difference:+.1f}, {RELATIVE.get(outcome, outcome)}", outcome
+
+    def cost(name):
+        return f"{_format(grouped[name]['miou'])} mIoU at {grouped[name]['gflops']:.1f} GFLOPs"
+
+    sfpn, _ = compare("B_hfgd", "B_sfpn")
+    deeplab, _ = compare("B_hfgd", "B_deeplabv3plus")
+    lines += [
+        f"From scratch at equal budget, HFGD full ({cost('B_hfgd')}) minus the jointly trained SemanticFPN "
+        f"({cost('B_sfpn')}): {sfpn}; minus DeepLabV3+ ({cost('B_deeplabv3plus')}): {deeplab}.",
+        "",
+    ]
+    parts = {part: compare("B_hfgd", name) for name, part in PART_ROWS}
+    lines.append(
+        "Each part taken away from HFGD full (HFGD full minus the row without the part, mIoU points): "
+        + "; ".join(f"{part} {text}" for part, (text, _) in parts.items()) + "."
+    )
+    groups = (
+        ("holds", "help here"),
+        ("within seed noise", "change nothing beyond seed noise when removed"),
+        ("does not hold", "cost accuracy here (HFGD full is clearly below the row without them)"),
+    )
+    lines[-1] += "".join(
+        f" Parts that {heading}: {', '.join(part for part, (_, o) in parts.items() if o == outcome)}."
+        for outcome, heading in groups
+        if any(o == outcome for _, o in parts.values())
+    )
+    strides = ", ".join(f"OS{stride} {cost(name)}" for name, stride in OUTPUT_STRIDE_ROWS)
+    finer = "; ".join(
+        f"OS{fine} minus OS{coarse} {compare(fine_name, coarse_name)[0]}"
+        for (coarse_name, coarse), (fine_name, fine) in zip(OUTPUT_STRIDE_ROWS, OUTPUT_STRIDE_ROWS[1:])
+    )
+    head, _ = compare("B_hfgd", "B_hfgd_wide_head")
+    lines += [
+        "",
+        f"Output stride: {strides}; {finer}. The D/2 head ({cost('B_hfgd')}) minus the D-wide head "
+        f"({cost('B_hfgd_wide_head')}): {head}.",
+    ]
+    if _protocol_finished(rows, grouped, "A") and {name for _, name, _ in ISOLATION_ABLATIONS} <= set(grouped):
+        sides = []
+        for part, a_row, b_row in ISOLATION_ABLATIONS:
+            a_text, a_outcome = compare("A_hfgd", a_row, protocol="A")
+            b_text, b_outcome = compare("B_hfgd", b_row)
+            if a_outcome == b_outcome:
+                agreement = "the protocols agree"
+            elif {a_outcome, b_outcome} == {"holds", "does not hold"}:
+                agreement = "the protocols contradict each other"
+            else:
+                agreement = f"only Protocol {'A' if b_outcome == 'within seed noise' else 'B'} decides"
+            sides.append(f"The {part}: Protocol A {a_text}; Protocol B {b_text}; {agreement}.")
+        lines += ["", "HFGD's isolating parts in both protocols (HFGD full minus the row without the part, mIoU "
+                  "points). " + " ".join(sides)]
+    seed_sd, degrees = pooled_seed_sd(grouped, "B")
+    single = [row.name for row in rows if row.protocol == "B" and len(row.seeds) == 1]
+    if single and seed_sd is not None:
+        lines += [
+            "",
+            f"The one-seed rows ({len(single)} of them) are judged with the seed SD pooled over Protocol B's "
+            f"several-seed rows, {100 * seed_sd:.1f} points over {degrees} degrees of freedom: an estimate that "
+            "rough makes the bar itself uncertain, and a verdict near it could change with one more seed.",
+        ]
+    return lines + [""]
 
 # The README's headline: the rows the paper's main claim rests on, and the claims between them.
 HEADLINE_ROWS = ("A_pretrain", "A_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients", "A_hfgd_unshared_kernels", "B_sfpn",
@@ -858,7 +977,7 @@ def render_report(rows, settings, results, meta, class_names):
         if entry is not None:
             cells = [f"{100 * statistics.fmean(entry['per_class'][name]):.1f}" for name in class_names]
             lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
-    lines += [""] + protocol_a_reading(rows, grouped, settings)
+    lines += [""] + protocol_a_reading(rows, grouped, settings) + protocol_b_reading(rows, grouped)
     lines += [
         LIMITS.format(
             backbone=settings.backbone, scratch_steps=settings.scratch_steps,

@@ -276,6 +276,58 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
     assert "## Reading of Protocol A\n\nWritten when every Protocol A run has finished." in page
 
 
+PROTOCOL_B = {"B_sfpn": 0.35, "B_hfgd": 0.32, "B_hfgd_no_cae": 0.29, "B_hfgd_no_stop_gradients": 0.35,
+              "B_hfgd_unshared_kernels": 0.315, "B_high_level_only": 0.27, "B_hfgd_os8": 0.31, "B_hfgd_os2": 0.345,
+              "B_hfgd_wide_head": 0.325, "B_deeplabv3plus": 0.36}
+
+
+def _protocol_b_reading(miou_by_row, protocol_a=None):
+    """The reading from every Protocol B run (two-seed rows half a point either side of their mIoU: a pooled SD
+    of 0.7 points, so 2 SE between a one-seed row and a two-seed row is 1.7 points), plus Protocol A's runs when
+    `protocol_a` gives their mIoUs."""
+    rows = [row for row in study.study_rows() if row.protocol == "B"]
+    results = [_result(row.name, seed, miou_by_row[row.name] + (0.005 * (2 * seed - 1) if len(row.seeds) == 2 else 0.0))
+               for row in rows for seed in row.seeds]
+    if protocol_a is not None:
+        rows_a, results_a = _protocol_a(protocol_a)
+        rows, results = rows_a + rows, results_a + results
+    return "\n".join(study.protocol_b_reading(rows, study.aggregate(results))), rows, results
+
+
+def test_the_reading_of_protocol_b_follows_the_verdicts_and_waits_for_every_run():
+    reading, rows, results = _protocol_b_reading(PROTOCOL_B)
+    assert ("HFGD full (32.0 ± 0.7 mIoU at 2.0 GFLOPs) minus the jointly trained SemanticFPN (35.0 ± 0.7 mIoU at 2.0 "
+            "GFLOPs): -3.0, clearly below; minus DeepLabV3+ (36.0 mIoU at 2.0 GFLOPs): -4.0, clearly below.") in reading
+    assert ("the CAE +3.0, clearly above; the stop-gradients -3.0, clearly below; the shared class kernels +0.5, "
+            "within seed noise; the upsampler +5.0, clearly above.") in reading
+    assert ("Parts that help here: the CAE, the upsampler. Parts that change nothing beyond seed noise when removed: "
+            "the shared class kernels. Parts that cost accuracy here (HFGD full is clearly below the row without them): "
+            "the stop-gradients.") in reading
+    assert "OS4 minus OS8 +1.0, within seed noise; OS2 minus OS4 +2.5, clearly above." in reading
+    assert "minus the D-wide head (32.5 mIoU at 2.0 GFLOPs): -0.5, within seed noise." in reading
+    assert "The one-seed rows (8 of them) are judged with the seed SD pooled over Protocol B's several-seed rows, " \
+           "0.7 points over 2 degrees of freedom" in reading
+    assert "Protocol A" not in reading  # no Protocol A rows on this page
+    # Protocol A beside it: stop-gradients -3.0 (clearly below) in both, shared kernels A -3.0 against B +0.5 or +3.0.
+    protocol_a = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31,
+                  "A_hfgd": 0.28, "A_hfgd_unshared_kernels": 0.31}
+    reading, _, _ = _protocol_b_reading(PROTOCOL_B, protocol_a)
+    assert ("The stop-gradients: Protocol A -3.0, clearly below; Protocol B -3.0, clearly below; the protocols "
+            "agree.") in reading
+    assert "The shared class kernels: Protocol A -3.0, clearly below; Protocol B +0.5, within seed noise; only " \
+           "Protocol A decides." in reading
+    reading, _, _ = _protocol_b_reading({**PROTOCOL_B, "B_hfgd_unshared_kernels": 0.29}, protocol_a)
+    assert "Protocol B +3.0, clearly above; the protocols contradict each other." in reading
+    reading, _, _ = _protocol_b_reading(PROTOCOL_B, {**protocol_a, "A_hfgd_no_stop_gradients": 0.285})
+    assert "Protocol A -0.5, within seed noise; Protocol B -3.0, clearly below; only Protocol B decides." in reading
+    # One run missing: no reading yet, and the page says so.
+    meta = {"command": "c", "machine": "m", "commits": [], "missing": ["B_hfgd seed 1"]}
+    page = study.render_report(rows, study.StudySettings(), results[:-1], meta, CLASSES)
+    assert "## Reading of Protocol B\n\nWritten when every Protocol B run has finished." in page
+    meta["missing"] = []
+    assert "Parts that help here: the CAE, the upsampler." in study.render_report(
+        rows, study.StudySettings(), results, meta, CLASSES)
+
 def test_readme_headline_shows_the_headline_rows_and_their_claims():
     rows = study.study_rows()
     results = [_result("A_frozen", s, 0.40 + s / 100) for s in range(3)] + [_result("A_hfgd", 0, 0.45)]
