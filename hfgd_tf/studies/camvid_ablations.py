@@ -581,10 +581,9 @@ ISOLATED_ROWS = ("A_hfgd", "A_hfgd_unshared_kernels")
 
 
 def _protocol_finished(rows, grouped, protocol):
-    """Whether every planned seed of the protocol's rows has a result."""
-    return all(
-        set(row.seeds) <= set(grouped.get(row.name, {}).get("seeds", ())) for row in rows if row.protocol == protocol
-    )
+    """Whether the protocol has rows and every planned seed of them has a result."""
+    planned = [row for row in rows if row.protocol == protocol]
+    return bool(planned) and all(set(row.seeds) <= set(grouped.get(row.name, {}).get("seeds", ())) for row in planned)
 
 
 def protocol_a_reading(rows, grouped, settings):
@@ -678,8 +677,28 @@ def protocol_a_reading(rows, grouped, settings):
     return lines + [""]
 
 
-# A verdict's outcome said of the first of two rows (`verdict(first, second)`).
-RELATIVE = {"holds": "clearly above", "does not hold": "clearly below"}
+def _chance_beyond_two_se(degrees, intervals=2000):
+    """P(|T| > 2) for Student's t with `degrees` degrees of freedom: how often two rows that differ only by seed
+    land more than two standard errors apart when the SD comes from `degrees` degrees of freedom.
+
+    By hand (Simpson's rule on the density over [0, 2]) because scipy.stats.t.sf is one call in a library the
+    project does not otherwise need.
+    """
+    log_scale = math.lgamma((degrees + 1) / 2) - math.lgamma(degrees / 2) - 0.5 * math.log(degrees * math.pi)
+
+    def density(x):
+        return math.exp(log_scale - (degrees + 1) / 2 * math.log1p(x * x / degrees))
+
+    step = 2.0 / intervals
+    weights = [1 if i in (0, intervals) else 4 if i % 2 else 2 for i in range(intervals + 1)]
+    inside = step / 3 * sum(w * density(i * step) for i, w in enumerate(weights))
+    return 1.0 - 2.0 * inside
+
+
+# What a verdict of "HFGD full beats HFGD without the part" says of the part.
+PART_EFFECT = {"holds": "helps", "does not hold": "costs accuracy"}
+# What a verdict of "first beats second" says of the first row.
+FIRST_ROW = {"holds": "more than 2 SE above", "does not hold": "more than 2 SE below"}
 # Protocol B's rows that each take one part away from HFGD full, and what that part is.
 PART_ROWS = (
     ("B_hfgd_no_cae", "the CAE"),
@@ -689,102 +708,123 @@ PART_ROWS = (
 )
 # HFGD at each output stride, coarse to fine.
 OUTPUT_STRIDE_ROWS = (("B_hfgd_os8", 8), ("B_hfgd", 4), ("B_hfgd_os2", 2))
-# The parts isolating the upsampler, as ablated in each protocol: (what, Protocol A row, Protocol B row).
-ISOLATION_ABLATIONS = (
-    ("stop-gradients", "A_hfgd_no_stop_gradients", "B_hfgd_no_stop_gradients"),
-    ("shared class kernels", "A_hfgd_unshared_kernels", "B_hfgd_unshared_kernels"),
+# The parts that isolate HFGD's upsampler, each with the row that removes it in either protocol:
+# (part, Protocol A row, Protocol B row).
+ISOLATING_PARTS = (
+    ("the stop-gradients", "A_hfgd_no_stop_gradients", "B_hfgd_no_stop_gradients"),
+    ("the shared class kernels", "A_hfgd_unshared_kernels", "B_hfgd_unshared_kernels"),
 )
+PROTOCOL_B_ROWS = frozenset(
+    {"B_sfpn", "B_hfgd", "B_hfgd_wide_head", "B_deeplabv3plus"} | {name for name, _ in PART_ROWS}
+    | {name for name, _ in OUTPUT_STRIDE_ROWS}
+)
+DECIDED = ("holds", "does not hold")
 
 
-def protocol_b_reading(rows, grouped):
-    """The "Reading of Protocol B" section: which parts of HFGD pay when every model trains from scratch at equal
-    budget, worded from the verdicts (written only once every Protocol B run has finished).
+def _agreement(a_outcome, b_outcome):
+    """How the two protocols' verdicts on one part relate."""
+    decided = [protocol for protocol, outcome in (("A", a_outcome), ("B", b_outcome)) if outcome in DECIDED]
+    if len(decided) == 2:
+        # Not a contradiction: the premise itself says a part may matter on pretrained features and not from scratch.
+        return "the protocols agree" if a_outcome == b_outcome else "the protocols point opposite ways"
+    return f"only Protocol {decided[0]} decides" if decided else "neither protocol decides"
+
+
+def protocol_b_reading(rows, grouped, settings):
+    """The "Reading of Protocol B" section: which parts of HFGD pay when every model trains from scratch for the
+    same number of steps, worded from the verdicts (written only once every Protocol B run has finished).
 
     Each part is judged by HFGD full against the row without it (positive: the part helps); output strides by
-    the finer against the coarser, with their GFLOPs; the isolation parts are set beside Protocol A's verdicts
+    the finer against the coarser, with their GFLOPs; the isolating parts are set beside Protocol A's verdicts
     when Protocol A has finished. Rows with one seed are judged with the protocol's pooled seed SD, and the
-    section says how many degrees of freedom that rests on.
+    section says how often seed noise alone crosses the bar with that few degrees of freedom.
 
     Args:
         rows: list of `Row`.
         grouped: `aggregate` of the results.
+        settings: `StudySettings`.
 
     Returns:
         list of str (markdown lines); none when `rows` lack the Protocol B rows.
     """
-    needed = {"B_sfpn", "B_hfgd", "B_hfgd_wide_head", "B_deeplabv3plus"}
-    needed |= {name for name, _ in PART_ROWS} | {name for name, _ in OUTPUT_STRIDE_ROWS}
-    if not needed <= {row.name for row in rows}:
+    if not PROTOCOL_B_ROWS <= {row.name for row in rows}:
         return []  # a page of other rows
     lines = ["## Reading of Protocol B", ""]
     if not _protocol_finished(rows, grouped, "B"):
         return lines + ["Written when every Protocol B run has finished.", ""]
 
-    def compare(first, second, protocol="B"):
-        """`first` minus `second` in mIoU points, and the outcome in words about `first`."""
+    def worded(first, second, words, protocol="B"):
+        """`(first minus second in mIoU points with the outcome in `words`, outcome)`."""
         difference, outcome = _compare(grouped, protocol, first, second)
-        return f"{100 * difference:+.1f}, {RELATIVE.get(outcome, outcome)}", outcome
+        return f"{100 * difference:+.1f} ({words.get(outcome, outcome)})", outcome
 
     def cost(name):
         return f"{_format(grouped[name]['miou'])} mIoU at {grouped[name]['gflops']:.1f} GFLOPs"
 
-    sfpn, _ = compare("B_hfgd", "B_sfpn")
-    deeplab, _ = compare("B_hfgd", "B_deeplabv3plus")
+    comparisons = 0
+
+    def row_against(first, second):
+        nonlocal comparisons
+        comparisons += 1
+        return worded(first, second, FIRST_ROW)[0]
+
     lines += [
-        f"From scratch at equal budget, HFGD full ({cost('B_hfgd')}) minus the jointly trained SemanticFPN "
-        f"({cost('B_sfpn')}): {sfpn}; minus DeepLabV3+ ({cost('B_deeplabv3plus')}): {deeplab}.",
+        f"From scratch, {settings.scratch_steps} steps each: HFGD full ({cost('B_hfgd')}) minus the jointly "
+        f"trained SemanticFPN ({cost('B_sfpn')}): {row_against('B_hfgd', 'B_sfpn')}; minus DeepLabV3+ "
+        f"({cost('B_deeplabv3plus')}): {row_against('B_hfgd', 'B_deeplabv3plus')}.",
         "",
     ]
-    parts = {part: compare("B_hfgd", name) for name, part in PART_ROWS}
+    parts = {part: worded("B_hfgd", name, PART_EFFECT) for name, part in PART_ROWS}
+    comparisons += len(parts)
+    summary = "".join(
+        f" Parts that {heading}: {', '.join(part for part, (_, o) in parts.items() if o == outcome)}."
+        for outcome, heading in (
+            ("holds", "help here"),
+            ("does not hold", "cost accuracy here (HFGD full is below the row without them)"),
+            ("within seed noise", "stay within seed noise when removed (no verdict either way at this scale)"),
+            (NO_SPREAD, "have no verdict yet (no seed spread measured)"),
+        )
+        if any(o == outcome for _, o in parts.values())
+    )
     lines.append(
         "Each part taken away from HFGD full (HFGD full minus the row without the part, mIoU points): "
-        + "; ".join(f"{part} {text}" for part, (text, _) in parts.items()) + "."
-    )
-    groups = (
-        ("holds", "help here"),
-        ("within seed noise", "change nothing beyond seed noise when removed"),
-        ("does not hold", "cost accuracy here (HFGD full is clearly below the row without them)"),
-    )
-    lines[-1] += "".join(
-        f" Parts that {heading}: {', '.join(part for part, (_, o) in parts.items() if o == outcome)}."
-        for outcome, heading in groups
-        if any(o == outcome for _, o in parts.values())
+        + "; ".join(f"{part} {text}" for part, (text, _) in parts.items()) + "." + summary
     )
     strides = ", ".join(f"OS{stride} {cost(name)}" for name, stride in OUTPUT_STRIDE_ROWS)
     finer = "; ".join(
-        f"OS{fine} minus OS{coarse} {compare(fine_name, coarse_name)[0]}"
+        f"OS{fine} minus OS{coarse} {row_against(fine_name, coarse_name)}"
         for (coarse_name, coarse), (fine_name, fine) in zip(OUTPUT_STRIDE_ROWS, OUTPUT_STRIDE_ROWS[1:])
     )
-    head, _ = compare("B_hfgd", "B_hfgd_wide_head")
     lines += [
         "",
         f"Output stride: {strides}; {finer}. The D/2 head ({cost('B_hfgd')}) minus the D-wide head "
-        f"({cost('B_hfgd_wide_head')}): {head}.",
+        f"({cost('B_hfgd_wide_head')}): {row_against('B_hfgd', 'B_hfgd_wide_head')}.",
     ]
-    if _protocol_finished(rows, grouped, "A") and {name for _, name, _ in ISOLATION_ABLATIONS} <= set(grouped):
+    protocol_a_rows = {"A_hfgd", *(a_row for _, a_row, _ in ISOLATING_PARTS)}
+    if protocol_a_rows <= {row.name for row in rows} and _protocol_finished(rows, grouped, "A"):
         sides = []
-        for part, a_row, b_row in ISOLATION_ABLATIONS:
-            a_text, a_outcome = compare("A_hfgd", a_row, protocol="A")
-            b_text, b_outcome = compare("B_hfgd", b_row)
-            if a_outcome == b_outcome:
-                agreement = "the protocols agree"
-            elif {a_outcome, b_outcome} == {"holds", "does not hold"}:
-                agreement = "the protocols contradict each other"
-            else:
-                agreement = f"only Protocol {'A' if b_outcome == 'within seed noise' else 'B'} decides"
-            sides.append(f"The {part}: Protocol A {a_text}; Protocol B {b_text}; {agreement}.")
+        for part, a_row, b_row in ISOLATING_PARTS:
+            a_text, a_outcome = worded("A_hfgd", a_row, PART_EFFECT, protocol="A")
+            b_text, b_outcome = worded("B_hfgd", b_row, PART_EFFECT)
+            sides.append(f"{part[0].upper()}{part[1:]}: Protocol A {a_text}; Protocol B {b_text}; "
+                         f"{_agreement(a_outcome, b_outcome)}.")
         lines += ["", "HFGD's isolating parts in both protocols (HFGD full minus the row without the part, mIoU "
                   "points). " + " ".join(sides)]
     seed_sd, degrees = pooled_seed_sd(grouped, "B")
     single = [row.name for row in rows if row.protocol == "B" and len(row.seeds) == 1]
     if single and seed_sd is not None:
+        chance = _chance_beyond_two_se(degrees)
         lines += [
             "",
             f"The one-seed rows ({len(single)} of them) are judged with the seed SD pooled over Protocol B's "
-            f"several-seed rows, {100 * seed_sd:.1f} points over {degrees} degrees of freedom: an estimate that "
-            "rough makes the bar itself uncertain, and a verdict near it could change with one more seed.",
+            f"several-seed rows, {100 * seed_sd:.1f} points over {degrees} degrees of freedom. With that few, two "
+            f"rows that differ only by seed land more than 2 SE apart about {chance:.0%} of the time (Student's t; "
+            "a little less under the larger-of-two-SDs rule): if no row truly differed, about "
+            f"{comparisons * chance:.1f} of this section's {comparisons} Protocol B comparisons would still reach "
+            "a verdict.",
         ]
     return lines + [""]
+
 
 # The README's headline: the rows the paper's main claim rests on, and the claims between them.
 HEADLINE_ROWS = ("A_pretrain", "A_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients", "A_hfgd_unshared_kernels", "B_sfpn",
@@ -977,7 +1017,7 @@ def render_report(rows, settings, results, meta, class_names):
         if entry is not None:
             cells = [f"{100 * statistics.fmean(entry['per_class'][name]):.1f}" for name in class_names]
             lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
-    lines += [""] + protocol_a_reading(rows, grouped, settings) + protocol_b_reading(rows, grouped)
+    lines += [""] + protocol_a_reading(rows, grouped, settings) + protocol_b_reading(rows, grouped, settings)
     lines += [
         LIMITS.format(
             backbone=settings.backbone, scratch_steps=settings.scratch_steps,

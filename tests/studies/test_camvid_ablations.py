@@ -279,54 +279,100 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
 PROTOCOL_B = {"B_sfpn": 0.35, "B_hfgd": 0.32, "B_hfgd_no_cae": 0.29, "B_hfgd_no_stop_gradients": 0.35,
               "B_hfgd_unshared_kernels": 0.315, "B_high_level_only": 0.27, "B_hfgd_os8": 0.31, "B_hfgd_os2": 0.345,
               "B_hfgd_wide_head": 0.325, "B_deeplabv3plus": 0.36}
+PROTOCOL_A = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28,
+              "A_hfgd_unshared_kernels": 0.31}
 
 
-def _protocol_b_reading(miou_by_row, protocol_a=None):
-    """The reading from every Protocol B run (two-seed rows half a point either side of their mIoU: a pooled SD
-    of 0.7 points, so 2 SE between a one-seed row and a two-seed row is 1.7 points), plus Protocol A's runs when
-    `protocol_a` gives their mIoUs."""
+def _protocol_b_reading(miou_by_row, protocol_a=None, b_spread=0.005, seeds=None):
+    """The reading from every Protocol B run, plus every Protocol A run when `protocol_a` gives their mIoUs.
+
+    Two-seed rows lie `b_spread` either side of their mIoU (by default a pooled SD of 0.7 points: 2 SE between a
+    one-seed row and a two-seed row is 1.7 points); `seeds` replaces every Protocol B row's seeds.
+    """
     rows = [row for row in study.study_rows() if row.protocol == "B"]
-    results = [_result(row.name, seed, miou_by_row[row.name] + (0.005 * (2 * seed - 1) if len(row.seeds) == 2 else 0.0))
-               for row in rows for seed in row.seeds]
+    if seeds is not None:
+        rows = [dataclasses.replace(row, seeds=seeds) for row in rows]
+    results = [
+        _result(row.name, seed, miou_by_row[row.name] + (b_spread * (2 * seed - 1) if len(row.seeds) == 2 else 0.0))
+        for row in rows for seed in row.seeds
+    ]
     if protocol_a is not None:
         rows_a, results_a = _protocol_a(protocol_a)
         rows, results = rows_a + rows, results_a + results
-    return "\n".join(study.protocol_b_reading(rows, study.aggregate(results))), rows, results
+    reading = "\n".join(study.protocol_b_reading(rows, study.aggregate(results), study.StudySettings()))
+    return reading, rows, results
 
 
 def test_the_reading_of_protocol_b_follows_the_verdicts_and_waits_for_every_run():
     reading, rows, results = _protocol_b_reading(PROTOCOL_B)
-    assert ("HFGD full (32.0 ± 0.7 mIoU at 2.0 GFLOPs) minus the jointly trained SemanticFPN (35.0 ± 0.7 mIoU at 2.0 "
-            "GFLOPs): -3.0, clearly below; minus DeepLabV3+ (36.0 mIoU at 2.0 GFLOPs): -4.0, clearly below.") in reading
-    assert ("the CAE +3.0, clearly above; the stop-gradients -3.0, clearly below; the shared class kernels +0.5, "
-            "within seed noise; the upsampler +5.0, clearly above.") in reading
-    assert ("Parts that help here: the CAE, the upsampler. Parts that change nothing beyond seed noise when removed: "
-            "the shared class kernels. Parts that cost accuracy here (HFGD full is clearly below the row without them): "
-            "the stop-gradients.") in reading
-    assert "OS4 minus OS8 +1.0, within seed noise; OS2 minus OS4 +2.5, clearly above." in reading
-    assert "minus the D-wide head (32.5 mIoU at 2.0 GFLOPs): -0.5, within seed noise." in reading
-    assert "The one-seed rows (8 of them) are judged with the seed SD pooled over Protocol B's several-seed rows, " \
-           "0.7 points over 2 degrees of freedom" in reading
+    assert ("From scratch, 1000 steps each: HFGD full (32.0 ± 0.7 mIoU at 2.0 GFLOPs) minus the jointly trained "
+            "SemanticFPN (35.0 ± 0.7 mIoU at 2.0 GFLOPs): -3.0 (more than 2 SE below); minus DeepLabV3+ (36.0 mIoU "
+            "at 2.0 GFLOPs): -4.0 (more than 2 SE below).") in reading
+    assert ("the CAE +3.0 (helps); the stop-gradients -3.0 (costs accuracy); the shared class kernels +0.5 "
+            "(within seed noise); the upsampler +5.0 (helps).") in reading
+    assert ("Parts that help here: the CAE, the upsampler. Parts that cost accuracy here (HFGD full is below the row "
+            "without them): the stop-gradients. Parts that stay within seed noise when removed (no verdict either "
+            "way at this scale): the shared class kernels.") in reading
+    assert "OS4 minus OS8 +1.0 (within seed noise); OS2 minus OS4 +2.5 (more than 2 SE above)." in reading
+    assert "minus the D-wide head (32.5 mIoU at 2.0 GFLOPs): -0.5 (within seed noise)." in reading
+    # P(|t_2| > 2) = 1 - 2 / sqrt(6) = 18%; 9 comparisons.
+    assert ("The one-seed rows (8 of them) are judged with the seed SD pooled over Protocol B's several-seed rows, "
+            "0.7 points over 2 degrees of freedom. With that few, two rows that differ only by seed land more than "
+            "2 SE apart about 18% of the time") in reading
+    assert "about 1.7 of this section's 9 Protocol B comparisons would still reach a verdict." in reading
     assert "Protocol A" not in reading  # no Protocol A rows on this page
-    # Protocol A beside it: stop-gradients -3.0 (clearly below) in both, shared kernels A -3.0 against B +0.5 or +3.0.
-    protocol_a = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31,
-                  "A_hfgd": 0.28, "A_hfgd_unshared_kernels": 0.31}
-    reading, _, _ = _protocol_b_reading(PROTOCOL_B, protocol_a)
-    assert ("The stop-gradients: Protocol A -3.0, clearly below; Protocol B -3.0, clearly below; the protocols "
+    # Other outcomes: DeepLabV3+ and OS2 below HFGD full, every part within seed noise.
+    within = {name: 0.32 for name in ("B_hfgd_no_cae", "B_hfgd_no_stop_gradients", "B_hfgd_unshared_kernels",
+                                      "B_high_level_only")}
+    reading, _, _ = _protocol_b_reading({**PROTOCOL_B, **within, "B_deeplabv3plus": 0.29, "B_hfgd_os2": 0.30})
+    assert "minus DeepLabV3+ (29.0 mIoU at 2.0 GFLOPs): +3.0 (more than 2 SE above)." in reading
+    assert "OS2 minus OS4 -2.0 (more than 2 SE below)." in reading
+    assert ("Parts that stay within seed noise when removed (no verdict either way at this scale): the CAE, the "
+            "stop-gradients, the shared class kernels, the upsampler.") in reading
+    assert "Parts that help" not in reading and "Parts that cost" not in reading
+    # One seed per row: nothing is judged, and no pooled SD to speak of.
+    reading, _, _ = _protocol_b_reading(PROTOCOL_B, seeds=(0,))
+    assert "Parts that have no verdict yet (no seed spread measured): the CAE, the stop-gradients" in reading
+    assert "-3.0 (1 seed: no spread measured yet)" in reading and "degrees of freedom" not in reading
+
+
+def test_the_reading_of_protocol_b_sets_the_isolating_parts_beside_protocol_a():
+    # Stop-gradients cost accuracy in both; shared kernels cost accuracy in A, within seed noise in B.
+    reading, _, _ = _protocol_b_reading(PROTOCOL_B, PROTOCOL_A)
+    assert ("The stop-gradients: Protocol A -3.0 (costs accuracy); Protocol B -3.0 (costs accuracy); the protocols "
             "agree.") in reading
-    assert "The shared class kernels: Protocol A -3.0, clearly below; Protocol B +0.5, within seed noise; only " \
-           "Protocol A decides." in reading
-    reading, _, _ = _protocol_b_reading({**PROTOCOL_B, "B_hfgd_unshared_kernels": 0.29}, protocol_a)
-    assert "Protocol B +3.0, clearly above; the protocols contradict each other." in reading
-    reading, _, _ = _protocol_b_reading(PROTOCOL_B, {**protocol_a, "A_hfgd_no_stop_gradients": 0.285})
-    assert "Protocol A -0.5, within seed noise; Protocol B -3.0, clearly below; only Protocol B decides." in reading
-    # One run missing: no reading yet, and the page says so.
-    meta = {"command": "c", "machine": "m", "commits": [], "missing": ["B_hfgd seed 1"]}
+    assert ("The shared class kernels: Protocol A -3.0 (costs accuracy); Protocol B +0.5 (within seed noise); only "
+            "Protocol A decides.") in reading
+    reading, _, _ = _protocol_b_reading({**PROTOCOL_B, "B_hfgd_unshared_kernels": 0.29}, PROTOCOL_A)
+    assert "Protocol B +3.0 (helps); the protocols point opposite ways." in reading
+    reading, _, _ = _protocol_b_reading(PROTOCOL_B, {**PROTOCOL_A, "A_hfgd_no_stop_gradients": 0.285,
+                                                     "A_hfgd_unshared_kernels": 0.285})
+    assert "Protocol A -0.5 (within seed noise); Protocol B -3.0 (costs accuracy); only Protocol B decides." in reading
+    assert "Protocol A -0.5 (within seed noise); Protocol B +0.5 (within seed noise); neither protocol decides." \
+        in reading
+    # Protocol A judged with its own pooled SD (1 point), not Protocol B's (here 2.8 points): -3.0 still decides.
+    reading, _, _ = _protocol_b_reading(PROTOCOL_B, PROTOCOL_A, b_spread=0.02)
+    assert "The stop-gradients: Protocol A -3.0 (costs accuracy)" in reading
+    # A page without Protocol A rows has no finished Protocol A; one run short neither: no side by side.
+    assert not study._protocol_finished([row for row in study.study_rows() if row.protocol == "B"], {}, "A")
+    reading, rows, results = _protocol_b_reading(PROTOCOL_B, PROTOCOL_A)
+    short = [r for r in results if (r["row"], r["seed"]) != ("A_hfgd", 2)]
+    assert "isolating parts" not in "\n".join(study.protocol_b_reading(rows, study.aggregate(short),
+                                                                        study.StudySettings()))
+    # Protocol B one run short: no reading yet, and the page says so.
+    meta = {"command": "c", "machine": "m", "commits": [], "missing": ["B_deeplabv3plus seed 0"]}
+    assert results[-1]["row"] == "B_deeplabv3plus"
     page = study.render_report(rows, study.StudySettings(), results[:-1], meta, CLASSES)
     assert "## Reading of Protocol B\n\nWritten when every Protocol B run has finished." in page
     meta["missing"] = []
     assert "Parts that help here: the CAE, the upsampler." in study.render_report(
         rows, study.StudySettings(), results, meta, CLASSES)
+
+
+def test_the_chance_of_crossing_two_standard_errors_is_students_t():
+    assert study._chance_beyond_two_se(1) == pytest.approx(1 - 2 / 3.141592653589793 * 1.1071487177940904)  # atan 2
+    assert study._chance_beyond_two_se(2) == pytest.approx(1 - 2 / 6 ** 0.5)
+    assert study._chance_beyond_two_se(10_000) == pytest.approx(0.0455, abs=1e-3)  # the normal's 4.55%
 
 def test_readme_headline_shows_the_headline_rows_and_their_claims():
     rows = study.study_rows()
