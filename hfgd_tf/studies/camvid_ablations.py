@@ -480,6 +480,10 @@ def pooled_seed_sd(grouped, protocol):
     return math.sqrt(sum((len(values) - 1) * statistics.variance(values) for values in groups) / degrees), degrees
 
 
+
+def _degrees_of_freedom(degrees):
+    return f"{degrees} degree{'' if degrees == 1 else 's'} of freedom"
+
 NO_SPREAD = "1 seed: no spread measured yet"
 
 
@@ -817,7 +821,7 @@ def protocol_b_reading(rows, grouped, settings):
         lines += [
             "",
             f"The one-seed rows ({len(single)} of them) are judged with the seed SD pooled over Protocol B's "
-            f"several-seed rows, {100 * seed_sd:.1f} points over {degrees} degrees of freedom. With that few, two "
+            f"several-seed rows, {100 * seed_sd:.1f} points over {_degrees_of_freedom(degrees)}. With that few, two "
             f"rows that differ only by seed land more than 2 SE apart about {chance:.0%} of the time (Student's t; "
             "a little less under the larger-of-two-SDs rule): if no row truly differed, about "
             f"{comparisons * chance:.1f} of this section's {comparisons} Protocol B comparisons would still reach "
@@ -999,14 +1003,16 @@ def render_report(rows, settings, results, meta, class_names):
     lines += [_claim_line(claim, grouped) for claim in CLAIMS]
     pooled = {protocol: pooled_seed_sd(grouped, protocol) for protocol in ("A", "B")}
     pooled_text = "; ".join(
-        f"Protocol {protocol} {100 * sd:.1f} points over {degrees} degrees of freedom"
+        f"Protocol {protocol} {100 * sd:.1f} points over {_degrees_of_freedom(degrees)}: two rows that differ "
+        f"only by seed cross the bar about {_chance_beyond_two_se(degrees):.0%} of the time"
         if sd is not None
         else f"Protocol {protocol} not measured yet"
         for protocol, (sd, degrees) in pooled.items()
     )
     lines += ["", "Verdict rule: \"holds\" when the difference of the means is more than two standard errors of that",
-              "difference (`2 sqrt(s1^2/n1 + s2^2/n2)` over the rows' seeds: a rough 95% bar; with 2-3 seeds a t-test",
-              "would ask for more), \"does not hold\" when it is that far the other way, \"within seed noise\" between.",
+              "difference (`2 sqrt(s1^2/n1 + s2^2/n2)` over the rows' seeds: a 95% bar if the standard deviations",
+              "were known; estimated from few seeds it is looser, as the chances below say), \"does not hold\" when it",
+              "is that far the other way, \"within seed noise\" between.",
               "Each row's standard deviation is the larger of its own over its seeds and the one pooled over its",
               f"protocol's rows with several seeds ({pooled_text}); a row with one seed gets no verdict until the",
               "pooled one exists. A \"not worse\" claim holds unless the difference is that far below zero.", ""]

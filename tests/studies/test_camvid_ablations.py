@@ -141,6 +141,9 @@ def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     assert "| `B_hfgd` | HFGD full (OS4) | 1/2 (0) | 50.0 |" in page
     assert "| `B_hfgd_os2` | HFGD at OS2 | 0/1 | not run yet |" in page
     assert "`B_hfgd` vs `B_sfpn` | +9.0 | holds |" in page
+    # One degree of freedom behind the pooled SD: P(|t_1| > 2) = 30%.
+    assert ("Protocol A not measured yet; Protocol B 1.4 points over 1 degree of freedom: two rows that differ only "
+            "by seed cross the bar about 30% of the time)") in page
     assert "| `B_sfpn` | 51.0 | 31.0 |" in page  # per-class means
     assert "| 1.00 | 2.0 | 2.0 |" in page  # train CPU minutes, not the wall time (a paused run's clock runs on)
     assert "abc1234" in page and "0.10 h training + 0.01 h evaluation" in page  # 3 x 120 s, 3 x 12 s of CPU
