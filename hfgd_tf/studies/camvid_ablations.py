@@ -480,9 +480,9 @@ def pooled_seed_sd(grouped, protocol):
     return math.sqrt(sum((len(values) - 1) * statistics.variance(values) for values in groups) / degrees), degrees
 
 
-
 def _degrees_of_freedom(degrees):
     return f"{degrees} degree{'' if degrees == 1 else 's'} of freedom"
+
 
 NO_SPREAD = "1 seed: no spread measured yet"
 
