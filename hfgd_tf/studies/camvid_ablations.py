@@ -480,7 +480,8 @@ def pooled_seed_sd(grouped, protocol):
     return math.sqrt(sum((len(values) - 1) * statistics.variance(values) for values in groups) / degrees), degrees
 
 
-def _degrees_of_freedom(degrees):
+def degrees_of_freedom(degrees):
+    """"1 degree of freedom", "2 degrees of freedom": for the pages' sentences."""
     return f"{degrees} degree{'' if degrees == 1 else 's'} of freedom"
 
 
@@ -821,7 +822,7 @@ def protocol_b_reading(rows, grouped, settings):
         lines += [
             "",
             f"The one-seed rows ({len(single)} of them) are judged with the seed SD pooled over Protocol B's "
-            f"several-seed rows, {100 * seed_sd:.1f} points over {_degrees_of_freedom(degrees)}. With that few, two "
+            f"several-seed rows, {100 * seed_sd:.1f} points over {degrees_of_freedom(degrees)}. With that few, two "
             f"rows that differ only by seed land more than 2 SE apart about {chance:.0%} of the time (Student's t; "
             "a little less under the larger-of-two-SDs rule): if no row truly differed, about "
             f"{comparisons * chance:.1f} of this section's {comparisons} Protocol B comparisons would still reach "
@@ -1003,7 +1004,7 @@ def render_report(rows, settings, results, meta, class_names):
     lines += [_claim_line(claim, grouped) for claim in CLAIMS]
     pooled = {protocol: pooled_seed_sd(grouped, protocol) for protocol in ("A", "B")}
     pooled_text = "; ".join(
-        f"Protocol {protocol} {100 * sd:.1f} points over {_degrees_of_freedom(degrees)}: two rows that differ "
+        f"Protocol {protocol} {100 * sd:.1f} points over {degrees_of_freedom(degrees)}: two rows that differ "
         f"only by seed cross the bar about {_chance_beyond_two_se(degrees):.0%} of the time"
         if sd is not None
         else f"Protocol {protocol} not measured yet"
