@@ -39,6 +39,7 @@ import importlib
 import inspect
 import json
 import math
+import os
 
 import keras
 import numpy as np
@@ -364,6 +365,31 @@ class ExternalBackbone(FeatureBackbone):
     def feature_strides(self):
         """dict: output stride of each feature key this backbone provides (no `S1` without a stride-2 level)."""
         return dict(self._strides)
+
+
+def preset_input_normalization(backbone, preset_dir):
+    """The `input_normalization` a local preset's weights were trained with, or None when it does not say.
+
+    keras-cv backbones divide their inputs by 255 inside when built with `include_rescaling=True`, as its
+    published presets are (their `config.json` says so). The adapter builds them with
+    `include_rescaling=False` so that the segmenter normalises once: those weights then need
+    `input_normalization="zero_one"` to see the inputs they were trained on. keras-hub presets normalise in
+    their preprocessor, outside the backbone (not read here: None), as does a preset saved without the layer.
+
+    Args:
+        backbone: str. `ModelConfig.backbone` (e.g. "keras_cv:ResNetBackbone").
+        preset_dir: str. `ModelConfig.backbone_preset_dir` ("" for none).
+    """
+    parsed = parse_backbone_name(backbone)
+    if not preset_dir or parsed is None or parsed[0] != "keras_cv":
+        return None
+    path = os.path.join(preset_dir, "config.json")
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            config = json.load(handle).get("config", {})
+    except (tf.errors.OpError, ValueError, AttributeError):
+        return None  # loading the preset reports what is wrong with it
+    return "zero_one" if isinstance(config, dict) and config.get("include_rescaling") is True else None
 
 
 def build_external_backbone(name, backbone_kwargs=None, preset_dir="", weights_path=None):

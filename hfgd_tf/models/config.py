@@ -79,7 +79,8 @@ class ModelConfig:
             "group_norm".
         bn_momentum, bn_epsilon: float. BatchNorm settings (Keras momentum semantics).
         group_norm_groups: int.
-        input_normalization: str. "minus_one_one" or "imagenet".
+        input_normalization: str. "minus_one_one" (x * 2 / 255 - 1), "imagenet" (ImageNet mean/std, for timm
+            and torchvision weights) or "zero_one" (x / 255, for keras-cv presets).
     """
 
     num_classes: int

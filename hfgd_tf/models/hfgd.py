@@ -41,8 +41,10 @@ class HFGDSegmenter(keras.Model):
             Defaults to True.
         share_class_kernels: bool. False gives the upsampler its own classifier (ablation).
             Defaults to True.
-        input_normalization: str. "minus_one_one" (x * 2 / 255 - 1, the authors' default) or
-            "imagenet" (ImageNet mean/std), applied inside the model. Defaults to "minus_one_one".
+        input_normalization: str. "minus_one_one" (x * 2 / 255 - 1, the authors' default),
+            "imagenet" (ImageNet mean/std: timm / torchvision weights) or "zero_one" (x / 255: keras-cv
+            presets, whose own rescaling layer the adapter leaves out), applied inside the model.
+            Defaults to "minus_one_one".
         image_shape: tuple. Defaults to (None, None, 3).
 
     Call arguments:
@@ -174,7 +176,7 @@ class HFGDSegmenter(keras.Model):
             return cls(**config)
 
 
-INPUT_NORMALIZATIONS = ("minus_one_one", "imagenet")
+INPUT_NORMALIZATIONS = ("minus_one_one", "imagenet", "zero_one")
 _IMAGENET_MEAN = (123.675, 116.28, 103.53)
 _IMAGENET_VARIANCE = (58.395**2, 57.12**2, 57.375**2)
 
@@ -185,4 +187,6 @@ def input_normalization_layer(method):
         return keras.layers.Rescaling(2.0 / 255.0, offset=-1.0, name="input_normalization")
     if method == "imagenet":
         return keras.layers.Normalization(mean=_IMAGENET_MEAN, variance=_IMAGENET_VARIANCE, name="input_normalization")
+    if method == "zero_one":
+        return keras.layers.Rescaling(1.0 / 255.0, name="input_normalization")
     raise ValueError(f"`input_normalization` must be one of {INPUT_NORMALIZATIONS}. Received: {method!r}")

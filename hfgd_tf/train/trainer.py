@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from hfgd_tf.backbones.external import preset_input_normalization
 from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name
 from hfgd_tf.data.converter import class_weights_from_manifest
 from hfgd_tf.data.pipeline import build_train_dataset
@@ -126,6 +127,7 @@ class Trainer:
                 f"ModelConfig.num_classes={model_config.num_classes} but dataset {data_config.dataset!r} has "
                 f"{data_config.info.num_classes} classes"
             )
+        self._check_preset_input_normalization()
         if train_config.op_determinism:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(train_config.seed)
@@ -529,6 +531,26 @@ class Trainer:
         finally:
             if not self.is_chief and tf.io.gfile.exists(self._save_dir):
                 tf.io.gfile.rmtree(self._save_dir)
+
+    def _check_preset_input_normalization(self):
+        """Refuses to start from a keras-cv preset with inputs scaled otherwise than its weights were trained on.
+
+        Only a fresh run: a resumed one restores weights already trained with the run's normalisation, and
+        evaluation or export of a run never gets here.
+        """
+        config = self.model_config
+        expected = preset_input_normalization(config.backbone, config.backbone_preset_dir)
+        if expected is None or expected == config.input_normalization:
+            return
+        train = self.train_config
+        if train.restore_checkpoint and tf.train.latest_checkpoint(train.checkpoint_dir) is not None:
+            return
+        raise ValueError(
+            f"--backbone_preset_dir={config.backbone_preset_dir!r} is a keras-cv preset saved with "
+            "include_rescaling=True: its weights were trained on images divided by 255 inside the backbone. "
+            "hfgd_tf builds keras-cv backbones without that layer and normalises inputs in the segmenter, so "
+            f"give --input_normalization={expected} (ModelConfig.input_normalization; now {config.input_normalization!r})"
+        )
 
     def _check_resumed_model(self):
         """Refuses to resume a run directory whose checkpoints belong to another model configuration.

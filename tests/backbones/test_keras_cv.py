@@ -6,7 +6,9 @@ square input, pyramid keys off by one) are the two backbones HFGD is trained and
 
 import dataclasses
 import json
+import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -135,6 +137,81 @@ def test_local_preset_directory_loads_architecture_and_weights(tmp_path):
     images = random_images()
     for key, value in original(images).items():
         np.testing.assert_array_equal(value.numpy(), loaded(images)[key].numpy())
+
+
+def _published_style_preset(directory, include_rescaling=True):
+    """A keras-cv preset directory saved as the published ones are (`include_rescaling=True`)."""
+    from keras_cv.src.utils.preset_utils import save_to_preset
+
+    arguments = {**TINY["keras_cv:ResNetBackbone"], "stackwise_strides": [1, 2, 2, 2]}
+    library_backbone = keras_cv.models.ResNetBackbone(include_rescaling=include_rescaling, **arguments)
+    save_to_preset(library_backbone, str(directory))
+    return library_backbone
+
+
+def test_zero_one_gives_a_keras_cv_preset_the_inputs_it_was_trained_on(tmp_path):
+    from hfgd_tf.backbones.external import preset_input_normalization
+    from hfgd_tf.models.hfgd import input_normalization_layer
+
+    library_backbone = _published_style_preset(tmp_path / "preset")
+    assert preset_input_normalization("keras_cv:ResNetBackbone", str(tmp_path / "preset")) == "zero_one"
+    adapted = build_backbone("keras_cv:ResNetBackbone", preset_dir=str(tmp_path / "preset"))  # without the layer
+    images = random_images()  # [0, 255]
+    # keras-cv's own model on raw images (it divides by 255 inside) against the adapter after "zero_one".
+    c5 = library_backbone.get_layer(library_backbone.pyramid_level_inputs["P5"]).output
+    reference = keras.Model(library_backbone.input, c5)(images).numpy()
+    features = adapted(input_normalization_layer("zero_one")(images))["C5"].numpy()
+    np.testing.assert_allclose(features, reference, rtol=1e-5, atol=1e-5)
+    other = adapted(input_normalization_layer("minus_one_one")(images))["C5"].numpy()
+    assert np.abs(other - reference).max() > 1e-2
+
+
+def test_only_a_keras_cv_preset_with_its_rescaling_layer_asks_for_zero_one(tmp_path):
+    from hfgd_tf.backbones.external import preset_input_normalization
+
+    _published_style_preset(tmp_path / "without", include_rescaling=False)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    assert preset_input_normalization("keras_cv:ResNetBackbone", str(tmp_path / "without")) is None
+    assert preset_input_normalization("keras_cv:ResNetBackbone", str(tmp_path / "broken")) is None
+    assert preset_input_normalization("keras_cv:ResNetBackbone", str(tmp_path / "missing")) is None
+    assert preset_input_normalization("keras_cv:ResNetBackbone", "") is None
+    _published_style_preset(tmp_path / "with")
+    assert preset_input_normalization("keras_hub:ResNetBackbone", str(tmp_path / "with")) is None
+    assert preset_input_normalization("resnet_tiny", str(tmp_path / "with")) is None
+
+
+def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resumes(tmp_path):
+    from hfgd_tf.data import DataConfig
+    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+    from hfgd_tf.evaluation import EvalConfig
+    from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
+
+    _published_style_preset(tmp_path / "preset")
+    data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 4, 2, 64, 64, examples_per_shard=4)
+    run_dir = tmp_path / "run"
+
+    def trainer(normalization):
+        config = tiny_model_config(
+            backbone="keras_cv:ResNetBackbone", backbone_preset_dir=str(tmp_path / "preset"), num_classes=8,
+            input_normalization=normalization,
+        )
+        return Trainer(
+            config, DataConfig("synthetic_streets", data_dir, crop_height=64, crop_width=64),
+            OptimizerConfig(), TrainConfig(checkpoint_dir=str(run_dir), batch_size=2), EvalConfig(),
+        )
+
+    message = (
+        "keras-cv preset saved with include_rescaling=True: its weights were trained on images divided by 255 "
+        "inside the backbone. hfgd_tf builds keras-cv backbones without that layer and normalises inputs in the "
+        "segmenter, so give --input_normalization=zero_one (ModelConfig.input_normalization; now 'minus_one_one')"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer("minus_one_one")
+    assert trainer("zero_one").model.input_normalization == "zero_one"
+    # A run that already trained (here: a checkpoint in its directory) resumes with its own normalisation.
+    tf.train.Checkpoint(step=tf.Variable(1)).save(str(run_dir / "ckpt"))
+    assert trainer("minus_one_one").model.input_normalization == "minus_one_one"
 
 
 def test_config_round_trip_rebuilds_the_same_architecture():
