@@ -57,7 +57,10 @@ def main(argv):
         ("1 replica", tf.distribute.OneDeviceStrategy(devices[0])),
         (f"{len(devices)} replicas", tf.distribute.MirroredStrategy(devices)),
     ):
-        trainer = Trainer(**configs, strategy=strategy)
+        try:
+            trainer = Trainer(**configs, strategy=strategy)
+        except ValueError as error:
+            common_flags.config_error(error)
         results[label] = _steps_per_second(trainer, FLAGS.benchmark_steps)
         print(
             f"train {label:12s}: {results[label]:.3f} steps/s, "

@@ -58,7 +58,10 @@ def main(argv):
     )
 
     print(f"[2/5] Training {model_config.backbone} HFGD for {train_config.total_steps} steps into {checkpoint_dir}")
-    trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config)
+    try:
+        trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config)
+    except ValueError as error:
+        common_flags.config_error(error)
     trainer.train()
     train_seconds = time.time() - start
 

@@ -44,8 +44,10 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from hfgd_tf.backbones.base import FeatureBackbone
+from hfgd_tf.layers.input_normalization import normalization_named
 from hfgd_tf.layers.resize import resize_as_float32
 
 LIBRARIES = ("keras_cv", "keras_hub")
@@ -160,6 +162,12 @@ def _construct(library, class_name, kwargs, preset_dir):
     if library == "keras_cv":
         kwargs["include_rescaling"] = False  # the segmenter normalises its inputs
     if preset_dir:
+        if not tf.io.gfile.isdir(preset_dir):
+            # from_preset would take a preset name or kaggle:// / hf:// handle and download it.
+            raise ValueError(
+                f"--backbone_preset_dir={preset_dir!r} is not a directory: give the local directory of a preset "
+                "you downloaded (nothing is downloaded at run time)"
+            )
         return cls.from_preset(preset_dir, **kwargs)
     arguments = {**(defaults or {}), **kwargs}
     shape_argument = _SHAPE_ARGUMENT[library]
@@ -367,29 +375,65 @@ class ExternalBackbone(FeatureBackbone):
         return dict(self._strides)
 
 
+def _read_json(path):
+    """The JSON object in `path`, or None when it is missing or not a JSON object."""
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            value = json.load(handle)
+    except (tf.errors.OpError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _keras_hub_image_converter(preset_dir):
+    """The image converter config of a keras-hub preset directory, or None when it has none."""
+    converter = _read_json(os.path.join(preset_dir, "image_converter.json"))
+    if converter is None:  # a task preset nests it in its preprocessor
+        preprocessor = (_read_json(os.path.join(preset_dir, "preprocessor.json")) or {}).get("config")
+        converter = preprocessor.get("image_converter") if isinstance(preprocessor, dict) else None
+    config = converter.get("config") if isinstance(converter, dict) else None
+    return config if isinstance(config, dict) else None
+
+
 def preset_input_normalization(backbone, preset_dir):
     """The `input_normalization` a local preset's weights were trained with, or None when it does not say.
 
     keras-cv backbones divide their inputs by 255 inside when built with `include_rescaling=True`, as its
     published presets are (their `config.json` says so). The adapter builds them with
-    `include_rescaling=False` so that the segmenter normalises once: those weights then need
-    `input_normalization="zero_one"` to see the inputs they were trained on. keras-hub presets normalise in
-    their preprocessor, outside the backbone (not read here: None), as does a preset saved without the layer.
+    `include_rescaling=False` so that the segmenter normalises once: those weights then need "zero_one".
+    keras-hub presets normalise outside the backbone, in the image converter their `image_converter.json`
+    (or `preprocessor.json`) records as per-channel `x * scale + offset`; the name reproducing it is
+    returned ("imagenet" for the ResNet presets). A converter no name reproduces is logged and gives None, as
+    does a preset that records nothing.
 
     Args:
         backbone: str. `ModelConfig.backbone` (e.g. "keras_cv:ResNetBackbone").
         preset_dir: str. `ModelConfig.backbone_preset_dir` ("" for none).
     """
     parsed = parse_backbone_name(backbone)
-    if not preset_dir or parsed is None or parsed[0] != "keras_cv":
+    if not preset_dir or parsed is None:
         return None
-    path = os.path.join(preset_dir, "config.json")
+    if parsed[0] == "keras_cv":
+        config = (_read_json(os.path.join(preset_dir, "config.json")) or {}).get("config")
+        return "zero_one" if isinstance(config, dict) and config.get("include_rescaling") is True else None
+    converter = _keras_hub_image_converter(preset_dir)
+    if converter is None:
+        return None
+    scale, offset = converter.get("scale"), converter.get("offset")
+    if "mean" in converter and "variance" in converter:  # keras-hub's older argument names
+        std = [math.sqrt(v) for v in converter["variance"]]
+        scale = [(1.0 if scale is None else scale) / s for s in std]
+        offset = [-m / s for m, s in zip(converter["mean"], std)]
     try:
-        with tf.io.gfile.GFile(path) as handle:
-            config = json.load(handle).get("config", {})
-    except (tf.errors.OpError, ValueError, AttributeError):
-        return None  # loading the preset reports what is wrong with it
-    return "zero_one" if isinstance(config, dict) and config.get("include_rescaling") is True else None
+        method = normalization_named(scale, offset)
+    except (TypeError, ValueError):
+        method = None
+    if method is None:
+        logging.warning(
+            "%s: its image converter maps inputs by x * %s + %s, which no input_normalization reproduces; the "
+            "backbone will see other inputs than it was trained on", preset_dir, scale, offset,
+        )
+    return method
 
 
 def build_external_backbone(name, backbone_kwargs=None, preset_dir="", weights_path=None):

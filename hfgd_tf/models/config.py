@@ -7,9 +7,9 @@ from hfgd_tf.backbones.external import parse_backbone_kwargs, parse_backbone_nam
 from hfgd_tf.backbones.factory import check_backbone_name, supports_dilation
 from hfgd_tf.backbones.resnet import BACKBONE_OUTPUT_STRIDES, FIRST_BLOCK_DILATIONS, STEM_TYPES
 from hfgd_tf.layers.conv_norm_act import PADDINGS
+from hfgd_tf.layers.input_normalization import INPUT_NORMALIZATIONS
 from hfgd_tf.layers.normalization import NORM_METHODS
 from hfgd_tf.layers.semantic_fpn import OUTPUT_STRIDES
-from hfgd_tf.models.hfgd import INPUT_NORMALIZATIONS
 
 CAE_TYPES = ("transformer", "aspp", "ppm", "none")
 UPSAMPLERS = ("usfpn", "sfpn", "deeplabv3plus", "none")
@@ -31,7 +31,8 @@ class ModelConfig:
         backbone_kwargs: str. keras_cv:/keras_hub: backbones only: a JSON object of constructor arguments
             over the class's defaults, e.g. '{"stackwise_filters": [16, 32, 64, 128]}'.
         backbone_preset_dir: str. keras_cv:/keras_hub: backbones only: a local preset directory to load
-            (nothing is downloaded).
+            (a name or kaggle:// handle, which would download, is refused). Its weights' input normalisation
+            is checked when training starts from them (`Trainer`).
         backbone_weights_path: str. Local `.weights.h5` for the backbone; "" for random init.
         backbone_output_stride: int. 32, 16 or 8 (dilated last stages).
         backbone_padding: str. ResNet strided convs and stem max pool: "symmetric" (PyTorch; what
@@ -80,7 +81,7 @@ class ModelConfig:
         bn_momentum, bn_epsilon: float. BatchNorm settings (Keras momentum semantics).
         group_norm_groups: int.
         input_normalization: str. "minus_one_one" (x * 2 / 255 - 1), "imagenet" (ImageNet mean/std, for timm
-            and torchvision weights) or "zero_one" (x / 255, for keras-cv presets).
+            and torchvision weights, keras-hub's ResNet presets) or "zero_one" (x / 255, for keras-cv presets).
     """
 
     num_classes: int

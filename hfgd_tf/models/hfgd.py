@@ -3,6 +3,7 @@
 import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
+from hfgd_tf.layers.input_normalization import input_normalization_layer
 from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.resize import ResizeLike, StopGradient
 from hfgd_tf.layers.semantic_fpn import IMAGE_KEY, GuidedUpsampler
@@ -174,19 +175,3 @@ class HFGDSegmenter(keras.Model):
                 if config.get(key) is not None:
                     config[key] = keras.saving.deserialize_keras_object(config[key])
             return cls(**config)
-
-
-INPUT_NORMALIZATIONS = ("minus_one_one", "imagenet", "zero_one")
-_IMAGENET_MEAN = (123.675, 116.28, 103.53)
-_IMAGENET_VARIANCE = (58.395**2, 57.12**2, 57.375**2)
-
-
-def input_normalization_layer(method):
-    """Maps [0, 255] images to the backbone's input range; a `keras.layers.Normalization` (no adapt)."""
-    if method == "minus_one_one":
-        return keras.layers.Rescaling(2.0 / 255.0, offset=-1.0, name="input_normalization")
-    if method == "imagenet":
-        return keras.layers.Normalization(mean=_IMAGENET_MEAN, variance=_IMAGENET_VARIANCE, name="input_normalization")
-    if method == "zero_one":
-        return keras.layers.Rescaling(1.0 / 255.0, name="input_normalization")
-    raise ValueError(f"`input_normalization` must be one of {INPUT_NORMALIZATIONS}. Received: {method!r}")

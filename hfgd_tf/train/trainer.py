@@ -533,23 +533,29 @@ class Trainer:
                 tf.io.gfile.rmtree(self._save_dir)
 
     def _check_preset_input_normalization(self):
-        """Refuses to start from a keras-cv preset with inputs scaled otherwise than its weights were trained on.
+        """Refuses to start from a preset's weights with inputs scaled otherwise than they were trained on.
 
-        Only a fresh run: a resumed one restores weights already trained with the run's normalisation, and
-        evaluation or export of a run never gets here.
+        Only when the preset's weights are the starting point: a resumed run restores weights already trained
+        with the run's normalisation, `init_weights_path` replaces the preset's, and evaluation or export of a
+        run never gets here.
         """
-        config = self.model_config
+        config, train = self.model_config, self.train_config
         expected = preset_input_normalization(config.backbone, config.backbone_preset_dir)
-        if expected is None or expected == config.input_normalization:
+        if expected is None or expected == config.input_normalization or train.init_weights_path:
             return
-        train = self.train_config
         if train.restore_checkpoint and tf.train.latest_checkpoint(train.checkpoint_dir) is not None:
             return
+        if config.backbone.startswith("keras_cv:"):
+            why = (
+                "is a keras-cv preset saved with include_rescaling=True: its weights were trained on images divided "
+                "by 255 inside the backbone. hfgd_tf builds keras-cv backbones without that layer and normalises "
+                "inputs in the segmenter"
+            )
+        else:
+            why = f"is a keras-hub preset whose image converter gives its backbone {expected!r} inputs"
         raise ValueError(
-            f"--backbone_preset_dir={config.backbone_preset_dir!r} is a keras-cv preset saved with "
-            "include_rescaling=True: its weights were trained on images divided by 255 inside the backbone. "
-            "hfgd_tf builds keras-cv backbones without that layer and normalises inputs in the segmenter, so "
-            f"give --input_normalization={expected} (ModelConfig.input_normalization; now {config.input_normalization!r})"
+            f"--backbone_preset_dir={config.backbone_preset_dir!r} {why}, so give --input_normalization={expected} "
+            f"(ModelConfig.input_normalization; now {config.input_normalization!r})"
         )
 
     def _check_resumed_model(self):

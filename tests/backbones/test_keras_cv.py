@@ -151,7 +151,7 @@ def _published_style_preset(directory, include_rescaling=True):
 
 def test_zero_one_gives_a_keras_cv_preset_the_inputs_it_was_trained_on(tmp_path):
     from hfgd_tf.backbones.external import preset_input_normalization
-    from hfgd_tf.models.hfgd import input_normalization_layer
+    from hfgd_tf.layers.input_normalization import input_normalization_layer
 
     library_backbone = _published_style_preset(tmp_path / "preset")
     assert preset_input_normalization("keras_cv:ResNetBackbone", str(tmp_path / "preset")) == "zero_one"
@@ -177,29 +177,67 @@ def test_only_a_keras_cv_preset_with_its_rescaling_layer_asks_for_zero_one(tmp_p
     assert preset_input_normalization("keras_cv:ResNetBackbone", str(tmp_path / "missing")) is None
     assert preset_input_normalization("keras_cv:ResNetBackbone", "") is None
     _published_style_preset(tmp_path / "with")
-    assert preset_input_normalization("keras_hub:ResNetBackbone", str(tmp_path / "with")) is None
     assert preset_input_normalization("resnet_tiny", str(tmp_path / "with")) is None
 
 
-def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resumes(tmp_path):
+def _keras_hub_converter(scale, offset, **legacy):
+    return {"module": "keras_hub.src.models.resnet.resnet_image_converter", "class_name": "ResNetImageConverter",
+            "config": {"name": "res_net_image_converter", "image_size": [224, 224], "scale": scale, "offset": offset,
+                       "interpolation": "bilinear", **legacy}}
+
+
+def test_a_keras_hub_preset_asks_for_what_its_image_converter_does(tmp_path, caplog):
+    from hfgd_tf.backbones.external import preset_input_normalization
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    cases = {
+        "image_converter": ("image_converter.json", _keras_hub_converter(
+            [1 / (255 * s) for s in std], [-m / s for m, s in zip(mean, std)]), "imagenet"),
+        "task": ("preprocessor.json", {"class_name": "ResNetImageClassifierPreprocessor", "config": {
+            "image_converter": _keras_hub_converter(1 / 255, None)}}, "zero_one"),
+        "older_names": ("image_converter.json", _keras_hub_converter(
+            1 / 255, None, mean=mean, variance=[s**2 for s in std]), "imagenet"),
+        "other": ("image_converter.json", _keras_hub_converter(1 / 255, -0.5), None),
+        "backbone_only": ("config.json", {"class_name": "ResNetBackbone", "config": {}}, None),
+    }
+    for name, (file_name, content, expected) in cases.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / file_name).write_text(json.dumps(content))
+        assert preset_input_normalization("keras_hub:ResNetBackbone", str(tmp_path / name)) == expected, name
+    assert "which no input_normalization reproduces" in caplog.text and "other" in caplog.text
+
+
+def test_a_preset_name_is_refused_rather_than_downloaded():
+    with pytest.raises(ValueError, match=re.escape(
+        "--backbone_preset_dir='resnet50_imagenet' is not a directory: give the local directory of a preset you "
+        "downloaded (nothing is downloaded at run time)"
+    )):
+        build_backbone("keras_cv:ResNetBackbone", preset_dir="resnet50_imagenet")
+
+
+def _trainer(tmp_path, backbone, preset_dir, normalization, **train):
     from hfgd_tf.data import DataConfig
     from hfgd_tf.data.synthetic import write_synthetic_tfrecords
     from hfgd_tf.evaluation import EvalConfig
     from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 
-    _published_style_preset(tmp_path / "preset")
-    data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 4, 2, 64, 64, examples_per_shard=4)
-    run_dir = tmp_path / "run"
+    data_dir = tmp_path / "data"
+    if not data_dir.exists():
+        write_synthetic_tfrecords(str(data_dir), 4, 2, 64, 64, examples_per_shard=4)
+    config = tiny_model_config(
+        backbone=backbone, backbone_preset_dir=str(preset_dir), num_classes=8, input_normalization=normalization
+    )
+    return Trainer(
+        config, DataConfig("synthetic_streets", str(data_dir), crop_height=64, crop_width=64),
+        OptimizerConfig(), TrainConfig(checkpoint_dir=str(tmp_path / "run"), batch_size=2, **train), EvalConfig(),
+    )
 
-    def trainer(normalization):
-        config = tiny_model_config(
-            backbone="keras_cv:ResNetBackbone", backbone_preset_dir=str(tmp_path / "preset"), num_classes=8,
-            input_normalization=normalization,
-        )
-        return Trainer(
-            config, DataConfig("synthetic_streets", data_dir, crop_height=64, crop_width=64),
-            OptimizerConfig(), TrainConfig(checkpoint_dir=str(run_dir), batch_size=2), EvalConfig(),
-        )
+
+def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resumes(tmp_path):
+    _published_style_preset(tmp_path / "preset")
+
+    def trainer(normalization, **train):
+        return _trainer(tmp_path, "keras_cv:ResNetBackbone", tmp_path / "preset", normalization, **train)
 
     message = (
         "keras-cv preset saved with include_rescaling=True: its weights were trained on images divided by 255 "
@@ -208,10 +246,29 @@ def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resum
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         trainer("minus_one_one")
-    assert trainer("zero_one").model.input_normalization == "zero_one"
-    # A run that already trained (here: a checkpoint in its directory) resumes with its own normalisation.
-    tf.train.Checkpoint(step=tf.Variable(1)).save(str(run_dir / "ckpt"))
+    started = trainer("zero_one")
+    assert started.model.input_normalization == "zero_one"
+    # Starting from an earlier run's weights: those replace the preset's, trained with that run's inputs.
+    weights = str(tmp_path / "earlier.weights.h5")
+    started.model.save_weights(weights)
+    assert trainer("minus_one_one", init_weights_path=weights).model.input_normalization == "minus_one_one"
+    # A run that already trained (here: a checkpoint in its directory) resumes with its own normalisation...
+    tf.train.Checkpoint(step=tf.Variable(1)).save(str(tmp_path / "run" / "ckpt"))
     assert trainer("minus_one_one").model.input_normalization == "minus_one_one"
+    # ...but not when told to start over from the preset.
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer("minus_one_one", restore_checkpoint=False)
+
+
+def test_training_refuses_to_start_a_keras_hub_preset_with_other_inputs(tmp_path):
+    # Refused before the backbone is built, so keras-hub (an optional extra) need not be installed.
+    (tmp_path / "preset").mkdir()
+    (tmp_path / "preset" / "image_converter.json").write_text(json.dumps(_keras_hub_converter(1 / 255, None)))
+    with pytest.raises(ValueError, match=re.escape(
+        "is a keras-hub preset whose image converter gives its backbone 'zero_one' inputs, so give "
+        "--input_normalization=zero_one (ModelConfig.input_normalization; now 'imagenet')"
+    )):
+        _trainer(tmp_path, "keras_hub:ResNetBackbone", tmp_path / "preset", "imagenet")
 
 
 def test_config_round_trip_rebuilds_the_same_architecture():
