@@ -215,6 +215,26 @@ def test_run_scripts_refuse_unwritable_outputs_and_bad_scales_at_start(tmp_path)
         assert "Traceback" not in result.stderr, script
 
 
+def test_demo_reports_a_trainer_config_error_without_a_traceback(tmp_path):
+    # A keras-cv preset saved as the published ones are needs --input_normalization=zero_one (the Trainer's check).
+    import keras_cv
+    from keras_cv.src.utils.preset_utils import save_to_preset
+
+    save_to_preset(
+        keras_cv.models.ResNetBackbone(
+            stackwise_filters=[8, 8, 16, 16], stackwise_blocks=[1, 1, 1, 1], stackwise_strides=[1, 2, 2, 2],
+            block_type="block", include_rescaling=True,
+        ),
+        str(tmp_path / "preset"),
+    )
+    result = _run(
+        "demo.py", *TINY_DEMO, "--backbone=keras_cv:ResNetBackbone", f"--backbone_preset_dir={tmp_path / 'preset'}",
+        f"--output_dir={tmp_path / 'out'}", check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Invalid flags: --backbone_preset_dir=" in result.stderr and "give --input_normalization=zero_one" in result.stderr
+
+
 def test_evaluate_defaults_to_the_protocol_stored_with_the_run(demo_runs, tmp_path):
     import shutil
 
