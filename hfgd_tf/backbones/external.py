@@ -165,8 +165,9 @@ def _construct(library, class_name, kwargs, preset_dir):
         if not tf.io.gfile.isdir(preset_dir):
             # from_preset would take a preset name or kaggle:// / hf:// handle and download it.
             raise ValueError(
-                f"--backbone_preset_dir={preset_dir!r} is not a directory: give the local directory of a preset "
-                "you downloaded (nothing is downloaded at run time)"
+                f"--backbone_preset_dir={preset_dir!r} (the flag, or the run's run_config.json when a run is "
+                "rebuilt) is not a directory: give the local directory of a preset you downloaded (nothing is "
+                "downloaded at run time)"
             )
         return cls.from_preset(preset_dir, **kwargs)
     arguments = {**(defaults or {}), **kwargs}
@@ -409,6 +410,9 @@ def preset_input_normalization(backbone, preset_dir):
     Args:
         backbone: str. `ModelConfig.backbone` (e.g. "keras_cv:ResNetBackbone").
         preset_dir: str. `ModelConfig.backbone_preset_dir` ("" for none).
+
+    Returns:
+        str (one of `INPUT_NORMALIZATIONS`) or None.
     """
     parsed = parse_backbone_name(backbone)
     if not preset_dir or parsed is None:
@@ -420,13 +424,13 @@ def preset_input_normalization(backbone, preset_dir):
     if converter is None:
         return None
     scale, offset = converter.get("scale"), converter.get("offset")
-    if "mean" in converter and "variance" in converter:  # keras-hub's older argument names
-        std = [math.sqrt(v) for v in converter["variance"]]
-        scale = [(1.0 if scale is None else scale) / s for s in std]
-        offset = [-m / s for m, s in zip(converter["mean"], std)]
     try:
+        if "mean" in converter and "variance" in converter:  # keras-hub's older argument names
+            std = [math.sqrt(v) for v in converter["variance"]]
+            scale = [(1.0 if scale is None else scale) / s for s in std]
+            offset = [-m / s for m, s in zip(converter["mean"], std)]
         method = normalization_named(scale, offset)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # values keras-hub could not load either
         method = None
     if method is None:
         logging.warning(

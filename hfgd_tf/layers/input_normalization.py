@@ -28,19 +28,22 @@ def normalization_named(scale, offset):
 
     Args:
         scale, offset: float, a sequence of 3 floats, or None (no scaling: 1; no offset: 0).
+
+    Returns:
+        str or None.
     """
     scale = np.broadcast_to(np.asarray(1.0 if scale is None else scale, "float64"), (3,))
     offset = np.broadcast_to(np.asarray(0.0 if offset is None else offset, "float64"), (3,))
     for method in INPUT_NORMALIZATIONS:
         expected_scale, expected_offset = input_scale_and_offset(method)
-        # Presets store rounded values (e.g. ImageNet std 0.229 vs 58.395 / 255): match to 0.1%.
+        # To 0.1%: values stored in float32 match; values rounded to 3 significant digits may not (then None).
         if np.allclose(scale, expected_scale, rtol=1e-3, atol=0) and np.allclose(offset, expected_offset, rtol=1e-3, atol=1e-6):
             return method
     return None
 
 
 def input_normalization_layer(method):
-    """The layer mapping [0, 255] images to `method`'s range (no adapt step)."""
+    """The layer mapping `[B, H, W, 3]` images in [0, 255] to `method`'s range, same shape (no adapt step)."""
     input_scale_and_offset(method)  # refuses an unknown method
     if method == "imagenet":
         variance = tuple(s**2 for s in IMAGENET_STD)

@@ -116,7 +116,7 @@ def head_accuracy_section(results_dir):
                 f"{r['params_m']:.2f} | {r['gflops']:.1f} | {r['steps']} | {r['commit']} |"
             )
     difference = 100 * sum(runs["B_hfgd"][s]["miou"] - runs["B_hfgd_wide_head"][s]["miou"] for s in seeds) / len(seeds)
-    lines += ["", f"Default minus D-wide head: {difference:+.2f} mIoU points (mean over seeds {seeds}). {_study_verdict(results_dir, runs)}"]
+    lines += ["", f"Default minus D-wide head, paired by seed: {difference:+.2f} mIoU points (mean over the seeds both rows have, {seeds}). {_study_verdict(results_dir, runs)}"]
     return lines
 
 

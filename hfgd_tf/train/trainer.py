@@ -536,8 +536,9 @@ class Trainer:
         """Refuses to start from a preset's weights with inputs scaled otherwise than they were trained on.
 
         Only when the preset's weights are the starting point: a resumed run restores weights already trained
-        with the run's normalisation, `init_weights_path` replaces the preset's, and evaluation or export of a
-        run never gets here.
+        with the run's normalisation, `init_weights_path` is taken to replace the preset's weights (weights of
+        another backbone load nothing into it: then the check is not made), and evaluation or export of a run
+        never gets here.
         """
         config, train = self.model_config, self.train_config
         expected = preset_input_normalization(config.backbone, config.backbone_preset_dir)

@@ -36,7 +36,7 @@ def test_the_section_compares_the_seeds_both_rows_have(tmp_path):
     header, *rows = _table(lines)
     assert header[:5] == ["head", "backbone, D", "head width", "seed", "CamVid val mIoU (%)"]
     assert [(r[2], r[3], r[4]) for r in rows] == [("64", "0", "31.59"), ("128", "0", "30.12")]
-    assert "Default minus D-wide head: +1.47 mIoU points (mean over seeds [0])" in "\n".join(lines)
+    assert "Default minus D-wide head, paired by seed: +1.47 mIoU points (mean over the seeds both rows have, [0])" in "\n".join(lines)
 
 
 def test_the_seed_noise_is_judged_as_the_results_page_judges_it(tmp_path):
