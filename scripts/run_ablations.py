@@ -51,8 +51,8 @@ flags.DEFINE_bool("plan", False, "Print the rows and their state, run nothing.")
 flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
 flags.DEFINE_bool(
     "figures", False,
-    "Write val scenes side by side (image, truth, SemanticFPN, HFGD; seed 0 of each protocol whose two rows have "
-    "finished) to <work_dir>/<settings key>/figures.",
+    "Write val scenes side by side (image, truth, SemanticFPN, HFGD; per protocol, the lowest seed whose two runs "
+    "have finished and still have their run directories in --work_dir) to <work_dir>/<settings key>/figures.",
 )
 flags.DEFINE_bool("git_commit", False, "git-commit each finished run's JSON and the page.")
 for _field in dataclasses.fields(study.StudySettings):
@@ -359,13 +359,26 @@ def _readme_with_headline(readme, headline):
     return study.replace_marked_block(text, headline, source=f"--readme {readme!r}")
 
 
-# Side by side on the figures: (protocol, SemanticFPN row, HFGD row), each at seed 0.
+# Side by side on the figures: (protocol, SemanticFPN row, HFGD row), at the same seed.
 FIGURE_PAIRS = (("A", "A_sfpn", "A_hfgd"), ("B", "B_sfpn", "B_hfgd"))
 
 
+def _figure_seed(settings, rows_by_name, names, finished):
+    """The lowest seed that both rows finished and whose run directories (with a checkpoint) are in --work_dir,
+    or None: run directories stay on the machine that trained them, the result JSONs travel with the repository."""
+    import tensorflow as tf
+
+    seeds = sorted({seed for row, seed in finished if row == names[0]} & {seed for row, seed in finished if row == names[1]})
+    for seed in seeds:
+        run_dirs = [_run_dir(settings, rows_by_name[name], seed) for name in names]
+        if all(os.path.isfile(os.path.join(d, "run_config.json")) and tf.train.latest_checkpoint(d) for d in run_dirs):
+            return seed
+    return None
+
+
 def _figures(settings, rows, results, num_scenes=4):
-    """Writes PNG panels (image | truth | SemanticFPN | HFGD) of a few val scenes, per protocol whose two rows
-    have finished seed 0."""
+    """Writes PNG panels (image | truth | SemanticFPN | HFGD) of a few val scenes, per protocol: at the lowest
+    seed whose two runs have finished and still have their run directories (`_figure_seed`)."""
     import numpy as np
     import tensorflow as tf
     from PIL import Image
@@ -375,21 +388,32 @@ def _figures(settings, rows, results, num_scenes=4):
     from hfgd_tf.train.checkpoints import restore_model
 
     finished = {(r["row"], r["seed"]): r for r in results}
-    pairs = [pair for pair in FIGURE_PAIRS if (pair[1], 0) in finished and (pair[2], 0) in finished]
+    by_name = {row.name: row for row in rows}
+    pairs, skipped = [], []
+    for protocol, *names in FIGURE_PAIRS:
+        seed = _figure_seed(settings, by_name, names, finished)
+        if seed is None:
+            skipped.append(
+                f"Protocol {protocol}: no seed that {names[0]} and {names[1]} both finished has its run directories "
+                f"in {FLAGS.work_dir} (they stay on the machine that trained them)"
+            )
+        else:
+            pairs.append((protocol, seed, names))
     if not pairs:
         raise ValueError(
-            "--figures needs seed 0 of A_sfpn and A_hfgd, or of B_sfpn and B_hfgd, finished; none of these pairs is "
-            "(python scripts/run_ablations.py --plan shows what is)"
+            "--figures needs a seed of A_sfpn and A_hfgd, or of B_sfpn and B_hfgd, finished and with its run "
+            f"directories here: {'; '.join(skipped)} (python scripts/run_ablations.py --plan shows what is finished)"
         )
-    by_name = {row.name: row for row in rows}
+    for reason in skipped:
+        print(f"Skipped {reason}")
     out_dir = _settings_dir(settings, "figures")
     os.makedirs(out_dir, exist_ok=True)
-    for protocol, *names in pairs:
+    for protocol, seed, names in pairs:
         models = {}
         for name in names:
-            models[name], _, data_config = restore_model(_run_dir(settings, by_name[name], 0), "latest")
+            models[name], _, data_config = restore_model(_run_dir(settings, by_name[name], seed), "latest")
         colormap = data_config.info.colormap
-        total = finished[(names[1], 0)]["num_val_images"]
+        total = finished[(names[1], seed)]["num_val_images"]
         wanted = set(np.linspace(0, total - 1, num_scenes).astype(int).tolist())
         for index, (image, label) in enumerate(build_eval_dataset(data_config, batch_size=1)):
             if index not in wanted:
@@ -400,9 +424,9 @@ def _figures(settings, rows, results, num_scenes=4):
                 prediction = tf.argmax(model(image, training=False)["logits"], -1)[0].numpy()
                 prediction = np.where(truth == data_config.info.ignore_label, truth, prediction)
                 panels.append(colorize(prediction, colormap))
-            path = os.path.join(out_dir, f"protocol_{protocol}_val_{index:03d}.png")
+            path = os.path.join(out_dir, f"protocol_{protocol}_seed{seed}_val_{index:03d}.png")
             Image.fromarray(np.concatenate(panels, axis=1)).save(path)
-            print(f"Wrote {path} (image | truth | {' | '.join(names)}, seed 0)")
+            print(f"Wrote {path} (image | truth | {' | '.join(names)}, seed {seed})")
 
 
 def main(argv):

@@ -898,7 +898,7 @@ LIMITS = """\
 - Where a verdict says "does not hold" or "within seed noise", the claim is not confirmed at this scale;
   that is not evidence against it at the paper's scale.
 - Scenes side by side: `python scripts/run_ablations.py --figures` writes PNG panels (image, truth,
-  SemanticFPN, HFGD; seed 0 of each protocol) of a few val scenes to `<work_dir>/<settings key>/figures/`. They are not committed: CamVid's licence
+  SemanticFPN, HFGD; per protocol the lowest seed of both rows still trained on that machine) of a few val scenes to `<work_dir>/<settings key>/figures/`. They are not committed: CamVid's licence
   (CC BY-NC 4.0, ../shared/data/camvid/README.md) asks not to redistribute the data inside the project, and
   a panel contains the image and its labels.
 """

@@ -67,7 +67,13 @@ def test_results_elsewhere_leave_the_repository_readme_alone_and_plan_needs_no_r
     # B_hfgd alone: no pair of rows to set side by side.
     figures = _run_ablations(tmp_path, "--figures", f"--results_dir={results_dir}")
     assert figures.returncode != 0 and "Traceback" not in figures.stderr
-    assert "--figures needs seed 0 of A_sfpn and A_hfgd, or of B_sfpn and B_hfgd, finished" in figures.stderr
+    assert "--figures needs a seed of A_sfpn and A_hfgd, or of B_sfpn and B_hfgd, finished and with its run" in figures.stderr
+    # Both rows finished (their JSONs came with the repository), but their run directories are not here.
+    sfpn = json.loads((pathlib.Path(ROOT) / "docs" / "results" / "B_sfpn__seed0.json").read_text())
+    (results_dir / "B_sfpn__seed0.json").write_text(json.dumps(sfpn))
+    figures = _run_ablations(tmp_path, "--figures", f"--results_dir={results_dir}")
+    assert figures.returncode != 0 and "Traceback" not in figures.stderr
+    assert "Protocol B: no seed that B_sfpn and B_hfgd both finished has its run directories in" in figures.stderr
 
 
 def test_a_study_commit_takes_the_result_a_killed_process_left_uncommitted(tmp_path):
