@@ -47,6 +47,7 @@ import tensorflow as tf
 from absl import logging
 
 from hfgd_tf.backbones.base import FeatureBackbone
+from hfgd_tf.files import read_json
 from hfgd_tf.layers.input_normalization import normalization_named
 from hfgd_tf.layers.resize import resize_as_float32
 
@@ -379,8 +380,7 @@ class ExternalBackbone(FeatureBackbone):
 def _read_json(path):
     """The JSON object in `path`, or None when it is missing or not a JSON object."""
     try:
-        with tf.io.gfile.GFile(path) as handle:
-            value = json.load(handle)
+        value = read_json(path)
     except (tf.errors.OpError, ValueError):
         return None
     return value if isinstance(value, dict) else None

@@ -44,10 +44,8 @@ def normalization_named(scale, offset):
 
 def input_normalization_layer(method):
     """The layer mapping `[B, H, W, 3]` images in [0, 255] to `method`'s range, same shape (no adapt step)."""
-    input_scale_and_offset(method)  # refuses an unknown method
-    if method == "imagenet":
+    scale, offset = input_scale_and_offset(method)  # refuses an unknown method
+    if method == "imagenet":  # per channel (a Normalization layer, as in checkpoints of earlier versions)
         variance = tuple(s**2 for s in IMAGENET_STD)
         return keras.layers.Normalization(mean=IMAGENET_MEAN, variance=variance, name="input_normalization")
-    if method == "minus_one_one":
-        return keras.layers.Rescaling(2.0 / 255.0, offset=-1.0, name="input_normalization")
-    return keras.layers.Rescaling(1.0 / 255.0, name="input_normalization")
+    return keras.layers.Rescaling(scale[0], offset=offset[0], name="input_normalization")

@@ -532,6 +532,11 @@ class Trainer:
             if not self.is_chief and tf.io.gfile.exists(self._save_dir):
                 tf.io.gfile.rmtree(self._save_dir)
 
+    def _resumes(self):
+        """Whether training continues from a `ckpt-N` in the run directory rather than starting afresh."""
+        config = self.train_config
+        return config.restore_checkpoint and tf.train.latest_checkpoint(config.checkpoint_dir) is not None
+
     def _check_preset_input_normalization(self):
         """Refuses to start from a preset's weights with inputs scaled otherwise than they were trained on.
 
@@ -544,7 +549,7 @@ class Trainer:
         expected = preset_input_normalization(config.backbone, config.backbone_preset_dir)
         if expected is None or expected == config.input_normalization or train.init_weights_path:
             return
-        if train.restore_checkpoint and tf.train.latest_checkpoint(train.checkpoint_dir) is not None:
+        if self._resumes():
             return
         if config.backbone.startswith("keras_cv:"):
             why = (
@@ -567,7 +572,7 @@ class Trainer:
         between versions, such as `upsampler_num_channels`).
         """
         config = self.train_config
-        if not config.restore_checkpoint or tf.train.latest_checkpoint(config.checkpoint_dir) is None:
+        if not self._resumes():
             return
         if not tf.io.gfile.exists(os.path.join(config.checkpoint_dir, checkpoints.RUN_CONFIG)):
             return
