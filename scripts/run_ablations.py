@@ -20,7 +20,6 @@ Runs one at a time: the machine has 2 cores.
 
 import dataclasses
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -68,13 +67,7 @@ def _settings():
 def _load_results(settings):
     named, wrong = [], []
     for path in sorted(glob.glob(os.path.join(FLAGS.results_dir, "*.json"))):
-        try:
-            with open(path) as handle:
-                result = json.load(handle)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path} cannot be read as a result JSON ({error}); move it away") from None
-        if not isinstance(result, dict):
-            raise ValueError(f"{path} is not a result (a JSON object); move it away")
+        result = study.read_result(path)
         if result.get("settings") != dataclasses.asdict(settings):
             wrong.append(os.path.basename(path))
         named.append((path, result))

@@ -380,22 +380,50 @@ def check_one_pretrained_backbone(results, current_sha256=None):
         )
 
 
-def check_results(rows, named_results):
-    """Raises ValueError naming the file when a result is not one planned run under its own name.
+# What the page and docs/performance.md read from a result JSON, with its type (an int passes for a float).
+RESULT_FIELDS = {
+    "row": str, "protocol": str, "seed": int, "miou": float, "pixel_accuracy": float, "per_class_iou": dict,
+    "params_m": float, "gflops": float, "steps": int, "train_cpu_seconds": float, "commit": str, "machine": str,
+    "settings": dict, "model_config": dict,
+}
 
-    One file per (row, seed), named `result_path`'s way, so that a copy or a renamed row cannot count twice or
-    stand in for a run that has not happened.
+
+def read_result(path):
+    """The result dict in `path`, checked to be one run's result under its own name.
+
+    A JSON object with every `RESULT_FIELDS` key of its type, named `result_path`'s way after its own row and
+    seed: one file per (row, seed), so that a copy or a renamed file cannot count twice or stand in for a run
+    that has not happened. Raises ValueError naming `path` and what is wrong.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            result = json.load(handle)
+    except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path} cannot be read as a result of scripts/run_ablations.py ({error}); move it away") from None
+    if not isinstance(result, dict):
+        raise ValueError(f"{path} is not a result of scripts/run_ablations.py (not a JSON object); move it away")
+    for key, kind in RESULT_FIELDS.items():
+        value = result.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+            raise ValueError(
+                f"{path} is not a result of scripts/run_ablations.py ({key!r} missing or not {kind.__name__}); move it away"
+            )
+    expected = f"{result['row']}__seed{result['seed']}.json"
+    if os.path.basename(path) != expected:
+        raise ValueError(f"{path} holds {result['row']} seed {result['seed']}, so it must be named {expected}; move it away")
+    return result
+
+
+def check_results(rows, named_results):
+    """Raises ValueError naming the file when a result is not a run of the plan.
 
     Args:
         rows: list of `Row` (the plan).
-        named_results: list of `(path, result dict)`.
+        named_results: list of `(path, result dict)`, each read by `read_result`.
     """
     planned = _planned_runs(rows)
     for path, result in named_results:
         row, seed = result.get("row"), result.get("seed")
-        expected = f"{row}__seed{seed}.json"
-        if os.path.basename(path) != expected:
-            raise ValueError(f"{path} holds {row} seed {seed}, so it must be named {expected}; move it away")
         if (row, seed) not in planned:
             raise ValueError(
                 f"{path}: {row} seed {seed} is not a run of the study (python scripts/run_ablations.py --plan lists "

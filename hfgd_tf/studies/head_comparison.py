@@ -8,7 +8,6 @@ rewrites just that section when a study row finishes).
 """
 
 import glob
-import json
 import os
 
 from hfgd_tf.studies import camvid_ablations as study
@@ -18,34 +17,15 @@ HEAD_ROWS = (("B_hfgd", "default, D/2 wide"), ("B_hfgd_wide_head", "D wide (befo
 HEAD_CLAIM = next(c for c in study.CLAIMS if (c.better, c.worse) == ("B_hfgd", "B_hfgd_wide_head"))
 
 
-RESULT_FIELDS = {
-    "row": str, "seed": int, "miou": float, "pixel_accuracy": float, "params_m": float, "gflops": float,
-    "steps": int, "commit": str, "settings": dict, "model_config": dict,
-}
-
-
 def _study_results(results_dir, row):
-    """{seed: result dict} of one study row's JSONs (docs/results/<row>__seed<N>.json), checked."""
+    """{seed: result dict} of one study row's JSONs (docs/results/<row>__seed<N>.json), each checked by
+    `camvid_ablations.read_result`, and their model configs by the head width they name."""
     results = {}
     for path in sorted(glob.glob(os.path.join(results_dir, f"{row}__seed*.json"))):
-        try:
-            with open(path) as handle:
-                result = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path}: not a result of scripts/run_ablations.py ({error})") from error
-        if not isinstance(result, dict):
-            raise ValueError(f"{path}: not a result of scripts/run_ablations.py (not a JSON object)")
-        for key, kind in RESULT_FIELDS.items():
-            value = result.get(key)
-            number_ok = kind is float and isinstance(value, int)
-            if isinstance(value, bool) or (not isinstance(value, kind) and not number_ok):
-                raise ValueError(f"{path}: not a result of scripts/run_ablations.py ({key!r} missing or not {kind.__name__})")
+        result = study.read_result(path)
         for key in ("backbone", "num_channels", "upsampler_num_channels"):
             if key not in result["model_config"]:
-                raise ValueError(f"{path}: not a result of scripts/run_ablations.py (model_config has no {key!r})")
-        expected = os.path.basename(path)
-        if expected != f"{result['row']}__seed{result['seed']}.json":
-            raise ValueError(f"{path}: its JSON is row {result['row']!r} seed {result['seed']}, not what the file name says")
+                raise ValueError(f"{path} is not a result of scripts/run_ablations.py (model_config has no {key!r})")
         results[result["seed"]] = result
     return results
 

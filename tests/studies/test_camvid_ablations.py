@@ -118,16 +118,32 @@ def test_the_pooled_seed_sd_weighs_rows_by_their_degrees_of_freedom():
     assert study.pooled_seed_sd(study.aggregate(results[2:3]), "B") == (None, 0)
 
 
-def test_results_must_be_planned_runs_under_their_own_names():
+def test_results_must_be_planned_runs():
     rows = study.study_rows()
     study.check_results(rows, [("docs/results/B_hfgd__seed1.json", _result("B_hfgd", 1, 0.5))])
-    with pytest.raises(ValueError, match="copy.json holds B_hfgd seed 1, so it must be named B_hfgd__seed1.json"):
-        study.check_results(rows, [("r/B_hfgd__seed1.json", _result("B_hfgd", 1, 0.5)),
-                                   ("r/copy.json", _result("B_hfgd", 1, 0.5))])
     with pytest.raises(ValueError, match="B_hfgd_os8 seed 1 is not a run of the study"):
         study.check_results(rows, [("r/B_hfgd_os8__seed1.json", _result("B_hfgd_os8", 1, 0.5))])
     with pytest.raises(ValueError, match="B_renamed seed 0 is not a run of the study"):
         study.check_results(rows, [("r/B_renamed__seed0.json", _result("B_renamed", 0, 0.5))])
+
+
+def test_a_result_is_read_only_under_its_own_name_and_with_every_field(tmp_path):
+    committed = sorted((pathlib.Path(__file__).parents[2] / "docs" / "results").glob("*.json"))
+    assert committed and all(study.read_result(str(path))["row"] for path in committed)
+    result = json.loads(committed[0].read_text())
+    own_name = tmp_path / f"{result['row']}__seed{result['seed']}.json"
+    own_name.write_text(json.dumps(result))
+    assert study.read_result(str(own_name)) == result
+    copy = tmp_path / "copy.json"
+    copy.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=f"copy.json holds {result['row']} seed {result['seed']}, so it must be named {own_name.name}"):
+        study.read_result(str(copy))
+    for key, broken in (("train_cpu_seconds", None), ("seed", True), ("per_class_iou", [0.5])):
+        own_name.write_text(json.dumps({**result, key: broken}))
+        with pytest.raises(ValueError, match=f"{own_name.name} is not a result of scripts/run_ablations.py \\('{key}' missing"):
+            study.read_result(str(own_name))
+    own_name.write_text(json.dumps({**result, "miou": 1}))  # an int is a number
+    assert study.read_result(str(own_name))["miou"] == 1
 
 
 def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():

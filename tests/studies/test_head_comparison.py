@@ -14,8 +14,8 @@ HEADING = head_comparison.HEAD_ACCURACY_HEADING
 def _result(directory, row, seed, miou, width, settings=None, backbone="resnet18", name=None, drop=None, extra=None):
     """A result file as scripts/run_ablations.py writes it (the fields the section reads)."""
     result = {
-        "row": row, "seed": seed, "miou": miou, "pixel_accuracy": 0.75, "params_m": 11.9, "gflops": 14.8,
-        "steps": 1000, "commit": "abc1234", "settings": settings or {"backbone": "resnet18", "scratch_steps": 1000},
+        "row": row, "protocol": "B", "seed": seed, "miou": miou, "pixel_accuracy": 0.75, "per_class_iou": {"road": 0.9},
+        "params_m": 11.9, "gflops": 14.8, "steps": 1000, "train_cpu_seconds": 3600.0, "commit": "abc1234", "machine": "test", "settings": settings or {"backbone": "resnet18", "scratch_steps": 1000},
         "model_config": {"backbone": backbone, "num_channels": 128, "upsampler_num_channels": width, "cae": "transformer"},
     }
     result.pop(drop, None)
@@ -96,8 +96,8 @@ def test_the_section_says_when_there_is_nothing_to_compare(tmp_path, wide, messa
 def test_broken_results_are_named(tmp_path):
     path = tmp_path / "B_hfgd__seed0.json"
     for content, message in {
-        "{not json": "B_hfgd__seed0.json: not a result of scripts/run_ablations.py (Expecting",
-        "[1, 2]": "B_hfgd__seed0.json: not a result of scripts/run_ablations.py (not a JSON object)",
+        "{not json": "B_hfgd__seed0.json cannot be read as a result of scripts/run_ablations.py (Expecting",
+        "[1, 2]": "B_hfgd__seed0.json is not a result of scripts/run_ablations.py (not a JSON object)",
     }.items():
         path.write_text(content)
         with pytest.raises(ValueError, match=re.escape(message)):
@@ -106,10 +106,10 @@ def test_broken_results_are_named(tmp_path):
     with pytest.raises(ValueError, match="'steps' missing or not int"):
         head_comparison.head_accuracy_section(str(tmp_path))
     _result(tmp_path, "B_hfgd", 0, 0.3, 0, drop="miou")
-    with pytest.raises(ValueError, match=r"B_hfgd__seed0.json: .*\('miou' missing or not float\)"):
+    with pytest.raises(ValueError, match=r"B_hfgd__seed0.json is not a result .*\('miou' missing or not float\)"):
         head_comparison.head_accuracy_section(str(tmp_path))
     _result(tmp_path, "B_hfgd", 1, 0.3, 0, name="B_hfgd__seed0.json")  # seed 1 under seed 0's name
-    with pytest.raises(ValueError, match="its JSON is row 'B_hfgd' seed 1, not what the file name says"):
+    with pytest.raises(ValueError, match="B_hfgd__seed0.json holds B_hfgd seed 1, so it must be named B_hfgd__seed1.json"):
         head_comparison.head_accuracy_section(str(tmp_path))
 
 
