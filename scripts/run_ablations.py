@@ -37,7 +37,12 @@ flags.DEFINE_string("camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", 
 flags.DEFINE_string("work_dir", os.path.join(os.path.dirname(ROOT), "hfgd_ablation_work"), "Records, checkpoints, figures.")
 DEFAULT_RESULTS_DIR = os.path.join(ROOT, "docs", "results")
 flags.DEFINE_string("results_dir", DEFAULT_RESULTS_DIR, "One JSON per finished (row, seed).")
-flags.DEFINE_string("report", os.path.join(ROOT, "docs", "results.md"), "The results page.")
+DEFAULT_REPORT = os.path.join(ROOT, "docs", "results.md")
+flags.DEFINE_string(
+    "report", DEFAULT_REPORT,
+    "The results page. Not given, the repository's page is written only from the default --results_dir; from "
+    "another --results_dir the page goes to <results_dir>/results.md (a study elsewhere does not overwrite it).",
+)
 flags.DEFINE_string(
     "readme", os.path.join(ROOT, "README.md"),
     "File whose results headline (between the markers study.README_START and study.README_END) is rewritten with "
@@ -45,7 +50,7 @@ flags.DEFINE_string(
     "--results_dir (a study elsewhere does not overwrite its numbers).",
 )
 flags.DEFINE_list("rows", [], "Rows to run (default: all, in study order).")
-flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).")
+flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).", lower_bound=0)
 flags.DEFINE_bool("plan", False, "Print the rows and their state, run nothing.")
 flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
 flags.DEFINE_bool(
@@ -210,8 +215,9 @@ def _pretrained_backbone(settings, rows):
         model, _, _ = restore_model(run_dir, "latest")
     except ValueError as error:
         raise ValueError(
-            f"{pretrain.name} is finished but its weights are gone ({error}); delete "
-            f"{study.result_path(FLAGS.results_dir, pretrain, pretrain.seeds[0])} and rerun to pretrain again"
+            f"{pretrain.name} is finished but its weights are gone ({error}); to pretrain again, move every "
+            f"Protocol A result (A_*.json) out of {FLAGS.results_dir} and rerun: the fine-tuning rows must all start "
+            "from one pretraining"
         ) from error
     return _save_pretrained_backbone(settings, model.backbone)
 
@@ -319,7 +325,7 @@ def _write_report(settings, rows):
     results = _load_results(settings)
     meta = study.report_meta(rows, results, None if results else _machine())
     text = study.render_report(rows, settings, results, meta, list(get_dataset_spec("camvid").info.class_names))
-    written = [write_bytes_atomic(FLAGS.report, (text + "\n").encode())]
+    written = [write_bytes_atomic(_report_path(), (text + "\n").encode())]
     readme = _readme_path()
     if readme:
         try:
@@ -332,9 +338,20 @@ def _write_report(settings, rows):
     return written
 
 
+def _from_default_results():
+    return os.path.realpath(FLAGS.results_dir) == os.path.realpath(DEFAULT_RESULTS_DIR)
+
+
+def _report_path():
+    """The results page written (see --report)."""
+    if FLAGS["report"].present or _from_default_results():
+        return FLAGS.report
+    return os.path.join(FLAGS.results_dir, "results.md")
+
+
 def _readme_path():
     """The README whose headline is rewritten, or '' for none (see --readme)."""
-    if FLAGS["readme"].present or os.path.realpath(FLAGS.results_dir) == os.path.realpath(DEFAULT_RESULTS_DIR):
+    if FLAGS["readme"].present or _from_default_results():
         return FLAGS.readme
     return ""
 
@@ -428,7 +445,9 @@ def main(argv):
     try:
         settings = _settings()
     except ValueError as error:
-        raise app.UsageError(str(error))
+        raise app.UsageError(str(error).replace("StudySettings.", "--study_"))
+    if (FLAGS.report_only or FLAGS.figures) and not os.path.isdir(FLAGS.results_dir):
+        raise app.UsageError(f"--results_dir {FLAGS.results_dir!r} is not a directory (the result JSONs to read)")
     rows = study.study_rows()
     names = [row.name for row in rows]
     unknown = [name for name in FLAGS.rows if name not in names]
@@ -444,6 +463,17 @@ def main(argv):
         raise app.UsageError(str(error))
     finished = {(r["row"], r["seed"]) for r in results}
     pending = [(row, seed) for row in selected for seed in row.seeds if (row.name, seed) not in finished]
+    fine_tuned = sorted(f"{r['row']} seed {r['seed']}" for r in results if r["row"] in {
+        row.name for row in rows if row.stage == "finetune"})
+    if fine_tuned and any(row.stage == "pretrain" for row, _ in pending) and not (FLAGS.plan or FLAGS.figures or FLAGS.report_only):
+        # A new pretraining would write another backbone; the finished fine-tuning runs started from the old one
+        # (their JSONs record its hash), and the page refuses the mix: say so now, not after the pretraining.
+        raise app.UsageError(
+            f"The pretraining row has no result, but {len(fine_tuned)} fine-tuning runs do ({', '.join(fine_tuned[:3])}"
+            f"{', ...' if len(fine_tuned) > 3 else ''}): they started from an earlier pretraining. To redo Protocol A, "
+            f"move every Protocol A result (A_*.json) out of {FLAGS.results_dir}; to keep it, restore the pretraining "
+            "row's JSON, or leave it out of --rows"
+        )
     if FLAGS.plan:
         for row in rows:
             state = ["done" if (row.name, s) in finished else "todo" for s in row.seeds]
@@ -466,7 +496,10 @@ def main(argv):
         import hfgd_tf.train  # noqa: F401
 
         commit = _loaded_commit()
-        _prepare_records(_settings_dir(settings, "records"))
+        try:
+            _prepare_records(_settings_dir(settings, "records"))
+        except ValueError as error:
+            raise app.UsageError(f"--camvid_dir {FLAGS.camvid_dir!r}: {error}")
         for count, (row, seed) in enumerate(pending):
             if FLAGS.max_runs and count >= FLAGS.max_runs:
                 print(f"Stopped after --max_runs={FLAGS.max_runs}; {len(pending) - count} runs left")

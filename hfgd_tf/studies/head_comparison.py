@@ -117,7 +117,7 @@ def _study_verdict(results_dir, runs):
         alike = [r for _, r in sorted(found.items()) if r["settings"] == reference["settings"]]
         if alike:
             grouped[row.name] = {"protocol": "B", "seeds": [r["seed"] for r in alike], "miou": [r["miou"] for r in alike]}
-    difference, outcome = study.claim_verdict(HEAD_CLAIM, grouped)
+    difference, outcome, bar = study.claim_verdict(HEAD_CLAIM, grouped)
     seed_sd, degrees = study.pooled_seed_sd(grouped, "B")
     if seed_sd is None:
         spread = "no Protocol B row has two seeds yet, so the seed spread is not measured"
@@ -127,10 +127,11 @@ def _study_verdict(results_dir, runs):
             f"{study.degrees_of_freedom(degrees)}"
         )
     seeds = ", ".join(f"`{row}` seeds {grouped[row]['seeds']}" for row in (HEAD_CLAIM.better, HEAD_CLAIM.worse))
+    bar_text = "no bar without a measured spread" if bar is None else f"95% bar ±{100 * bar:.2f}"
     return (
         f"docs/results.md judges the claim over every seed of both rows ({seeds}); {spread}: the difference of the "
-        f"means is {100 * difference:+.2f} points, verdict \"{outcome}\" (the claim holds unless the default head is "
-        "more than two standard errors below the wide one)."
+        f"means is {100 * difference:+.2f} points ({bar_text}), verdict \"{outcome}\" (a cost of the default head "
+        "is shown only when the difference is below minus the bar)."
     )
 
 

@@ -11,10 +11,10 @@ from hfgd_tf.studies import camvid_ablations as study
 from tests.conftest import ROOT
 
 
-def _run_ablations(tmp_path, *arguments):
+def _run_ablations(tmp_path, *arguments, report=True):
     return subprocess.run(
         [sys.executable, os.path.join("scripts", "run_ablations.py"), f"--work_dir={tmp_path / 'work'}",
-         f"--report={tmp_path / 'results.md'}", *arguments],
+         *([f"--report={tmp_path / 'results.md'}"] if report else []), *arguments],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
 
@@ -108,3 +108,44 @@ def test_a_study_commit_takes_the_result_a_killed_process_left_uncommitted(tmp_p
     assert sorted(line for line in shown[1:] if line) == ["docs/results/new.json", "docs/results/orphan seed 0.json"]
     status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
     assert sorted(status.splitlines()) == [" M docs/results/old.json", " M notes.txt"]
+
+
+def test_results_elsewhere_write_their_page_beside_them_not_over_the_repository_page(tmp_path):
+    page = pathlib.Path(ROOT) / "docs" / "results.md"
+    before = page.read_bytes()
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    shutil.copy(pathlib.Path(ROOT) / "docs" / "results" / "B_hfgd__seed0.json", results_dir)
+    done = _run_ablations(tmp_path, "--report_only", f"--results_dir={results_dir}", report=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert page.read_bytes() == before
+    assert (results_dir / "results.md").read_text().startswith("# Results: HFGD's claims")
+    # A mistyped directory is refused rather than read as "no run finished".
+    typo = _run_ablations(tmp_path, "--report_only", f"--results_dir={tmp_path / 'result'}", report=False)
+    assert typo.returncode != 0 and "Traceback" not in typo.stderr
+    assert f"--results_dir '{tmp_path / 'result'}' is not a directory" in typo.stderr
+
+
+def test_bad_settings_data_and_a_second_pretraining_are_refused_before_anything_trains(tmp_path):
+    empty = tmp_path / "no_results"
+    empty.mkdir()
+    for flag, message in (("--study_crop_height=0", "--study_crop_height must be >= 1"),
+                          ("--max_runs=-1", "--max_runs")):
+        refused = _run_ablations(tmp_path, "--plan", flag, f"--results_dir={empty}")
+        assert refused.returncode != 0 and message in refused.stderr and "Traceback" not in refused.stderr, flag
+    # A directory that is not CamVid: named, no traceback.
+    not_camvid = tmp_path / "not_camvid"
+    not_camvid.mkdir()
+    refused = _run_ablations(tmp_path, "--rows=B_hfgd", f"--camvid_dir={not_camvid}", f"--results_dir={empty}",
+                             "--readme=")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert f"--camvid_dir '{not_camvid}': " in refused.stderr
+    # Fine-tuning results without the pretraining's: rerunning the pretraining would orphan them.
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    shutil.copy(pathlib.Path(ROOT) / "docs" / "results" / "A_hfgd__seed0.json", results_dir)
+    refused = _run_ablations(tmp_path, f"--results_dir={results_dir}", "--readme=", f"--camvid_dir={not_camvid}")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert "The pretraining row has no result, but 1 fine-tuning runs do (A_hfgd seed 0)" in refused.stderr
+    assert "move every Protocol A result (A_*.json) out of" in refused.stderr
+    assert not (tmp_path / "work").exists()

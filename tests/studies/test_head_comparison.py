@@ -50,10 +50,11 @@ def test_the_seed_noise_is_judged_as_the_results_page_judges_it(tmp_path):
     _result(tmp_path, "A_sfpn", 1, 0.40, 0)
     text = "\n".join(head_comparison.head_accuracy_section(str(tmp_path)))
     # Pooled: sqrt((1.0082 + 2.0) / 2) = 1.2264 over 2 degrees of freedom. Mean 32.30 - 30.12 = +2.18 against
-    # 2 sqrt(1.2264^2 / 2 + 1.2264^2 / 1) = 3.00: within seed noise, so the "not worse" claim holds.
+    # t(2) sqrt(1.2264^2 / 2 + 1.2264^2 / 1) = 4.303 x 1.502 = 6.46: within seed noise, a cost up to 4.28 not excluded.
     assert "(`B_hfgd` seeds [0, 1], `B_hfgd_wide_head` seeds [0])" in text
     assert "pooled over Protocol B's rows is 1.23 points over 2 degrees of freedom" in text
-    assert 'the difference of the means is +2.18 points, verdict "holds (within seed noise)"' in text
+    assert ('the difference of the means is +2.18 points (95% bar ±6.46), verdict "no cost detected (a cost up to '
+            '4.3 points is not excluded)"') in text
 
 
 def test_a_default_head_clearly_below_the_wide_one_fails_the_claim(tmp_path):
@@ -61,9 +62,10 @@ def test_a_default_head_clearly_below_the_wide_one_fails_the_claim(tmp_path):
     _result(tmp_path, "B_hfgd", 1, 0.302, 0)
     _result(tmp_path, "B_hfgd_wide_head", 0, 0.340, 128)
     text = "\n".join(head_comparison.head_accuracy_section(str(tmp_path)))
-    # SD 0.14 over 1 degree of freedom: 2 SE = 0.49, far less than the 3.90 points below.
+    # SD 0.14 over 1 degree of freedom: the bar t(1) x sqrt(0.14^2 / 2 + 0.14^2) = 12.71 x 0.17 = 2.20, less than
+    # the 3.90 points below.
     assert "is 0.14 points over 1 degree of freedom" in text
-    assert 'the difference of the means is -3.90 points, verdict "does not hold"' in text
+    assert 'the difference of the means is -3.90 points (95% bar ±2.20), verdict "does not hold"' in text
 
 
 def test_one_seed_says_the_seed_spread_is_not_measured(tmp_path):
