@@ -29,10 +29,46 @@ def test_holdback_takes_a_block_of_every_sequence_away_from_val():
         study.holdback_split(["0016E5"], 0.25)
 
 
-def test_settings_key_changes_with_any_setting():
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(study.StudySettings)])
+def test_settings_key_changes_with_any_setting(field):
     settings = study.StudySettings()
     assert study.settings_key(settings) == study.settings_key(study.StudySettings())
-    assert study.settings_key(settings) != study.settings_key(dataclasses.replace(settings, holdback_fraction=0.3))
+    value = getattr(settings, field)
+    other = value + "_other" if isinstance(value, str) else value / 2 if isinstance(value, float) else value * 2
+    assert study.settings_key(settings) != study.settings_key(dataclasses.replace(settings, **{field: other}))
+
+
+@pytest.mark.parametrize("claim", study.CLAIMS, ids=lambda claim: f"{claim.better}-vs-{claim.worse}")
+def test_the_two_rows_of_a_claim_differ_only_in_what_their_rows_override(claim):
+    """Two compared runs at one seed: every resolved config field that differs is one the rows set on purpose."""
+    rows = {row.name: row for row in study.study_rows()}
+    better, worse = rows[claim.better], rows[claim.worse]
+    assert better.protocol == worse.protocol == claim.protocol
+
+    def configs(row):
+        backbone = "pretrained.weights.h5" if row.stage == "finetune" else ""
+        return [dataclasses.asdict(c) for c in study.run_configs(row, 0, study.StudySettings(), "r", "run", 11, backbone)]
+
+    differing = {key for a, b in zip(configs(better), configs(worse)) for key in a if a[key] != b[key]}
+    intended = {*better.model, *worse.model, *better.train, *worse.train}
+    assert differing and differing <= intended, differing - intended
+
+
+def test_the_page_says_which_end_of_each_real_sequence_is_held_back(camvid_dir):
+    """The page's sentence on the held-back blocks is a literal: checked here against the real CamVid frames."""
+    from hfgd_tf.data.registry import get_dataset_spec
+
+    spec = get_dataset_spec("camvid")
+    train = [s.name for s in spec.list_samples(camvid_dir, "train")]
+    val = [s.name for s in spec.list_samples(camvid_dir, "val")]
+    _, finetune = study.holdback_split(train, study.StudySettings().holdback_fraction, avoid=val)
+    for sequence, end in (("0001TP", "last"), ("0006R0", "last"), ("0016E5", "first")):
+        frames = sorted(name for name in train if name.startswith(sequence))
+        held = sorted(name for name in finetune if name.startswith(sequence))
+        assert held == (frames[: len(held)] if end == "first" else frames[-len(held):]), sequence
+    page = study.render_report(study.study_rows(), study.StudySettings(), [], {
+        "command": "c", "machine": "m", "commits": [], "missing": []}, CLASSES)
+    assert "the first frames of 0016E5, the last of the other two" in page
 
 
 def test_rows_are_unique_and_cover_the_issue():
