@@ -20,6 +20,7 @@ Runs one at a time: the machine has 2 cores.
 
 import dataclasses
 import glob
+import hashlib
 import os
 import subprocess
 import sys
@@ -165,14 +166,29 @@ def _prepare_records(records_dir):
         study.PRETRAIN_SPLIT: [by_name[n] for n in pretrain],
         study.FINETUNE_SPLIT: [by_name[n] for n in finetune],
     }
+    # What each split holds (its frame names) and where from: records of another CamVid copy or split are redone.
+    source = {
+        "data_dir": os.path.abspath(FLAGS.camvid_dir),
+        "frames_sha256": {k: hashlib.sha256("\n".join(s.name for s in v).encode()).hexdigest() for k, v in splits.items()},
+    }
     manifest = read_manifest(records_dir) or {}
-    done = manifest.get("splits", {})
-    todo = {k: v for k, v in splits.items() if done.get(k, {}).get("num_examples") != len(v)}
+    done, recorded = manifest.get("splits", {}), manifest.get("source") or {}
+    if "frames_sha256" not in recorded and recorded.get("data_dir") == source["data_dir"]:
+        # Records converted before the frame names were recorded: their example counts are all there is to check.
+        recorded = {**recorded, "frames_sha256": {k: source["frames_sha256"][k] for k in done}}
+    todo = {
+        k: v for k, v in splits.items()
+        if done.get(k, {}).get("num_examples") != len(v) or recorded.get("frames_sha256", {}).get(k) != source["frames_sha256"][k]
+    }
     if not todo:
+        if recorded != manifest.get("source"):
+            write_manifest(records_dir, spec.info, {}, source=source)
         return
     options = ConvertOptions(progress=False, overwrite=True)
+    if set(todo) != set(splits):
+        todo = splits  # the manifest names one source for all of its splits: convert them all from this one
     results = {k: convert_split(v, records_dir, k, spec.info, spec.label_table, options) for k, v in todo.items()}
-    write_manifest(records_dir, spec.info, results, source={"data_dir": os.path.abspath(FLAGS.camvid_dir)})
+    write_manifest(records_dir, spec.info, results, source=source)
     logging.info("Converted %s into %s", {k: len(v) for k, v in todo.items()}, records_dir)
 
 

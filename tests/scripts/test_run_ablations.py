@@ -149,3 +149,62 @@ def test_bad_settings_data_and_a_second_pretraining_are_refused_before_anything_
     assert "The pretraining row has no result, but 1 fine-tuning runs do (A_hfgd seed 0)" in refused.stderr
     assert "move every Protocol A result (A_*.json) out of" in refused.stderr
     assert not (tmp_path / "work").exists()
+
+
+PREPARE = """
+import json, os, sys
+camvid, work = sys.argv[1:]
+sys.argv = ["run_ablations.py", "--camvid_dir=" + camvid, "--work_dir=" + work]
+import run_ablations
+run_ablations.FLAGS(sys.argv)
+records = os.path.join(work, "records")
+
+def manifest():
+    with open(os.path.join(records, "manifest.json")) as handle:
+        return json.load(handle)
+
+def prepare():
+    before = os.stat(os.path.join(records, "manifest.json")).st_mtime_ns if os.path.exists(records) else None
+    run_ablations._prepare_records(records)
+    return manifest(), os.stat(os.path.join(records, "manifest.json")).st_mtime_ns != before
+
+first, _ = prepare()
+print("splits", sorted((k, v["num_examples"]) for k, v in first["splits"].items()))
+print("again rewrote", prepare()[1])
+for directory in ("images", "labels"):
+    os.rename(os.path.join(camvid, directory, "train", "0001TP_000004.png"), os.path.join(camvid, directory, "train", "0001TP_000005.png"))
+renamed, rewrote = prepare()
+print("renamed rewrote", rewrote, renamed["source"]["frames_sha256"]["train"] != first["source"]["frames_sha256"]["train"])
+legacy = manifest()
+del legacy["source"]["frames_sha256"]
+with open(os.path.join(records, "manifest.json"), "w") as handle:
+    json.dump(legacy, handle)
+backfilled, _ = prepare()
+print("backfilled", backfilled["source"]["frames_sha256"] == renamed["source"]["frames_sha256"])
+"""
+
+
+def test_records_are_converted_again_when_the_frames_behind_them_change(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    camvid = tmp_path / "camvid"
+    frames = {"train": [f"{sequence}_{i}" for sequence, form in (("0001TP", "{:06d}"), ("0006R0", "f{:05d}"),
+                                                                  ("0016E5", "{:05d}")) for i in map(form.format, range(1, 5))],
+              "val": ["0016E5_00010"]}
+    for split, names in frames.items():
+        for directory in ("images", "labels"):
+            (camvid / directory / split).mkdir(parents=True)
+        for name in names:
+            Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(camvid / "images" / split / f"{name}.png")
+            Image.fromarray(np.ones((4, 6), np.uint8)).save(camvid / "labels" / split / f"{name}.png")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(ROOT, "scripts"), ROOT])}
+    done = subprocess.run([sys.executable, "-c", PREPARE, str(camvid), str(tmp_path / "work")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == [
+        "splits [('finetune', 3), ('pretrain', 9), ('train', 12), ('val', 1)]",  # 25% of 4 frames: 1 per sequence
+        "again rewrote False",
+        "renamed rewrote True True",  # same counts, another frame: converted again
+        "backfilled True",  # records from before the frame names were kept: their counts match, names recorded
+    ]
