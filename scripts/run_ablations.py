@@ -478,7 +478,11 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error))
     finished = {(r["row"], r["seed"]) for r in results}
-    pending = [(row, seed) for row in selected for seed in row.seeds if (row.name, seed) not in finished]
+    # Every row's first seed before any row's next one: the table fills in before its spreads narrow.
+    pending = sorted(
+        ((row, seed) for row in selected for seed in row.seeds if (row.name, seed) not in finished),
+        key=lambda run: (run[1], rows.index(run[0])),
+    )
     fine_tuned = sorted(f"{r['row']} seed {r['seed']}" for r in results if r["row"] in {
         row.name for row in rows if row.stage == "finetune"})
     if fine_tuned and any(row.stage == "pretrain" for row, _ in pending) and not (FLAGS.plan or FLAGS.figures or FLAGS.report_only):

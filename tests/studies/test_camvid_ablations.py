@@ -208,9 +208,9 @@ def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     meta = {"command": "python scripts/run_ablations.py", "machine": "test CPU", "commits": ["abc1234"],
             "missing": ["B_hfgd seed 1", "B_hfgd_os2 seed 0"]}
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
-    assert "**Incomplete: 3 of 5 runs finished.**" in page
-    assert "| `B_sfpn` | SemanticFPN (joint) | 2/2 (0,1) | 41.0 ± 1.4 |" in page
-    assert "| `B_hfgd` | HFGD full (OS4) | 1/2 (0) | 50.0 |" in page
+    assert "**Incomplete: 3 of 7 runs finished.**" in page
+    assert "| `B_sfpn` | SemanticFPN (joint) | 2/3 (0,1) | 41.0 ± 1.4 |" in page
+    assert "| `B_hfgd` | HFGD full (OS4) | 1/3 (0) | 50.0 |" in page
     assert "| `B_hfgd_os2` | HFGD at OS2 | 0/1 | not run yet |" in page
     # One degree of freedom behind the pooled SD: t = 12.71, the bar 12.71 x sqrt(1.41^2 / 2 + 1.41^2) = 22.0 points.
     assert "`B_hfgd` vs `B_sfpn` | +9.0 | 22.0 | within seed noise |" in page
@@ -220,17 +220,17 @@ def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     assert "| 1.00 | 2.0 | 2.0 |" in page  # train CPU minutes, not the wall time (a paused run's clock runs on)
     assert "abc1234" in page and "0.10 h training + 0.01 h evaluation" in page  # 3 x 120 s, 3 x 12 s of CPU
     assert "Not included: steps trained before the script recorded time (B_hfgd seed 0: 49 steps)." in page
-    # 5 runs x 1000 steps at 360 CPU s / 2951 timed steps, plus 5 evaluations of 12 s.
+    # 7 runs x 1000 steps at 360 CPU s / 2951 timed steps, plus 7 evaluations of 12 s.
     assert study.projected_cpu_hours(rows, study.StudySettings(), results) == pytest.approx(
-        (5000 * 360 / 2951 + 5 * 12) / 3600
+        (7000 * 360 / 2951 + 7 * 12) / 3600
     )
-    assert "takes about 0.2 CPU-hours: at least 0.1 h on 2 cores" in page and "more than the ~6 h" not in page
+    assert "takes about 0.3 CPU-hours: at least 0.1 h on 2 cores" in page and "more than the ~6 h" not in page
     assert "Evaluation wall time" not in page
     # The whole study at 1.5 CPU-hours per 1000 steps is over the ~6 h budget, and the page says so.
     slow = [_result("B_hfgd", 0, 0.5, train_cpu_seconds=5400.0, eval_cpu_seconds=160.0)]
     settings = study.StudySettings()
     steps = sum(study.row_steps(row, settings) * len(row.seeds) for row in study.study_rows())
-    expected = (steps * 5.4 + 160.0 * 28) / 3600
+    expected = (steps * 5.4 + 160.0 * study.run_count(study.study_rows())) / 3600
     assert study.projected_cpu_hours(study.study_rows(), settings, slow) == pytest.approx(expected)
     page = study.render_report(study.study_rows(), settings, slow, meta, CLASSES)
     assert f"takes about {expected:.1f} CPU-hours: at least {expected / 2:.1f} h" in page
@@ -239,8 +239,9 @@ def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     del old["eval_cpu_seconds"]
     page = study.render_report(rows, settings, [old], meta, CLASSES)
     assert "Evaluation wall time where CPU time was not recorded: B_hfgd seed 0." in page
-    complete = study.render_report(rows[:1], study.StudySettings(), results[:2], {**meta, "missing": []}, CLASSES)
-    assert "Complete: all 2 runs finished." in complete and "Incomplete" not in complete
+    complete = study.render_report(rows[:1], study.StudySettings(), results[:2] + [_result("B_sfpn", 2, 0.41)],
+                                   {**meta, "missing": []}, CLASSES)
+    assert "Complete: all 3 runs finished." in complete and "Incomplete" not in complete
 
 
 def test_run_timing_adds_up_over_processes_and_counts_the_steps_nobody_timed(tmp_path):
@@ -377,18 +378,18 @@ PROTOCOL_A = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_sfpn": 0.33, "A_hfgd_no_s
               "A_hfgd_unshared_kernels": 0.31}
 
 
-def _protocol_b_reading(miou_by_row, protocol_a=None, b_spread=0.0025, seeds=None):
+def _protocol_b_reading(miou_by_row, protocol_a=None, b_spread=0.005, seeds=None):
     """The reading from every Protocol B run, plus every Protocol A run when `protocol_a` gives their mIoUs.
 
-    Two-seed rows lie `b_spread` either side of their mIoU (by default a pooled SD of 0.35 points over 2 degrees
-    of freedom: the bar is t(2) x 0.35 = 1.5 points between two two-seed rows, 1.9 between a one-seed and a
-    two-seed row); `seeds` replaces every Protocol B row's seeds.
+    Three-seed rows lie at their mIoU and `b_spread` either side (by default a pooled SD of 0.5 points over 4
+    degrees of freedom: the bar is t(4) x 0.5 x sqrt(2/3) = 1.1 points between two three-seed rows, 1.6 between a
+    one-seed and a three-seed row); `seeds` replaces every Protocol B row's seeds.
     """
     rows = [row for row in study.study_rows() if row.protocol == "B"]
     if seeds is not None:
         rows = [dataclasses.replace(row, seeds=seeds) for row in rows]
     results = [
-        _result(row.name, seed, miou_by_row[row.name] + (b_spread * (2 * seed - 1) if len(row.seeds) == 2 else 0.0))
+        _result(row.name, seed, miou_by_row[row.name] + (b_spread * (seed - 1) if len(row.seeds) == 3 else 0.0))
         for row in rows for seed in row.seeds
     ]
     if protocol_a is not None:
@@ -400,8 +401,8 @@ def _protocol_b_reading(miou_by_row, protocol_a=None, b_spread=0.0025, seeds=Non
 
 def test_the_reading_of_protocol_b_follows_the_verdicts_and_waits_for_every_run():
     reading, rows, results = _protocol_b_reading(PROTOCOL_B)
-    assert ("From scratch, 1000 steps each: HFGD full (32.0 ± 0.4 mIoU at 2.0 GFLOPs) minus the jointly trained "
-            "SemanticFPN (35.0 ± 0.4 mIoU at 2.0 GFLOPs): -3.0 (below, beyond the 95% bar); minus DeepLabV3+ (36.0 "
+    assert ("From scratch, 1000 steps each: HFGD full (32.0 ± 0.5 mIoU at 2.0 GFLOPs) minus the jointly trained "
+            "SemanticFPN (35.0 ± 0.5 mIoU at 2.0 GFLOPs): -3.0 (below, beyond the 95% bar); minus DeepLabV3+ (36.0 "
             "mIoU at 2.0 GFLOPs): -4.0 (below, beyond the 95% bar).") in reading
     assert ("the CAE +3.0 (helps); the stop-gradients -3.0 (costs accuracy); the shared class kernels +0.5 "
             "(within seed noise); the upsampler +5.0 (helps).") in reading
@@ -411,7 +412,7 @@ def test_the_reading_of_protocol_b_follows_the_verdicts_and_waits_for_every_run(
     assert "OS4 minus OS8 +1.0 (within seed noise); OS2 minus OS4 +2.5 (above, beyond the 95% bar)." in reading
     assert "minus the D-wide head (32.5 mIoU at 2.0 GFLOPs): -0.5 (within seed noise)." in reading
     assert ("The one-seed rows (8 of them) are judged with the seed SD pooled over Protocol B's several-seed rows, "
-            "0.4 points over 2 degrees of freedom: the bar is then 4.3 standard errors (Student's t)") in reading
+            "0.5 points over 4 degrees of freedom: the bar is then 2.8 standard errors (Student's t)") in reading
     assert "about 0.5 of this section's 9 Protocol B comparisons would." in reading
     assert "Protocol A" not in reading  # no Protocol A rows on this page
     # Other outcomes: DeepLabV3+ and OS2 below HFGD full, every part within seed noise.
@@ -469,7 +470,7 @@ def test_readme_headline_shows_the_headline_rows_and_their_claims():
     assert headline.startswith(f"**Incomplete: 4 of {study.run_count(rows)} runs finished.**")
     assert "| `A_frozen` | Reference: pretrained backbone frozen, fresh HFGD head | 3/3 (0,1,2) | 41.0 ± 1.0 |" in headline
     assert "| `A_hfgd` | HFGD full | 1/3 (0) | 47.0 |" in headline
-    assert "| `B_sfpn` | SemanticFPN (joint) | 0/2 | not run yet |" in headline
+    assert "| `B_sfpn` | SemanticFPN (joint) | 0/3 | not run yet |" in headline
     # Bar: t(2) x sqrt(1/3 + 1) x 1 point = 5.0 points.
     assert "| Fine-tuning through HFGD beats keeping the backbone frozen | `A_hfgd` vs `A_frozen` | +6.0 | 5.0 | holds |" in headline
     assert "B_hfgd_os8" not in headline and "The CAE helps" not in headline  # not headline rows: on the page only
