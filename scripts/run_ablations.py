@@ -498,7 +498,8 @@ def main(argv):
         for row in rows:
             state = ["done" if (row.name, s) in finished else "todo" for s in row.seeds]
             print(f"{row.name:28s} {row.stage:9s} seeds {list(row.seeds)} {state}  {row.title}")
-        print(f"{len(pending)} runs to do among the selected rows")
+        print(f"{len(pending)} runs to do among the selected rows" + (
+            f", in this order: {', '.join(f'{row.name} seed {seed}' for row, seed in pending)}" if pending else ""))
         return
     if FLAGS.figures:
         try:
