@@ -50,7 +50,7 @@ flags.DEFINE_string(
     "the page; '' leaves it alone. Not given, the repository's README is rewritten only from the default "
     "--results_dir (a study elsewhere does not overwrite its numbers).",
 )
-flags.DEFINE_list("rows", [], "Rows to run (default: all, in study order).")
+flags.DEFINE_list("rows", [], "Rows to run (default: all; every row's first seed in table order, then the next seeds).")
 flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).", lower_bound=0)
 flags.DEFINE_bool("plan", False, "Print the rows and their state, run nothing.")
 flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
@@ -166,7 +166,8 @@ def _prepare_records(records_dir):
         study.PRETRAIN_SPLIT: [by_name[n] for n in pretrain],
         study.FINETUNE_SPLIT: [by_name[n] for n in finetune],
     }
-    # What each split holds (its frame names) and where from: records of another CamVid copy or split are redone.
+    # What each split holds (its frame names) and where from: records of another CamVid directory or split are
+    # redone (the frames' contents are not hashed: a copy changed in place under the same names is not noticed).
     source = {
         "data_dir": os.path.abspath(FLAGS.camvid_dir),
         "frames_sha256": {k: hashlib.sha256("\n".join(s.name for s in v).encode()).hexdigest() for k, v in splits.items()},
@@ -175,14 +176,15 @@ def _prepare_records(records_dir):
     done, recorded = manifest.get("splits", {}), manifest.get("source") or {}
     if "frames_sha256" not in recorded and recorded.get("data_dir") == source["data_dir"]:
         # Records converted before the frame names were recorded: their example counts are all there is to check.
-        recorded = {**recorded, "frames_sha256": {k: source["frames_sha256"][k] for k in done}}
+        recorded = {**recorded, "frames_sha256": {k: source["frames_sha256"].get(k) for k in done}}
     todo = {
         k: v for k, v in splits.items()
-        if done.get(k, {}).get("num_examples") != len(v) or recorded.get("frames_sha256", {}).get(k) != source["frames_sha256"][k]
+        if recorded.get("data_dir") != source["data_dir"] or done.get(k, {}).get("num_examples") != len(v)
+        or recorded.get("frames_sha256", {}).get(k) != source["frames_sha256"][k]
     }
     if not todo:
         if recorded != manifest.get("source"):
-            write_manifest(records_dir, spec.info, {}, source=source)
+            write_manifest(records_dir, spec.info, done, source=source)
         return
     options = ConvertOptions(progress=False, overwrite=True)
     if set(todo) != set(splits):
@@ -231,11 +233,42 @@ def _pretrained_backbone(settings, rows):
         model, _, _ = restore_model(run_dir, "latest")
     except ValueError as error:
         raise ValueError(
-            f"{pretrain.name} is finished but its weights are gone ({error}); to pretrain again, move every "
-            f"Protocol A result (A_*.json) out of {FLAGS.results_dir} and rerun: the fine-tuning rows must all start "
-            "from one pretraining"
+            f"{pretrain.name} is finished but its weights are gone ({error}); to pretrain again, "
+            f"{_redo_protocol_a(settings)} and rerun: the fine-tuning rows must all start from one pretraining"
         ) from error
     return _save_pretrained_backbone(settings, model.backbone)
+
+
+def _redo_protocol_a(settings):
+    """How to start Protocol A over: its results, its run directories and the pretrained backbone all go."""
+    return (
+        f"move every Protocol A result (A_*.json) out of {FLAGS.results_dir} and delete "
+        f"{_settings_dir(settings, 'runs', 'A_*')} and {_settings_dir(settings, PRETRAINED_BACKBONE)}"
+    )
+
+
+def _second_pretraining(settings, rows, results, pending):
+    """Why running `pending` would pretrain again under finished fine-tuning runs, or None.
+
+    A new pretraining writes another backbone while the finished fine-tuning runs started from the old one (their
+    JSONs record its hash), and the page refuses the mix: better said now than after hours of pretraining. A
+    pretraining whose run directory holds its final checkpoint only evaluates and saves the same weights again
+    (a result JSON lost after the backbone was saved), which is fine.
+    """
+    pretrain = [row for row, _ in pending if row.stage == "pretrain"]
+    fine_tuned = sorted(f"{r['row']} seed {r['seed']}" for r in results if r["row"] in {
+        row.name for row in rows if row.stage == "finetune"})
+    if not pretrain or not fine_tuned:
+        return None
+    row = pretrain[0]
+    if _checkpoint_step(_run_dir(settings, row, row.seeds[0])) >= study.row_steps(row, settings):
+        return None
+    return (
+        f"{row.name} has no result and no final checkpoint, but {len(fine_tuned)} fine-tuning runs have results "
+        f"({', '.join(fine_tuned[:3])}{', ...' if len(fine_tuned) > 3 else ''}): they started from an earlier "
+        f"pretraining, which running it would replace. To redo Protocol A, {_redo_protocol_a(settings)}; to keep "
+        f"it, restore {row.name}'s JSON, or leave {row.name} out of --rows"
+    )
 
 
 def _checkpoint_step(run_dir):
@@ -478,28 +511,24 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error))
     finished = {(r["row"], r["seed"]) for r in results}
-    # Every row's first seed before any row's next one: the table fills in before its spreads narrow.
+    # Every row's first seed before any row's next one: a study cut short still has every row.
     pending = sorted(
         ((row, seed) for row in selected for seed in row.seeds if (row.name, seed) not in finished),
         key=lambda run: (run[1], rows.index(run[0])),
     )
-    fine_tuned = sorted(f"{r['row']} seed {r['seed']}" for r in results if r["row"] in {
-        row.name for row in rows if row.stage == "finetune"})
-    if fine_tuned and any(row.stage == "pretrain" for row, _ in pending) and not (FLAGS.plan or FLAGS.figures or FLAGS.report_only):
-        # A new pretraining would write another backbone; the finished fine-tuning runs started from the old one
-        # (their JSONs record its hash), and the page refuses the mix: say so now, not after the pretraining.
-        raise app.UsageError(
-            f"The pretraining row has no result, but {len(fine_tuned)} fine-tuning runs do ({', '.join(fine_tuned[:3])}"
-            f"{', ...' if len(fine_tuned) > 3 else ''}): they started from an earlier pretraining. To redo Protocol A, "
-            f"move every Protocol A result (A_*.json) out of {FLAGS.results_dir}; to keep it, restore the pretraining "
-            "row's JSON, or leave it out of --rows"
-        )
+    refusal = None if (FLAGS.figures or FLAGS.report_only) else _second_pretraining(settings, rows, results, pending)
+    if refusal and not FLAGS.plan:
+        raise app.UsageError(refusal)
     if FLAGS.plan:
         for row in rows:
             state = ["done" if (row.name, s) in finished else "todo" for s in row.seeds]
             print(f"{row.name:28s} {row.stage:9s} seeds {list(row.seeds)} {state}  {row.title}")
         print(f"{len(pending)} runs to do among the selected rows" + (
             f", in this order: {', '.join(f'{row.name} seed {seed}' for row, seed in pending)}" if pending else ""))
+        if not os.path.isdir(FLAGS.results_dir):
+            print(f"--results_dir {FLAGS.results_dir!r} does not exist yet: no run has finished there")
+        if refusal:
+            print(f"Running them would be refused: {refusal}")
         return
     if FLAGS.figures:
         try:

@@ -22,6 +22,7 @@ Protocol B (ablations from scratch at equal budget) trains on the whole train sp
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -93,7 +94,7 @@ class StudySettings:
             steps = getattr(self, name)
             if steps % min(self.epoch_steps, steps):
                 raise ValueError(
-                    f"StudySettings.{name}={steps} must be a multiple of epoch_steps={self.epoch_steps} (the checkpoint "
+                    f"StudySettings.{name}={steps} must be a multiple of StudySettings.epoch_steps={self.epoch_steps} (the checkpoint "
                     "period)"
                 )
 
@@ -125,7 +126,9 @@ NO_STOP_GRADIENTS = dict(stop_gradient_backbone=False, stop_gradient_guidance=Fa
 
 
 def study_rows():
-    """The rows in run order (the pretraining row first: Protocol A's fine-tuning rows need it).
+    """The rows in table order (the pretraining row first: Protocol A's fine-tuning rows need it; scripts/
+    run_ablations.py runs every row's first seed, in this order, before any row's next seed, so that a study cut
+    short still has every row).
 
     Seeds: 3 per Protocol A row; 3 for SemanticFPN and HFGD from scratch, the paper's main comparison (the issue
     asks for at least 2; with 2 seeds the pooled spread of Protocol B has 2 degrees of freedom, and a 95% bar of
@@ -547,6 +550,7 @@ def student_t_tail(x, degrees, intervals=2000):
     return 1.0 - 2.0 * inside
 
 
+@functools.lru_cache(maxsize=None)
 def t_critical(degrees, confidence=BAR_CONFIDENCE):
     """The x with P(|T| > x) = 1 - confidence for Student's t (bisection on `student_t_tail`): how many
     standard errors apart two means must be when the SD comes from `degrees` degrees of freedom."""
@@ -617,7 +621,7 @@ def claim_verdict(claim, grouped):
     difference, outcome = verdict(better, worse, pooled)
     bar = verdict_bar(better, worse, pooled)
     if claim.kind == "not_worse" and outcome == "within seed noise":
-        outcome = f"no cost detected (a cost up to {100 * (bar - difference):.1f} points is not excluded)"
+        outcome = f"no cost detected (a cost up to {100 * (bar - difference):.1f} points is not excluded, 97.5% one-sided)"
     return difference, outcome, bar
 
 
@@ -1001,13 +1005,17 @@ def _limits_lines(grouped, class_names):
     seed_sd, _ = pooled_seed_sd(grouped, claim.protocol)
     if outcome is None or outcome[1] != "within seed noise" or seed_sd is None or outcome[0] == 0:
         return lines
-    # n seeds per row put a difference d at two standard errors when d = 2 s sqrt(2 / n) (t is near 2 there).
-    seeds = math.ceil(2 * (2 * seed_sd / outcome[0]) ** 2)
-    if seeds > min(len(grouped[claim.better]["miou"]), len(grouped[claim.worse]["miou"])):
+    runs = {name: grouped[name]["miou"] for name in (claim.better, claim.worse)}
+    spread = max([seed_sd] + [statistics.stdev(values) for values in runs.values() if len(values) > 1])
+    # Seeds per row for 80% power at a two-sided 5% level: n = 2 ((z_0.975 + z_0.8) s / d)^2 (normal approximation).
+    seeds = math.ceil(2 * ((1.96 + 0.84) * spread / outcome[0]) ** 2)
+    more = sum(max(0, seeds - len(values)) for values in runs.values())
+    if more:
         lines.append(
-            f"- \"{claim.text}\" is within seed noise: to decide a difference of {100 * abs(outcome[0]):.1f} points "
-            f"at the measured seed SD ({100 * seed_sd:.1f} points), each row would need about {seeds} seeds "
-            f"(2 (2 s / d)^2): about {2 * seeds * _run_hours(grouped, claim):.0f} CPU-hours for the two rows at this scale."
+            f"- \"{claim.text}\" is within seed noise. Were the measured difference ({100 * abs(outcome[0]):.1f} "
+            f"points, itself uncertain) the true one, with the seed SD used here ({100 * spread:.1f} points), each row "
+            f"would need about {seeds} seeds to detect it 80% of the time (2 ((1.96 + 0.84) s / d)^2, a rough figure): "
+            f"{more} more runs, about {more * _run_hours(grouped, claim):.0f} CPU-hours at this scale."
         )
     return lines
 
@@ -1030,11 +1038,10 @@ def _budget_line(rows, settings, results, budget_hours=6.0):
     )
     if projected / 2 > budget_hours:
         line += (
-            f" That is more than the ~{budget_hours:.0f} h the study was meant to fit, with every row at or below the "
-            f"issue's suggested size ({settings.scratch_steps} steps per row from scratch, of 1000-2000; crop "
-            f"{settings.crop_height}x{settings.crop_width}, of 256-352 px; batch {settings.batch_size}; "
-            f"{settings.backbone}): rows cut to a few hundred steps would not have trained. It is resumable and "
-            "spans several sessions."
+            f" That is more than the ~{budget_hours:.0f} h the study was meant to fit (the issue suggested 1000-2000 "
+            f"steps per row and 256-352 px crops; this study: {settings.scratch_steps} steps per row from scratch, "
+            f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, {settings.backbone}); "
+            "rows cut to a few hundred steps would not have trained. It is resumable and spans several sessions."
         )
     return line
 
@@ -1125,14 +1132,16 @@ def render_report(rows, settings, results, meta, class_names):
     lines += [
         "",
         "Verdict rule: \"holds\" when the difference of the means is beyond the 95% bar, `t sqrt(s1^2/n1 + s2^2/n2)`"
-        " over the rows' seeds with Student's `t` for the degrees of freedom the standard deviations come from;",
+        " over the rows' seeds with Student's `t` for the pooled standard deviation's degrees of freedom;",
         "\"does not hold\" when it is that far the other way, \"within seed noise\" between. Each row's standard",
         "deviation is the larger of its own over its seeds and the one pooled over its protocol's rows with several",
         f"seeds ({pooled_text}); a row with one seed gets no verdict until the pooled one exists. A verdict comes",
-        f"from seed noise alone at most {1 - BAR_CONFIDENCE:.0%} of the time: if no row truly differed, about "
+        f"from seed noise alone at most {1 - BAR_CONFIDENCE:.0%} of the time if the rows of a protocol vary by seed "
+        "alike (the pooled SD stands for the one-seed rows' spread, which is not measured; a row much noisier "
+        "than the pooled ones would reach false verdicts more often): if no row truly differed, about "
         f"{len(CLAIMS) * (1 - BAR_CONFIDENCE):.1f} of the {len(CLAIMS)} claims above would still reach one.",
         "A \"not worse\" claim is a test for a cost: within seed noise it reads \"no cost detected\" and names the",
-        "largest cost the bar does not exclude (bar minus difference).",
+        "largest cost the bar does not exclude (bar minus difference: a 97.5% one-sided bound).",
         "",
     ]
     lines += ["## Per-class IoU (mean over seeds, %)", "",

@@ -115,14 +115,13 @@ def test_a_study_commit_takes_the_result_a_killed_process_left_uncommitted(tmp_p
 
 
 def test_results_elsewhere_write_their_page_beside_them_not_over_the_repository_page(tmp_path):
-    page = pathlib.Path(ROOT) / "docs" / "results.md"
-    before = page.read_bytes()
     results_dir = tmp_path / "results"
     results_dir.mkdir()
     shutil.copy(pathlib.Path(ROOT) / "docs" / "results" / "B_hfgd__seed0.json", results_dir)
     done = _run_ablations(tmp_path, "--report_only", f"--results_dir={results_dir}", report=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert page.read_bytes() == before
+    # What it wrote, from its own output: a study running meanwhile may rewrite the repository's page itself.
+    assert done.stdout.strip().splitlines()[-1] == f"Wrote {results_dir / 'results.md'}"
     assert (results_dir / "results.md").read_text().startswith("# Results: HFGD's claims")
     # A mistyped directory is refused rather than read as "no run finished".
     typo = _run_ablations(tmp_path, "--report_only", f"--results_dir={tmp_path / 'result'}", report=False)
@@ -144,15 +143,27 @@ def test_bad_settings_data_and_a_second_pretraining_are_refused_before_anything_
                              "--readme=")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
     assert f"--camvid_dir '{not_camvid}': " in refused.stderr
-    # Fine-tuning results without the pretraining's: rerunning the pretraining would orphan them.
+    # Fine-tuning results without the pretraining's: pretraining again would orphan them.
     results_dir = tmp_path / "results"
     results_dir.mkdir()
     shutil.copy(pathlib.Path(ROOT) / "docs" / "results" / "A_hfgd__seed0.json", results_dir)
     refused = _run_ablations(tmp_path, f"--results_dir={results_dir}", "--readme=", f"--camvid_dir={not_camvid}")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
-    assert "The pretraining row has no result, but 1 fine-tuning runs do (A_hfgd seed 0)" in refused.stderr
-    assert "move every Protocol A result (A_*.json) out of" in refused.stderr
+    assert "A_pretrain has no result and no final checkpoint, but 1 fine-tuning runs have results (A_hfgd seed 0)" \
+        in refused.stderr
+    runs = tmp_path / "work" / study.settings_key(study.StudySettings()) / "runs"
+    assert f"move every Protocol A result (A_*.json) out of {results_dir} and delete {runs / 'A_*'} and" in refused.stderr
     assert not (tmp_path / "work").exists()
+    plan = _run_ablations(tmp_path, "--plan", f"--results_dir={results_dir}")
+    assert plan.returncode == 0 and "Running them would be refused: A_pretrain has no result" in plan.stdout
+    # Its final checkpoint still there (the JSON lost after the backbone was saved): it only evaluates again.
+    pretrain_dir = runs / "A_pretrain" / "seed0"
+    pretrain_dir.mkdir(parents=True)
+    steps = study.row_steps(next(r for r in study.study_rows() if r.name == "A_pretrain"), study.StudySettings())
+    (pretrain_dir / "checkpoint").write_text(f'model_checkpoint_path: "ckpt-{steps}"\n')
+    (pretrain_dir / f"ckpt-{steps}.index").write_bytes(b"")
+    allowed = _run_ablations(tmp_path, f"--results_dir={results_dir}", "--readme=", f"--camvid_dir={not_camvid}")
+    assert "has no result" not in allowed.stderr and f"--camvid_dir '{not_camvid}': " in allowed.stderr
 
 
 PREPARE = """
@@ -183,8 +194,19 @@ legacy = manifest()
 del legacy["source"]["frames_sha256"]
 with open(os.path.join(records, "manifest.json"), "w") as handle:
     json.dump(legacy, handle)
+def shards():
+    return {name: os.stat(os.path.join(records, name)).st_mtime_ns for name in os.listdir(records) if name != "manifest.json"}
+before = shards()
 backfilled, _ = prepare()
-print("backfilled", backfilled["source"]["frames_sha256"] == renamed["source"]["frames_sha256"])
+print("backfilled", backfilled["source"]["frames_sha256"] == renamed["source"]["frames_sha256"], shards() == before,
+      sorted(backfilled["splits"]) == sorted(renamed["splits"]))
+import shutil
+moved = camvid + "_moved"
+shutil.copytree(camvid, moved)
+sys.argv[1] = "--camvid_dir=" + moved
+run_ablations.FLAGS(sys.argv[:3])
+elsewhere, rewrote = prepare()
+print("elsewhere rewrote", rewrote, elsewhere["source"]["data_dir"] == os.path.abspath(moved), shards() != before)
 """
 
 
@@ -210,5 +232,6 @@ def test_records_are_converted_again_when_the_frames_behind_them_change(tmp_path
         "splits [('finetune', 3), ('pretrain', 9), ('train', 12), ('val', 1)]",  # 25% of 4 frames: 1 per sequence
         "again rewrote False",
         "renamed rewrote True True",  # same counts, another frame: converted again
-        "backfilled True",  # records from before the frame names were kept: their counts match, names recorded
+        "backfilled True True True",  # records from before the frame names were kept: names recorded, not redone
+        "elsewhere rewrote True True True",  # another CamVid directory, same frame names: converted again
     ]

@@ -107,7 +107,7 @@ def test_run_configs_follow_the_protocols(tmp_path):
     assert model.upsampler_width == settings.num_channels // 2
     assert study.run_configs(rows["B_deeplabv3plus"], 0, settings, "rec", str(tmp_path), 11)[0].backbone_output_stride == 16
     assert study.run_configs(rows["A_frozen"], 0, settings, "rec", str(tmp_path), 11)[3].freeze_backbone
-    with pytest.raises(ValueError, match="scratch_steps=300 must be a multiple of epoch_steps=250"):
+    with pytest.raises(ValueError, match="scratch_steps=300 must be a multiple of StudySettings.epoch_steps=250"):
         dataclasses.replace(settings, scratch_steps=300)
 
 
@@ -153,8 +153,8 @@ def test_a_not_worse_claim_is_a_test_for_a_cost_and_names_the_cost_not_excluded(
     assert (claim.better, claim.worse) == ("B_hfgd", "B_hfgd_wide_head")
     # Pooled Protocol B SD 1 point over 2 degrees of freedom: the bar between two one-seed rows is 6.1 points.
     for better, outcome in (
-        (0.51, "no cost detected (a cost up to 5.1 points is not excluded)"),
-        (0.49, "no cost detected (a cost up to 7.1 points is not excluded)"),
+        (0.51, "no cost detected (a cost up to 5.1 points is not excluded, 97.5% one-sided)"),
+        (0.49, "no cost detected (a cost up to 7.1 points is not excluded, 97.5% one-sided)"),
         (0.57, "holds"),
         (0.43, "does not hold"),
     ):
@@ -297,9 +297,10 @@ def test_the_limits_name_the_classes_no_run_learned_and_the_seeds_a_close_claim_
     results[-1] = _result("B_hfgd", 1, 0.365, per_class_iou=never)
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
     assert "- 1 of the 2 classes (road) score 0.0 IoU in every run: at this scale mIoU is decided by the other 1," in page
-    # Pooled SD 1.41 points, difference 0.5: 2 (2 x 1.41 / 0.5)^2 = 64 seeds per row, 2 x 64 x 120 s = 4 CPU-hours.
-    assert ("to decide a difference of 0.5 points at the measured seed SD (1.4 points), each row would need about 64 "
-            "seeds (2 (2 s / d)^2): about 4 CPU-hours for the two rows at this scale.") in page
+    # SD 1.41 points, difference 0.5: 2 (2.8 x 1.41 / 0.5)^2 = 125.4 -> 126 seeds per row, 2 x 124 more runs of 120 s.
+    assert ("Were the measured difference (0.5 points, itself uncertain) the true one, with the seed SD used here (1.4 "
+            "points), each row would need about 126 seeds to detect it 80% of the time (2 ((1.96 + 0.84) s / d)^2, a "
+            "rough figure): 248 more runs, about 8 CPU-hours at this scale.") in page
 
 
 def test_protocol_a_page_describes_the_split_and_compares_every_fine_tuned_row_with_the_frozen_reference():

@@ -54,7 +54,7 @@ def test_the_seed_noise_is_judged_as_the_results_page_judges_it(tmp_path):
     assert "(`B_hfgd` seeds [0, 1], `B_hfgd_wide_head` seeds [0])" in text
     assert "pooled over Protocol B's rows is 1.23 points over 2 degrees of freedom" in text
     assert ('the difference of the means is +2.18 points (95% bar ±6.46), verdict "no cost detected (a cost up to '
-            '4.3 points is not excluded)"') in text
+            '4.3 points is not excluded, 97.5% one-sided)"') in text
 
 
 def test_a_default_head_clearly_below_the_wide_one_fails_the_claim(tmp_path):
