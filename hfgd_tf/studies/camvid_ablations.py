@@ -498,8 +498,10 @@ def aggregate(results):
         entry = grouped.setdefault(
             result["row"],
             {"protocol": result["protocol"], "seeds": [], "miou": [], "per_class": {}, "train_cpu_seconds": [],
-             "params_m": None, "gflops": None},
+             "params_m": None, "gflops": None, "cpu_lower_bound": False},
         )
+        # Steps trained before the script timed them, or only a resumed run's last process timed: a lower bound.
+        entry["cpu_lower_bound"] |= bool(result.get("untimed_steps")) or "train_processes" not in result
         entry["seeds"].append(result["seed"])
         entry["miou"].append(result["miou"])
         entry["train_cpu_seconds"].append(result["train_cpu_seconds"])
@@ -660,7 +662,7 @@ def _row_line(row, entry, costs):
     if costs:
         line += (
             f" {entry['params_m']:.2f} | {entry['gflops']:.1f} | "
-            f"{statistics.fmean(entry['train_cpu_seconds']) / 60:.1f} |"
+            f"{'≥ ' if entry['cpu_lower_bound'] else ''}{statistics.fmean(entry['train_cpu_seconds']) / 60:.1f} |"
         )
     return line
 
@@ -1088,7 +1090,8 @@ def render_report(rows, settings, results, meta, class_names):
             f"were summed; left out of the projection below): {', '.join(last_process_only)}."
             if last_process_only
             else ""
-        ),
+        )
+        + (" The tables mark those rows' train CPU minutes as lower bounds (≥)." if untimed or last_process_only else ""),
         _budget_line(rows, settings, results),
         f"- Commits of the runs: {', '.join(sorted(set(meta['commits']))) or 'none yet'} (each result JSON names its own;"
         " the seeds of a row may have run on different commits).",

@@ -218,6 +218,9 @@ def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     assert "would need about" not in page  # 2 (2 x 1.41 / 9)^2 < 1 seed: the seeds are not what is missing
     assert "| `B_sfpn` | 51.0 | 31.0 |" in page  # per-class means
     assert "| 1.00 | 2.0 | 2.0 |" in page  # train CPU minutes, not the wall time (a paused run's clock runs on)
+    # B_hfgd's run has untimed steps: its CPU minutes are a lower bound, and the page says what the mark means.
+    assert "| `B_hfgd` | HFGD full (OS4) | 1/3 (0) | 50.0 | 1.00 | 2.0 | ≥ 2.0 |" in page
+    assert "The tables mark those rows' train CPU minutes as lower bounds (≥)." in page
     assert "abc1234" in page and "0.10 h training + 0.01 h evaluation" in page  # 3 x 120 s, 3 x 12 s of CPU
     assert "Not included: steps trained before the script recorded time (B_hfgd seed 0: 49 steps)." in page
     # 7 runs x 1000 steps at 360 CPU s / 2951 timed steps, plus 7 evaluations of 12 s.
