@@ -177,21 +177,19 @@ def _prepare_records(records_dir):
     if "frames_sha256" not in recorded and recorded.get("data_dir") == source["data_dir"]:
         # Records converted before the frame names were recorded: their example counts are all there is to check.
         recorded = {**recorded, "frames_sha256": {k: source["frames_sha256"].get(k) for k in done}}
-    todo = {
-        k: v for k, v in splits.items()
-        if recorded.get("data_dir") != source["data_dir"] or done.get(k, {}).get("num_examples") != len(v)
-        or recorded.get("frames_sha256", {}).get(k) != source["frames_sha256"][k]
-    }
-    if not todo:
+    stale = recorded.get("data_dir") != source["data_dir"] or any(
+        done.get(k, {}).get("num_examples") != len(v) or recorded.get("frames_sha256", {}).get(k) != source["frames_sha256"][k]
+        for k, v in splits.items()
+    )
+    if not stale:
         if recorded != manifest.get("source"):
             write_manifest(records_dir, spec.info, done, source=source)
         return
+    # The manifest names one source for all of its splits: any stale split converts them all from this one.
     options = ConvertOptions(progress=False, overwrite=True)
-    if set(todo) != set(splits):
-        todo = splits  # the manifest names one source for all of its splits: convert them all from this one
-    results = {k: convert_split(v, records_dir, k, spec.info, spec.label_table, options) for k, v in todo.items()}
+    results = {k: convert_split(v, records_dir, k, spec.info, spec.label_table, options) for k, v in splits.items()}
     write_manifest(records_dir, spec.info, results, source=source)
-    logging.info("Converted %s into %s", {k: len(v) for k, v in todo.items()}, records_dir)
+    logging.info("Converted %s into %s", {k: len(v) for k, v in splits.items()}, records_dir)
 
 
 PRETRAINED_BACKBONE = "pretrained_backbone.weights.h5"

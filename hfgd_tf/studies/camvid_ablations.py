@@ -595,13 +595,19 @@ def verdict(better, worse, pooled=(None, 0)):
     Returns:
         (difference of the means, outcome str).
     """
+    difference, outcome, _ = _judge(better, worse, pooled)
+    return difference, outcome
+
+
+def _judge(better, worse, pooled):
+    """`verdict` with the bar it used: (difference, outcome, bar or None)."""
     difference = statistics.fmean(better) - statistics.fmean(worse)
     bar = verdict_bar(better, worse, pooled)
     if bar is None:
-        return difference, NO_SPREAD
+        return difference, NO_SPREAD, bar
     if abs(difference) <= bar:
-        return difference, "within seed noise"
-    return difference, "holds" if difference > 0 else "does not hold"
+        return difference, "within seed noise", bar
+    return difference, "holds" if difference > 0 else "does not hold", bar
 
 
 def _compare(grouped, protocol, better, worse):
@@ -618,10 +624,9 @@ def claim_verdict(claim, grouped):
     """
     if claim.better not in grouped or claim.worse not in grouped:
         return None
-    better, worse = grouped[claim.better]["miou"], grouped[claim.worse]["miou"]
-    pooled = pooled_seed_sd(grouped, claim.protocol)
-    difference, outcome = verdict(better, worse, pooled)
-    bar = verdict_bar(better, worse, pooled)
+    difference, outcome, bar = _judge(
+        grouped[claim.better]["miou"], grouped[claim.worse]["miou"], pooled_seed_sd(grouped, claim.protocol)
+    )
     if claim.kind == "not_worse" and outcome == "within seed noise":
         outcome = f"no cost detected (a cost up to {100 * (bar - difference):.1f} points is not excluded, 97.5% one-sided)"
     return difference, outcome, bar
