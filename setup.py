@@ -42,7 +42,7 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "pytest-xdist>=3.8"],
         # --backbone=keras_hub:<Class>. 0.32 is the first keras-hub whose tensorflow-text allows TF 2.21 (0.31
         # needs tensorflow-text<2.21). It pins kagglesdk==0.1.28, which constraints.txt's kagglesdk/kagglehub
         # pins exclude: install this extra without `-c constraints.txt` (pip then takes kagglehub 1.0.2).
