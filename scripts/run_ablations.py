@@ -82,7 +82,11 @@ def _load_results(settings):
             f"{len(wrong)} result files in {FLAGS.results_dir} were made with other study settings ({', '.join(wrong[:4])}"
             f"{', ...' if len(wrong) > 4 else ''}): give the same --study_* flags, or move those files away"
         )
-    study.check_results(study.study_rows(), named)
+    rows = study.study_rows()
+    study.check_results(rows, named)
+    from hfgd_tf.data.registry import get_dataset_spec
+
+    study.check_configs(rows, named, settings, get_dataset_spec("camvid").info.num_classes)
     results = [result for _, result in named]
     backbone = _settings_dir(settings, PRETRAINED_BACKBONE)
     study.check_one_pretrained_backbone(results, study.file_sha256(backbone) if os.path.isfile(backbone) else None)
@@ -308,7 +312,7 @@ def _run(row, seed, settings, rows, commit):
     trainer.train()
     # CPU time is the honest cost (a paused process's wall clock runs on); both are kept.
     timing = study.add_run_timing(
-        run_dir, start_step, int(trainer.step.numpy()), time.time() - start, time.process_time() - cpu_start
+        run_dir, start_step, int(trainer.step.numpy()), time.time() - start, time.process_time() - cpu_start, commit
     )
     train_seconds = timing["wall_seconds"]
     if trainer.preempted:
@@ -356,6 +360,12 @@ def _run(row, seed, settings, rows, commit):
         # Fine-tuning rows: the pretrained backbone they started from; the pretraining row: the one it wrote.
         "pretrained_backbone_sha256": backbone_sha256,
         "commit": commit,
+        **(
+            # Every process's commit, when each was recorded (a run begun before the script kept them has gaps).
+            {"process_commits": timing["commits"]}
+            if len(timing["commits"]) == timing["processes"] and len(set(timing["commits"])) > 1
+            else {}
+        ),
         "machine": _machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }

@@ -16,9 +16,11 @@ sequence's first and last blocks, the one farther from the val frames is held ba
 (0016E5_07959-08159) sit inside the train part of 0016E5, and fine-tuning on their neighbours would
 favour the fine-tuned rows over the frozen reference.
 Fine-tuning protects the pretrained features alike for every row: backbone LR x0.1, warmup, a short
-schedule. The reference line is the same pretrained backbone frozen, with a fresh HFGD head.
+schedule. The reference lines are the same pretrained backbone frozen, with a fresh HFGD head and with a fresh
+SemanticFPN head: each fine-tuned row is judged against the frozen backbone under its own kind of head.
 
-Protocol B (ablations from scratch at equal budget) trains on the whole train split.
+Protocol B (ablations from scratch at equal budget: the same number of steps, not the same FLOPs) trains on the
+whole train split.
 """
 
 import dataclasses
@@ -140,6 +142,13 @@ def study_rows():
             model=dict(upsampler="none")),
         Row("A_frozen", "A", "Reference: pretrained backbone frozen, fresh HFGD head", "finetune", a_seeds,
             train=dict(freeze_backbone=True)),
+        # The frozen references, one per head family: a fine-tuned row is judged against the same head trained on
+        # the frozen backbone, so that "beats the frozen backbone" is about the backbone's update, not about which
+        # head learns faster in the short schedule. The HFGD variants share A_frozen: their heads differ from HFGD's
+        # only in where gradients flow (unshared: one more 1x1 classifier), far less than SemanticFPN's head, which
+        # has no CAE and no high-level branch.
+        Row("A_sfpn_frozen", "A", "Reference: pretrained backbone frozen, fresh SemanticFPN head", "finetune", a_seeds,
+            model=dict(upsampler="sfpn"), train=dict(freeze_backbone=True)),
         Row("A_sfpn", "A", "SemanticFPN (joint)", "finetune", a_seeds, model=dict(upsampler="sfpn")),
         Row("A_hfgd", "A", "HFGD full", "finetune", a_seeds),
         Row("A_hfgd_no_stop_gradients", "A", "HFGD without stop-gradients", "finetune", a_seeds,
@@ -148,7 +157,8 @@ def study_rows():
             model=dict(share_class_kernels=False)),
         Row("B_sfpn", "B", "SemanticFPN (joint)", "scratch", b_main, model=dict(upsampler="sfpn")),
         Row("B_hfgd", "B", "HFGD full (OS4)", "scratch", b_main),
-        Row("B_hfgd_no_cae", "B", "HFGD without CAE (--cae=none)", "scratch", b_single, model=dict(cae="none")),
+        Row("B_hfgd_no_cae", "B", "HFGD without CAE (--cae=none: one 3x3 conv on C5 in its place)", "scratch",
+            b_single, model=dict(cae="none")),
         Row("B_hfgd_no_stop_gradients", "B", "HFGD without stop-gradients", "scratch", b_single,
             model=NO_STOP_GRADIENTS),
         Row("B_hfgd_unshared_kernels", "B", "HFGD without shared class kernels", "scratch", b_single,
@@ -181,7 +191,7 @@ CLAIMS = tuple(Claim(*claim) for claim in (
     # The premise: fine-tuning through a jointly trained upsampler can harm the pretrained features, so each
     # fine-tuned row is also set against the frozen backbone with a fresh head.
     ("Fine-tuning through HFGD beats keeping the backbone frozen", "A", "A_hfgd", "A_frozen"),
-    ("Fine-tuning through SemanticFPN beats keeping the backbone frozen", "A", "A_sfpn", "A_frozen"),
+    ("Fine-tuning through SemanticFPN beats keeping the backbone frozen", "A", "A_sfpn", "A_sfpn_frozen"),
     ("Fine-tuning through HFGD without stop-gradients beats keeping the backbone frozen", "A",
      "A_hfgd_no_stop_gradients", "A_frozen"),
     ("Fine-tuning through HFGD without shared kernels beats keeping the backbone frozen", "A",
@@ -317,16 +327,19 @@ def result_path(results_dir, row, seed):
     return os.path.join(results_dir, f"{row.name}__seed{seed}.json")
 
 
-def add_run_timing(run_dir, start_step, end_step, wall_seconds, cpu_seconds):
-    """Adds one process's time to <run_dir>/timing.json and returns the totals.
+def add_run_timing(run_dir, start_step, end_step, wall_seconds, cpu_seconds, commit=None):
+    """Adds one process's time (and the commit of its code, when given) to <run_dir>/timing.json and returns the
+    totals.
 
-    A run can take several processes (preemption, a kill, a new session). Steps that no recorded process
-    timed (trained before this file existed, or by a killed process up to the checkpoint it left) count as
-    `untimed_steps`, so a result's times do not pass for the whole run when they are not. A killed process's
-    steps after its last checkpoint are trained again, and its time for them is lost without a trace.
+    A run can take several processes (preemption, a kill, a new session), each maybe on another commit: the
+    `commits` list keeps them in order. Steps that no recorded process timed (trained before this file existed,
+    or by a killed process up to the checkpoint it left) count as `untimed_steps`, so a result's times do not
+    pass for the whole run when they are not. A killed process's steps after its last checkpoint are trained
+    again, and its time for them is lost without a trace.
     """
     path = os.path.join(run_dir, "timing.json")
-    timing = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "processes": 0, "untimed_steps": 0, "timed_until_step": 0}
+    timing = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "processes": 0, "untimed_steps": 0, "timed_until_step": 0,
+              "commits": []}
     if os.path.isfile(path):
         with open(path) as handle:
             timing.update(json.load(handle))
@@ -335,6 +348,8 @@ def add_run_timing(run_dir, start_step, end_step, wall_seconds, cpu_seconds):
     timing["cpu_seconds"] += cpu_seconds
     timing["processes"] += 1
     timing["timed_until_step"] = end_step
+    if commit is not None:
+        timing["commits"].append(commit)
     write_json_atomic(path, timing)
     return timing
 
@@ -443,6 +458,58 @@ def check_results(rows, named_results):
             raise ValueError(
                 f"{path}: {row} seed {seed} is not a run of the study (python scripts/run_ablations.py --plan lists "
                 "them); move it away"
+            )
+
+
+# Config fields that name files of the machine that ran, not what ran.
+_MACHINE_FIELDS = {"model_config": {"backbone_weights_path"}, "train_config": {"checkpoint_dir"}}
+
+
+def _json_like(value):
+    """`value` as it reads back from JSON (tuples become lists), for comparing with a stored result."""
+    return json.loads(json.dumps(value))
+
+
+def config_differences(row, result, settings, num_classes):
+    """What a result's stored configs hold that the row's run would not get now: a list of
+    "model_config.cae: 'none' then, 'transformer' now".
+
+    Compared: the `model_config`, `optimizer_config` and `train_config` the result recorded, field by field,
+    with `run_configs` for its row and seed today. Not compared: configs a result predates (written before the
+    script recorded them), fields only one side has (a field added or removed since it ran), and paths.
+    """
+    configs = run_configs(row, result["seed"], settings, "<records>", "<run_dir>", num_classes)
+    now = {"model_config": configs[0], "optimizer_config": configs[2], "train_config": configs[3]}
+    differences = []
+    for key, config in now.items():
+        stored = result.get(key)
+        if not isinstance(stored, dict):
+            continue
+        current = _json_like(dataclasses.asdict(config))
+        for field in sorted(set(stored) & set(current) - _MACHINE_FIELDS.get(key, set())):
+            if stored[field] != current[field]:
+                differences.append(f"{key}.{field}: {stored[field]!r} then, {current[field]!r} now")
+    return differences
+
+
+def check_configs(rows, named_results, settings, num_classes):
+    """Raises ValueError naming the file when a finished run was trained otherwise than its row trains now
+    (a row or a config default changed since): its result would stand for a run the plan no longer makes.
+
+    Args:
+        rows: list of `Row` (the plan).
+        named_results: list of `(path, result dict)` of planned runs (`check_results`).
+        settings: `StudySettings` the results were made with.
+        num_classes: int.
+    """
+    by_name = {row.name: row for row in rows}
+    for path, result in named_results:
+        differences = config_differences(by_name[result["row"]], result, settings, num_classes)
+        if differences:
+            raise ValueError(
+                f"{path}: {result['row']} seed {result['seed']} ran with other configs than the row gives now "
+                f"({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}): move the file away to "
+                "run it again, or restore the row's definition"
             )
 
 
@@ -565,6 +632,20 @@ def t_critical(degrees, confidence=BAR_CONFIDENCE):
     return (low + high) / 2
 
 
+def _standard_error(better, worse, pooled=(None, 0)):
+    """`(sqrt(s_b^2/n_b + s_w^2/n_w), degrees of freedom)` for `verdict_bar`; None without a measured spread."""
+    seed_sd, degrees = pooled
+    variance = 0.0
+    for values in (better, worse):
+        spreads = [sd for sd in (statistics.stdev(values) if len(values) > 1 else None, seed_sd) if sd is not None]
+        if not spreads:
+            return None
+        variance += max(spreads) ** 2 / len(values)
+    if seed_sd is None:
+        degrees = len(better) + len(worse) - 2
+    return math.sqrt(variance), degrees
+
+
 def verdict_bar(better, worse, pooled=(None, 0)):
     """Half-width of the 95% bar for `mean(better) - mean(worse)` (per-seed mIoUs, fractions); None without a
     measured spread.
@@ -575,16 +656,8 @@ def verdict_bar(better, worse, pooled=(None, 0)):
     (without a pooled SD, the rows' own: `n_b + n_w - 2`). With 2 degrees of freedom `t` is 4.3, not the
     normal's 2: two or three seeds per row measure the spread itself poorly.
     """
-    seed_sd, degrees = pooled
-    variance = 0.0
-    for values in (better, worse):
-        spreads = [sd for sd in (statistics.stdev(values) if len(values) > 1 else None, seed_sd) if sd is not None]
-        if not spreads:
-            return None
-        variance += max(spreads) ** 2 / len(values)
-    if seed_sd is None:
-        degrees = len(better) + len(worse) - 2
-    return t_critical(degrees) * math.sqrt(variance)
+    error = _standard_error(better, worse, pooled)
+    return None if error is None else t_critical(error[1]) * error[0]
 
 
 def verdict(better, worse, pooled=(None, 0)):
@@ -632,9 +705,50 @@ def claim_verdict(claim, grouped):
     return difference, outcome, bar
 
 
+def claim_p_value(claim, grouped):
+    """Two-sided p-value of a `Claim`'s difference under the `verdict_bar` test; None when a row has not run or
+    no spread is measured."""
+    if claim.better not in grouped or claim.worse not in grouped:
+        return None
+    better, worse = grouped[claim.better]["miou"], grouped[claim.worse]["miou"]
+    error = _standard_error(better, worse, pooled_seed_sd(grouped, claim.protocol))
+    if error is None:
+        return None
+    return student_t_tail(abs(statistics.fmean(better) - statistics.fmean(worse)) / error[0], error[1])
+
+
+def holm_decided(claims, grouped, familywise=1 - BAR_CONFIDENCE):
+    """The claims whose difference stays significant under Holm's step-down correction over every claim with a
+    p-value (`claim_p_value`): the chance of any false verdict among them is at most `familywise`.
+
+    Holm (1979): sort the m p-values; the i-th smallest (from 0) must be at most `familywise / (m - i)`, and the
+    first that is not ends the list. Uniformly more powerful than Bonferroni, valid under any dependence (the
+    claims share rows, so they are not independent).
+    """
+    p_values = sorted(
+        ((p, claim) for claim in claims if (p := claim_p_value(claim, grouped)) is not None), key=lambda item: item[0]
+    )
+    return [claim for _, claim in p_values[: holm_rejections([p for p, _ in p_values], familywise)]]
+
+
+def holm_rejections(p_values, familywise=1 - BAR_CONFIDENCE):
+    """How many of `p_values` Holm's step-down procedure rejects (they are the smallest ones)."""
+    ordered = sorted(p_values)
+    for index, p in enumerate(ordered):
+        if p > familywise / (len(ordered) - index):
+            return index
+    return len(ordered)
+
+
 def planned_runs_finished(rows, results):
     """The (row, seed) pairs of the plan that have a result (results of rows or seeds not planned do not count)."""
     return _planned_runs(rows) & {(result["row"], result["seed"]) for result in results}
+
+
+def run_commits(result):
+    """The commits a result's run trained on: one per process where recorded (`process_commits`, in order), else
+    the one it names."""
+    return result.get("process_commits") or [result["commit"]]
 
 
 def report_meta(rows, results, machine=None, command="python scripts/run_ablations.py"):
@@ -644,7 +758,7 @@ def report_meta(rows, results, machine=None, command="python scripts/run_ablatio
     return {
         "command": command,
         "machine": "; ".join(sorted({result["machine"] for result in results})) or machine,
-        "commits": [result["commit"] for result in results],
+        "commits": [commit for result in results for commit in run_commits(result)],
         "missing": [f"{row.name} seed {seed}" for row in rows for seed in row.seeds if (row.name, seed) not in finished],
     }
 
@@ -687,6 +801,19 @@ def _claim_line(claim, grouped):
 # Protocol A's fine-tuned rows by whether the upsampler's gradients reach the pretrained backbone.
 JOINT_ROWS = ("A_sfpn", "A_hfgd_no_stop_gradients")
 ISOLATED_ROWS = ("A_hfgd", "A_hfgd_unshared_kernels")
+# Each fine-tuned row's frozen reference: its kind of head, fresh, on the frozen pretrained backbone.
+FROZEN_REFERENCE = {"A_sfpn": "A_sfpn_frozen", "A_hfgd": "A_frozen", "A_hfgd_no_stop_gradients": "A_frozen",
+                    "A_hfgd_unshared_kernels": "A_frozen"}
+# Protocol A's claims that bear on HFGD's premise, by which way a "holds" points: +1 for the premise (HFGD or
+# an isolating part helps), -1 against it (a jointly fine-tuned row beats its frozen reference: the backbone
+# adapted usefully through the joint upsampler). An isolated row against its frozen reference bears on neither.
+PREMISE_SIDE = {
+    ("A_hfgd", "A_sfpn"): 1,
+    ("A_hfgd", "A_hfgd_no_stop_gradients"): 1,
+    ("A_hfgd", "A_hfgd_unshared_kernels"): 1,
+    ("A_sfpn", "A_sfpn_frozen"): -1,
+    ("A_hfgd_no_stop_gradients", "A_frozen"): -1,
+}
 
 
 def _protocol_finished(rows, grouped, protocol):
@@ -695,13 +822,42 @@ def _protocol_finished(rows, grouped, protocol):
     return bool(planned) and all(set(row.seeds) <= set(grouped.get(row.name, {}).get("seeds", ())) for row in planned)
 
 
+def premise_tally(grouped):
+    """Protocol A's decided verdicts on the premise: `(for, against)`, lists of "claim text +d.d (outcome)"."""
+    sides = {True: [], False: []}
+    for claim in CLAIMS:
+        side = PREMISE_SIDE.get((claim.better, claim.worse))
+        outcome = claim_verdict(claim, grouped) if side else None
+        if outcome is None or outcome[1] not in DECIDED:
+            continue
+        difference, word, _ = outcome
+        sides[(word == "holds") == (side > 0)].append(f"{claim.text} {100 * difference:+.1f} ({word})")
+    return sides[True], sides[False]
+
+
+def _tally_sentence(supporting, opposing):
+    """The reading's summary of `premise_tally`."""
+    if supporting and opposing:
+        return (f"The verdicts on the premise point both ways. For it: {'; '.join(supporting)}. Against it: "
+                f"{'; '.join(opposing)}. They do not combine into a reading at this scale; each stands as measured.")
+    if opposing:
+        return (f"No verdict supports the premise; {len(opposing)} go against it: {'; '.join(opposing)}. The other "
+                "comparisons that bear on it are within seed noise.")
+    if supporting:
+        return (f"Every verdict on the premise supports it ({len(supporting)}): {'; '.join(supporting)}. The other "
+                "comparisons that bear on it are within seed noise.")
+    return ("No comparison that bears on the premise (HFGD against SemanticFPN, each isolating part, each jointly "
+            "fine-tuned row against its frozen reference) gets past seed noise: at this scale the premise is "
+            "neither supported nor contradicted.")
+
+
 def protocol_a_reading(rows, grouped, settings):
     """The "Reading of Protocol A" section: what the fine-tuned rows say about HFGD's premise, worded from the
     verdicts (written only once every Protocol A run has finished).
 
     The premise: fine-tuning through a jointly trained upsampler contaminates pretrained features on limited
-    data, and isolating the upsampler (stop-gradients) protects them. A conclusion is drawn only when the
-    verdicts agree on it; mixed verdicts are called mixed.
+    data, and isolating the upsampler (stop-gradients) protects them. The section lists every decided verdict
+    for and against it (`PREMISE_SIDE`); a conclusion is drawn only when the verdicts agree on it.
 
     Args:
         rows: list of `Row`.
@@ -711,7 +867,7 @@ def protocol_a_reading(rows, grouped, settings):
     Returns:
         list of str (markdown lines); none when `rows` lack the Protocol A rows.
     """
-    if not {"A_pretrain", "A_frozen", *JOINT_ROWS, *ISOLATED_ROWS} <= {row.name for row in rows}:
+    if not {"A_pretrain", *FROZEN_REFERENCE, *FROZEN_REFERENCE.values()} <= {row.name for row in rows}:
         return []  # a page of other rows
     lines = ["## Reading of Protocol A", ""]
     protocol_a = [row for row in rows if row.protocol == "A"]
@@ -721,56 +877,60 @@ def protocol_a_reading(rows, grouped, settings):
     def compare(better, worse):
         return _compare(grouped, "A", better, worse)
 
-    def against(names, reference):
-        outcomes = {name: compare(name, reference) for name in names}
-        return outcomes, "; ".join(f"`{name}` {100 * d:+.1f} ({o})" for name, (d, o) in outcomes.items())
+    def against_frozen(names):
+        outcomes = {name: compare(name, FROZEN_REFERENCE[name]) for name in names}
+        return outcomes, "; ".join(
+            f"`{name}` {100 * d:+.1f} against `{FROZEN_REFERENCE[name]}` ({o})" for name, (d, o) in outcomes.items()
+        )
 
-    joint, joint_text = against(JOINT_ROWS, "A_frozen")
-    isolated, isolated_text = against(ISOLATED_ROWS, "A_frozen")
+    joint, joint_text = against_frozen(JOINT_ROWS)
+    isolated, isolated_text = against_frozen(ISOLATED_ROWS)
+    heads_difference, heads = compare("A_sfpn_frozen", "A_frozen")
     stop_difference, stop = compare("A_hfgd", "A_hfgd_no_stop_gradients")
-    fine_tuned = [row.name for row in protocol_a if row.stage == "finetune" and row.name != "A_frozen"]
+    references = [row.name for row in protocol_a if row.train.get("freeze_backbone")]
+    others = [row.name for row in protocol_a if row.stage == "finetune" and row.name not in references]
     pretrain = statistics.fmean(grouped["A_pretrain"]["miou"])
     lines += [
-        "Against the frozen backbone with a fresh head (`A_frozen`, mIoU points): rows whose upsampler's gradients "
-        f"reach the pretrained backbone: {joint_text}; rows that keep the upsampler isolated: {isolated_text}. "
-        f"HFGD with its stop-gradients against HFGD without them (`A_hfgd` vs `A_hfgd_no_stop_gradients`): "
-        f"{100 * stop_difference:+.1f} ({stop}).",
+        "Against the frozen backbone with a fresh head of the same kind (mIoU points): rows whose upsampler's "
+        f"gradients reach the pretrained backbone: {joint_text}; rows that keep the upsampler isolated: "
+        f"{isolated_text}. HFGD with its stop-gradients against HFGD without them (`A_hfgd` vs "
+        f"`A_hfgd_no_stop_gradients`): {100 * stop_difference:+.1f} ({stop}). The two heads on the frozen backbone "
+        f"(`A_sfpn_frozen` vs `A_frozen`): {100 * heads_difference:+.1f} ({heads}).",
         "",
         f"The pretraining model itself (`A_pretrain`, {_format(grouped['A_pretrain']['miou'])}, one seed) is a "
         "reference, not judged: its head trained with the backbone for "
         f"{settings.pretrain_steps} steps on the pretraining split, which keeps the 0016E5 frames next to val, while "
-        f"every fine-tuned head, the frozen reference's too, trained {settings.finetune_steps} steps on the held-back "
-        "frames only; and its seed noise is that of a training from scratch, which the fine-tuning seeds pooled here "
-        "do not measure. Against it (mIoU points): `A_frozen` "
-        f"{100 * (statistics.fmean(grouped['A_frozen']['miou']) - pretrain):+.1f}, "
-        + ", ".join(f"`{name}` {100 * (statistics.fmean(grouped[name]['miou']) - pretrain):+.1f}" for name in fine_tuned)
+        f"every fine-tuned head, the frozen references' too, trained {settings.finetune_steps} steps on the "
+        "held-back frames only; and its seed noise is that of a training from scratch, which the fine-tuning seeds "
+        "pooled here do not measure. Against it (mIoU points): "
+        + ", ".join(f"`{name}` {100 * (statistics.fmean(grouped[name]['miou']) - pretrain):+.1f}"
+                    for name in references + others)
         + ". \"Beats the frozen backbone\" says that the backbone adapted usefully to the held-back frames, not that "
         "it became better than the pretraining model.",
         "",
+        _tally_sentence(*premise_tally(grouped)),
     ]
     if all(o == "holds" for _, o in joint.values()) and stop == "does not hold" and not any(
         o == "holds" for _, o in isolated.values()
     ):
-        lines.append(
+        lines += [
+            "",
             "Here letting the upsampler's gradients reach the backbone pays and HFGD's stop-gradients cost accuracy: "
             "the contamination HFGD guards against does not show at this scale. A backbone pretrained on "
             f"{1 - settings.holdback_fraction:.0%} of CamVid's train frames, the same scenes, is not the generic "
             "ImageNet feature extractor the paper protects; "
-            "testing the premise needs ImageNet weights and a dataset unlike the pretraining (see the next section)."
-        )
+            "testing the premise needs ImageNet weights and a dataset unlike the pretraining (see \"What this can and cannot "
+            "show\").",
+        ]
     elif stop == "holds" and all(o == "does not hold" for _, o in joint.values()) and not any(
         o == "does not hold" for _, o in isolated.values()
     ):
-        lines.append(
+        lines += [
+            "",
             "Here joint fine-tuning ends below the frozen backbone while the isolated rows do not, and the "
             "stop-gradients help: the direction of HFGD's premise, that training a pyramid upsampler jointly on "
-            "limited data harms pretrained features."
-        )
-    else:
-        lines.append(
-            "These verdicts are mixed: they do not combine into a reading for or against HFGD's premise at this "
-            "scale; each stands as measured."
-        )
+            "limited data harms pretrained features.",
+        ]
     shared_difference, shared = compare("A_hfgd", "A_hfgd_unshared_kernels")
     hfgd_difference, hfgd = isolated["A_hfgd"]
     parts = (
@@ -885,10 +1045,15 @@ def protocol_b_reading(rows, grouped, settings):
         f"OS{fine} minus OS{coarse} {row_against(fine_name, coarse_name)}"
         for (coarse_name, coarse), (fine_name, fine) in zip(OUTPUT_STRIDE_ROWS, OUTPUT_STRIDE_ROWS[1:])
     )
+    # Worded as the claims table words it: a test for a cost ("not_worse"), not for a gain.
+    wide_claim = next(claim for claim in CLAIMS if (claim.better, claim.worse) == ("B_hfgd", "B_hfgd_wide_head"))
+    wide_difference, wide, _ = claim_verdict(wide_claim, grouped)
+    comparisons += 1
+    wide_text = f"{100 * wide_difference:+.1f}" + (f" ({FIRST_ROW[wide]})" if wide in FIRST_ROW else f": {wide}")
     lines += [
         "",
         f"Output stride: {strides}; {finer}. The D/2 head ({cost('B_hfgd')}) minus the D-wide head "
-        f"({cost('B_hfgd_wide_head')}): {row_against('B_hfgd', 'B_hfgd_wide_head')}.",
+        f"({cost('B_hfgd_wide_head')}): {wide_text}.",
     ]
     protocol_a_rows = {"A_hfgd", *(a_row for _, a_row, _ in ISOLATING_PARTS)}
     if protocol_a_rows <= {row.name for row in rows} and _protocol_finished(rows, grouped, "A"):
@@ -917,8 +1082,8 @@ def protocol_b_reading(rows, grouped, settings):
 
 
 # The README's headline: the rows the paper's main claim rests on, and the claims between them.
-HEADLINE_ROWS = ("A_pretrain", "A_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients", "A_hfgd_unshared_kernels", "B_sfpn",
-                 "B_hfgd")
+HEADLINE_ROWS = ("A_pretrain", "A_frozen", "A_sfpn_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients",
+                 "A_hfgd_unshared_kernels", "B_sfpn", "B_hfgd")
 README_START = "<!-- results headline: written by scripts/run_ablations.py -->"
 README_END = "<!-- end of results headline -->"
 
@@ -937,7 +1102,8 @@ def render_headline(rows, results):
     lines += [_row_line(row, grouped.get(row.name), costs=False) for row in headline]
     lines += ["", *CLAIMS_HEADER]
     lines += [_claim_line(claim, grouped) for claim in CLAIMS if {claim.better, claim.worse} <= set(HEADLINE_ROWS)]
-    return "\n".join(lines)
+    family = _family_lines(grouped)
+    return "\n".join(lines + (["", *family] if family else []))
 
 
 def replace_marked_block(text, block, source="README.md"):
@@ -980,15 +1146,17 @@ LIMITS = """\
   trained on frames a second away from val, so val mIoU is optimistic, and not for every row alike:
   Protocol B's rows and `A_pretrain` trained on those neighbours end to end; Protocol A's fine-tuned rows
   start from a backbone that did, but their heads trained on the held-back frames only (Protocol A holds back
-  the 0016E5 block farthest from val, so that fine-tuning sees no more of val's neighbours than the frozen
-  reference). Compare `A_pretrain` with the fine-tuned rows with that in mind.
+  the 0016E5 block farthest from val: fine-tuned on val's neighbours, the backbones would adapt towards val,
+  which would favour them over the frozen references). Compare `A_pretrain` with the fine-tuned rows with
+  that in mind.
 - SemanticFPN (`A_sfpn`, `B_sfpn`) is the paper's baseline as published: a jointly trained FPN head with no
   CAE and no high-level branch or loss. "HFGD beats SemanticFPN" therefore compares more than the isolation
   of the upsampler; the rows that take one part away from HFGD full test the parts one by one.
 - Where a verdict says "does not hold" or "within seed noise", the claim is not confirmed at this scale;
   that is not evidence against it at the paper's scale.
 - Scenes side by side: `python scripts/run_ablations.py --figures` writes PNG panels (image, truth,
-  SemanticFPN, HFGD; per protocol the lowest seed of both rows still trained on that machine) of a few val scenes to `<work_dir>/<settings key>/figures/`. They are not committed: CamVid's licence
+  SemanticFPN, HFGD; per protocol the lowest seed of both rows still trained on that machine; void pixels, which
+  mIoU does not score, are drawn void in the predictions too) of a few val scenes to `<work_dir>/<settings key>/figures/`. They are not committed: CamVid's licence
   (CC BY-NC 4.0, ../shared/data/camvid/README.md) asks not to redistribute the data inside the project, and
   a panel contains the image and its labels.
 """
@@ -1047,10 +1215,58 @@ def _budget_line(rows, settings, results, budget_hours=6.0):
         line += (
             f" That is more than the ~{budget_hours:.0f} h the study was meant to fit (the issue suggested 1000-2000 "
             f"steps per row and 256-352 px crops; this study: {settings.scratch_steps} steps per row from scratch, "
-            f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, {settings.backbone}); "
-            "rows cut to a few hundred steps would not have trained. It is resumable and spans several sessions."
+            f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, {settings.backbone}). "
+            "The target was missed by choice: full-length rows and three seeds where the claims are compared, rather "
+            "than shorter or fewer runs. It is resumable and spans several sessions."
         )
     return line
+
+
+def _family_lines(grouped):
+    """The claims judged as one family: which decided verdicts survive Holm's correction (`holm_decided`)."""
+    decided = [claim for claim in CLAIMS if (outcome := claim_verdict(claim, grouped)) and outcome[1] in DECIDED]
+    if not decided:
+        return []
+    judged = sum(claim_p_value(claim, grouped) is not None for claim in CLAIMS)
+    standing = set(holm_decided(CLAIMS, grouped))
+    kept = [claim.text for claim in decided if claim in standing]
+    dropped = [claim.text for claim in decided if claim not in standing]
+    line = (
+        f"Judged as one family (Holm's step-down correction over the {judged} claims with a bar: the chance that any "
+        f"verdict comes from seed noise alone is then at most {1 - BAR_CONFIDENCE:.0%}), "
+        + (f"{len(kept)} of the {len(decided)} verdicts {'stands' if len(kept) == 1 else 'stand'}: {'; '.join(kept)}."
+           if kept else f"none of the {len(decided)} verdicts stands.")
+    )
+    if dropped:
+        one = len(dropped) == 1
+        line += (
+            f" {'The other' if one else 'The others'} ({'; '.join(dropped)}) {'passes its' if one else 'pass their'} "
+            f"own claim's bar, a {1 - BAR_CONFIDENCE:.0%} test, but not the correction: about "
+            f"{judged * (1 - BAR_CONFIDENCE):.1f} such verdicts are expected by chance alone among {judged} claims."
+        )
+    return [line]
+
+
+def _commit_notes(results):
+    """What the commits line must add: runs on uncommitted code, and runs whose commit may not be their code's."""
+
+    def named(selected):
+        return ", ".join(f"{r['row']} seed {r['seed']}" for r in selected)
+
+    notes = ""
+    dirty = [r for r in results if any(commit.endswith("-dirty") for commit in run_commits(r))]
+    if dirty:
+        notes += (f" A commit ending in -dirty: the process started with uncommitted changes under hfgd_tf/ or "
+                  f"scripts/, which no commit records ({named(dirty)}).")
+    at_end = [r for r in results if "train_config" not in r]
+    if at_end:
+        notes += (f" Written by an early version of the script, which named the HEAD when the run ended, possibly "
+                  f"later than the code it trained with: {named(at_end)}.")
+    mixed = [r for r in results if len(set(run_commits(r))) > 1]
+    if mixed:
+        notes += " Resumed on another commit (each process's in order): " + "; ".join(
+            f"{r['row']} seed {r['seed']} ({', '.join(run_commits(r))})" for r in mixed) + "."
+    return notes
 
 
 def render_report(rows, settings, results, meta, class_names):
@@ -1099,7 +1315,7 @@ def render_report(rows, settings, results, meta, class_names):
         + (" The tables mark those rows' train CPU minutes as lower bounds (≥)." if untimed or last_process_only else ""),
         _budget_line(rows, settings, results),
         f"- Commits of the runs: {', '.join(sorted(set(meta['commits']))) or 'none yet'} (each result JSON names its own;"
-        " the seeds of a row may have run on different commits).",
+        " the seeds of a row may have run on different commits)." + _commit_notes(results),
         f"- Backbone {settings.backbone}, D={settings.num_channels} (U-SFPN head {settings.num_channels // 2} wide), "
         f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, SGD momentum 0.9, poly LR, "
         "weight decay 1e-4, random scale 0.5-2.0, flip, brightness; plain BatchNorm, float32, one CPU device.",
@@ -1150,6 +1366,7 @@ def render_report(rows, settings, results, meta, class_names):
         f"{len(CLAIMS) * (1 - BAR_CONFIDENCE):.1f} of the {len(CLAIMS)} claims above would still reach one.",
         "A \"not worse\" claim is a test for a cost: within seed noise it reads \"no cost detected\" and names the",
         "largest cost the bar does not exclude (bar minus difference: a 97.5% one-sided bound).",
+        *_family_lines(grouped),
         "",
     ]
     lines += ["## Per-class IoU (mean over seeds, %)", "",

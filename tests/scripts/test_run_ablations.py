@@ -65,7 +65,8 @@ def test_results_elsewhere_leave_the_repository_readme_alone_and_plan_needs_no_r
     plan = _run_ablations(tmp_path, "--plan", f"--readme={broken}", f"--results_dir={results_dir}")
     assert plan.returncode == 0 and "B_hfgd" in plan.stdout, plan.stderr[-3000:]
     # Every row's first seed before any row's second: the pretraining first, then down the table, seed by seed.
-    assert "29 runs to do among the selected rows, in this order: A_pretrain seed 0, A_frozen seed 0, " in plan.stdout
+    assert "32 runs to do among the selected rows, in this order: A_pretrain seed 0, A_frozen seed 0, A_sfpn_frozen " \
+        "seed 0, " in plan.stdout
     assert "B_hfgd_wide_head seed 0, B_deeplabv3plus seed 0, A_frozen seed 1, " in plan.stdout
     assert plan.stdout.rstrip().endswith("B_sfpn seed 2, B_hfgd seed 2")
     # B_hfgd alone: no pair of rows to set side by side.
@@ -164,6 +165,14 @@ def test_bad_settings_data_and_a_second_pretraining_are_refused_before_anything_
     (pretrain_dir / f"ckpt-{steps}.index").write_bytes(b"")
     allowed = _run_ablations(tmp_path, f"--results_dir={results_dir}", "--readme=", f"--camvid_dir={not_camvid}")
     assert "has no result" not in allowed.stderr and f"--camvid_dir '{not_camvid}': " in allowed.stderr
+    # A result trained otherwise than its row trains now (here: another CAE) stands for no run of the plan.
+    changed = json.loads((results_dir / "A_hfgd__seed0.json").read_text())
+    changed["model_config"]["cae"] = "ppm"
+    (results_dir / "A_hfgd__seed0.json").write_text(json.dumps(changed))
+    refused = _run_ablations(tmp_path, "--report_only", f"--results_dir={results_dir}", "--readme=")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert ("A_hfgd__seed0.json: A_hfgd seed 0 ran with other configs than the row gives now (model_config.cae: "
+            "'ppm' then, 'transformer' now): move the file away") in refused.stderr
 
 
 PREPARE = """
