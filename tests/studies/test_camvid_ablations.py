@@ -80,10 +80,6 @@ def test_rows_are_unique_and_cover_the_issue():
     by_name = {row.name: row for row in rows}
     # Protocol A: the issue's fine-tuned rows; Protocol B: its ablations from scratch, with what each changes.
     assert {"A_frozen", "A_sfpn", "A_hfgd", "A_hfgd_no_stop_gradients", "A_hfgd_unshared_kernels"} <= set(names)
-    # Each fine-tuned row has a frozen reference with its kind of head: the same head family, backbone frozen.
-    for name, reference in study.FROZEN_REFERENCE.items():
-        assert by_name[reference].train == {"freeze_backbone": True} and by_name[reference].stage == "finetune"
-        assert by_name[reference].model.get("upsampler") == by_name[name].model.get("upsampler"), name
     assert by_name["B_hfgd_no_cae"].model == {"cae": "none"}
     assert by_name["B_hfgd_no_stop_gradients"].model == study.NO_STOP_GRADIENTS
     assert by_name["B_hfgd_unshared_kernels"].model == {"share_class_kernels": False}
@@ -407,18 +403,17 @@ def test_the_limits_name_the_classes_no_run_learned_and_the_seeds_a_close_claim_
 
 def test_protocol_a_page_describes_the_split_and_compares_every_fine_tuned_row_with_the_frozen_reference():
     rows = study.study_rows()
-    results = [_result("A_sfpn_frozen", s, 0.40 + s / 100) for s in range(3)] + [
-        _result("A_sfpn", s, 0.30 + s / 100) for s in range(3)] + [_result("A_frozen", s, 0.20 + s / 100) for s in range(3)]
+    results = [_result("A_frozen", s, 0.40 + s / 100) for s in range(3)] + [
+        _result("A_sfpn", s, 0.30 + s / 100) for s in range(3)]
     meta = {"command": "c", "machine": "m", "commits": [], "missing": []}
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
     assert "minus one contiguous block of 25% of each sequence" in page and "the first frames of 0016E5" in page
     assert "after 250 steps about 8% of the pretrained statistics remain" in page  # 0.99 ** 250 = 0.081
-    # SemanticFPN against the frozen backbone under its own head, not A_frozen's HFGD head (which is 10 points lower
-    # here). Bar: t(6) x sqrt(2 / 3) x 1 point = 2.0 points.
-    assert "| Fine-tuning through SemanticFPN beats keeping the backbone frozen | `A_sfpn` vs `A_sfpn_frozen` | -10.0 | 2.0 | does not hold |" in page
-    frozen_claims = {(claim.better, claim.worse) for claim in study.CLAIMS if claim.worse in study.FROZEN_REFERENCE.values()}
-    references = {r.name for r in rows if r.train.get("freeze_backbone")}
-    assert frozen_claims == {(r.name, study.FROZEN_REFERENCE[r.name]) for r in rows if r.stage == "finetune" and r.name not in references}
+    # Bar: t(4) x sqrt(2 / 3) x 1 point = 2.3 points. The claim's text says that the heads differ too.
+    assert ("| Fine-tuning through SemanticFPN beats the frozen backbone under HFGD's head (the heads differ too) | "
+            "`A_sfpn` vs `A_frozen` | -10.0 | 2.3 | does not hold |") in page
+    frozen_claims = [claim for claim in study.CLAIMS if claim.worse == "A_frozen"]
+    assert {claim.better for claim in frozen_claims} == {r.name for r in rows if r.stage == "finetune" and r.name != "A_frozen"}
 
 
 def _protocol_a(miou_by_row):
@@ -435,22 +430,20 @@ def _reading(miou_by_row):
 
 
 def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run():
-    # Every multi-seed row has a seed SD of 1 point over 12 degrees of freedom: the bar between two 3-seed rows is
-    # t(12) x 0.82 = 1.8 points.
-    base = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_sfpn_frozen": 0.28, "A_hfgd_unshared_kernels": 0.27}
+    # Every multi-seed row has a seed SD of 1 point over 10 degrees of freedom: the bar between two 3-seed rows is
+    # t(10) x 0.82 = 1.8 points.
+    base = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_hfgd_unshared_kernels": 0.27}
     reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
-    assert ("`A_sfpn` +5.0 against `A_sfpn_frozen` (holds); `A_hfgd_no_stop_gradients` +3.0 against `A_frozen` "
-            "(holds)") in reading
-    assert ("`A_hfgd` +0.0 against `A_frozen` (within seed noise); `A_hfgd_unshared_kernels` -1.0 against `A_frozen` "
-            "(within seed noise)") in reading
+    assert "`A_sfpn` +5.0 (holds); `A_hfgd_no_stop_gradients` +3.0 (holds)" in reading
+    assert "`A_hfgd` +0.0 (within seed noise); `A_hfgd_unshared_kernels` -1.0 (within seed noise)" in reading
     assert "(`A_hfgd` vs `A_hfgd_no_stop_gradients`): -3.0 (does not hold)" in reading
-    assert "The two heads on the frozen backbone (`A_sfpn_frozen` vs `A_frozen`): +0.0 (within seed noise)." in reading
+    assert "`A_sfpn` differs from the reference in its head too" in reading
     assert "the contamination HFGD guards against does not show at this scale" in reading
-    # Four verdicts, all against the premise; the shared kernels (-1.0) are within seed noise.
-    assert ("No verdict supports the premise; 4 go against it: HFGD beats a jointly trained SemanticFPN (pretrained "
+    # Three verdicts, all against the premise; the shared kernels (-1.0) are within seed noise, and SemanticFPN
+    # against the frozen reference (+5.0, holds) is not counted: its head differs too.
+    assert ("No verdict supports the premise; 3 go against it: HFGD beats a jointly trained SemanticFPN (pretrained "
             "backbone) -5.0 (does not hold); Stop-gradients help (pretrained backbone) -3.0 (does not hold); "
-            "Fine-tuning through SemanticFPN beats keeping the backbone frozen +5.0 (holds); Fine-tuning through HFGD "
-            "without stop-gradients beats keeping the backbone frozen +3.0 (holds).") in reading
+            "Fine-tuning through HFGD without stop-gradients beats keeping the backbone frozen +3.0 (holds).") in reading
     assert "Both parts" not in reading  # the shared kernels: -1.0, within seed noise
     reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28,
                         "A_hfgd_unshared_kernels": 0.30})
@@ -463,22 +456,17 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
            "stop-gradients -3.0, removing the shared class kernels -3.0" in reading
     # The pretraining model is a reference with differences, not verdicts (its noise and its head's data differ).
     assert "(`A_pretrain`, 35.0, one seed) is a reference, not judged" in reading
-    assert "Against it (mIoU points): `A_frozen` -7.0, `A_sfpn_frozen` -7.0, `A_sfpn` -11.0, " in reading
+    assert "Against it (mIoU points): `A_frozen` -7.0, `A_sfpn` -11.0, " in reading
     # Joint fine-tuning below the frozen backbone, the isolated rows not, the stop-gradients helping: the premise.
     reading = _reading({**base, "A_sfpn": 0.24, "A_hfgd_no_stop_gradients": 0.25, "A_hfgd": 0.28})
     assert "Here joint fine-tuning ends below the frozen backbone while the isolated rows do not" in reading
-    assert "Every verdict on the premise supports it (4): HFGD beats a jointly trained SemanticFPN" in reading
-    # SemanticFPN's own frozen head is the reference: the same A_sfpn is then within noise of it.
-    reading = _reading({**base, "A_sfpn_frozen": 0.33, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
-    assert "`A_sfpn` +0.0 against `A_sfpn_frozen` (within seed noise)" in reading
-    assert "(`A_sfpn_frozen` vs `A_frozen`): +5.0 (holds)" in reading
-    assert "the contamination HFGD guards against" not in reading  # one joint row no longer beats its reference
+    assert "Every verdict on the premise supports it (3): HFGD beats a jointly trained SemanticFPN" in reading
     # Verdicts both ways, and none at all.
     reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.25, "A_hfgd": 0.28})
     assert ("The verdicts on the premise point both ways. For it: Stop-gradients help (pretrained backbone) +3.0 "
             "(holds); Fine-tuning through HFGD without stop-gradients beats keeping the backbone frozen -3.0 (does not "
-            "hold). Against it: HFGD beats a jointly trained SemanticFPN (pretrained backbone) -5.0 (does not hold); "
-            "Fine-tuning through SemanticFPN beats keeping the backbone frozen +5.0 (holds).") in reading
+            "hold). Against it: HFGD beats a jointly trained SemanticFPN (pretrained backbone) -5.0 (does not "
+            "hold).") in reading
     reading = _reading({**base, "A_sfpn": 0.285, "A_hfgd_no_stop_gradients": 0.285, "A_hfgd": 0.28,
                         "A_hfgd_unshared_kernels": 0.28})
     assert "gets past seed noise: at this scale the premise is neither supported nor contradicted." in reading
@@ -501,7 +489,7 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
 PROTOCOL_B = {"B_sfpn": 0.35, "B_hfgd": 0.32, "B_hfgd_no_cae": 0.29, "B_hfgd_no_stop_gradients": 0.35,
               "B_hfgd_unshared_kernels": 0.315, "B_high_level_only": 0.27, "B_hfgd_os8": 0.31, "B_hfgd_os2": 0.345,
               "B_hfgd_wide_head": 0.325, "B_deeplabv3plus": 0.36}
-PROTOCOL_A = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_sfpn_frozen": 0.28, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28,
+PROTOCOL_A = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28,
               "A_hfgd_unshared_kernels": 0.31}
 
 
