@@ -360,12 +360,7 @@ def _run(row, seed, settings, rows, commit):
         # Fine-tuning rows: the pretrained backbone they started from; the pretraining row: the one it wrote.
         "pretrained_backbone_sha256": backbone_sha256,
         "commit": commit,
-        **(
-            # Every process's commit, when each was recorded (a run begun before the script kept them has gaps).
-            {"process_commits": timing["commits"]}
-            if len(timing["commits"]) == timing["processes"] and len(set(timing["commits"])) > 1
-            else {}
-        ),
+        **({"process_commits": commits} if (commits := study.process_commits(timing)) else {}),
         "machine": _machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }

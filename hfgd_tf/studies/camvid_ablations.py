@@ -351,6 +351,16 @@ def add_run_timing(run_dir, start_step, end_step, wall_seconds, cpu_seconds, com
     return timing
 
 
+def process_commits(timing):
+    """The commits of a run's processes in order (`add_run_timing`'s `commits`), for its result: None when they
+    are all one commit (the result's `commit` says it) or when a process went unrecorded (a killed one, or one
+    before commits were kept: its steps show as `untimed_steps`), since a list with a gap would pass for whole."""
+    commits = timing.get("commits", [])
+    if len(commits) != timing["processes"] or timing["untimed_steps"] or len(set(commits)) < 2:
+        return None
+    return commits
+
+
 PRETRAINED_BACKBONE_RECORD = "pretrained_backbone.sha256"
 
 
@@ -458,8 +468,12 @@ def check_results(rows, named_results):
             )
 
 
-# Config fields that name files of the machine that ran, not what ran.
-_MACHINE_FIELDS = {"model_config": {"backbone_weights_path"}, "train_config": {"checkpoint_dir"}}
+# Config fields that do not change what a run computes: files of the machine that ran, logging, checkpoint keeping.
+_MACHINE_FIELDS = {
+    "model_config": {"backbone_weights_path"},
+    "train_config": {"checkpoint_dir", "max_checkpoints_to_keep", "restore_checkpoint", "log_every_steps",
+                     "training_progress_bar", "evaluate_every_epoch"},
+}
 
 
 def _json_like(value):
@@ -472,8 +486,10 @@ def config_differences(row, result, settings, num_classes):
     "model_config.cae: 'none' then, 'transformer' now".
 
     Compared: the `model_config`, `optimizer_config` and `train_config` the result recorded, field by field,
-    with `run_configs` for its row and seed today. Not compared: configs a result predates (written before the
-    script recorded them), fields only one side has (a field added or removed since it ran), and paths.
+    with `run_configs` for its row and seed today (the data and evaluation configs follow from the study
+    settings, which are checked on their own). Not compared: configs a result predates (written before the script
+    recorded them), fields only one side has (a field added or removed since it ran: a row that now overrides a
+    new field goes unnoticed), and `_MACHINE_FIELDS`.
     """
     configs = run_configs(row, result["seed"], settings, "<records>", "<run_dir>", num_classes)
     now = {"model_config": configs[0], "optimizer_config": configs[2], "train_config": configs[3]}
@@ -506,7 +522,7 @@ def check_configs(rows, named_results, settings, num_classes):
             raise ValueError(
                 f"{path}: {result['row']} seed {result['seed']} ran with other configs than the row gives now "
                 f"({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}): move the file away to "
-                "run it again, or restore the row's definition"
+                "run it again, or restore the row's definition or the config default that changed"
             )
 
 
@@ -602,18 +618,17 @@ BAR_CONFIDENCE = 0.95
 def student_t_tail(x, degrees, intervals=2000):
     """P(|T| > x) for Student's t with `degrees` degrees of freedom.
 
-    By hand (Simpson's rule on the density over [0, x]) because scipy.stats.t is a few calls in a library the
-    project does not otherwise need.
+    By hand because scipy.stats.t is a few calls in a library the project does not otherwise need. With
+    t = sqrt(df) tan(theta) the density becomes `c cos(theta)^(df - 1)` on [0, pi/2), so the tail is a smooth
+    integral over the bounded [atan(x / sqrt(df)), pi/2) (Simpson's rule): accurate for any x, also far out where
+    an integral of the density over [0, x] would lose the tail.
     """
-    log_scale = math.lgamma((degrees + 1) / 2) - math.lgamma(degrees / 2) - 0.5 * math.log(degrees * math.pi)
-
-    def density(t):
-        return math.exp(log_scale - (degrees + 1) / 2 * math.log1p(t * t / degrees))
-
-    step = x / intervals
+    scale = math.exp(math.lgamma((degrees + 1) / 2) - math.lgamma(degrees / 2)) / math.sqrt(math.pi)
+    start = math.atan(abs(x) / math.sqrt(degrees))
+    step = (math.pi / 2 - start) / intervals
     weights = [1 if i in (0, intervals) else 4 if i % 2 else 2 for i in range(intervals + 1)]
-    inside = step / 3 * sum(w * density(i * step) for i, w in enumerate(weights))
-    return 1.0 - 2.0 * inside
+    tail = step / 3 * sum(w * max(0.0, math.cos(start + i * step)) ** (degrees - 1) for i, w in enumerate(weights))
+    return min(1.0, 2.0 * scale * tail)
 
 
 @functools.lru_cache(maxsize=None)
@@ -711,7 +726,10 @@ def claim_p_value(claim, grouped):
     error = _standard_error(better, worse, pooled_seed_sd(grouped, claim.protocol))
     if error is None:
         return None
-    return student_t_tail(abs(statistics.fmean(better) - statistics.fmean(worse)) / error[0], error[1])
+    difference = abs(statistics.fmean(better) - statistics.fmean(worse))
+    if error[0] == 0:  # every seed alike: any difference is beyond the bar (`_judge` says so too)
+        return 0.0 if difference else 1.0
+    return student_t_tail(difference / error[0], error[1])
 
 
 def holm_decided(claims, grouped, familywise=1 - BAR_CONFIDENCE):
@@ -800,8 +818,10 @@ JOINT_ROWS = ("A_sfpn", "A_hfgd_no_stop_gradients")
 ISOLATED_ROWS = ("A_hfgd", "A_hfgd_unshared_kernels")
 # Protocol A's claims that bear on HFGD's premise, by which way a "holds" points: +1 for the premise (HFGD or
 # an isolating part helps), -1 against it (HFGD's head without stop-gradients beats the frozen backbone under the
-# same head: the backbone adapted usefully through the joint upsampler). Not counted: an isolated row against the
-# frozen reference (bears on neither way), and SemanticFPN against it (its head differs too).
+# same head: the backbone adapted usefully through the joint upsampler). HFGD against SemanticFPN counts although
+# their heads differ: it is the paper's own comparison, the one the premise is meant to explain. Not counted: an
+# isolated row against the frozen reference (bears on neither way), and SemanticFPN against the frozen reference
+# (a comparison of ours, whose heads differ too).
 PREMISE_SIDE = {
     ("A_hfgd", "A_sfpn"): 1,
     ("A_hfgd", "A_hfgd_no_stop_gradients"): 1,
@@ -835,7 +855,8 @@ def _tally_sentence(supporting, opposing):
         return (f"The verdicts on the premise point both ways. For it: {'; '.join(supporting)}. Against it: "
                 f"{'; '.join(opposing)}. They do not combine into a reading at this scale; each stands as measured.")
     if opposing:
-        return (f"No verdict supports the premise; {len(opposing)} go against it: {'; '.join(opposing)}. The other "
+        return (f"No verdict supports the premise; {len(opposing)} {'goes' if len(opposing) == 1 else 'go'} against "
+                f"it: {'; '.join(opposing)}. The other "
                 "comparisons that bear on it are within seed noise.")
     if supporting:
         return (f"Every verdict on the premise supports it ({len(supporting)}): {'; '.join(supporting)}. The other "
@@ -900,28 +921,32 @@ def protocol_a_reading(rows, grouped, settings):
         + ". \"Beats the frozen backbone\" says that the backbone adapted usefully to the held-back frames, not that "
         "it became better than the pretraining model.",
         "",
-        _tally_sentence(*premise_tally(grouped)),
     ]
-    if all(o == "holds" for _, o in joint.values()) and stop == "does not hold" and not any(
+    supporting, opposing = premise_tally(grouped)
+    lines.append(_tally_sentence(supporting, opposing))
+    # A narrative only where every decided verdict points its way, and only from HFGD-head rows (SemanticFPN's
+    # head differs from the frozen reference's).
+    unlocked = joint["A_hfgd_no_stop_gradients"][1]
+    if not supporting and unlocked == "holds" and stop == "does not hold" and not any(
         o == "holds" for _, o in isolated.values()
     ):
         lines += [
             "",
-            "Here letting the upsampler's gradients reach the backbone pays and HFGD's stop-gradients cost accuracy: "
+            "Here letting the gradients of HFGD's upsampler reach the backbone pays and its stop-gradients cost accuracy: "
             "the contamination HFGD guards against does not show at this scale. A backbone pretrained on "
             f"{1 - settings.holdback_fraction:.0%} of CamVid's train frames, the same scenes, is not the generic "
             "ImageNet feature extractor the paper protects; "
             "testing the premise needs ImageNet weights and a dataset unlike the pretraining (see \"What this can and cannot "
             "show\").",
         ]
-    elif stop == "holds" and all(o == "does not hold" for _, o in joint.values()) and not any(
+    elif not opposing and stop == "holds" and unlocked == "does not hold" and not any(
         o == "does not hold" for _, o in isolated.values()
     ):
         lines += [
             "",
-            "Here joint fine-tuning ends below the frozen backbone while the isolated rows do not, and the "
-            "stop-gradients help: the direction of HFGD's premise, that training a pyramid upsampler jointly on "
-            "limited data harms pretrained features.",
+            "Here HFGD fine-tuned without its stop-gradients ends below the frozen backbone while the isolated rows do "
+            "not, and the stop-gradients help: the direction of HFGD's premise, that training a pyramid upsampler "
+            "jointly on limited data harms pretrained features.",
         ]
     shared_difference, shared = compare("A_hfgd", "A_hfgd_unshared_kernels")
     hfgd_difference, hfgd = isolated["A_hfgd"]
@@ -1094,7 +1119,7 @@ def render_headline(rows, results):
     lines += [_row_line(row, grouped.get(row.name), costs=False) for row in headline]
     lines += ["", *CLAIMS_HEADER]
     lines += [_claim_line(claim, grouped) for claim in CLAIMS if {claim.better, claim.worse} <= set(HEADLINE_ROWS)]
-    family = _family_lines(grouped)
+    family = _family_lines(grouped, where=" on docs/results.md")
     return "\n".join(lines + (["", *family] if family else []))
 
 
@@ -1208,24 +1233,32 @@ def _budget_line(rows, settings, results, budget_hours=6.0):
             f" That is more than the ~{budget_hours:.0f} h the study was meant to fit (the issue suggested 1000-2000 "
             f"steps per row and 256-352 px crops; this study: {settings.scratch_steps} steps per row from scratch, "
             f"crop {settings.crop_height}x{settings.crop_width}, batch {settings.batch_size}, {settings.backbone}). "
-            "The target was missed by choice: full-length rows and three seeds where the claims are compared, rather "
-            "than shorter or fewer runs. It is resumable and spans several sessions."
+            "The target was missed by choice: full-length rows, three seeds for every Protocol A row and for "
+            "SemanticFPN and HFGD from scratch, rather than shorter or fewer runs. It is resumable and spans several "
+            "sessions."
         )
     return line
 
 
-def _family_lines(grouped):
-    """The claims judged as one family: which decided verdicts survive Holm's correction (`holm_decided`)."""
+def _family_lines(grouped, where=""):
+    """The claims judged as one family: which decided verdicts survive Holm's correction (`holm_decided`);
+    `where` names the page of the claims when the lines go elsewhere."""
     decided = [claim for claim in CLAIMS if (outcome := claim_verdict(claim, grouped)) and outcome[1] in DECIDED]
     if not decided:
         return []
     judged = sum(claim_p_value(claim, grouped) is not None for claim in CLAIMS)
     standing = set(holm_decided(CLAIMS, grouped))
-    kept = [claim.text for claim in decided if claim in standing]
-    dropped = [claim.text for claim in decided if claim not in standing]
+
+    def verdict_named(claim):
+        difference, outcome, _ = claim_verdict(claim, grouped)
+        return f"\"{claim.text}\" {outcome}, {100 * difference:+.1f}"
+
+    kept = [verdict_named(claim) for claim in decided if claim in standing]
+    dropped = [verdict_named(claim) for claim in decided if claim not in standing]
     line = (
-        f"Judged as one family (Holm's step-down correction over the {judged} claims with a bar: the chance that any "
-        f"verdict comes from seed noise alone is then at most {1 - BAR_CONFIDENCE:.0%}), "
+        f"Judged as one family (Holm's step-down correction over the {judged} claims{where} with a bar: the chance "
+        f"that any verdict comes from seed noise alone is then at most {1 - BAR_CONFIDENCE:.0%}, under the same "
+        "assumption of alike seed spreads), "
         + (f"{len(kept)} of the {len(decided)} verdicts {'stands' if len(kept) == 1 else 'stand'}: {'; '.join(kept)}."
            if kept else f"none of the {len(decided)} verdicts stands.")
     )
@@ -1233,8 +1266,8 @@ def _family_lines(grouped):
         one = len(dropped) == 1
         line += (
             f" {'The other' if one else 'The others'} ({'; '.join(dropped)}) {'passes its' if one else 'pass their'} "
-            f"own claim's bar, a {1 - BAR_CONFIDENCE:.0%} test, but not the correction: about "
-            f"{judged * (1 - BAR_CONFIDENCE):.1f} such verdicts are expected by chance alone among {judged} claims."
+            f"own claim's bar, a {1 - BAR_CONFIDENCE:.0%} test, but not the correction: if no row truly differed, "
+            f"about {judged * (1 - BAR_CONFIDENCE):.1f} such verdicts would come by chance alone among {judged} claims."
         )
     return [line]
 
@@ -1250,10 +1283,11 @@ def _commit_notes(results):
     if dirty:
         notes += (f" A commit ending in -dirty: the process started with uncommitted changes under hfgd_tf/ or "
                   f"scripts/, which no commit records ({named(dirty)}).")
-    at_end = [r for r in results if "train_config" not in r]
+    at_end = [r for r in results if "train_config" not in r and "commit_note" not in r]
     if at_end:
         notes += (f" Written by an early version of the script, which named the HEAD when the run ended, possibly "
                   f"later than the code it trained with: {named(at_end)}.")
+    notes += "".join(f" {r['row']} seed {r['seed']}: {r['commit_note']}." for r in results if r.get("commit_note"))
     mixed = [r for r in results if len(set(run_commits(r))) > 1]
     if mixed:
         notes += " Resumed on another commit (each process's in order): " + "; ".join(

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import pathlib
 
 import pytest
@@ -121,6 +122,10 @@ def test_students_t_gives_the_bar_for_the_degrees_of_freedom():
     assert study.student_t_tail(2, 1) == pytest.approx(1 - 2 / 3.141592653589793 * 1.1071487177940904)  # atan 2
     assert study.student_t_tail(2, 2) == pytest.approx(1 - 2 / 6 ** 0.5)
     assert study.student_t_tail(2, 10_000) == pytest.approx(0.0455, abs=1e-3)  # the normal's 4.55%
+    # Far out, where the p-values of Holm's correction can fall: 1 - 2 atan(x) / pi, 1 - x / sqrt(2 + x^2).
+    assert study.student_t_tail(1000, 1) == pytest.approx(1 - 2 / 3.141592653589793 * math.atan(1000), rel=1e-6)
+    assert study.student_t_tail(3000, 2) == pytest.approx(1 - 3000 / math.sqrt(2 + 3000 ** 2), rel=1e-4)
+    assert study.student_t_tail(0, 3) == pytest.approx(1.0)
     # Published two-sided 95% critical values.
     for degrees, value in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (10_000, 1.960)):
         assert study.t_critical(degrees) == pytest.approx(value, abs=1e-3), degrees
@@ -141,6 +146,11 @@ def test_holm_keeps_the_verdicts_that_survive_judging_every_claim_at_once():
     grouped["B_hfgd"]["miou"] = [m + bar for m in grouped["B_hfgd"]["miou"]]
     assert study.claim_p_value(claim, grouped) == pytest.approx(0.05, abs=1e-6)
     assert study.claim_p_value(claim._replace(worse="B_hfgd_os2"), grouped) is None  # not run
+    # Every seed alike (no spread at all): a difference is beyond any bar, no difference is nothing.
+    alike = study.aggregate([_result("B_sfpn", s, 0.30) for s in range(3)] + [_result("B_hfgd", s, 0.31) for s in range(3)])
+    assert study.claim_p_value(claim, alike) == 0.0 and study.claim_verdict(claim, alike)[1] == "holds"
+    alike["B_hfgd"]["miou"] = [0.30] * 3
+    assert study.claim_p_value(claim, alike) == 1.0
 
 
 def test_the_page_says_which_verdicts_stand_when_every_claim_is_judged_at_once():
@@ -155,11 +165,14 @@ def test_the_page_says_which_verdicts_stand_when_every_claim_is_judged_at_once()
     meta = {"command": "c", "machine": "m", "commits": [], "missing": []}
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
     assert ("Judged as one family (Holm's step-down correction over the 8 claims with a bar: the chance that any "
-            "verdict comes from seed noise alone is then at most 5%), 1 of the 2 verdicts stands: HFGD beats a jointly "
-            "trained SemanticFPN (from scratch). The other (The CAE helps) passes its own claim's bar, a 5% test, but "
-            "not the correction: about 0.4 such verdicts are expected by chance alone among 8 claims.") in page
+            "verdict comes from seed noise alone is then at most 5%, under the same assumption of alike seed "
+            "spreads), 1 of the 2 verdicts stands: \"HFGD beats a jointly trained SemanticFPN (from scratch)\" holds, "
+            "+10.0. The other (\"The CAE helps\" holds, +3.5) passes its own claim's bar, a 5% test, but not the "
+            "correction: if no row truly differed, about 0.4 such verdicts would come by chance alone among 8 "
+            "claims.") in page
     headline = study.render_headline(study.study_rows(), results)
-    assert "1 of the 2 verdicts stands: HFGD beats a jointly trained SemanticFPN (from scratch)." in headline
+    assert "over the 8 claims on docs/results.md with a bar" in headline
+    assert "1 of the 2 verdicts stands: \"HFGD beats a jointly trained SemanticFPN (from scratch)\" holds, +10.0." in headline
     # No decided verdict: nothing to correct, no sentence.
     within = [{**r, "miou": 0.41 if r["row"] not in ("B_sfpn", "B_hfgd") else 0.40 + r["seed"] / 100} for r in results]
     assert "Judged as one family" not in study.render_report(rows, study.StudySettings(), within, meta, CLASSES)
@@ -304,7 +317,13 @@ def test_run_timing_adds_up_over_processes_and_counts_the_steps_nobody_timed(tmp
     other = tmp_path / "other"
     other.mkdir()
     study.add_run_timing(str(other), 0, 500, 10.0, 10.0, commit="aaa1111")
-    assert study.add_run_timing(str(other), 500, 1000, 10.0, 10.0, commit="bbb2222")["commits"] == ["aaa1111", "bbb2222"]
+    timing = study.add_run_timing(str(other), 500, 1000, 10.0, 10.0, commit="bbb2222")
+    assert timing["commits"] == ["aaa1111", "bbb2222"] and study.process_commits(timing) == ["aaa1111", "bbb2222"]
+    # One commit: the result's `commit` says it all. A process unrecorded (the run above, or untimed steps from a
+    # killed one): a list with a gap would pass for whole, so none.
+    assert study.process_commits({**timing, "commits": ["aaa1111", "aaa1111"]}) is None
+    assert study.process_commits(third) is None
+    assert study.process_commits({**timing, "untimed_steps": 100}) is None
 
 
 def test_a_result_trained_otherwise_than_its_row_trains_now_is_refused():
@@ -330,6 +349,10 @@ def test_a_result_trained_otherwise_than_its_row_trains_now_is_refused():
     lr["optimizer_config"]["backbone_lr_multiplier"] = 1.0
     assert study.config_differences(by_name["A_hfgd"], lr, settings, 11) == [
         "optimizer_config.backbone_lr_multiplier: 1.0 then, 0.1 now"]
+    # Logging and checkpoint keeping do not change what a run computes: not compared.
+    logged = stored("B_hfgd")
+    logged["train_config"].update(log_every_steps=10, max_checkpoints_to_keep=5, training_progress_bar=True)
+    assert study.config_differences(by_name["B_hfgd"], logged, settings, 11) == []
     # A field the result predates (or one removed since), or a config it never recorded: not compared.
     old = stored("B_hfgd")
     del old["model_config"]["cae"], old["train_config"]
@@ -355,6 +378,10 @@ def test_the_commits_line_says_which_runs_ran_on_uncommitted_or_several_commits(
             "(bbb2222, ccc3333).") in page
     plain = study.render_report(rows, study.StudySettings(), results[1:2], study.report_meta(rows, results[1:2], "m"), CLASSES)
     assert "-dirty" not in plain and "early version" not in plain and "Resumed on" not in plain
+    # A commit corrected since says how, in place of the early-version note.
+    early["commit_note"] = "corrected by hand in abc1234"
+    noted = study.render_report(rows, study.StudySettings(), [early], study.report_meta(rows, [early], "m"), CLASSES)
+    assert "B_hfgd seed 1: corrected by hand in abc1234." in noted and "early version" not in noted
 
 
 def test_fine_tuning_runs_are_tied_to_one_pretrained_backbone(tmp_path):
@@ -459,7 +486,7 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
     assert "Against it (mIoU points): `A_frozen` -7.0, `A_sfpn` -11.0, " in reading
     # Joint fine-tuning below the frozen backbone, the isolated rows not, the stop-gradients helping: the premise.
     reading = _reading({**base, "A_sfpn": 0.24, "A_hfgd_no_stop_gradients": 0.25, "A_hfgd": 0.28})
-    assert "Here joint fine-tuning ends below the frozen backbone while the isolated rows do not" in reading
+    assert "Here HFGD fine-tuned without its stop-gradients ends below the frozen backbone while the isolated rows" in reading
     assert "Every verdict on the premise supports it (3): HFGD beats a jointly trained SemanticFPN" in reading
     # Verdicts both ways, and none at all.
     reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.25, "A_hfgd": 0.28})
@@ -467,6 +494,12 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
             "(holds); Fine-tuning through HFGD without stop-gradients beats keeping the backbone frozen -3.0 (does not "
             "hold). Against it: HFGD beats a jointly trained SemanticFPN (pretrained backbone) -5.0 (does not "
             "hold).") in reading
+    # The first case's narrative ("does not show") is not written when a verdict supports the premise (here the
+    # shared kernels, +3.0): the tally says the verdicts point both ways, and no narrative contradicts it.
+    reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28,
+                        "A_hfgd_unshared_kernels": 0.25})
+    assert "point both ways. For it: Shared class kernels help (pretrained backbone) +3.0 (holds)." in reading
+    assert "Here" not in reading
     reading = _reading({**base, "A_sfpn": 0.285, "A_hfgd_no_stop_gradients": 0.285, "A_hfgd": 0.28,
                         "A_hfgd_unshared_kernels": 0.28})
     assert "gets past seed noise: at this scale the premise is neither supported nor contradicted." in reading
@@ -479,6 +512,9 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
     ):
         reading = _reading({**base, **case})
         assert "Here" not in reading, case  # no narrative without every verdict it rests on
+        tallies = ("The verdicts on the premise point both ways", "No verdict supports the premise",
+                   "Every verdict on the premise supports it", "No comparison that bears on the premise")
+        assert sum(tally in reading for tally in tallies) == 1, case
     # One run missing: no reading yet, and the page says so.
     rows, results = _protocol_a({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
     meta = {"command": "c", "machine": "m", "commits": [], "missing": ["A_hfgd_unshared_kernels seed 2"]}
