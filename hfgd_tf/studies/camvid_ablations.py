@@ -1392,7 +1392,7 @@ def render_report(rows, settings, results, meta, class_names):
         f"{len(CLAIMS) * (1 - BAR_CONFIDENCE):.1f} of the {len(CLAIMS)} claims above would still reach one.",
         "A \"not worse\" claim is a test for a cost: within seed noise it reads \"no cost detected\" and names the",
         "largest cost the bar does not exclude (bar minus difference: a 97.5% one-sided bound).",
-        *_family_lines(grouped),
+        *(["", *family] if (family := _family_lines(grouped)) else []),
         "",
     ]
     lines += ["## Per-class IoU (mean over seeds, %)", "",
