@@ -204,6 +204,11 @@ CLAIMS = tuple(Claim(*claim) for claim in (
 ))
 
 
+def claim_between(better, worse):
+    """The `Claim` that sets row `better` against row `worse`."""
+    return next(claim for claim in CLAIMS if (claim.better, claim.worse) == (better, worse))
+
+
 def settings_key(settings):
     """A short hash of the settings: run directories and the pretrained backbone are kept per settings."""
     text = json.dumps(dataclasses.asdict(settings), sort_keys=True)
@@ -469,7 +474,7 @@ def check_results(rows, named_results):
 
 
 # Config fields that do not change what a run computes: files of the machine that ran, logging, checkpoint keeping.
-_MACHINE_FIELDS = {
+_NOT_COMPARED_FIELDS = {
     "model_config": {"backbone_weights_path"},
     "train_config": {"checkpoint_dir", "max_checkpoints_to_keep", "restore_checkpoint", "log_every_steps",
                      "training_progress_bar", "evaluate_every_epoch"},
@@ -489,7 +494,7 @@ def config_differences(row, result, settings, num_classes):
     with `run_configs` for its row and seed today (the data and evaluation configs follow from the study
     settings, which are checked on their own). Not compared: configs a result predates (written before the script
     recorded them), fields only one side has (a field added or removed since it ran: a row that now overrides a
-    new field goes unnoticed), and `_MACHINE_FIELDS`.
+    new field goes unnoticed), and `_NOT_COMPARED_FIELDS`.
     """
     configs = run_configs(row, result["seed"], settings, "<records>", "<run_dir>", num_classes)
     now = {"model_config": configs[0], "optimizer_config": configs[2], "train_config": configs[3]}
@@ -499,7 +504,7 @@ def config_differences(row, result, settings, num_classes):
         if not isinstance(stored, dict):
             continue
         current = _json_like(dataclasses.asdict(config))
-        for field in sorted(set(stored) & set(current) - _MACHINE_FIELDS.get(key, set())):
+        for field in sorted(set(stored) & set(current) - _NOT_COMPARED_FIELDS.get(key, set())):
             if stored[field] != current[field]:
                 differences.append(f"{key}.{field}: {stored[field]!r} then, {current[field]!r} now")
     return differences
@@ -1063,8 +1068,7 @@ def protocol_b_reading(rows, grouped, settings):
         for (coarse_name, coarse), (fine_name, fine) in zip(OUTPUT_STRIDE_ROWS, OUTPUT_STRIDE_ROWS[1:])
     )
     # Worded as the claims table words it: a test for a cost ("not_worse"), not for a gain.
-    wide_claim = next(claim for claim in CLAIMS if (claim.better, claim.worse) == ("B_hfgd", "B_hfgd_wide_head"))
-    wide_difference, wide, _ = claim_verdict(wide_claim, grouped)
+    wide_difference, wide, _ = claim_verdict(claim_between("B_hfgd", "B_hfgd_wide_head"), grouped)
     comparisons += 1
     wide_text = f"{100 * wide_difference:+.1f}" + (f" ({FIRST_ROW[wide]})" if wide in FIRST_ROW else f": {wide}")
     lines += [
@@ -1192,7 +1196,7 @@ def _limits_lines(grouped, class_names):
             "output stride matters least. The OS4/OS2 claims are about thin objects and boundaries, which these "
             "runs never learn; they need longer training, pretrained weights and larger crops."
         )
-    claim = next(c for c in CLAIMS if (c.better, c.worse) == ("B_hfgd", "B_sfpn"))
+    claim = claim_between("B_hfgd", "B_sfpn")
     outcome = claim_verdict(claim, grouped)
     seed_sd, _ = pooled_seed_sd(grouped, claim.protocol)
     if outcome is None or outcome[1] != "within seed noise" or seed_sd is None or outcome[0] == 0:
@@ -1243,14 +1247,16 @@ def _budget_line(rows, settings, results, budget_hours=6.0):
 def _family_lines(grouped, where=""):
     """The claims judged as one family: which decided verdicts survive Holm's correction (`holm_decided`);
     `where` names the page of the claims when the lines go elsewhere."""
-    decided = [claim for claim in CLAIMS if (outcome := claim_verdict(claim, grouped)) and outcome[1] in DECIDED]
+    outcomes = {claim: claim_verdict(claim, grouped) for claim in CLAIMS}
+    decided = [claim for claim, outcome in outcomes.items() if outcome and outcome[1] in DECIDED]
     if not decided:
         return []
-    judged = sum(claim_p_value(claim, grouped) is not None for claim in CLAIMS)
+    # A claim has a p-value exactly when it has a bar (both need its rows and a measured spread).
+    judged = sum(outcome is not None and outcome[2] is not None for outcome in outcomes.values())
     standing = set(holm_decided(CLAIMS, grouped))
 
     def verdict_named(claim):
-        difference, outcome, _ = claim_verdict(claim, grouped)
+        difference, outcome, _ = outcomes[claim]
         return f"\"{claim.text}\" {outcome}, {100 * difference:+.1f}"
 
     kept = [verdict_named(claim) for claim in decided if claim in standing]

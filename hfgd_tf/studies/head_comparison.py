@@ -14,7 +14,7 @@ from hfgd_tf.studies import camvid_ablations as study
 
 HEAD_ACCURACY_HEADING = "## Accuracy of the head (CamVid val, from the ablation study)"
 HEAD_ROWS = (("B_hfgd", "default, D/2 wide"), ("B_hfgd_wide_head", "D wide (before)"))
-HEAD_CLAIM = next(c for c in study.CLAIMS if (c.better, c.worse) == ("B_hfgd", "B_hfgd_wide_head"))
+HEAD_CLAIM = study.claim_between("B_hfgd", "B_hfgd_wide_head")
 
 
 def _study_results(results_dir, row):

@@ -141,7 +141,7 @@ def test_holm_keeps_the_verdicts_that_survive_judging_every_claim_at_once():
     # A difference exactly at a claim's 95% bar has p = 5%.
     results = [_result("B_sfpn", s, 0.30 + s / 100) for s in range(3)] + [_result("B_hfgd", s, 0.30 + s / 100) for s in range(3)]
     grouped = study.aggregate(results)
-    claim = next(c for c in study.CLAIMS if (c.better, c.worse) == ("B_hfgd", "B_sfpn"))
+    claim = study.claim_between("B_hfgd", "B_sfpn")
     bar = study.claim_verdict(claim, grouped)[2]
     grouped["B_hfgd"]["miou"] = [m + bar for m in grouped["B_hfgd"]["miou"]]
     assert study.claim_p_value(claim, grouped) == pytest.approx(0.05, abs=1e-6)
