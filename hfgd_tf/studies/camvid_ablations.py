@@ -209,6 +209,19 @@ def claim_between(better, worse):
     return next(claim for claim in CLAIMS if (claim.better, claim.worse) == (better, worse))
 
 
+# Said after a decided verdict that Holm's correction over all claims drops (`holm_decided`).
+HOLM_CAVEAT = "; not after Holm's correction over all claims"
+
+
+def holm_caveat(first, second, outcome, standing):
+    """`HOLM_CAVEAT` when `outcome` decides the claim setting row `first` against `second` (either way round)
+    and that claim is not in `standing` (`holm_decided`); else "" (also for a comparison no claim makes)."""
+    if outcome not in DECIDED:
+        return ""
+    claims = [claim for claim in CLAIMS if {claim.better, claim.worse} == {first, second}]
+    return HOLM_CAVEAT if claims and claims[0] not in standing else ""
+
+
 def settings_key(settings):
     """A short hash of the settings: run directories and the pretrained backbone are kept per settings."""
     text = json.dumps(dataclasses.asdict(settings), sort_keys=True)
@@ -844,13 +857,15 @@ def _protocol_finished(rows, grouped, protocol):
 def premise_tally(grouped):
     """Protocol A's decided verdicts on the premise: `(for, against)`, lists of "claim text +d.d (outcome)"."""
     sides = {True: [], False: []}
+    standing = set(holm_decided(CLAIMS, grouped))
     for claim in CLAIMS:
         side = PREMISE_SIDE.get((claim.better, claim.worse))
         outcome = claim_verdict(claim, grouped) if side else None
         if outcome is None or outcome[1] not in DECIDED:
             continue
         difference, word, _ = outcome
-        sides[(word == "holds") == (side > 0)].append(f"{claim.text} {100 * difference:+.1f} ({word})")
+        caveat = holm_caveat(claim.better, claim.worse, word, standing)
+        sides[(word == "holds") == (side > 0)].append(f"{claim.text} {100 * difference:+.1f} ({word}{caveat})")
     return sides[True], sides[False]
 
 
@@ -894,12 +909,15 @@ def protocol_a_reading(rows, grouped, settings):
     if not _protocol_finished(rows, grouped, "A"):
         return lines + ["Written when every Protocol A run has finished.", ""]
 
+    standing = set(holm_decided(CLAIMS, grouped))
+
     def compare(better, worse):
         return _compare(grouped, "A", better, worse)
 
     def against(names, reference):
         outcomes = {name: compare(name, reference) for name in names}
-        return outcomes, "; ".join(f"`{name}` {100 * d:+.1f} ({o})" for name, (d, o) in outcomes.items())
+        return outcomes, "; ".join(f"`{name}` {100 * d:+.1f} ({o}{holm_caveat(name, reference, o, standing)})"
+                                   for name, (d, o) in outcomes.items())
 
     joint, joint_text = against(JOINT_ROWS, "A_frozen")
     isolated, isolated_text = against(ISOLATED_ROWS, "A_frozen")
@@ -910,7 +928,8 @@ def protocol_a_reading(rows, grouped, settings):
         "Against the frozen backbone with a fresh HFGD head (`A_frozen`, mIoU points): rows whose upsampler's "
         f"gradients reach the pretrained backbone: {joint_text}; rows that keep the upsampler isolated: "
         f"{isolated_text}. HFGD with its stop-gradients against HFGD without them (`A_hfgd` vs "
-        f"`A_hfgd_no_stop_gradients`): {100 * stop_difference:+.1f} ({stop}). `A_sfpn` differs from the reference in "
+        f"`A_hfgd_no_stop_gradients`): {100 * stop_difference:+.1f} ({stop}"
+        f"{holm_caveat('A_hfgd', 'A_hfgd_no_stop_gradients', stop, standing)}). `A_sfpn` differs from the reference in "
         "its head too (SemanticFPN's: no CAE, no high-level branch), so its difference is not the backbone's update "
         "alone (a head that learns faster in the short schedule would show the same); the HFGD rows share the "
         "reference's head.",
@@ -1025,10 +1044,14 @@ def protocol_b_reading(rows, grouped, settings):
     if not _protocol_finished(rows, grouped, "B"):
         return lines + ["Written when every Protocol B run has finished.", ""]
 
+    standing = set(holm_decided(CLAIMS, grouped))
+
     def worded(first, second, words, protocol="B"):
-        """`(first minus second in mIoU points with the outcome in `words`, outcome)`."""
+        """`(first minus second in mIoU points with the outcome in `words`, outcome)`; a decided verdict on a
+        claim that Holm's correction drops says so (`holm_caveat`)."""
         difference, outcome = _compare(grouped, protocol, first, second)
-        return f"{100 * difference:+.1f} ({words.get(outcome, outcome)})", outcome
+        caveat = holm_caveat(first, second, outcome, standing)
+        return f"{100 * difference:+.1f} ({words.get(outcome, outcome)}{caveat})", outcome
 
     def cost(name):
         return f"{_format(grouped[name]['miou'])} mIoU at {grouped[name]['gflops']:.1f} GFLOPs"

@@ -178,6 +178,32 @@ def test_the_page_says_which_verdicts_stand_when_every_claim_is_judged_at_once()
     assert "Judged as one family" not in study.render_report(rows, study.StudySettings(), within, meta, CLASSES)
 
 
+def test_the_readings_say_which_decided_verdicts_holm_drops():
+    # Protocol B: B_sfpn at +10 stands under Holm, the CAE at +3.5 passes its own bar only (as above).
+    rows = [row for row in study.study_rows() if row.protocol == "B"]
+    results = [_result("B_sfpn", s, 0.30 + s / 100) for s in range(3)] + [_result("B_hfgd", s, 0.40 + s / 100) for s in range(3)]
+    results += [_result("B_hfgd_no_cae", 0, 0.375)] + [_result(name, 0, 0.41) for name in (
+        "B_hfgd_no_stop_gradients", "B_hfgd_unshared_kernels", "B_high_level_only", "B_hfgd_os8", "B_hfgd_os2",
+        "B_hfgd_wide_head", "B_deeplabv3plus")]
+    reading = "\n".join(study.protocol_b_reading(rows, study.aggregate(results), study.StudySettings()))
+    assert "SemanticFPN (31.0 ± 1.0 mIoU at 2.0 GFLOPs): +10.0 (above, beyond the 95% bar);" in reading
+    assert "the CAE +3.5 (helps; not after Holm's correction over all claims); the stop-gradients +0.0 (within" in reading
+    assert reading.count(study.HOLM_CAVEAT) == 1
+    # Protocol A: the shared kernels at -2.0 pass their own bar (1.8 points) but not Holm's over the 7 claims;
+    # the stop-gradients at -3.0 stand.
+    base = {"A_pretrain": 0.35, "A_frozen": 0.28, "A_hfgd_unshared_kernels": 0.26}
+    reading = _reading({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
+    assert "`A_hfgd_unshared_kernels` -2.0 (does not hold; not after Holm's correction over all claims)." in reading
+    assert "(`A_hfgd` vs `A_hfgd_no_stop_gradients`): -3.0 (does not hold)." in reading
+    assert ("For it: Shared class kernels help (pretrained backbone) +2.0 (holds; not after Holm's correction over "
+            "all claims). Against it: HFGD beats") in reading
+    # A comparison no claim makes, or an undecided one, gets no caveat.
+    assert study.holm_caveat("B_hfgd", "B_deeplabv3plus", "holds", set()) == ""
+    assert study.holm_caveat("B_hfgd", "B_sfpn", "within seed noise", set()) == ""
+    assert study.holm_caveat("B_hfgd_os2", "B_hfgd", "holds", set()) == study.HOLM_CAVEAT
+    assert study.holm_caveat("B_hfgd", "B_hfgd_os2", "holds", {study.claim_between("B_hfgd_os2", "B_hfgd")}) == ""
+
+
 def test_verdicts_need_the_95_percent_bar_and_a_measured_spread():
     # Own SDs 1.41 and 0.71 points over 2 degrees of freedom: bar 4.303 x 1.12 = 4.8 points.
     assert study.verdict_bar([0.50, 0.52], [0.40, 0.41]) == pytest.approx(4.3027 * 0.000125 ** 0.5, rel=1e-4)
@@ -573,7 +599,8 @@ def test_the_reading_of_protocol_b_follows_the_verdicts_and_waits_for_every_run(
                                       "B_high_level_only")}
     reading, _, _ = _protocol_b_reading({**PROTOCOL_B, **within, "B_deeplabv3plus": 0.29, "B_hfgd_os2": 0.30})
     assert "minus DeepLabV3+ (29.0 mIoU at 2.0 GFLOPs): +3.0 (above, beyond the 95% bar)." in reading
-    assert "OS2 minus OS4 -2.0 (below, beyond the 95% bar)." in reading
+    # Past its own bar (2.8 x 0.58 = 1.6 points) but not past Holm's correction over the claims with a bar.
+    assert "OS2 minus OS4 -2.0 (below, beyond the 95% bar; not after Holm's correction over all claims)." in reading
     assert ("Parts that stay within seed noise when removed (no verdict either way at this scale): the CAE, the "
             "stop-gradients, the shared class kernels, the upsampler.") in reading
     assert "Parts that help" not in reading and "Parts that cost" not in reading
@@ -594,12 +621,15 @@ def test_the_reading_of_protocol_b_sets_the_isolating_parts_beside_protocol_a():
     assert "Protocol B +3.0 (helps); the protocols point opposite ways." in reading
     reading, _, _ = _protocol_b_reading(PROTOCOL_B, {**PROTOCOL_A, "A_hfgd_no_stop_gradients": 0.285,
                                                      "A_hfgd_unshared_kernels": 0.285})
-    assert "Protocol A -0.5 (within seed noise); Protocol B -3.0 (costs accuracy); only Protocol B decides." in reading
+    # With Protocol A's claims in the family, B's stop-gradients (p = 0.007, fifth smallest of 15) miss Holm's
+    # 0.05 / 11.
+    assert ("Protocol A -0.5 (within seed noise); Protocol B -3.0 (costs accuracy; not after Holm's correction over "
+            "all claims); only Protocol B decides.") in reading
     assert "Protocol A -0.5 (within seed noise); Protocol B +0.5 (within seed noise); neither protocol decides." \
         in reading
     # Protocol A judged with its own pooled SD (1 point), not Protocol B's (here 2.8 points): -3.0 still decides.
     reading, _, _ = _protocol_b_reading(PROTOCOL_B, PROTOCOL_A, b_spread=0.02)
-    assert "The stop-gradients: Protocol A -3.0 (costs accuracy)" in reading
+    assert "The stop-gradients: Protocol A -3.0 (costs accuracy" in reading  # its own bar; Holm's may add a caveat
     # A page without Protocol A rows has no finished Protocol A; one run short neither: no side by side.
     assert not study._protocol_finished([row for row in study.study_rows() if row.protocol == "B"], {}, "A")
     reading, rows, results = _protocol_b_reading(PROTOCOL_B, PROTOCOL_A)
