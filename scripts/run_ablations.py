@@ -375,7 +375,9 @@ def _write_report(settings, rows):
     from hfgd_tf.files import write_bytes_atomic
 
     results = _load_results(settings)
-    meta = study.report_meta(rows, results, None if results else _machine())
+    # The page names where its numbers come from: docs/results, or the other directory given.
+    source = os.path.relpath(FLAGS.results_dir, ROOT) if _from_default_results() else os.path.abspath(FLAGS.results_dir)
+    meta = study.report_meta(rows, results, None if results else _machine(), source=source)
     text = study.render_report(rows, settings, results, meta, list(get_dataset_spec("camvid").info.class_names))
     written = [write_bytes_atomic(_report_path(), (text + "\n").encode())]
     readme = _readme_path()

@@ -463,6 +463,17 @@ def read_result(path):
             raise ValueError(
                 f"{path} is not a result of scripts/run_ablations.py ({key!r} missing or not {kind.__name__}); move it away"
             )
+    # Values a run can produce: a hand-edited percentage or NaN would otherwise reach the page as a number.
+    ranges = {"miou": (0, 1), "pixel_accuracy": (0, 1), "steps": (1, math.inf), "params_m": (0, math.inf),
+              "gflops": (0, math.inf), "train_cpu_seconds": (0, math.inf)}
+    values = [(key, result[key], *ranges[key]) for key in ranges]
+    values += [(f"per_class_iou[{name!r}]", iou, 0, 1) for name, iou in result["per_class_iou"].items()]
+    for key, value, low, high in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(
+                f"{path} is not a result of scripts/run_ablations.py ({key} is {value!r}, not a number in "
+                f"[{low}, {high}]); move it away"
+            )
     expected = f"{result['row']}__seed{result['seed']}.json"
     if os.path.basename(path) != expected:
         raise ValueError(f"{path} holds {result['row']} seed {result['seed']}, so it must be named {expected}; move it away")
@@ -477,6 +488,8 @@ def check_results(rows, named_results):
         named_results: list of `(path, result dict)`, each read by `read_result`.
     """
     planned = _planned_runs(rows)
+    protocols = {row.name: row.protocol for row in rows}
+    class_names = None
     for path, result in named_results:
         row, seed = result.get("row"), result.get("seed")
         if (row, seed) not in planned:
@@ -484,6 +497,16 @@ def check_results(rows, named_results):
                 f"{path}: {row} seed {seed} is not a run of the study (python scripts/run_ablations.py --plan lists "
                 "them); move it away"
             )
+        # The protocol picks the pooled seed SD a result joins: a wrong one would move every bar.
+        if result.get("protocol") != protocols[row]:
+            raise ValueError(f"{path}: {row} is a Protocol {protocols[row]} row, but the file says protocol "
+                             f"{result.get('protocol')!r}; move it away")
+        names = sorted(result["per_class_iou"])
+        if class_names is None:
+            class_names, first = names, path
+        elif names != class_names:
+            raise ValueError(f"{path}: its per_class_iou names the classes {names}, {first} names {class_names}: "
+                             "every run evaluates the same classes; move the wrong file away")
 
 
 # Config fields that do not change what a run computes: files of the machine that ran, logging, checkpoint keeping.
@@ -784,12 +807,13 @@ def run_commits(result):
     return result.get("process_commits") or [result["commit"]]
 
 
-def report_meta(rows, results, machine=None, command="python scripts/run_ablations.py"):
-    """The `meta` of `render_report`: the command, the machines the runs named (`machine` when none has
-    finished), their commits and the missing runs."""
+def report_meta(rows, results, machine=None, command="python scripts/run_ablations.py", source="docs/results"):
+    """The `meta` of `render_report`: the command, the directory of the result JSONs (`source`), the machines
+    the runs named (`machine` when none has finished), their commits and the missing runs."""
     finished = planned_runs_finished(rows, results)
     return {
         "command": command,
+        "source": source,
         "machine": "; ".join(sorted({result["machine"] for result in results})) or machine,
         "commits": [commit for result in results for commit in run_commits(result)],
         "missing": [f"{row.name} seed {seed}" for row in rows for seed in row.seeds if (row.name, seed) not in finished],
@@ -822,13 +846,17 @@ def _row_line(row, entry, costs):
 CLAIMS_HEADER = ["| claim | rows | difference (mIoU points) | 95% bar (±) | verdict |", "| --- | --- | ---: | ---: | --- |"]
 
 
-def _claim_line(claim, grouped):
+def _claim_line(claim, grouped, standing):
+    """The claims table's line; `standing`: the claims that survive Holm's correction (`holm_decided`), so that a
+    decided verdict that does not says so in its own cell."""
     rows = f"`{claim.better}` vs `{claim.worse}`"
     outcome = claim_verdict(claim, grouped)
     if outcome is None:
         return f"| {claim.text} | {rows} | | | not run yet |"
     difference, word, bar = outcome
-    return f"| {claim.text} | {rows} | {100 * difference:+.1f} | {'-' if bar is None else f'{100 * bar:.1f}'} | {word} |"
+    caveat = holm_caveat(claim.better, claim.worse, word, standing)
+    return (f"| {claim.text} | {rows} | {100 * difference:+.1f} | {'-' if bar is None else f'{100 * bar:.1f}'} | "
+            f"{word}{caveat} |")
 
 
 # Protocol A's fine-tuned rows by whether the upsampler's gradients reach the pretrained backbone.
@@ -1012,13 +1040,21 @@ PROTOCOL_B_ROWS = frozenset(
 DECIDED = ("holds", "does not hold")
 
 
-def _agreement(a_outcome, b_outcome):
-    """How the two protocols' verdicts on one part relate."""
-    decided = [protocol for protocol, outcome in (("A", a_outcome), ("B", b_outcome)) if outcome in DECIDED]
+def _agreement(a_outcome, b_outcome, a_stands=True, b_stands=True):
+    """How the two protocols' verdicts on one part relate; `*_stands`: whether a decided verdict survives Holm's
+    correction over all claims (`holm_caveat`). Only verdicts that survive it count as deciding; the others are
+    named as decided at their own claim's bar only."""
+    sides = (("A", a_outcome, a_stands), ("B", b_outcome, b_stands))
+    decided = [protocol for protocol, outcome, stands in sides if outcome in DECIDED and stands]
+    own_bar = [protocol for protocol, outcome, stands in sides if outcome in DECIDED and not stands]
     if len(decided) == 2:
         # Not a contradiction: the premise itself says a part may matter on pretrained features and not from scratch.
         return "the protocols agree" if a_outcome == b_outcome else "the protocols point opposite ways"
-    return f"only Protocol {decided[0]} decides" if decided else "neither protocol decides"
+    text = f"only Protocol {decided[0]} decides" if decided else "neither protocol decides"
+    if own_bar:
+        text += (f" after Holm's correction (Protocol {own_bar[0]} at its own claim's bar only)" if len(own_bar) == 1
+                 else " after Holm's correction (both at their own claims' bars only)")
+    return text
 
 
 def protocol_b_reading(rows, grouped, settings):
@@ -1105,8 +1141,9 @@ def protocol_b_reading(rows, grouped, settings):
         for part, a_row, b_row in ISOLATING_PARTS:
             a_text, a_outcome = worded("A_hfgd", a_row, PART_EFFECT, protocol="A")
             b_text, b_outcome = worded("B_hfgd", b_row, PART_EFFECT)
-            sides.append(f"{part[0].upper()}{part[1:]}: Protocol A {a_text}; Protocol B {b_text}; "
-                         f"{_agreement(a_outcome, b_outcome)}.")
+            agreement = _agreement(a_outcome, b_outcome, not holm_caveat("A_hfgd", a_row, a_outcome, standing),
+                                   not holm_caveat("B_hfgd", b_row, b_outcome, standing))
+            sides.append(f"{part[0].upper()}{part[1:]}: Protocol A {a_text}; Protocol B {b_text}; {agreement}.")
         lines += ["", "HFGD's isolating parts in both protocols (HFGD full minus the row without the part, mIoU "
                   "points). " + " ".join(sides)]
     seed_sd, degrees = pooled_seed_sd(grouped, "B")
@@ -1145,7 +1182,9 @@ def render_headline(rows, results):
     ]
     lines += [_row_line(row, grouped.get(row.name), costs=False) for row in headline]
     lines += ["", *CLAIMS_HEADER]
-    lines += [_claim_line(claim, grouped) for claim in CLAIMS if {claim.better, claim.worse} <= set(HEADLINE_ROWS)]
+    standing = set(holm_decided(CLAIMS, grouped))
+    lines += [_claim_line(claim, grouped, standing) for claim in CLAIMS
+              if {claim.better, claim.worse} <= set(HEADLINE_ROWS)]
     family = _family_lines(grouped, where=" on docs/results.md")
     return "\n".join(lines + (["", *family] if family else []))
 
@@ -1195,7 +1234,12 @@ LIMITS = """\
   that in mind.
 - SemanticFPN (`A_sfpn`, `B_sfpn`) is the paper's baseline as published: a jointly trained FPN head with no
   CAE and no high-level branch or loss. "HFGD beats SemanticFPN" therefore compares more than the isolation
-  of the upsampler; the rows that take one part away from HFGD full test the parts one by one.
+  of the upsampler; the rows that take one part away from HFGD full test the parts one by one. Protocol A
+  has no SemanticFPN head on the frozen backbone, the matched reference that would take the head out of
+  "fine-tuning through SemanticFPN beats the frozen backbone": it needs the pretrained backbone every Protocol
+  A row starts from, which (with `A_pretrain`'s run directory) did not survive a move of the machine that ran
+  the study. Adding it, or seeds to Protocol A, means running all of Protocol A again (`--figures` cannot draw
+  Protocol A's panels for the same reason).
 - Where a verdict says "does not hold" or "within seed noise", the claim is not confirmed at this scale;
   that is not evidence against it at the paper's scale.
 - Scenes side by side: `python scripts/run_ablations.py --figures` writes PNG panels (image, truth,
@@ -1216,8 +1260,9 @@ def _limits_lines(grouped, class_names):
         lines.append(
             f"- {len(never)} of the {len(class_names)} classes ({', '.join(never)}) score 0.0 IoU in every run: at "
             f"this scale mIoU is decided by the other {len(class_names) - len(never)}, large regions where a finer "
-            "output stride matters least. The OS4/OS2 claims are about thin objects and boundaries, which these "
-            "runs never learn; they need longer training, pretrained weights and larger crops."
+            "output stride matters least. The OS4/OS2 claims are about thin objects and boundaries: these runs "
+            "never learn the thin classes, and no boundary metric is computed here; the claims need longer "
+            "training, pretrained weights and larger crops."
         )
     claim = claim_between("B_hfgd", "B_sfpn")
     outcome = claim_verdict(claim, grouped)
@@ -1315,7 +1360,8 @@ def _commit_notes(results):
     at_end = [r for r in results if "train_config" not in r and "commit_note" not in r]
     if at_end:
         notes += (f" Written by an early version of the script, which named the HEAD when the run ended, possibly "
-                  f"later than the code it trained with: {named(at_end)}.")
+                  f"later than the code it trained with, and did not record the train config, so only the model "
+                  f"and optimizer configs are checked against the row's: {named(at_end)}.")
     notes += "".join(f" {r['row']} seed {r['seed']}: {r['commit_note']}." for r in results if r.get("commit_note"))
     mixed = [r for r in results if len(set(run_commits(r))) > 1]
     if mixed:
@@ -1352,7 +1398,7 @@ def render_report(rows, settings, results, meta, class_names):
     untimed = [f"{r['row']} seed {r['seed']}: {r['untimed_steps']} steps" for r in results if r.get("untimed_steps")]
     last_process_only = [f"{r['row']} seed {r['seed']}" for r in results if "train_processes" not in r]
     lines += [
-        f"Every number on this page is written by `{meta['command']}` from `docs/results/*.json` (one file per",
+        f"Every number on this page is written by `{meta['command']}` from `{meta['source']}/*.json` (one file per",
         "row and seed). Rerunning the command skips finished runs, resumes a killed one from its last checkpoint",
         "and rewrites this page.",
         "",
@@ -1400,7 +1446,8 @@ def render_report(rows, settings, results, meta, class_names):
             lines.append(_row_line(row, grouped.get(row.name), costs=True))
         lines.append("")
     lines += ["## Claims at this scale", "", *CLAIMS_HEADER]
-    lines += [_claim_line(claim, grouped) for claim in CLAIMS]
+    standing = set(holm_decided(CLAIMS, grouped))
+    lines += [_claim_line(claim, grouped, standing) for claim in CLAIMS]
     pooled = {protocol: pooled_seed_sd(grouped, protocol) for protocol in ("A", "B")}
     pooled_text = "; ".join(
         f"Protocol {protocol} {100 * sd:.1f} points over {degrees_of_freedom(degrees)}, so t = {t_critical(degrees):.2f}"

@@ -69,7 +69,8 @@ def head_accuracy_section(results_dir):
         "",
         "The cheaper default head must not cost accuracy (issue 11): rows `B_hfgd` and `B_hfgd_wide_head` of "
         "`scripts/run_ablations.py` (docs/results.md, Protocol B: trained from scratch on CamVid train with the "
-        f"same settings, steps and seed; only the head width differs, checked), read from `{results_dir}/`. "
+        f"same settings, steps and seed; only the head width differs, checked: the train config only where both "
+        f"runs recorded it), read from `{results_dir}/`. "
         "`python scripts/benchmark.py --head_accuracy_only` rewrites this section alone, timing nothing.",
         "",
     ]

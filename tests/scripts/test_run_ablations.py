@@ -29,7 +29,9 @@ def test_report_only_rewrites_the_page_and_the_readme_headline_from_the_results(
     text = readme.read_text(encoding="utf-8")
     results = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
     assert text == f"# Intro\n{study.README_START}\n{study.render_headline(study.study_rows(), results)}\n{study.README_END}\n## After\n"
-    assert "stale" not in text and (tmp_path / "results.md").read_text().startswith("# Results: HFGD's claims")
+    page = (tmp_path / "results.md").read_text()
+    assert "stale" not in text and page.startswith("# Results: HFGD's claims")
+    assert f"from `{results_dir}/*.json`" in page  # where its numbers come from, not the repository's directory
 
 
 def test_a_readme_without_the_markers_is_refused_before_anything_runs(tmp_path):

@@ -68,7 +68,7 @@ def test_the_page_says_which_end_of_each_real_sequence_is_held_back(camvid_dir):
         held = sorted(name for name in finetune if name.startswith(sequence))
         assert held == (frames[: len(held)] if end == "first" else frames[-len(held):]), sequence
     page = study.render_report(study.study_rows(), study.StudySettings(), [], {
-        "command": "c", "machine": "m", "commits": [], "missing": []}, CLASSES)
+        "command": "c", "machine": "m", "source": "docs/results", "commits": [], "missing": []}, CLASSES)
     assert "the first frames of 0016E5, the last of the other two" in page
 
 
@@ -162,7 +162,7 @@ def test_the_page_says_which_verdicts_stand_when_every_claim_is_judged_at_once()
     results += [_result("B_hfgd_no_cae", 0, 0.375)] + [_result(name, 0, 0.41) for name in (
         "B_hfgd_no_stop_gradients", "B_hfgd_unshared_kernels", "B_high_level_only", "B_hfgd_os8", "B_hfgd_os2",
         "B_hfgd_wide_head")]
-    meta = {"command": "c", "machine": "m", "commits": [], "missing": []}
+    meta = {"command": "c", "machine": "m", "source": "docs/results", "commits": [], "missing": []}
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
     assert ("Judged as one family (Holm's step-down correction over the 8 claims with a bar: the chance that any "
             "verdict comes from seed noise alone is then at most 5%, under the same assumption of alike seed "
@@ -170,6 +170,10 @@ def test_the_page_says_which_verdicts_stand_when_every_claim_is_judged_at_once()
             "+10.0. The other (\"The CAE helps\" holds, +3.5) passes its own claim's bar, a 5% test, but not the "
             "correction: if no row truly differed, about 0.4 such verdicts would come by chance alone among 8 "
             "claims.") in page
+    # The claims table marks the verdict Holm drops in its own cell, and only that one.
+    cae_line = next(line for line in page.splitlines() if line.startswith("| The CAE helps |"))
+    assert cae_line.endswith("| +3.5 | 3.2 | holds; not after Holm's correction over all claims |")
+    assert page.count(study.HOLM_CAVEAT) == 1  # the Protocol B reading waits for B_deeplabv3plus
     headline = study.render_headline(study.study_rows(), results)
     assert "over the 8 claims on docs/results.md with a bar" in headline
     assert "1 of the 2 verdicts stands: \"HFGD beats a jointly trained SemanticFPN (from scratch)\" holds, +10.0." in headline
@@ -259,6 +263,14 @@ def test_results_must_be_planned_runs():
         study.check_results(rows, [("r/B_hfgd_os8__seed1.json", _result("B_hfgd_os8", 1, 0.5))])
     with pytest.raises(ValueError, match="B_renamed seed 0 is not a run of the study"):
         study.check_results(rows, [("r/B_renamed__seed0.json", _result("B_renamed", 0, 0.5))])
+    # A protocol edited by hand would move the run's spread into the other protocol's pooled SD.
+    with pytest.raises(ValueError, match="r/B_sfpn__seed0.json: B_sfpn is a Protocol B row, but the file says protocol 'A'"):
+        study.check_results(rows, [("r/B_sfpn__seed0.json", _result("B_sfpn", 0, 0.5, protocol="A"))])
+    # Every run evaluates the same classes: one that lost a class would average per-class IoU over fewer seeds.
+    fewer = _result("B_hfgd", 1, 0.5, per_class_iou={"sky": 0.5})
+    with pytest.raises(ValueError, match=r"r/B_hfgd__seed1.json: its per_class_iou names the classes \['sky'\], "
+                                         r"r/B_sfpn__seed0.json names \['road', 'sky'\]"):
+        study.check_results(rows, [("r/B_sfpn__seed0.json", _result("B_sfpn", 0, 0.5)), ("r/B_hfgd__seed1.json", fewer)])
 
 
 def test_a_result_is_read_only_under_its_own_name_and_with_every_field(tmp_path):
@@ -278,12 +290,23 @@ def test_a_result_is_read_only_under_its_own_name_and_with_every_field(tmp_path)
             study.read_result(str(own_name))
     own_name.write_text(json.dumps({**result, "miou": 1}))  # an int is a number
     assert study.read_result(str(own_name))["miou"] == 1
+    # Values no run produces: a percentage typed by hand, NaN, a text IoU, no steps.
+    first_class = next(iter(result["per_class_iou"]))
+    for change, named in (({"miou": 36.4}, r"miou is 36.4, not a number in \[0, 1\]"),
+                          ({"pixel_accuracy": float("nan")}, r"pixel_accuracy is nan, not a number in \[0, 1\]"),
+                          ({"per_class_iou": {**result["per_class_iou"], first_class: "0.5"}},
+                           rf"per_class_iou\['{first_class}'\] is '0.5', not a number in \[0, 1\]"),
+                          ({"steps": 0}, r"steps is 0, not a number in \[1, inf\]"),
+                          ({"train_cpu_seconds": -1.0}, r"train_cpu_seconds is -1.0, not a number in \[0, inf\]")):
+        own_name.write_text(json.dumps({**result, **change}))
+        with pytest.raises(ValueError, match=f"{own_name.name} is not a result of scripts/run_ablations.py \\({named}\\)"):
+            study.read_result(str(own_name))
 
 
 def test_report_numbers_come_from_the_results_and_an_incomplete_study_says_so():
     rows = [r for r in study.study_rows() if r.name in ("B_sfpn", "B_hfgd", "B_hfgd_os2")]
     results = [_result("B_sfpn", 0, 0.40), _result("B_sfpn", 1, 0.42), _result("B_hfgd", 0, 0.50, untimed_steps=49)]
-    meta = {"command": "python scripts/run_ablations.py", "machine": "test CPU", "commits": ["abc1234"],
+    meta = {"command": "python scripts/run_ablations.py", "machine": "test CPU", "source": "docs/results", "commits": ["abc1234"],
             "missing": ["B_hfgd seed 1", "B_hfgd_os2 seed 0"]}
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
     assert "**Incomplete: 3 of 7 runs finished.**" in page
@@ -347,7 +370,7 @@ def test_run_timing_adds_up_over_processes_and_counts_the_steps_nobody_timed(tmp
     assert timing["commits"] == ["aaa1111", "bbb2222"] and study.process_commits(timing) == ["aaa1111", "bbb2222"]
     # One commit: the result's `commit` says it all. A process unrecorded (the run above, or untimed steps from a
     # killed one): a list with a gap would pass for whole, so none.
-    assert study.process_commits({**timing, "commits": ["aaa1111", "aaa1111"]}) is None
+    assert study.process_commits({**timing, "source": "docs/results", "commits": ["aaa1111", "aaa1111"]}) is None
     assert study.process_commits(third) is None
     assert study.process_commits({**timing, "untimed_steps": 100}) is None
 
@@ -400,7 +423,8 @@ def test_the_commits_line_says_which_runs_ran_on_uncommitted_or_several_commits(
             "of a row may have run on different commits). A commit ending in -dirty: the process started with "
             "uncommitted changes under hfgd_tf/ or scripts/, which no commit records (B_sfpn seed 0). Written by an "
             "early version of the script, which named the HEAD when the run ended, possibly later than the code it "
-            "trained with: B_hfgd seed 1. Resumed on another commit (each process's in order): B_hfgd seed 0 "
+            "trained with, and did not record the train config, so only the model and optimizer configs are checked "
+            "against the row's: B_hfgd seed 1. Resumed on another commit (each process's in order): B_hfgd seed 0 "
             "(bbb2222, ccc3333).") in page
     plain = study.render_report(rows, study.StudySettings(), results[1:2], study.report_meta(rows, results[1:2], "m"), CLASSES)
     assert "-dirty" not in plain and "early version" not in plain and "Resumed on" not in plain
@@ -440,7 +464,7 @@ def test_the_limits_name_the_classes_no_run_learned_and_the_seeds_a_close_claim_
     never = {"sky": 0.7, "road": 0.0}
     results = [_result("B_sfpn", 0, 0.35, per_class_iou=never), _result("B_sfpn", 1, 0.37, per_class_iou=never),
                _result("B_hfgd", 0, 0.345, per_class_iou=never), _result("B_hfgd", 1, 0.365)]
-    meta = {"command": "c", "machine": "m", "commits": [], "missing": []}
+    meta = {"command": "c", "machine": "m", "source": "docs/results", "commits": [], "missing": []}
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
     assert "`B_hfgd` vs `B_sfpn` | -0.5 | 6.1 | within seed noise |" in page
     # road: 0.0 in three runs, 0.265 in one: learned once, so not named.
@@ -458,7 +482,7 @@ def test_protocol_a_page_describes_the_split_and_compares_every_fine_tuned_row_w
     rows = study.study_rows()
     results = [_result("A_frozen", s, 0.40 + s / 100) for s in range(3)] + [
         _result("A_sfpn", s, 0.30 + s / 100) for s in range(3)]
-    meta = {"command": "c", "machine": "m", "commits": [], "missing": []}
+    meta = {"command": "c", "machine": "m", "source": "docs/results", "commits": [], "missing": []}
     page = study.render_report(rows, study.StudySettings(), results, meta, CLASSES)
     assert "minus one contiguous block of 25% of each sequence" in page and "the first frames of 0016E5" in page
     assert "after 250 steps about 8% of the pretrained statistics remain" in page  # 0.99 ** 250 = 0.081
@@ -543,7 +567,7 @@ def test_the_reading_of_protocol_a_follows_the_verdicts_and_waits_for_every_run(
         assert sum(tally in reading for tally in tallies) == 1, case
     # One run missing: no reading yet, and the page says so.
     rows, results = _protocol_a({**base, "A_sfpn": 0.33, "A_hfgd_no_stop_gradients": 0.31, "A_hfgd": 0.28})
-    meta = {"command": "c", "machine": "m", "commits": [], "missing": ["A_hfgd_unshared_kernels seed 2"]}
+    meta = {"command": "c", "machine": "m", "source": "docs/results", "commits": [], "missing": ["A_hfgd_unshared_kernels seed 2"]}
     page = study.render_report(rows, study.StudySettings(), results[:-1], meta, CLASSES)
     assert "## Reading of Protocol A\n\nWritten when every Protocol A run has finished." in page
 
@@ -624,7 +648,7 @@ def test_the_reading_of_protocol_b_sets_the_isolating_parts_beside_protocol_a():
     # With Protocol A's claims in the family, B's stop-gradients (p = 0.007, fifth smallest of 15) miss Holm's
     # 0.05 / 11.
     assert ("Protocol A -0.5 (within seed noise); Protocol B -3.0 (costs accuracy; not after Holm's correction over "
-            "all claims); only Protocol B decides.") in reading
+            "all claims); neither protocol decides after Holm's correction (Protocol B at its own claim's bar only).") in reading
     assert "Protocol A -0.5 (within seed noise); Protocol B +0.5 (within seed noise); neither protocol decides." \
         in reading
     # Protocol A judged with its own pooled SD (1 point), not Protocol B's (here 2.8 points): -3.0 still decides.
@@ -637,13 +661,26 @@ def test_the_reading_of_protocol_b_sets_the_isolating_parts_beside_protocol_a():
     assert "isolating parts" not in "\n".join(study.protocol_b_reading(rows, study.aggregate(short),
                                                                         study.StudySettings()))
     # Protocol B one run short: no reading yet, and the page says so.
-    meta = {"command": "c", "machine": "m", "commits": [], "missing": ["B_deeplabv3plus seed 0"]}
+    meta = {"command": "c", "machine": "m", "source": "docs/results", "commits": [], "missing": ["B_deeplabv3plus seed 0"]}
     assert results[-1]["row"] == "B_deeplabv3plus"
     page = study.render_report(rows, study.StudySettings(), results[:-1], meta, CLASSES)
     assert "## Reading of Protocol B\n\nWritten when every Protocol B run has finished." in page
     meta["missing"] = []
     assert "Parts that help here: the CAE, the upsampler." in study.render_report(
         rows, study.StudySettings(), results, meta, CLASSES)
+
+
+def test_the_protocols_agree_or_decide_only_with_verdicts_that_survive_holm():
+    assert study._agreement("holds", "holds") == "the protocols agree"
+    assert study._agreement("holds", "does not hold") == "the protocols point opposite ways"
+    assert study._agreement("holds", "within seed noise") == "only Protocol A decides"
+    assert study._agreement("within seed noise", "within seed noise") == "neither protocol decides"
+    assert study._agreement("does not hold", "within seed noise", a_stands=False) == (
+        "neither protocol decides after Holm's correction (Protocol A at its own claim's bar only)")
+    assert study._agreement("holds", "holds", b_stands=False) == (
+        "only Protocol A decides after Holm's correction (Protocol B at its own claim's bar only)")
+    assert study._agreement("holds", "does not hold", False, False) == (
+        "neither protocol decides after Holm's correction (both at their own claims' bars only)")
 
 
 def test_readme_headline_shows_the_headline_rows_and_their_claims():
