@@ -1377,7 +1377,8 @@ def render_report(rows, settings, results, meta, class_names):
         rows: list of `Row`.
         settings: `StudySettings`.
         results: list of result dicts (the JSONs).
-        meta: dict with "command", "machine", "commits" (list) and "missing" (list of "row seed").
+        meta: dict with "command", "source" (the results directory), "machine", "commits" (list) and "missing"
+            (list of "row seed"): `report_meta`.
         class_names: list of str.
     """
     grouped = aggregate(results)
