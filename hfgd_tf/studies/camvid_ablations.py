@@ -213,13 +213,15 @@ def claim_between(better, worse):
 HOLM_CAVEAT = "; not after Holm's correction over all claims"
 
 
-def holm_caveat(first, second, outcome, standing):
-    """`HOLM_CAVEAT` when `outcome` decides the claim setting row `first` against `second` (either way round)
-    and that claim is not in `standing` (`holm_decided`); else "" (also for a comparison no claim makes)."""
-    if outcome not in DECIDED:
-        return ""
-    claims = [claim for claim in CLAIMS if {claim.better, claim.worse} == {first, second}]
-    return HOLM_CAVEAT if claims and claims[0] not in standing else ""
+def claim_for(first, second):
+    """The `Claim` that sets rows `first` and `second` against each other, either way round; None when none does."""
+    return next((claim for claim in CLAIMS if {claim.better, claim.worse} == {first, second}), None)
+
+
+def holm_caveat(claim, outcome, standing):
+    """`HOLM_CAVEAT` when `outcome` decides `claim` and the claim is not in `standing` (`holm_decided`); else ""
+    (also when `claim` is None: a comparison no claim makes)."""
+    return HOLM_CAVEAT if claim is not None and outcome in DECIDED and claim not in standing else ""
 
 
 def settings_key(settings):
@@ -854,7 +856,7 @@ def _claim_line(claim, grouped, standing):
     if outcome is None:
         return f"| {claim.text} | {rows} | | | not run yet |"
     difference, word, bar = outcome
-    caveat = holm_caveat(claim.better, claim.worse, word, standing)
+    caveat = holm_caveat(claim, word, standing)
     return (f"| {claim.text} | {rows} | {100 * difference:+.1f} | {'-' if bar is None else f'{100 * bar:.1f}'} | "
             f"{word}{caveat} |")
 
@@ -882,17 +884,17 @@ def _protocol_finished(rows, grouped, protocol):
     return bool(planned) and all(set(row.seeds) <= set(grouped.get(row.name, {}).get("seeds", ())) for row in planned)
 
 
-def premise_tally(grouped):
-    """Protocol A's decided verdicts on the premise: `(for, against)`, lists of "claim text +d.d (outcome)"."""
+def premise_tally(grouped, standing):
+    """Protocol A's decided verdicts on the premise: `(for, against)`, lists of "claim text +d.d (outcome)";
+    `standing`: the claims that survive Holm's correction (`holm_decided`)."""
     sides = {True: [], False: []}
-    standing = set(holm_decided(CLAIMS, grouped))
     for claim in CLAIMS:
         side = PREMISE_SIDE.get((claim.better, claim.worse))
         outcome = claim_verdict(claim, grouped) if side else None
         if outcome is None or outcome[1] not in DECIDED:
             continue
         difference, word, _ = outcome
-        caveat = holm_caveat(claim.better, claim.worse, word, standing)
+        caveat = holm_caveat(claim, word, standing)
         sides[(word == "holds") == (side > 0)].append(f"{claim.text} {100 * difference:+.1f} ({word}{caveat})")
     return sides[True], sides[False]
 
@@ -944,7 +946,7 @@ def protocol_a_reading(rows, grouped, settings):
 
     def against(names, reference):
         outcomes = {name: compare(name, reference) for name in names}
-        return outcomes, "; ".join(f"`{name}` {100 * d:+.1f} ({o}{holm_caveat(name, reference, o, standing)})"
+        return outcomes, "; ".join(f"`{name}` {100 * d:+.1f} ({o}{holm_caveat(claim_for(name, reference), o, standing)})"
                                    for name, (d, o) in outcomes.items())
 
     joint, joint_text = against(JOINT_ROWS, "A_frozen")
@@ -957,7 +959,7 @@ def protocol_a_reading(rows, grouped, settings):
         f"gradients reach the pretrained backbone: {joint_text}; rows that keep the upsampler isolated: "
         f"{isolated_text}. HFGD with its stop-gradients against HFGD without them (`A_hfgd` vs "
         f"`A_hfgd_no_stop_gradients`): {100 * stop_difference:+.1f} ({stop}"
-        f"{holm_caveat('A_hfgd', 'A_hfgd_no_stop_gradients', stop, standing)}). `A_sfpn` differs from the reference in "
+        f"{holm_caveat(claim_between('A_hfgd', 'A_hfgd_no_stop_gradients'), stop, standing)}). `A_sfpn` differs from the reference in "
         "its head too (SemanticFPN's: no CAE, no high-level branch), so its difference is not the backbone's update "
         "alone (a head that learns faster in the short schedule would show the same); the HFGD rows share the "
         "reference's head.",
@@ -974,7 +976,7 @@ def protocol_a_reading(rows, grouped, settings):
         "it became better than the pretraining model.",
         "",
     ]
-    supporting, opposing = premise_tally(grouped)
+    supporting, opposing = premise_tally(grouped, standing)
     lines.append(_tally_sentence(supporting, opposing))
     # A narrative only where every decided verdict points its way, and only from HFGD-head rows (SemanticFPN's
     # head differs from the frozen reference's).
@@ -1086,7 +1088,7 @@ def protocol_b_reading(rows, grouped, settings):
         """`(first minus second in mIoU points with the outcome in `words`, outcome)`; a decided verdict on a
         claim that Holm's correction drops says so (`holm_caveat`)."""
         difference, outcome = _compare(grouped, protocol, first, second)
-        caveat = holm_caveat(first, second, outcome, standing)
+        caveat = holm_caveat(claim_for(first, second), outcome, standing)
         return f"{100 * difference:+.1f} ({words.get(outcome, outcome)}{caveat})", outcome
 
     def cost(name):
@@ -1141,8 +1143,8 @@ def protocol_b_reading(rows, grouped, settings):
         for part, a_row, b_row in ISOLATING_PARTS:
             a_text, a_outcome = worded("A_hfgd", a_row, PART_EFFECT, protocol="A")
             b_text, b_outcome = worded("B_hfgd", b_row, PART_EFFECT)
-            agreement = _agreement(a_outcome, b_outcome, not holm_caveat("A_hfgd", a_row, a_outcome, standing),
-                                   not holm_caveat("B_hfgd", b_row, b_outcome, standing))
+            agreement = _agreement(a_outcome, b_outcome, claim_between("A_hfgd", a_row) in standing,
+                                   claim_between("B_hfgd", b_row) in standing)
             sides.append(f"{part[0].upper()}{part[1:]}: Protocol A {a_text}; Protocol B {b_text}; {agreement}.")
         lines += ["", "HFGD's isolating parts in both protocols (HFGD full minus the row without the part, mIoU "
                   "points). " + " ".join(sides)]

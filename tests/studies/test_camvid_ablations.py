@@ -202,10 +202,13 @@ def test_the_readings_say_which_decided_verdicts_holm_drops():
     assert ("For it: Shared class kernels help (pretrained backbone) +2.0 (holds; not after Holm's correction over "
             "all claims). Against it: HFGD beats") in reading
     # A comparison no claim makes, or an undecided one, gets no caveat.
-    assert study.holm_caveat("B_hfgd", "B_deeplabv3plus", "holds", set()) == ""
-    assert study.holm_caveat("B_hfgd", "B_sfpn", "within seed noise", set()) == ""
-    assert study.holm_caveat("B_hfgd_os2", "B_hfgd", "holds", set()) == study.HOLM_CAVEAT
-    assert study.holm_caveat("B_hfgd", "B_hfgd_os2", "holds", {study.claim_between("B_hfgd_os2", "B_hfgd")}) == ""
+    assert study.claim_for("B_hfgd", "B_deeplabv3plus") is None
+    assert study.holm_caveat(study.claim_for("B_hfgd", "B_deeplabv3plus"), "holds", set()) == ""
+    assert study.holm_caveat(study.claim_for("B_hfgd", "B_sfpn"), "within seed noise", set()) == ""
+    assert study.holm_caveat(study.claim_for("B_hfgd_os2", "B_hfgd"), "holds", set()) == study.HOLM_CAVEAT
+    os2_claim = study.claim_between("B_hfgd_os2", "B_hfgd")
+    assert study.claim_for("B_hfgd", "B_hfgd_os2") == os2_claim  # either way round
+    assert study.holm_caveat(study.claim_for("B_hfgd", "B_hfgd_os2"), "holds", {os2_claim}) == ""
 
 
 def test_verdicts_need_the_95_percent_bar_and_a_measured_spread():
