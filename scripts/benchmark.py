@@ -507,7 +507,7 @@ def targets(rows, columns, saved_model, pipeline, settings):
     The targets are set for float32 without XLA; other runs say so instead of marking them.
     """
     if FLAGS.mixed_precision != "none" or FLAGS.jit_compile:
-        return ["", "## Targets (issue 11)", "", "Set for float32 without XLA: checked on that run (`docs/performance.md`), not on this one."]
+        return ["", "## Targets", "", "Set for float32 without XLA: checked on that run (`docs/performance.md`), not on this one."]
     size = settings.image_size
     b1, flops = columns.get(f"b1 {size}x{size} (ms)", {}), columns["GFLOPs"]
     checks = []
@@ -526,7 +526,7 @@ def targets(rows, columns, saved_model, pipeline, settings):
         checks.append(("SavedModel / in-process serving latency", saved_model[1] / saved_model[0], "<= 1.1"))
     for crop, _, pipe, train in pipeline:
         checks.append((f"pipeline / training images/s at {crop[0]}x{crop[1]}", pipe / train, ">= 3"))
-    lines = ["", "## Targets (issue 11)", "", "| target | measured | limit | met |", "| --- | ---: | ---: | --- |"]
+    lines = ["", "## Targets", "", "| target | measured | limit | met |", "| --- | ---: | ---: | --- |"]
     for what, value, limit in checks:
         if value == "not selected":
             continue

@@ -39,7 +39,7 @@ _EXTRA_HELP = {
 }
 
 
-# --- TFDS data source and keras-cv / keras-hub backbones (issue 13) ---
+# --- TFDS data source and keras-cv / keras-hub backbones ---
 # --data_source, --tfds_name, --tfds_data_dir (DataConfig) and --backbone_kwargs, --backbone_preset_dir
 # (ModelConfig) are generated from the dataclasses like every other flag. A folder dataset read from TFDS
 # takes its class count from the TFDS metadata rather than from data_dir's manifest.
@@ -135,7 +135,7 @@ def define_run_flags(with_eval_config=True, mode=None):
     """Flags of the scripts that work on a finished run directory (evaluate, export, predict).
 
     They also take every training flag, so that the experiment's flagfile serves training and evaluation
-    alike, as the authors' `train.py` / `eval.py` (SPEC §5): the model and data come from the run's
+    alike, as the authors' `train.py` / `eval.py`: the model and data come from the run's
     `run_config.json`, and a model or data flag that disagrees with it is an error (`check_flags_match_run`).
     """
     flags.DEFINE_string("checkpoint_dir", "", "A training run directory (holds run_config.json and checkpoints).")
@@ -233,7 +233,7 @@ def check_flags_match_run(checkpoint_dir):
                 )
 
 
-# ==== The authors' flag names (SPEC §5): issue 8 item 9 ==========================================
+# ==== The authors' flag names ========================================================
 # Their users' flagfiles run here. Three kinds, all listed in docs/flags.md:
 # - AUTHORS_ALIASES: the same meaning under another name -> an absl alias of our flag;
 # - translated flags: a small conversion into our fields (`_authors_overrides`);

@@ -59,7 +59,7 @@ def _flags_of(script):
 
 
 def _authors_rows(per_script):
-    """The authors' flag names (SPEC §5): what each becomes here, and in which scripts."""
+    """The authors' flag names: what each becomes here, and in which scripts."""
     def scripts_with(name):
         found = [script for script, names in per_script.items() if name in names]
         return ", ".join(f"`{s}`" for s in found) or "-"
@@ -123,7 +123,7 @@ def render():
     lines += [
         "## The authors' flag names",
         "",
-        "Their users' command lines and flagfiles (SPEC §5) run here: a name with the same meaning is an absl",
+        "Their users' command lines and flagfiles run here: a name with the same meaning is an absl",
         "alias of ours; a few are translated into our fields; a flag we do not support is accepted only with its",
         "harmless value and otherwise fails at start, naming the flag and what to use. Giving the same setting",
         "both ways with different values is an error.",

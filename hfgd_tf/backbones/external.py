@@ -22,7 +22,7 @@ The pyramid keys of the libraries are not trusted (keras-cv's MiT calls its stri
 adapter runs the backbone once on a probe image and assigns each pyramid output by its measured stride
 (2 -> S1, 4 -> C2, 8 -> C3, 16 -> C4, 32 -> C5). A backbone without a stride-2 level provides no S1.
 
-Fixed input size (MiT, SPEC §4: attention reshapes its tokens by sqrt(N)): the backbone is built for the
+Fixed input size (MiT: keras-cv's attention reshapes its tokens by sqrt(N)): the backbone is built for the
 square size given by `backbone_kwargs["input_shape"]`; a non-square or unknown size is refused at build
 time. Inputs of any other size are resized (bilinear) to that size inside the adapter and each feature is
 resized back to the stride grid of the real input, so training, evaluation and export never fail on a
@@ -99,7 +99,7 @@ KERAS_HUB_DEFAULTS = {
 _DEFAULTS = {"keras_cv": KERAS_CV_DEFAULTS, "keras_hub": KERAS_HUB_DEFAULTS}
 # The argument holding the input shape, per library.
 _SHAPE_ARGUMENT = {"keras_cv": "input_shape", "keras_hub": "image_shape"}
-# Classes that only work at a fixed square input size (SPEC §4).
+# Classes that only work at a fixed square input size (their attention reshapes tokens by sqrt(N)).
 FIXED_SIZE_CLASSES = ("MiTBackbone",)
 
 

@@ -2,7 +2,7 @@
 
 Hand-written rather than taken from keras-cv/keras-hub because their ResNets have neither dilation
 (needed for output stride 16/8 and the DeepLab baselines) nor the deep 3x3 stem used by segmentation
-codebases (SPEC §4). The layout options are those of the ImageNet checkpoints users have, so that a
+codebases. The layout options are those of the ImageNet checkpoints users have, so that a
 converted checkpoint (`hfgd_tf.backbones.convert`) computes exactly what it computed in PyTorch:
 
 - the stride of a stage sits in the first block's 3x3 conv (ResNet v1.5: torchvision, timm, mmseg);
@@ -99,7 +99,7 @@ class ResNetBackbone(FeatureBackbone):
         output_stride: int. Stride of C5: 32, 16 (C5 dilated) or 8 (C4 and C5 dilated). Defaults to 32.
         first_block_dilation: str. "previous": the first 3x3 conv of a dilated stage's first block keeps
             the previous stage's dilation (torchvision / timm / mmseg `contract_dilation`); "stage": it uses
-            the stage's dilation like the other blocks (DeepLab; [ours] before issue 9). Defaults to
+            the stage's dilation like the other blocks (DeepLab; this project's layout in its first releases). Defaults to
             "previous".
         multi_grid: tuple of int. Dilation multipliers of the last stage's blocks when it is dilated,
             cycled over the blocks; any rate other than 1 applies to every block of the stage, first

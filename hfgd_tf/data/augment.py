@@ -1,8 +1,8 @@
-"""Joint image/label augmentation of SPEC §3, with stateless randomness keyed by an example seed.
+"""Joint image/label augmentation of the authors' recipe, with stateless randomness keyed by an example seed.
 
 Hand-written with `tf.image` rather than keras-cv layers because keras-cv 0.9's `RandomCrop` raises
 NotImplementedError for masks and its other layers return float masks and fill by their own rules
-(SPEC §4), while the authors' recipe needs scale-in-steps, pad with the ignore label, crop, and labels
+(they return float masks and cannot crop masks), while the authors' recipe needs scale-in-steps, pad with the ignore label, crop, and labels
 resized only with nearest neighbour. Every random draw is a stateless op seeded by `(seed, index)`, so
 an example's augmentation does not depend on parallelism, and resuming at step N reproduces it.
 
@@ -81,7 +81,7 @@ def random_flip(image, label, seed, probability=0.5):
 
 
 def augment_for_training(image, label, seed, config, ignore_label):
-    """The authors' training augmentation, in their order (SPEC §5).
+    """The authors' training augmentation, in their order.
 
     Args:
         image: float32 `[H, W, 3]` in [0, 255].

@@ -12,7 +12,7 @@ DATA_SOURCES = ("tfrecord", "tfds")
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Input pipeline settings (names follow the authors' flags, SPEC §5).
+    """Input pipeline settings (names follow the authors' flags).
 
     Attributes:
         dataset: str. Registry name (`hfgd_tf.data.registry`); "folder" takes its classes from the

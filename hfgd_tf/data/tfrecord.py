@@ -3,7 +3,7 @@
 An example has the features `image` (bytes), `label` (bytes), `height`, `width`, `depth` (int64). Each
 bytes value is a `tf.io.serialize_tensor`: `image` of a scalar string holding the PNG/JPEG file bytes,
 `label` of an int32 `[H, W]` tensor of train ids. Files are `<split>-<k>.tfrecord`, ZLIB-compressed
-by default (SPEC §5), so records written by the authors' converters read here too.
+by default, so records written by the authors' converters read here too.
 """
 
 import io

@@ -12,7 +12,7 @@ LOSSES = ("cross_entropy", "ohem", "focal")  # hfgd_tf.train.losses.LOSSES
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """Optimizer and learning-rate schedule (authors' CAR defaults, SPEC §3).
+    """Optimizer and learning-rate schedule (the authors' CAR defaults).
 
     Attributes:
         optimizer: str. "sgd" (momentum) or "adamw".

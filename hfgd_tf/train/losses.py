@@ -181,6 +181,6 @@ def l2_weight_decay(variables, weight_decay, decay_norm_vars=False):
 
 
 def is_decayed_variable(variable):
-    """Kernels decay; biases, norm parameters and position tables do not (SPEC §5)."""
+    """Kernels decay; biases, norm parameters and position tables do not (as in the authors' code)."""
     name = variable.path if hasattr(variable, "path") else variable.name
     return name.endswith("kernel") or name.endswith("kernel:0")

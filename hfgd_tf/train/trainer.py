@@ -175,7 +175,7 @@ class Trainer:
             else:
                 head = trainable
                 self._groups = [(self._inner_optimizer, trainable)]
-            # Build slots inside the scope before the first distributed step (SPEC §4).
+            # Build slots inside the scope before the first distributed step (Keras 3 SGD with momentum otherwise fails inside strategy.run).
             self.optimizer.build(head)
             for optimizer, _ in self._groups:
                 # The trainer sums the gradient across replicas itself (before clipping and the

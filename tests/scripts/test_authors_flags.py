@@ -1,4 +1,4 @@
-"""The authors' flag names (SPEC §5): aliases and translations into our configs, unsupported flags failing
+"""The authors' flag names: aliases and translations into our configs, unsupported flags failing
 with what to use, and a flagfile written with their names training and evaluating the demo model."""
 
 import json
@@ -229,7 +229,7 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_pat
     assert metrics["protocol"]["scales"] == [0.75, 1.0]
     assert metrics["protocol"]["sliding_window"] == [32, 32]
 
-    # Their workflow: the training flagfile serves evaluation too (SPEC §5). Training-only flags (optimizer,
+    # Their workflow: the training flagfile serves evaluation too. Training-only flags (optimizer,
     # augmentation) may differ; a model or data flag that differs from the run is an error, not ignored.
     shared = tmp_path / "shared.json"
     output = _run(  # the flagfile's --mode=train included

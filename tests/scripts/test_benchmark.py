@@ -104,7 +104,7 @@ def test_targets_saved_model_and_pipeline_ratios(report):
     tables = _tables(report[0])
     header, *rows = tables[""]
     values = {r[0]: dict(zip(header, r)) for r in rows}
-    targets = {r[0]: r[1:] for r in tables["Targets (issue 11)"][1:]}
+    targets = {r[0]: r[1:] for r in tables["Targets"][1:]}
     flops = targets["HFGD-R50-OS4 GFLOPs / backbone GFLOPs"]
     _close(flops[0], float(values["hfgd_r50_os4"]["GFLOPs"]) / float(values["backbone_r50"]["GFLOPs"]))
     assert flops[1:] == ["<= 1.35", "yes" if float(flops[0]) <= 1.35 else "NO"]
@@ -156,10 +156,10 @@ def test_the_full_page_has_the_head_accuracy_section(report):
 def test_head_accuracy_only_rewrites_that_section_and_checks_its_flags(tmp_path):
     # The section's content is tested in tests/studies/test_head_comparison.py; here the command line.
     page = tmp_path / "performance.md"
-    page.write_text("# Performance\n\n## Targets (issue 11)\n\nkept\n")
+    page.write_text("# Performance\n\n## Targets\n\nkept\n")
     result = _run("--head_accuracy_only", f"--output={page}", f"--results_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert page.read_text().startswith("# Performance\n\n## Targets (issue 11)\n\nkept\n\n## " + HEAD_SECTION)
+    assert page.read_text().startswith("# Performance\n\n## Targets\n\nkept\n\n## " + HEAD_SECTION)
     assert "Not measured yet" in result.stdout
     result = _run("--head_accuracy_only", f"--output={page}", "--results_dir=")
     assert result.returncode == 2 and "--head_accuracy_only needs --results_dir" in result.stderr

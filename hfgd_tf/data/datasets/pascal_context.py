@@ -2,7 +2,7 @@
 PNGs made from the Detail API's `trainval_merged.json`: 0 = background, 1..59 = classes) and the split
 lists `ImageSets/SegmentationContext/{train,val}.txt`. `data_dir` is the `VOC2010` folder.
 
-Two variants, as in the literature and the authors' code (SPEC §3):
+Two variants, as in the literature and the authors' code:
 - `pascal_context` (59 classes): background is ignored and the classes shift by -1 (raw 1 -> 0).
 - `pascal_context_60` (60 classes): background is class 0; only 255 is ignored.
 """
