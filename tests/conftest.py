@@ -10,6 +10,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMVID_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run_slow",
+        action="store_true",
+        default=False,
+        help="Also run the tests marked slow (scripts end to end, training, multi-worker, kill/resume). "
+        "CI and the README's test command run them.",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run_slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run_slow (CI and the README's test command do)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains or runs scripts end to end (tens of seconds)")
     # Two logical CPU devices for the whole session, so that MirroredStrategy / synchronised BatchNorm

@@ -20,7 +20,10 @@ def test_readme_has_the_demo_and_test_commands_and_ci_runs_the_test_command():
 
 
 def test_top_level_layout():
-    allowed = {"hfgd_tf", "experiments", "scripts", "tests", "setup.py", "README.md", "docs", "LICENSE", "constraints.txt"}
+    allowed = {
+        "hfgd_tf", "experiments", "scripts", "tests", "tools", "setup.py", "pyproject.toml", "README.md", "docs", "LICENSE",
+        "constraints.txt", "CONTRIBUTING.md",
+    }
     entries = {e for e in os.listdir(ROOT) if not e.startswith(".")}
     generated = {"demo_output", "runs", "hfgd_tf.egg-info", "build", "predictions"}
     assert entries - generated <= allowed, entries - generated - allowed

@@ -1,6 +1,6 @@
 """The CamVid accuracy of HFGD's default head against the D-wide head, for the performance page.
 
-The cheaper default head (U-SFPN D/2 wide) must not cost accuracy (issue 11). The CamVid study
+The cheaper default head (U-SFPN D/2 wide) must not cost accuracy. The CamVid study
 (`camvid_ablations`, rows `B_hfgd` and `B_hfgd_wide_head`) trains both at the same seed and budget; this
 module reads those result JSONs, checks that the runs differ in the head width alone, and writes the
 markdown section that `scripts/benchmark.py` puts on docs/performance.md (`--head_accuracy_only`
@@ -67,7 +67,7 @@ def head_accuracy_section(results_dir):
         "",
         HEAD_ACCURACY_HEADING,
         "",
-        "The cheaper default head must not cost accuracy (issue 11): rows `B_hfgd` and `B_hfgd_wide_head` of "
+        "The cheaper default head must not cost accuracy: rows `B_hfgd` and `B_hfgd_wide_head` of "
         "`scripts/run_ablations.py` (docs/results.md, Protocol B: trained from scratch on CamVid train with the "
         f"same settings, steps and seed; only the head width differs, checked: the train config only where both "
         f"runs recorded it), read from `{results_dir}/`. "
