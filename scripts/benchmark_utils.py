@@ -111,19 +111,19 @@ def training_images_per_second(model, config, batch_size, steps, warmup=2, jit_c
     """Images/s of HFGD training steps (the project's loss terms, SGD) at `config`'s crop, random data."""
     import tensorflow as tf
 
-    from hfgd_tf.train.losses import hfgd_loss_terms
+    from hfgd_tf.train.losses import SegmentationLoss
 
     num_classes = config.info.num_classes
     optimizer = tf.keras.optimizers.SGD(0.01, momentum=0.9)
     optimizer.build(model.trainable_variables)
     images = tf.random.uniform([batch_size, config.crop_height, config.crop_width, 3], 0, 255)
     labels = tf.random.uniform([batch_size, config.crop_height, config.crop_width], 0, num_classes, tf.int32)
+    loss_fn = SegmentationLoss(ignore_label=config.info.ignore_label)
 
     @tf.function(jit_compile=jit_compile)
     def step():
         with tf.GradientTape() as tape:
-            terms = hfgd_loss_terms(labels, model(images, training=True), config.info.ignore_label)
-            loss = sum(total / count for total, count in terms.values())
+            loss = sum(loss_fn(labels, model(images, training=True)).values())
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss

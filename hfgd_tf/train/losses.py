@@ -158,18 +158,6 @@ class SegmentationLoss:
         return shares
 
 
-def hfgd_loss_terms(labels, outputs, ignore_label, class_weights=None):
-    """Cross-entropy sums of the model's outputs: `{"loss_up": (sum, count), "loss_high": (sum, count)}`.
-
-    `loss_up` is on `logits` (the prediction); `loss_high` on `logits_high` when the model has it.
-    """
-    loss = SegmentationLoss("cross_entropy", ignore_label, class_weights)
-    terms = {"loss_up": loss.sums(labels, outputs["logits"])}
-    if "logits_high" in outputs:
-        terms["loss_high"] = loss.sums(labels, outputs["logits_high"])
-    return terms
-
-
 def l2_weight_decay(variables, weight_decay, decay_norm_vars=False):
     """`weight_decay * sum(v^2) / 2` over convolution/dense kernels (and norm/bias vars if asked)."""
     if not weight_decay:
