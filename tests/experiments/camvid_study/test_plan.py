@@ -1,0 +1,32 @@
+"""The plan: CamVid's pretrain/finetune split, and the configs the committed results were trained with."""
+
+import pytest
+
+import plan
+
+
+def test_holdback_keeps_the_block_farthest_from_val_frames():
+    stems = [f"0016E5_{i:05d}" for i in range(1, 9)] + [f"0001TP_{i:06d}" for i in range(1, 5)]
+    # 0016E5's val frames sit after its train frames: the first 2 frames are held back there; 0001TP has none
+    # in val, so its last frame is.
+    pretrain, finetune = plan.holdback_split(stems, 0.25, avoid=["0016E5_00020"])
+    assert finetune == ["0001TP_000004", "0016E5_00001", "0016E5_00002"]
+    assert sorted(pretrain + finetune) == sorted(stems)
+    pretrain, finetune = plan.holdback_split(stems, 0.25, avoid=["0016E5_00000"])
+    assert finetune[1:] == ["0016E5_00007", "0016E5_00008"]
+    with pytest.raises(ValueError, match="'bad' is not <sequence>_<frame number>"):
+        plan.holdback_split(["bad"], 0.25)
+
+
+def test_settings_refuse_a_schedule_that_is_not_whole_epochs():
+    with pytest.raises(ValueError, match="scratch_steps=300 must be a multiple of epoch_steps=250"):
+        plan.StudySettings(scratch_steps=300)
+    with pytest.raises(ValueError, match="holdback_fraction must be in"):
+        plan.StudySettings(holdback_fraction=1.0)
+
+
+def test_every_claim_names_rows_of_the_plan():
+    names = {row.name for row in plan.study_rows()}
+    assert len(names) == len(plan.study_rows())
+    for claim in plan.CLAIMS:
+        assert {claim.better, claim.worse} <= names, claim
