@@ -72,6 +72,9 @@ class ContextAugmentationEncoder(_ContextEncoderBase):
         mlp_ratio: int. MLP hidden width / D. Defaults to 4.
         dropout: float. Attention and MLP dropout. Defaults to 0.
         norm: str or dict. For the conv layers. Defaults to None (sync batch norm).
+        position_encoding: str. "index" (row/column indices; the default, as in this project's first
+            releases) or "normalized" (positions scaled to the grid's extent, the same codes on every
+            grid size): see `SinePositionEncoding2D`.
 
     Call arguments:
         inputs: C5 `[B, h, w, C]`.
@@ -80,7 +83,17 @@ class ContextAugmentationEncoder(_ContextEncoderBase):
         H `[B, h, w, D]`.
     """
 
-    def __init__(self, num_channels, num_blocks=1, num_heads=4, mlp_ratio=4, dropout=0.0, norm=None, **kwargs):
+    def __init__(
+        self,
+        num_channels,
+        num_blocks=1,
+        num_heads=4,
+        mlp_ratio=4,
+        dropout=0.0,
+        norm=None,
+        position_encoding="index",
+        **kwargs,
+    ):
         super().__init__(num_channels, norm=norm, **kwargs)
         if num_channels % 4 or num_channels % num_heads:
             raise ValueError(
@@ -93,9 +106,12 @@ class ContextAugmentationEncoder(_ContextEncoderBase):
         self.num_heads = num_heads
         self.mlp_ratio = mlp_ratio
         self.dropout = dropout
+        self.position_encoding_type = position_encoding
         policy = self.dtype_policy
         self.input_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="input_projection")
-        self.position_encoding = SinePositionEncoding2D(dtype=policy, name="position_encoding")
+        self.position_encoding = SinePositionEncoding2D(
+            positions=position_encoding, dtype=policy, name="position_encoding"
+        )
         self.attention_norms, self.attentions, self.mlp_norms, self.mlps = [], [], [], []
         for i in range(num_blocks):
             self.attention_norms.append(keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy, name=f"block{i}_attention_norm"))
@@ -156,6 +172,7 @@ class ContextAugmentationEncoder(_ContextEncoderBase):
             num_heads=self.num_heads,
             mlp_ratio=self.mlp_ratio,
             dropout=self.dropout,
+            position_encoding=self.position_encoding_type,
         )
         return config
 

@@ -9,6 +9,7 @@ from hfgd_tf.backbones.resnet import BACKBONE_OUTPUT_STRIDES, FIRST_BLOCK_DILATI
 from hfgd_tf.layers.conv_norm_act import PADDINGS
 from hfgd_tf.layers.input_normalization import INPUT_NORMALIZATIONS
 from hfgd_tf.layers.normalization import NORM_METHODS
+from hfgd_tf.layers.position_encoding import POSITION_ENCODINGS
 from hfgd_tf.layers.semantic_fpn import OUTPUT_STRIDES
 
 CAE_TYPES = ("transformer", "aspp", "ppm", "none")
@@ -62,6 +63,10 @@ class ModelConfig:
         cae: str. Context encoder: "transformer" (default, [ours]), "aspp", "ppm" or "none".
         cae_num_blocks: int. Transformer blocks in the CAE.
         cae_num_heads: int. Attention heads in the CAE.
+        cae_position_encoding: str. Positions of the transformer CAE's sine encoding: "index" (row and
+            column indices, the default) or "normalized" (the place in the grid, the same codes on every
+            grid size, so that whole frames larger than the training crop meet no unseen positions).
+            Runs written before this field keep "index" when read back.
         upsampler: str. "usfpn" (HFGD's guided upsampler), "sfpn" (plain SemanticFPN baseline, a
             different model: no CAE, no high-level branch), "deeplabv3plus" (DeepLabV3+ baseline, meant
             for a dilated backbone: backbone_output_stride 16 or 8) or "none" (high-level branch only).
@@ -104,6 +109,7 @@ class ModelConfig:
     cae: str = "transformer"
     cae_num_blocks: int = 1
     cae_num_heads: int = 8
+    cae_position_encoding: str = "index"
     upsampler: str = "usfpn"
     output_stride: int = 4
     os2_num_channels: int = 0
@@ -141,6 +147,7 @@ class ModelConfig:
                 f"backbone_stem_width={self.backbone_stem_width}, backbone_multi_grid={self.backbone_multi_grid}"
             )
         _check_choice("cae", self.cae, CAE_TYPES)
+        _check_choice("cae_position_encoding", self.cae_position_encoding, POSITION_ENCODINGS)
         _check_choice("upsampler", self.upsampler, UPSAMPLERS)
         _check_choice("output_stride", self.output_stride, OUTPUT_STRIDES)
         _check_choice("norm_method", self.norm_method, NORM_METHODS)

@@ -22,6 +22,7 @@ def _build_context_encoder(config):
             num_blocks=config.cae_num_blocks,
             num_heads=config.cae_num_heads,
             norm=config.norm,
+            position_encoding=config.cae_position_encoding,
             name="context_encoder",
         )
     if config.cae == "aspp":

@@ -62,6 +62,8 @@ def read_run_config(checkpoint_dir):
     content = read_json(path)
     # Runs written before the head width was a field had a D-wide head.
     content["model"].setdefault("upsampler_num_channels", content["model"].get("num_channels", 0))
+    # Runs written before the CAE's position encoding was a field used row/column indices.
+    content["model"].setdefault("cae_position_encoding", "index")
     return ModelConfig(**content["model"]), DataConfig(**content["data"]), content
 
 

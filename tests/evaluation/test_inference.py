@@ -90,3 +90,48 @@ def test_protocol_is_described():
 def test_bad_window_is_rejected():
     with pytest.raises(ValueError, match="sliding_window"):
         EvalConfig(sliding_window_height=10)
+
+
+class _TwoHeadModel(keras.Model):
+    """`logits` = [1, 0] at input size; `logits_high` at 1/4 size = [0, column index of the low grid]."""
+
+    def call(self, images, training=False):
+        logits = tf.concat([tf.ones_like(images[..., :1]), tf.zeros_like(images[..., :1])], -1)
+        low = images[:, ::4, ::4, :1]
+        ramp = tf.cast(tf.range(tf.shape(low)[2]), tf.float32)[None, None, :, None]
+        ramp = tf.broadcast_to(ramp, tf.shape(low))
+        return {"logits": logits, "logits_high": tf.concat([tf.zeros_like(low), ramp], -1)}
+
+
+def test_scored_output_picks_the_guidance_head_resized_to_the_input():
+    images = tf.constant(random_images(batch=1, height=16, width=32))
+    whole = predict_logits(_TwoHeadModel(), images, EvalConfig(scored_output="logits_high")).numpy()
+    expected = tf.image.resize(_TwoHeadModel()(images)["logits_high"], (16, 32), method="bilinear").numpy()
+    assert whole.shape == (1, 16, 32, 2)
+    np.testing.assert_allclose(whole, expected, atol=1e-6)
+    assert whole[..., 1].max() > 1.0  # the ramp, not the `logits` output's constant [1, 0]
+    default = predict_logits(_TwoHeadModel(), images, EvalConfig()).numpy()
+    np.testing.assert_allclose(default[..., 0], 1.0)
+    # Windows score the guidance head too: each window's own ramp starts again at 0.
+    windowed = predict_logits(
+        _TwoHeadModel(), images, EvalConfig(scored_output="logits_high", sliding_window_height=16, sliding_window_width=16)
+    ).numpy()
+    assert windowed[..., 1].max() < whole[..., 1].max()
+    assert EvalConfig(scored_output="logits_high").protocol()["scored_output"] == "logits_high"
+
+
+def test_scored_output_is_checked():
+    with pytest.raises(ValueError, match="scored_output"):
+        EvalConfig(scored_output="probabilities")
+    images = tf.constant(random_images(batch=1, height=16, width=16))
+    with pytest.raises(ValueError, match="no such output"):
+        predict_logits(_PixelwiseModel(), images, EvalConfig(scored_output="logits_high"))
+
+
+def test_hfgd_guidance_head_is_scored_at_input_size():
+    model = build_model(tiny_model_config())
+    images = tf.constant(random_images(batch=1, height=64, width=96))
+    logits = predict_logits(model, images, EvalConfig(scored_output="logits_high")).numpy()
+    high = model(images, training=False)["logits_high"]
+    assert high.shape[1:3] == (2, 3) and logits.shape == (1, 64, 96, 4)
+    np.testing.assert_allclose(logits, tf.image.resize(high, (64, 96)).numpy(), atol=1e-5)

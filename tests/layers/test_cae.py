@@ -54,6 +54,46 @@ def test_sine_position_encoding_values():
     np.testing.assert_allclose(encoding[:, 3, half], np.sin(3.0))
 
 
+def test_normalized_sine_position_encoding_places_cells_in_the_grid():
+    """Normalized positions are (i + 0.5) / n * 2 pi: hand-computed for a 2x4 grid, and the same place of
+    a grid (its centre, its first cell's quarter) gets the same code at every grid size."""
+    encoding = SinePositionEncoding2D(positions="normalized")(np.zeros((1, 2, 4, 8), "float32")).numpy()[0]
+    half = 4
+    for row in range(2):
+        for index in range(2):
+            angle = (row + 0.5) / 2 * 2 * np.pi / 10000 ** (2 * index / half)
+            np.testing.assert_allclose(encoding[row, 0, 2 * index], np.sin(angle), atol=1e-6)
+            np.testing.assert_allclose(encoding[row, 0, 2 * index + 1], np.cos(angle), atol=1e-6)
+    for col in range(4):
+        np.testing.assert_allclose(encoding[0, col, half], np.sin((col + 0.5) / 4 * 2 * np.pi), atol=1e-6)
+    small = SinePositionEncoding2D(positions="normalized")(np.zeros((1, 1, 2, 8), "float32")).numpy()[0]
+    large = SinePositionEncoding2D(positions="normalized")(np.zeros((1, 3, 6, 8), "float32")).numpy()[0]
+    # Row 0 of a 1-row grid and row 1 of a 3-row grid are both the centre; column 0 of 2 and column 1 of 6
+    # are both the first quarter... of width 1/2 vs the cell centred at 1.5/6 = 1/4: equal places.
+    np.testing.assert_allclose(small[0, 0, :half], large[1, 0, :half], atol=1e-6)
+    np.testing.assert_allclose(small[0, 0, half:], large[0, 1, half:], atol=1e-6)
+    # Index positions go on growing with the grid instead.
+    index_code = SinePositionEncoding2D()(np.zeros((1, 3, 6, 8), "float32")).numpy()[0]
+    assert not np.allclose(index_code[1, 0, :half], SinePositionEncoding2D()(np.zeros((1, 1, 2, 8), "float32")).numpy()[0][0, 0, :half])
+
+
+def test_position_encoding_choice_is_checked_and_round_trips():
+    with pytest.raises(ValueError, match="positions"):
+        SinePositionEncoding2D(positions="learned")
+    layer = ContextAugmentationEncoder(16, num_heads=4, position_encoding="normalized")
+    clone = ContextAugmentationEncoder.from_config(layer.get_config())
+    assert clone.position_encoding.positions == "normalized"
+    inputs = np.random.default_rng(0).normal(size=(1, 3, 5, 8)).astype("float32")
+    layer.build(inputs.shape)
+    clone.build(inputs.shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(inputs).numpy(), layer(inputs).numpy(), atol=1e-6)
+    index_layer = ContextAugmentationEncoder(16, num_heads=4)
+    index_layer.build(inputs.shape)
+    index_layer.set_weights(layer.get_weights())
+    assert not np.allclose(index_layer(inputs).numpy(), layer(inputs).numpy(), atol=1e-4)
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_transformer_encoder_gives_its_dtype_policy_to_every_sublayer_also_from_config(policy):
     """Built or rebuilt with the global policy float32, every sublayer (the MLP's Sequential and
