@@ -68,11 +68,19 @@ class Row:
 
     Attributes:
         name: unique key, also the result file's stem.
-        protocol: the table it belongs to.
+        protocol: the table it belongs to (`PROTOCOLS`).
         title: what the row is, for the page.
         stage: "pretrain", "finetune" or "scratch" (which split, steps and optimizer settings).
-        seeds: tuple of int.
+        seeds: tuple of int: the seeds this row runs.
         model, train: ModelConfig / TrainConfig overrides.
+        init_from: the pretraining row a fine-tuning row starts from.
+        init: what it takes from it: "backbone" (the backbone's weights; a fresh head) or "model" (every weight
+            that fits: backbone, CAE and class kernels of the high-level-only model; a fresh upsampler).
+        borrowed_seed0: a row whose seed 0 run is this row's seed 0 too (the same configs, run once).
+        legacy: a row of the first study: kept on the page as run then (the index position encoding, scored
+            whole-image only), never run again.
+        diagnostic: the run also logs, every epoch, how often the upsampler's prediction agrees with its
+            guidance and the class kernels' norm.
     """
 
     name: str
@@ -82,25 +90,119 @@ class Row:
     seeds: tuple
     model: dict = dataclasses.field(default_factory=dict)
     train: dict = dataclasses.field(default_factory=dict)
+    init_from: str = ""
+    init: str = "backbone"
+    borrowed_seed0: str = ""
+    legacy: bool = False
+    diagnostic: bool = False
 
 
 NO_STOP_GRADIENTS = dict(stop_gradient_backbone=False, stop_gradient_guidance=False, stop_gradient_class_kernels=False)
-PROTOCOL_TITLES = {"A": "Protocol A: pretrained backbone, limited data", "B": "Protocol B: from scratch"}
+PROTOCOLS = {
+    "PE": "Position encoding of the CAE: index against normalized, HFGD from scratch",
+    "A'": "Protocol A': the whole pretrained high-level model, fine-tuned where contamination can happen",
+    "B'": "Protocol B': from scratch, with the chosen position encoding",
+    "D": "Diagnostic: a converged high-level model frozen, only the upsampler trains",
+    "A": "Protocol A (superseded, not judged): pretrained backbone only, protected fine-tuning",
+    "B": "Protocol B (first study): from scratch, index position encoding",
+}
+# Said under a protocol's table.
+PROTOCOL_NOTES = {
+    "PE": "The CAE's sine encoding of absolute row/column indices sees 7x7 token grids in training (224x224 crops at "
+          "OS32) and 12x15 on a whole 360x480 frame: rows 7-11 and columns 7-14 are positions it never saw. "
+          "Normalized positions span the same range on any grid. Scored both ways: a sliding window at the training "
+          "crop shows every window the grid the CAE trained on.",
+    "A'": "Every row starts from one pretraining (`A2_pretrain`, its hash recorded and checked): the HFGD rows from "
+          "the whole high-level model (backbone, CAE, class kernels; only the upsampler is fresh), SemanticFPN from "
+          "its backbone. The backbone trains at the full LR for the whole schedule, where a jointly trained head can "
+          "move the pretrained features; each head has its own frozen-backbone reference.",
+    "B'": "`B2_hfgd`'s seed 0 is the position-encoding row of the chosen encoding (the same configs, run once).",
+    "D": "Backbone frozen, high-level loss weighted 0: with HFGD's stop-gradients nothing but weight decay and "
+         "BatchNorm statistics reaches the CAE and the kernels, so the series shows what the upsampler makes of a "
+         "fixed guidance (agreement: share of labelled pixels of 20 val frames where the prediction's class is the "
+         "guidance's).",
+    "A": "Superseded by A' and left out of the claims: only the backbone was carried over (HFGD re-learned its CAE, "
+         "kernels and upsampler in 250 steps on the held-back frames), and backbone LR x0.1 for 250 steps barely "
+         "moved the backbone, which left HFGD's stop-gradients nothing to protect.",
+    "B": "Run with the index position encoding, scored whole-image only: every CAE row (the HFGD rows) was scored on "
+         "token positions it never saw in training; SemanticFPN, DeepLabV3+ and `B_hfgd_no_cae` are not affected.",
+}
+# CPU seconds per training step at the new rows' settings (batch 4, 224x224, ResNet-18, D=128), measured with
+# `nice -n 10` on the study's 2-core machine (steps 8 and 24 of one run, the difference: no tracing), and per
+# scoring pass over the 101 val frames. A frozen backbone skips its backward pass.
+SECONDS_PER_STEP = {"trains_backbone": 3.0, "frozen_backbone": 1.2}
+SECONDS_PER_SCORING = {"whole": 60.0, "sliding": 100.0}
+DIAGNOSTIC_POINT_SECONDS = 30.0
 
 
-def study_rows():
-    """The rows in table order (a pretraining row before the rows that start from it)."""
+def run_cpu_seconds(row, settings):
+    """Planned CPU seconds of one run of `row`: its steps, its scoring passes, its diagnostic points."""
+    frozen = row.train.get("freeze_backbone", False)
+    per_step = SECONDS_PER_STEP["frozen_backbone" if frozen else "trains_backbone"] * settings.batch_size / 4
+    heads = 2 if row.model.get("upsampler", "usfpn") == "usfpn" else 1
+    scoring = heads * (SECONDS_PER_SCORING["whole"] + SECONDS_PER_SCORING["sliding"])
+    steps = row_steps(row, settings)
+    points = steps // row.train.get("epoch_steps", steps) + 1 if row.diagnostic else 0
+    return steps * per_step + scoring + points * DIAGNOSTIC_POINT_SECONDS
+# The CAE's position encoding for every new row after the measurement (rows PE_index and PE_normalized, scored
+# whole-image and by sliding window at the training crop): the one that does not depend on the grid size, unless
+# the measurement says otherwise. None: not measured yet, and the rows that need the choice wait for it.
+CHOSEN_POSITION_ENCODING = None
+# The settings of the new rows: the first study's model and crop; a smaller batch and shorter schedules from
+# scratch to fit ~15 CPU-hours (measured cost per step: `SECONDS_PER_STEP`); fine-tuning with the backbone at the
+# full LR for 1000 steps, where a jointly trained head can move (and so contaminate) the pretrained features.
+NEW_SETTINGS = dict(batch_size=4, scratch_steps=1000, pretrain_steps=1500, finetune_steps=1000,
+                    finetune_backbone_lr_multiplier=1.0, finetune_warmup_steps=50, epoch_steps=250)
+
+
+def study_rows(chosen=None):
+    """The rows in table order (a pretraining row before the rows that start from it). `chosen`: the position
+    encoding of the new rows (default `CHOSEN_POSITION_ENCODING`); rows that need it are left out while None."""
+    chosen = chosen or CHOSEN_POSITION_ENCODING
+    three, two, one = (0, 1, 2), (0, 1), (0,)
+    rows = [
+        Row("PE_index", "PE", "HFGD full, index positions (the first study's encoding)", "scratch", one,
+            model=dict(cae_position_encoding="index")),
+        Row("PE_normalized", "PE", "HFGD full, positions normalized to the grid", "scratch", one,
+            model=dict(cae_position_encoding="normalized")),
+    ]
+    if chosen:
+        encoding = dict(cae_position_encoding=chosen)
+        frozen = dict(freeze_backbone=True)
+        rows += [
+            Row("A2_pretrain", "A'", "Pretraining: high-level-only model on the pretrain split", "pretrain", one,
+                model=dict(upsampler="none", **encoding)),
+            Row("A2_frozen_hfgd", "A'", "Reference: HFGD from the pretrained model, backbone frozen", "finetune",
+                three, model=encoding, train=frozen, init_from="A2_pretrain", init="model"),
+            Row("A2_frozen_sfpn", "A'", "Reference: SemanticFPN head on the frozen pretrained backbone", "finetune",
+                three, model=dict(upsampler="sfpn"), train=frozen, init_from="A2_pretrain"),
+            Row("A2_sfpn", "A'", "SemanticFPN (joint) from the pretrained backbone", "finetune", three,
+                model=dict(upsampler="sfpn"), init_from="A2_pretrain"),
+            Row("A2_hfgd", "A'", "HFGD full from the pretrained model", "finetune", three, model=encoding,
+                init_from="A2_pretrain", init="model"),
+            Row("A2_hfgd_no_stop_gradients", "A'", "HFGD without stop-gradients from the pretrained model",
+                "finetune", two, model=dict(NO_STOP_GRADIENTS, **encoding), init_from="A2_pretrain", init="model"),
+            Row("B2_sfpn", "B'", "SemanticFPN (joint)", "scratch", three, model=dict(upsampler="sfpn")),
+            Row("B2_hfgd", "B'", f"HFGD full ({chosen} positions; seed 0 is `PE_{chosen}`)", "scratch", (1, 2),
+                model=encoding, borrowed_seed0=f"PE_{chosen}"),
+            # The high-level loss weighs nothing and the backbone is frozen: with HFGD's stop-gradients, nothing
+            # but weight decay and BatchNorm statistics reaches the backbone, the CAE and the kernels.
+            Row("D_upsampler_only", "D", "Only the upsampler trains, on the converged high-level model", "finetune",
+                one, model=encoding, train=dict(freeze_backbone=True, high_loss_weight=0.0, epoch_steps=100),
+                init_from="A2_pretrain", init="model", diagnostic=True),
+        ]
     three, one = (0, 1, 2), (0,)
-    return [
+    legacy = [
         Row("A_pretrain", "A", "Pretraining: high-level-only model on the pretrain split", "pretrain", one,
             model=dict(upsampler="none")),
         Row("A_frozen", "A", "Reference: pretrained backbone frozen, fresh HFGD head", "finetune", three,
-            train=dict(freeze_backbone=True)),
-        Row("A_sfpn", "A", "SemanticFPN (joint)", "finetune", three, model=dict(upsampler="sfpn")),
-        Row("A_hfgd", "A", "HFGD full", "finetune", three),
-        Row("A_hfgd_no_stop_gradients", "A", "HFGD without stop-gradients", "finetune", three, model=NO_STOP_GRADIENTS),
+            train=dict(freeze_backbone=True), init_from="A_pretrain"),
+        Row("A_sfpn", "A", "SemanticFPN (joint)", "finetune", three, model=dict(upsampler="sfpn"), init_from="A_pretrain"),
+        Row("A_hfgd", "A", "HFGD full", "finetune", three, init_from="A_pretrain"),
+        Row("A_hfgd_no_stop_gradients", "A", "HFGD without stop-gradients", "finetune", three, model=NO_STOP_GRADIENTS,
+            init_from="A_pretrain"),
         Row("A_hfgd_unshared_kernels", "A", "HFGD without shared class kernels", "finetune", three,
-            model=dict(share_class_kernels=False)),
+            model=dict(share_class_kernels=False), init_from="A_pretrain"),
         Row("B_sfpn", "B", "SemanticFPN (joint)", "scratch", three, model=dict(upsampler="sfpn")),
         Row("B_hfgd", "B", "HFGD full (OS4)", "scratch", three),
         Row("B_hfgd_no_cae", "B", "HFGD without CAE (one 3x3 conv on C5 in its place)", "scratch", one,
@@ -115,10 +217,12 @@ def study_rows():
             model=dict(upsampler_num_channels=-1)),
         Row("B_deeplabv3plus", "B", "DeepLabV3+ (dilated backbone)", "scratch", one, model=dict(upsampler="deeplabv3plus")),
     ]
+    return rows + [dataclasses.replace(row, legacy=True) for row in legacy]
 
 
 class Claim(typing.NamedTuple):
-    """`better` beats `worse` (kind "better"), or is not clearly worse than it (kind "not_worse")."""
+    """`better` beats `worse` (kind "better"), or is not clearly worse than it (kind "not_worse"); judged on the
+    whole-image mIoU of the prediction (`logits`), the only score every row has."""
 
     text: str
     better: str
@@ -127,17 +231,17 @@ class Claim(typing.NamedTuple):
 
 
 CLAIMS = tuple(Claim(*claim) for claim in (
+    ("Normalized positions beat index positions (HFGD from scratch, whole image)", "PE_normalized", "PE_index"),
+    # The premise: a jointly trained upsampler contaminates pretrained features, isolating it protects them.
+    ("HFGD beats a jointly trained SemanticFPN (pretrained high-level model)", "A2_hfgd", "A2_sfpn"),
+    ("Stop-gradients help (pretrained high-level model)", "A2_hfgd", "A2_hfgd_no_stop_gradients"),
+    ("Fine-tuning through HFGD beats its frozen-backbone reference", "A2_hfgd", "A2_frozen_hfgd"),
+    ("Fine-tuning through SemanticFPN beats its frozen-backbone reference", "A2_sfpn", "A2_frozen_sfpn"),
+    ("Fine-tuning through HFGD without stop-gradients beats HFGD's frozen-backbone reference",
+     "A2_hfgd_no_stop_gradients", "A2_frozen_hfgd"),
+    ("HFGD's head beats SemanticFPN's on the same frozen backbone", "A2_frozen_hfgd", "A2_frozen_sfpn"),
+    ("HFGD beats a jointly trained SemanticFPN (from scratch, chosen encoding)", "B2_hfgd", "B2_sfpn"),
     # HFGD and SemanticFPN differ in more than the isolation (HFGD also has the CAE and the high-level loss).
-    ("HFGD beats a jointly trained SemanticFPN (pretrained backbone)", "A_hfgd", "A_sfpn"),
-    ("Stop-gradients help (pretrained backbone)", "A_hfgd", "A_hfgd_no_stop_gradients"),
-    ("Shared class kernels help (pretrained backbone)", "A_hfgd", "A_hfgd_unshared_kernels"),
-    ("Fine-tuning through HFGD beats keeping the backbone frozen", "A_hfgd", "A_frozen"),
-    ("Fine-tuning through SemanticFPN beats the frozen backbone under HFGD's head (the heads differ too)",
-     "A_sfpn", "A_frozen"),
-    ("Fine-tuning through HFGD without stop-gradients beats keeping the backbone frozen",
-     "A_hfgd_no_stop_gradients", "A_frozen"),
-    ("Fine-tuning through HFGD without shared kernels beats keeping the backbone frozen",
-     "A_hfgd_unshared_kernels", "A_frozen"),
     ("HFGD beats a jointly trained SemanticFPN (from scratch)", "B_hfgd", "B_sfpn"),
     ("The CAE helps", "B_hfgd", "B_hfgd_no_cae"),
     ("Stop-gradients help (from scratch)", "B_hfgd", "B_hfgd_no_stop_gradients"),
@@ -188,16 +292,31 @@ def holdback_split(stems, fraction, avoid=()):
     return pretrain, finetune
 
 
+def row_settings(row, overrides=None):
+    """The settings a row runs with: the first study's for a legacy row, else `NEW_SETTINGS` with `overrides`
+    (a dict of StudySettings fields: tiny studies and tests)."""
+    if row.legacy:
+        return StudySettings()
+    return StudySettings(**{**NEW_SETTINGS, **(overrides or {})})
+
+
+def seeds_with_results(row):
+    """The seeds a row has on the page: its own and its borrowed seed 0."""
+    return ((0,) if row.borrowed_seed0 else ()) + row.seeds
+
+
 def row_steps(row, settings):
     return {"pretrain": settings.pretrain_steps, "finetune": settings.finetune_steps,
             "scratch": settings.scratch_steps}[row.stage]
 
 
-def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrained_backbone=""):
-    """The (model, data, optimizer, train, eval) configs of one run of `row`."""
+def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrained_backbone="", pretrained_model=""):
+    """The (model, data, optimizer, train, eval) configs of one run of `row`; a fine-tuning row takes the
+    pretraining's backbone file or its whole-model file (`Row.init`)."""
     finetune = row.stage == "finetune"
     steps = row_steps(row, settings)
-    epoch_steps = min(settings.epoch_steps, steps)
+    train_overrides = dict(row.train)
+    epoch_steps = min(train_overrides.pop("epoch_steps", settings.epoch_steps), steps)
     overrides = dict(row.model)
     if overrides.get("upsampler_num_channels") == -1:  # the D-wide head
         overrides["upsampler_num_channels"] = settings.num_channels
@@ -206,7 +325,7 @@ def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrain
     model = ModelConfig(
         num_classes=num_classes, backbone=settings.backbone, num_channels=settings.num_channels, cae_num_heads=4,
         norm_method="batch_norm",  # one replica: synchronised BatchNorm would be the same, slower
-        backbone_weights_path=pretrained_backbone if finetune else "", **overrides,
+        backbone_weights_path=pretrained_backbone if finetune and row.init == "backbone" else "", **overrides,
     )
     data = DataConfig(
         "camvid", records_dir, train_split={"pretrain": PRETRAIN_SPLIT, "finetune": FINETUNE_SPLIT,
@@ -222,7 +341,9 @@ def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrain
     train = TrainConfig(
         checkpoint_dir=run_dir, batch_size=settings.batch_size, train_epoch=steps // epoch_steps,
         epoch_steps=epoch_steps, strategy="one_device",
-        evaluate_every_epoch=False,  # the final weights are scored once: no model selection on val
-        log_every_steps=50, seed=seed, max_checkpoints_to_keep=1, **row.train,
+        # The final weights are scored once (no model selection on val); a diagnostic row logs every epoch.
+        evaluate_every_epoch=row.diagnostic,
+        log_every_steps=50, seed=seed, max_checkpoints_to_keep=1,
+        init_weights_path=pretrained_model if finetune and row.init == "model" else "", **train_overrides,
     )
     return model, data, optimizer, train, EvalConfig(eval_batch_size=1)

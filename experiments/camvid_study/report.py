@@ -93,23 +93,38 @@ def load_results(results_dir, rows, settings_of, num_classes):
         if reasons:
             raise ValueError(f"{path}: ran with other configs than {row.name} gives now ({'; '.join(reasons[:3])}): "
                              "move the file away to run it again, or restore the row or default that changed")
-        if result.get("pretrained_backbone_sha256") and row.stage != "pretrain":
-            pretrainings.setdefault(row.protocol, {}).setdefault(result["pretrained_backbone_sha256"], []).append(name)
+        if result.get("pretrained_backbone_sha256") and row.stage == "finetune":
+            pretrainings.setdefault(row.init_from, {}).setdefault(result["pretrained_backbone_sha256"], []).append(name)
         results.append(result)
-    for protocol, hashes in pretrainings.items():
+    for source, hashes in pretrainings.items():
         if len(hashes) > 1:
-            raise ValueError(f"Protocol {protocol}'s fine-tuning results in {results_dir} start from different "
+            raise ValueError(f"The fine-tuning results from {source} in {results_dir} start from different "
                              f"pretrainings ({'; '.join(f'{h[:12]}: {n}' for h, n in hashes.items())}): rerun them "
                              "from one")
     return results
 
 
-def group(results):
-    """`{row: [result, ...]}` by seed."""
+def group(results, rows):
+    """`{row: [result, ...]}` by seed; a row's borrowed seed 0 (`Row.borrowed_seed0`) counts as its own."""
     grouped = {}
     for result in sorted(results, key=lambda r: r["seed"]):
         grouped.setdefault(result["row"], []).append(result)
+    for row in rows:
+        borrowed = [r for r in grouped.get(row.borrowed_seed0, []) if r["seed"] == 0] if row.borrowed_seed0 else []
+        if borrowed:
+            grouped[row.name] = borrowed + grouped.get(row.name, [])
     return grouped
+
+
+def scores(result):
+    """`{head: {mode: {"miou", ...}}}`; a first-study result was scored once, whole-image, on the prediction."""
+    return result.get("scores") or {"logits": {"whole": {"miou": result["miou"]}}}
+
+
+def score_values(entries, head, mode):
+    """The per-seed mIoUs of one scoring, or None when a run lacks it."""
+    values = [scores(r).get(head, {}).get(mode, {}).get("miou") for r in entries]
+    return None if None in values else values
 
 
 def _mious(entries):
@@ -117,10 +132,48 @@ def _mious(entries):
 
 
 def _format(values):
+    if values is None:
+        return "-"
     values = [100 * v for v in values]
     if len(values) < 2:
         return f"{values[0]:.1f}"
     return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def _signed(values):
+    """Per-seed differences (fractions) as "+1.2 ± 0.3" points; "-" without them."""
+    if values is None:
+        return "-"
+    values = [100 * v for v in values]
+    return f"{statistics.fmean(values):+.1f}" + (f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else "")
+
+
+def _table(members, grouped):
+    """A protocol's table. New rows: the prediction and the guidance head, whole-image and by sliding window, and
+    what the upsampler adds over its own guidance (prediction minus guidance, per seed)."""
+    new = not members[0].legacy
+    scored = (" mIoU whole | mIoU sliding | guidance whole | guidance sliding | upsampler adds, whole |"
+              " upsampler adds, sliding |" if new else " mIoU |")
+    lines = [f"| row | what | seeds |{scored} params (M) | GFLOPs (360x480) | train CPU min |",
+             "| --- | --- | --- |" + " ---: |" * (scored.count("|") + 3)]
+    for row in members:
+        entries, planned = grouped.get(row.name), len(plan.seeds_with_results(row))
+        if not entries:
+            lines.append(f"| `{row.name}` | {row.title} | 0/{planned} |" + " |" * (scored.count("|") + 3))
+            continue
+        cells = [_format(_mious(entries))]
+        if new:
+            adds = {}
+            for mode in ("whole", "sliding"):
+                prediction, guidance = score_values(entries, "logits", mode), score_values(entries, "logits_high", mode)
+                adds[mode] = None if guidance is None else [p - g for p, g in zip(prediction, guidance)]
+            cells = [_format(score_values(entries, head, mode)) for head in ("logits", "logits_high")
+                     for mode in ("whole", "sliding")] + [_signed(adds["whole"]), _signed(adds["sliding"])]
+        lower = "≥ " if any(r.get("untimed_steps") or "train_processes" not in r for r in entries) else ""
+        cpu = statistics.fmean(r["train_cpu_seconds"] for r in entries) / 60
+        lines.append(f"| `{row.name}` | {row.title} | {len(entries)}/{planned} | {' | '.join(cells)} | "
+                     f"{entries[-1]['params_m']:.2f} | {entries[-1]['gflops']:.1f} | {lower}{cpu:.1f} |")
+    return lines
 
 
 def judge_claims(rows, grouped):
@@ -147,6 +200,15 @@ def judge_claims(rows, grouped):
     return [(claim, verdict, claim in standing) for claim, verdict in judged], pooled
 
 
+def _describe(settings):
+    return (f"{settings.backbone}, D={settings.num_channels}, crop {settings.crop_height}x{settings.crop_width}, batch "
+            f"{settings.batch_size}; from scratch {settings.scratch_steps} steps at LR {settings.initial_lr}; "
+            f"pretraining {settings.pretrain_steps} steps on the train split minus {settings.holdback_fraction:.0%} of "
+            f"each sequence; fine-tuning {settings.finetune_steps} steps on those held-back frames, LR "
+            f"{settings.finetune_lr}, backbone LR x{settings.finetune_backbone_lr_multiplier}, "
+            f"{settings.finetune_warmup_steps} warmup steps")
+
+
 def render_page(rows, results, settings_of, class_names, meta):
     """The markdown of the results page.
 
@@ -154,46 +216,49 @@ def render_page(rows, results, settings_of, class_names, meta):
         rows: the plan's rows; results: result dicts; settings_of: callable(row) -> StudySettings;
         class_names: list of str; meta: dict with "command" and "source" (where the JSONs are).
     """
-    grouped = group(results)
+    grouped = group(results, rows)
     missing = [f"{row.name} seed {seed}" for row in rows for seed in row.seeds
-               if seed not in {r["seed"] for r in grouped.get(row.name, [])}]
+               if seed not in {r["seed"] for r in results if r["row"] == row.name}]
     runs = sum(len(row.seeds) for row in rows)
     lines = ["# Results: HFGD's claims tested on CamVid", ""]
     lines += [f"**Incomplete: {runs - len(missing)} of {runs} runs finished.** Missing: {', '.join(missing)}."
               if missing else f"Complete: all {runs} runs finished.", ""]
-    train_hours = sum(r["train_cpu_seconds"] for r in results) / 3600
-    eval_hours = sum(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in results) / 3600
+    legacy = {row.name for row in rows if row.legacy}
+    hours = {}
+    for kind, selected in (("new", [r for r in results if r["row"] not in legacy]),
+                           ("first", [r for r in results if r["row"] in legacy])):
+        hours[kind] = (sum(r["train_cpu_seconds"] for r in selected) / 3600,
+                       sum(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in selected) / 3600)
     commits = sorted({c for r in results for c in r.get("process_commits") or [r["commit"]]})
-    settings = settings_of(rows[-1])
     lines += [
         f"Every number on this page is written by `{meta['command']}` from `{meta['source']}/*.json` (one file per",
         "row and seed); rerunning it skips finished runs, resumes a killed one and rewrites this page.",
         "",
         f"- Machine: {'; '.join(sorted({r['machine'] for r in results})) or 'none yet'}. CPU time of the finished "
-        f"runs: {train_hours:.2f} h training + {eval_hours:.2f} h evaluation (process CPU time summed over the cores; "
-        "a ≥ marks rows whose runs have steps no process timed).",
+        f"runs (process CPU time summed over the cores; a ≥ marks rows with steps no process timed): new rows "
+        f"{hours['new'][0]:.2f} h training + {hours['new'][1]:.2f} h scoring; first study {hours['first'][0]:.2f} h "
+        f"+ {hours['first'][1]:.2f} h.",
         f"- Commits of the runs: {', '.join(commits) or 'none yet'} (each result JSON names its own; -dirty: the "
         "process started with uncommitted changes).",
-        f"- Backbone {settings.backbone}, D={settings.num_channels}, crop {settings.crop_height}x{settings.crop_width}, "
-        f"batch {settings.batch_size}, SGD momentum 0.9, poly LR, weight decay 1e-4, random scale 0.5-2.0, flip, "
-        "brightness; plain BatchNorm, float32, one CPU device. Evaluation: CamVid val (101 frames, 360x480), the "
-        "final weights of each run (no model selection on val); mIoU in %, mean ± sample SD over the seeds.",
+        *[f"- {what}: {_describe(settings_of(row))}" for what, row in (
+            ("New rows", next((r for r in rows if not r.legacy), None)),
+            ("First study (Protocols A and B)", next((r for r in rows if r.legacy), None))) if row],
+        "- Every run: SGD momentum 0.9, poly LR, weight decay 1e-4, random scale 0.5-2.0, flip, brightness; plain "
+        "BatchNorm, float32, one CPU device. Evaluation: CamVid val (101 frames, 360x480), the final weights of each "
+        "run (no model selection on val); mIoU in %, mean ± sample SD over the seeds; \"sliding\": windows of the "
+        "training crop, stride 2/3 of it; \"guidance\": HFGD's OS32 head (`logits_high`) resized to the frame.",
         *[f"- {note}" for note in meta.get("notes", ())],
         "",
     ]
-    for protocol, heading in plan.PROTOCOL_TITLES.items():
-        lines += [f"## {heading}", "", "| row | what | seeds | mIoU | params (M) | GFLOPs (360x480) | train CPU min |",
-                  "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
-        for row in (row for row in rows if row.protocol == protocol):
-            entries = grouped.get(row.name)
-            if not entries:
-                lines.append(f"| `{row.name}` | {row.title} | 0/{len(row.seeds)} | not run yet | | | |")
-                continue
-            lower = "≥ " if any(r.get("untimed_steps") or "train_processes" not in r for r in entries) else ""
-            cpu = statistics.fmean(r["train_cpu_seconds"] for r in entries) / 60
-            lines.append(
-                f"| `{row.name}` | {row.title} | {len(entries)}/{len(row.seeds)} | {_format(_mious(entries))} | "
-                f"{entries[-1]['params_m']:.2f} | {entries[-1]['gflops']:.1f} | {lower}{cpu:.1f} |")
+    for protocol, heading in plan.PROTOCOLS.items():
+        members = [row for row in rows if row.protocol == protocol]
+        if members:
+            lines += [f"## {heading}", "", plan.PROTOCOL_NOTES[protocol], "", *_table(members, grouped), ""]
+    diagnostic = [r for r in results if r.get("diagnostic")]
+    for result in diagnostic:
+        lines += [f"### `{result['row']}` seed {result['seed']} over training", "",
+                  "| step | prediction = guidance (% of labelled pixels) | class kernels' norm |", "| ---: | ---: | ---: |"]
+        lines += [f"| {p['step']} | {100 * p['agreement']:.1f} | {p['kernel_norm']:.3f} |" for p in result["diagnostic"]]
         lines.append("")
     judged, pooled = judge_claims(rows, grouped)
     lines += ["## Claims at this scale", "", "| claim | rows | difference (mIoU points) | 95% bar (±) | verdict |",

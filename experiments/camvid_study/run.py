@@ -5,7 +5,7 @@
     python experiments/camvid_study/run.py --report_only          # rewrite docs/results.md from the JSONs
 
 Resumable: a finished (row, seed) has its JSON in --results_dir and is skipped; a killed run resumes from its last
-checkpoint in <work_dir>/runs/<row>/seed<seed>. A JSON is written (atomically) only once a run has trained its last
+checkpoint in <work_dir>/runs/<row>/seed<seed>-<config hash>. A JSON is written (atomically) only once a run has trained its last
 step and been scored. Records, checkpoints and pretrained weights stay in --work_dir, outside the repository
 (CamVid's licence: the data is not redistributed inside the project).
 """
@@ -39,18 +39,19 @@ flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).", 
 flags.DEFINE_bool("plan", False, "Print the rows, their state and the planned CPU hours; run nothing.")
 flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
 flags.DEFINE_bool("git_commit", False, "git-commit each finished run's JSON and the page.")
+flags.DEFINE_enum("position_encoding", None, ["index", "normalized"],
+                  "Overrides plan.CHOSEN_POSITION_ENCODING (tiny studies and tests; the study's choice is made there).")
 for _field in dataclasses.fields(plan.StudySettings):
     {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}[_field.type](
         f"study_{_field.name}", None, f"Overrides StudySettings.{_field.name} (tiny studies and tests).")
 FLAGS = flags.FLAGS
-PRETRAINED_BACKBONE = "pretrained_backbone.weights.h5"
 
 
 def settings_of(row):
-    """The row's settings with the --study_* overrides."""
+    """The row's settings (`plan.row_settings`) with the --study_* overrides."""
     overrides = {f.name: FLAGS[f"study_{f.name}"].value for f in dataclasses.fields(plan.StudySettings)
                  if FLAGS[f"study_{f.name}"].value is not None}
-    return dataclasses.replace(plan.StudySettings(), **overrides)
+    return plan.row_settings(row, overrides)
 
 
 def num_classes():
@@ -112,7 +113,13 @@ def file_sha256(path):
 
 
 def run_dir(row, seed):
-    return os.path.join(FLAGS.work_dir, "runs", row.name, f"seed{seed}")
+    """<work_dir>/runs/<row>/seed<seed>-<hash of the run's configs>: a run trained otherwise (another setting, an
+    edited row) gets a fresh directory instead of resuming checkpoints of another schedule."""
+    import json
+
+    configs = plan.run_configs(row, seed, settings_of(row), "<records>", "<run>", num_classes())
+    text = json.dumps([dataclasses.asdict(config) for config in configs], sort_keys=True, default=str)
+    return os.path.join(FLAGS.work_dir, "runs", row.name, f"seed{seed}-{hashlib.sha256(text.encode()).hexdigest()[:10]}")
 
 
 def checkpoint_step(directory):
@@ -122,22 +129,105 @@ def checkpoint_step(directory):
     return int(latest.rsplit("-", 1)[1]) if latest else 0
 
 
-def pretrained_weights(row, seed, rows):
-    """The backbone file a fine-tuning row starts from (written by its protocol's pretraining row) and its hash.
+def pretrained_files(name):
+    """The backbone and the whole-model weights a pretraining row leaves for the rows that start from it."""
+    return tuple(os.path.join(FLAGS.work_dir, "pretrained", f"{name}.{part}.weights.h5") for part in ("backbone", "model"))
+
+
+def pretrained_weights(row, seed):
+    """`(backbone file, model file, hash of the backbone file)` a fine-tuning row starts from.
 
     A run directory records the hash it started from: a resumed run must not continue on another pretraining.
     """
-    path = os.path.join(FLAGS.work_dir, row.protocol, PRETRAINED_BACKBONE)
-    if not os.path.isfile(path):
-        source = next(r.name for r in rows if r.protocol == row.protocol and r.stage == "pretrain")
-        raise ValueError(f"{row.name} starts from {source}'s weights ({path}): run {source} first")
-    sha256 = file_sha256(path)
+    backbone, model = pretrained_files(row.init_from)
+    if not os.path.isfile(backbone if row.init == "backbone" else model):
+        raise ValueError(f"{row.name} starts from {row.init_from}'s weights ({os.path.dirname(backbone)}): run "
+                         f"{row.init_from} first")
+    sha256 = file_sha256(backbone)
     record = os.path.join(run_dir(row, seed), "pretrained.sha256")
     if os.path.isfile(record) and open(record).read().strip() != sha256:
         raise ValueError(f"{run_dir(row, seed)} started from another pretraining: remove it to run it again")
     with open(record, "w") as handle:
         handle.write(sha256 + "\n")
-    return path, sha256
+    return backbone, model, sha256
+
+
+def save_pretrained(row, model):
+    """Writes the pretraining's backbone and whole model where the fine-tuning rows read them (under a temporary
+    name first: a crash leaves no half-written file); returns the backbone file's hash."""
+    from hfgd_tf.backbones.weights import save_weights_by_name
+
+    for path, weights in zip(pretrained_files(row.name), (model.backbone, model)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = path.replace(".weights.h5", ".incomplete.weights.h5")
+        save_weights_by_name(weights, temporary)
+        os.replace(temporary, path)
+    return file_sha256(pretrained_files(row.name)[0])
+
+
+def check_initialised(trainer, model_file):
+    """Raises unless every weight of the pretrained model found its place in the fine-tuned one (the trainer
+    loads by path and skips what does not fit: a renamed layer would otherwise start fresh unnoticed)."""
+    from hfgd_tf.backbones.weights import load_weights_by_name
+
+    loaded = load_weights_by_name(trainer.model, model_file, skip_mismatch=True)  # the same values again
+    if loaded["unexpected"] or loaded["mismatched"]:
+        raise ValueError(f"{model_file} does not fit the fine-tuned model: not loaded "
+                         f"{(loaded['unexpected'] + loaded['mismatched'])[:5]}")
+
+
+def score(trainer, settings):
+    """mIoU of the prediction and, for HFGD, of its OS32 guidance head, on the whole image and by a sliding
+    window at the training crop: `{head: {"whole" | "sliding": {"miou", "pixel_accuracy", "per_class_iou"}}}`."""
+    from hfgd_tf.evaluation.config import EvalConfig
+
+    heads = ["logits", "logits_high"] if trainer.model_config.upsampler == "usfpn" else ["logits"]
+    scores = {}
+    for head in heads:
+        for mode, window in (("whole", (0, 0)), ("sliding", (settings.crop_height, settings.crop_width))):
+            trainer.eval_config = EvalConfig(eval_batch_size=1, scored_output=head, sliding_window_height=window[0],
+                                             sliding_window_width=window[1])
+            metrics = trainer.evaluate()
+            scores.setdefault(head, {})[mode] = {key: metrics[key] for key in ("miou", "pixel_accuracy", "per_class_iou")}
+    return scores
+
+
+def diagnostic_point(model, data_config, num_images=20):
+    """How often the prediction's class is the guidance's (`logits_high` resized bilinearly to the input), over
+    the labelled pixels of the first `num_images` val frames, and the Frobenius norm of the class kernels."""
+    import numpy as np
+    import tensorflow as tf
+
+    from hfgd_tf.data import build_eval_dataset
+
+    same = total = 0
+    for image, label in build_eval_dataset(data_config, batch_size=1).take(num_images):
+        outputs = model(image, training=False)
+        guidance = tf.image.resize(outputs["logits_high"], tf.shape(outputs["logits"])[1:3], method="bilinear")
+        valid = label.numpy() != data_config.info.ignore_label
+        agree = tf.argmax(outputs["logits"], -1).numpy() == tf.argmax(guidance, -1).numpy()
+        same, total = same + int(np.sum(agree & valid)), total + int(np.sum(valid))
+    kernel = next(w for w in model.class_kernels.weights if w.path.endswith("kernel"))
+    return {"agreement": same / max(total, 1), "kernel_norm": float(np.linalg.norm(kernel.numpy())),
+            "num_images": num_images}
+
+
+def diagnostic_recorder(trainer, directory):
+    """An `evaluate_fn` for the trainer: records a `diagnostic_point` at the current step in
+    <run_dir>/diagnostic.json (kept across a resumed run), then scores a few val frames for the trainer's log."""
+    import json
+
+    from hfgd_tf.files import write_json_atomic
+
+    path = os.path.join(directory, "diagnostic.json")
+
+    def record(model):
+        series = json.load(open(path)) if os.path.isfile(path) else {}
+        series[str(int(trainer.step.numpy()))] = diagnostic_point(model, trainer.data_config)
+        write_json_atomic(path, series)
+        return trainer.evaluate(model, max_batches=20)
+
+    return record, path
 
 
 def add_timing(directory, start_step, end_step, wall, cpu, commit_name):
@@ -163,39 +253,41 @@ def add_timing(directory, start_step, end_step, wall, cpu, commit_name):
 
 def run_one(row, seed, rows, commit_name):
     """Trains and scores one (row, seed); writes and returns its result JSON's path."""
+    import json
+
     import keras
     import numpy as np
     from benchmark_utils import cpu_model, graph_flops
 
-    from hfgd_tf.backbones.weights import save_weights_by_name
     from hfgd_tf.files import write_json_atomic
     from hfgd_tf.train import Trainer
 
     settings = settings_of(row)
     directory = run_dir(row, seed)
     os.makedirs(directory, exist_ok=True)
-    weights, sha256 = pretrained_weights(row, seed, rows) if row.stage == "finetune" else ("", None)
+    backbone, whole, sha256 = pretrained_weights(row, seed) if row.stage == "finetune" else ("", "", None)
     configs = plan.run_configs(row, seed, settings, os.path.join(FLAGS.work_dir, "records"), directory,
-                               num_classes(), weights)
+                               num_classes(), backbone, whole)
     keras.backend.clear_session()
     trainer = Trainer(*configs)
+    if configs[3].init_weights_path:
+        check_initialised(trainer, configs[3].init_weights_path)
     start_step, start, cpu_start = checkpoint_step(directory), time.time(), time.process_time()
-    trainer.train()
+    evaluate_fn, series_path = diagnostic_recorder(trainer, directory) if row.diagnostic else (None, "")
+    if row.diagnostic and start_step == 0:
+        evaluate_fn(trainer.model)  # the guidance's agreement before the upsampler has trained
+    trainer.train(evaluate_fn=evaluate_fn)
     step = int(trainer.step.numpy())
     timing = add_timing(directory, start_step, step, time.time() - start, time.process_time() - cpu_start, commit_name)
     if trainer.preempted or step != configs[3].total_steps:
         raise ValueError(f"{row.name} seed {seed} stopped at step {step} of {configs[3].total_steps}; rerun to resume"
                          + ("" if trainer.preempted else f" (or remove {directory}: its checkpoints are of another schedule)"))
     cpu_start = time.process_time()
-    metrics = trainer.evaluate()
+    scores = score(trainer, settings)
+    metrics = scores["logits"]["whole"]
     eval_cpu = time.process_time() - cpu_start
     if row.stage == "pretrain":
-        path = os.path.join(FLAGS.work_dir, row.protocol, PRETRAINED_BACKBONE)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = path.replace(".weights.h5", ".incomplete.weights.h5")  # no half-written file under the name
-        save_weights_by_name(trainer.model.backbone, temporary)
-        os.replace(temporary, path)
-        sha256 = file_sha256(path)
+        sha256 = save_pretrained(row, trainer.model)
     model = trainer.model
     variables = model.trainable_variables if not configs[3].freeze_backbone else [
         v for v in model.weights if "moving" not in v.path]
@@ -207,7 +299,9 @@ def run_one(row, seed, rows, commit_name):
         "data_config": {k: v for k, v in dataclasses.asdict(configs[1]).items() if k not in ("records_dir", "info")},
         "steps": configs[3].total_steps, "train_split": configs[1].train_split,
         "miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"], "per_class_iou": metrics["per_class_iou"],
-        "num_val_images": metrics["num_images"],
+        "scores": scores,
+        **({"diagnostic": [{"step": int(step), **point} for step, point in sorted(
+            json.load(open(series_path)).items(), key=lambda item: int(item[0]))]} if row.diagnostic else {}),
         "params_m": sum(int(np.prod(v.shape)) for v in variables) / 1e6,
         "gflops": graph_flops(model, (plan.EVAL_HEIGHT, plan.EVAL_WIDTH)) / 1e9,
         "train_seconds": round(timing["wall_seconds"], 1), "train_cpu_seconds": round(timing["cpu_seconds"], 1),
@@ -249,7 +343,11 @@ def page_path():
 def page_meta():
     """What the page says of where its numbers come from, and its limits."""
     source = os.path.relpath(FLAGS.results_dir, ROOT)
-    return {"command": "python experiments/camvid_study/run.py", "source": source, "limits": LIMITS}
+    notes = []
+    if not (FLAGS.position_encoding or plan.CHOSEN_POSITION_ENCODING):
+        notes.append("Not planned yet: Protocols A', B' and the diagnostic wait for the position-encoding choice "
+                     "(rows `PE_index` and `PE_normalized`).")
+    return {"command": "python experiments/camvid_study/run.py", "source": source, "limits": LIMITS, "notes": notes}
 
 
 def write_page(rows, results):
@@ -264,7 +362,7 @@ def write_page(rows, results):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    rows = plan.study_rows()
+    rows = plan.study_rows(FLAGS.position_encoding)
     try:
         for row in rows:
             settings_of(row)
@@ -279,14 +377,23 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error))
     finished = {(r["row"], r["seed"]) for r in results}
-    pending = sorted(((row, seed) for row in rows if not FLAGS.rows or row.name in FLAGS.rows for seed in row.seeds
-                      if (row.name, seed) not in finished), key=lambda run: (run[1], rows.index(run[0])))
+    # Every row's first seed before any row's next one (a pretraining before the rows that start from it): a
+    # study cut short still has every row. Legacy rows are never run again.
+    pending = sorted(((row, seed) for row in rows if not row.legacy and (not FLAGS.rows or row.name in FLAGS.rows)
+                      for seed in row.seeds if (row.name, seed) not in finished),
+                     key=lambda run: (run[1], rows.index(run[0])))
     if FLAGS.plan:
         for row in rows:
-            state = ["done" if (row.name, s) in finished else "todo" for s in row.seeds]
+            state = ["done" if (row.name, s) in finished else "kept" if row.legacy else "todo" for s in row.seeds]
             print(f"{row.name:28s} {row.stage:9s} {plan.row_steps(row, settings_of(row)):5d} steps  seeds "
                   f"{list(row.seeds)} {state}  {row.title}")
+        hours = sum(plan.run_cpu_seconds(row, settings_of(row)) for row, _ in pending) / 3600
         print(f"{len(pending)} runs to do: {', '.join(f'{row.name} seed {seed}' for row, seed in pending) or 'none'}")
+        print(f"Planned: about {hours:.1f} CPU-hours for them (cost per step and per scoring measured at the study's "
+              "settings: plan.SECONDS_PER_STEP, plan.SECONDS_PER_SCORING)")
+        if not (FLAGS.position_encoding or plan.CHOSEN_POSITION_ENCODING):
+            print("Not planned yet: the rows that need the position-encoding choice (Protocols A', B', the "
+                  "diagnostic); once PE_index and PE_normalized are scored, set plan.CHOSEN_POSITION_ENCODING")
         return
     if not FLAGS.report_only and pending:
         if not os.path.isdir(FLAGS.camvid_dir):

@@ -14,7 +14,7 @@ RESULTS = os.path.join(ROOT, "experiments", "camvid_study", "results")
 
 
 def _settings_of(row):
-    return plan.StudySettings()
+    return plan.row_settings(row)
 
 
 def _load(directory):
@@ -72,15 +72,46 @@ def test_fine_tuning_results_from_two_pretrainings_are_refused(tmp_path):
     result = json.load(open(tmp_path / "A_sfpn__seed0.json"))
     result["pretrained_backbone_sha256"] = "0" * 64
     (tmp_path / "A_sfpn__seed0.json").write_text(json.dumps(result))
-    with pytest.raises(ValueError, match="Protocol A's fine-tuning results .* start from different pretrainings"):
+    with pytest.raises(ValueError, match="The fine-tuning results from A_pretrain in .* start from different pretrainings"):
         _load(tmp_path)
 
 
 def test_claims_are_judged_with_holm_over_the_family():
-    grouped = report.group(_load(RESULTS))
-    judged, pooled = report.judge_claims(plan.study_rows(), grouped)
-    verdicts = {claim.better + " vs " + claim.worse: (verdict["outcome"], stands) for claim, verdict, stands in judged}
-    # Beyond its own bar, but not after Holm's correction over the 15 claims.
-    assert verdicts["A_hfgd vs A_hfgd_unshared_kernels"] == ("does not hold", False)
-    assert verdicts["A_hfgd vs A_sfpn"] == ("does not hold", True)
-    assert pooled["A"][1] == 10 and pooled["B"][1] == 4
+    rows = plan.study_rows()
+
+    def runs(row, *mious):
+        return [{"row": row, "seed": seed, "miou": miou} for seed, miou in enumerate(mious)]
+
+    # 3 seeds each, SD 0.01 (pooled over 4 degrees of freedom): +2.5 points is t = 3.06, p = 0.038, beyond the
+    # claim's own 95% bar; Holm over the two claims with a bar asks p <= 0.025 of the smaller p, so it does not stand.
+    grouped = report.group(runs("B_hfgd", 0.305, 0.315, 0.325) + runs("B_sfpn", 0.28, 0.29, 0.30)
+                           + runs("B_hfgd_no_cae", 0.315), rows)
+    judged, pooled = report.judge_claims(rows, grouped)
+    verdicts = {(claim.better, claim.worse): verdict for claim, verdict, _ in judged}
+    standing = {(claim.better, claim.worse) for claim, _, stands in judged if stands}
+    assert verdicts[("B_hfgd", "B_sfpn")]["outcome"] == "holds" and not standing
+    assert verdicts[("B_hfgd", "B_sfpn")]["p"] == pytest.approx(0.0376, abs=5e-4)
+    assert verdicts[("B_hfgd", "B_hfgd_no_cae")]["outcome"] == "within seed noise"
+    assert verdicts[("PE_normalized", "PE_index")] is None and pooled["B"] == (pytest.approx(0.01), 4)
+    # Twice the difference: p = 0.0019 stands after the correction too.
+    grouped = report.group(runs("B_hfgd", 0.33, 0.34, 0.35) + runs("B_sfpn", 0.28, 0.29, 0.30)
+                           + runs("B_hfgd_no_cae", 0.34), rows)
+    judged, _ = report.judge_claims(rows, grouped)
+    assert {(claim.better, claim.worse) for claim, _, stands in judged if stands} == {("B_hfgd", "B_sfpn")}
+
+
+def test_a_borrowed_seed_counts_for_both_rows_and_the_upsampler_gain_is_per_seed():
+    rows = plan.study_rows("normalized")
+
+    def result(row, seed, prediction, guidance):
+        return {"row": row, "seed": seed, "miou": prediction, "params_m": 1.0, "gflops": 1.0,
+                "train_cpu_seconds": 60.0, "train_processes": 1,
+                "scores": {"logits": {"whole": {"miou": prediction}, "sliding": {"miou": prediction + 0.01}},
+                           "logits_high": {"whole": {"miou": guidance}, "sliding": {"miou": guidance}}}}
+
+    grouped = report.group([result("PE_normalized", 0, 0.30, 0.29), result("B2_hfgd", 1, 0.32, 0.30)], rows)
+    assert [r["seed"] for r in grouped["B2_hfgd"]] == [0, 1] and len(grouped["PE_normalized"]) == 1
+    line = next(line for line in report._table([r for r in rows if r.protocol == "B'"], grouped)
+                if line.startswith("| `B2_hfgd`"))
+    # whole 30/32, sliding 31/33, guidance 29/30 both ways; the upsampler adds +1 and +2 points whole, +2 and +3 sliding.
+    assert "| 2/3 | 31.0 ± 1.4 | 32.0 ± 1.4 | 29.5 ± 0.7 | 29.5 ± 0.7 | +1.5 ± 0.7 | +2.5 ± 0.7 |" in line
