@@ -66,7 +66,8 @@ def _git(*args):
 
 def loaded_commit():
     """The commit of the code this process runs, -dirty with uncommitted changes to the library or the study."""
-    dirty = _git("status", "--porcelain", "--", "hfgd_tf", "scripts", HERE).stdout.strip()
+    results = f":(exclude){os.path.relpath(DEFAULT_RESULTS, ROOT)}"  # written by the study itself
+    dirty = _git("status", "--porcelain", "--", "hfgd_tf", "scripts", os.path.relpath(HERE, ROOT), results).stdout.strip()
     return _git("rev-parse", "--short", "HEAD").stdout.strip() + ("-dirty" if dirty else "")
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 TINY = ["--study_backbone=resnet_tiny", "--study_num_channels=16", "--study_crop_height=32", "--study_crop_width=32",
         "--study_batch_size=2", "--study_scratch_steps=2", "--study_pretrain_steps=2", "--study_finetune_steps=2",
-        "--study_epoch_steps=1"]
+        "--study_epoch_steps=2"]
 
 
 def _camvid(root):
@@ -38,18 +38,36 @@ def _run(tmp_path, *arguments):
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
-def test_a_tiny_study_runs_resumes_and_writes_its_page(tmp_path):
+def test_a_tiny_study_runs_its_new_rows_and_writes_its_page(tmp_path):
     _camvid(tmp_path / "camvid")
-    done = _run(tmp_path, "--rows=B_hfgd", "--max_runs=1")
+    rows = "--rows=PE_index,PE_normalized,A2_pretrain,A2_hfgd,D_upsampler_only"
+    plan = _run(tmp_path, "--plan", "--position_encoding=normalized", rows)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert ("runs to do: PE_index seed 0, PE_normalized seed 0, A2_pretrain seed 0, A2_hfgd seed 0, "
+            "D_upsampler_only seed 0, A2_hfgd seed 1") in plan.stdout and "Planned: about " in plan.stdout
+    done = _run(tmp_path, "--position_encoding=normalized", rows, "--max_runs=5")
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((tmp_path / "results" / "B_hfgd__seed0.json").read_text())
-    assert result["steps"] == 2 and result["settings"]["backbone"] == "resnet_tiny" and 0 <= result["miou"] <= 1
-    assert "Stopped after --max_runs=1; 2 runs left" in done.stdout
+    assert "Stopped after --max_runs=5; 2 runs left" in done.stdout
+    results = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "results").glob("*.json")}
+    assert sorted(results) == ["A2_hfgd__seed0", "A2_pretrain__seed0", "D_upsampler_only__seed0",
+                               "PE_index__seed0", "PE_normalized__seed0"]
+    hfgd = results["A2_hfgd__seed0"]
+    assert hfgd["steps"] == 2 and hfgd["settings"]["backbone"] == "resnet_tiny"
+    assert hfgd["model_config"]["cae_position_encoding"] == "normalized"
+    assert hfgd["train_config"]["init_weights_path"]  # the whole pretrained model
+    assert hfgd["pretrained_backbone_sha256"] == results["A2_pretrain__seed0"]["pretrained_backbone_sha256"]
+    for head in ("logits", "logits_high"):
+        for mode in ("whole", "sliding"):
+            assert 0 <= hfgd["scores"][head][mode]["miou"] <= 1, (head, mode)
+    assert hfgd["miou"] == hfgd["scores"]["logits"]["whole"]["miou"]
+    assert list(results["A2_pretrain__seed0"]["scores"]) == ["logits"]  # the high-level model: no guidance head
+    series = results["D_upsampler_only__seed0"]["diagnostic"]
+    assert [point["step"] for point in series] == [0, 2]  # before training, and at its one epoch's end
+    assert all(0 <= point["agreement"] <= 1 and point["kernel_norm"] > 0 for point in series)
     page = (tmp_path / "results" / "results.md").read_text()  # beside its JSONs, not over docs/results.md
-    assert "| `B_hfgd` | HFGD full (OS4) | 1/3 |" in page
-    plan = _run(tmp_path, "--plan")
-    assert plan.returncode == 0 and "B_hfgd seed 1" in plan.stdout and "B_hfgd seed 0" not in plan.stdout
-    # Another setting than the finished run's: its result no longer stands for the plan.
-    changed = _run(tmp_path, "--plan", "--study_crop_height=64")
+    assert "| `A2_hfgd` | HFGD full from the pretrained model | 1/3 |" in page
+    assert "### `D_upsampler_only` seed 0 over training" in page
+    # Another setting than the finished runs': their results no longer stand for the plan.
+    changed = _run(tmp_path, "--plan", "--position_encoding=normalized", "--study_crop_height=64")
     assert changed.returncode != 0 and "settings.crop_height: 32 then, 64 now" in changed.stderr
     assert "Traceback" not in changed.stderr
