@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import math
 import os
 import statistics
 
@@ -254,12 +253,12 @@ def render_page(rows, results, settings_of, class_names, meta):
         members = [row for row in rows if row.protocol == protocol]
         if members:
             lines += [f"## {heading}", "", plan.PROTOCOL_NOTES[protocol], "", *_table(members, grouped), ""]
-    diagnostic = [r for r in results if r.get("diagnostic")]
-    for result in diagnostic:
-        lines += [f"### `{result['row']}` seed {result['seed']} over training", "",
-                  "| step | prediction = guidance (% of labelled pixels) | class kernels' norm |", "| ---: | ---: | ---: |"]
-        lines += [f"| {p['step']} | {100 * p['agreement']:.1f} | {p['kernel_norm']:.3f} |" for p in result["diagnostic"]]
-        lines.append("")
+        for result in (r for row in members if row.diagnostic for r in grouped.get(row.name, [])):
+            lines += [f"`{result['row']}` seed {result['seed']} over training:", "",
+                      "| step | prediction = guidance (% of labelled pixels) | class kernels' norm |",
+                      "| ---: | ---: | ---: |"]
+            lines += [f"| {p['step']} | {100 * p['agreement']:.1f} | {p['kernel_norm']:.3f} |"
+                      for p in result.get("diagnostic", [])] + [""]
     judged, pooled = judge_claims(rows, grouped)
     lines += ["## Claims at this scale", "", "| claim | rows | difference (mIoU points) | 95% bar (±) | verdict |",
               "| --- | --- | ---: | ---: | --- |"]
@@ -298,11 +297,3 @@ def render_page(rows, results, settings_of, class_names, meta):
         lines.append(f"- {len(never)} of the {len(class_names)} classes ({', '.join(never)}) score 0.0 IoU in every "
                      "run: mIoU is decided by the large classes, where a finer output stride matters least.")
     return "\n".join(lines) + "\n"
-
-
-def planned_cpu_hours(rows, settings_of, results, seconds_per_step, eval_seconds):
-    """CPU hours of the runs of `rows` that have no result: steps x `seconds_per_step(row)` + `eval_seconds(row)`."""
-    done = {(r["row"], r["seed"]) for r in results}
-    total = sum(plan.row_steps(row, settings_of(row)) * seconds_per_step(row) + eval_seconds(row)
-                for row in rows for seed in row.seeds if (row.name, seed) not in done)
-    return total / 3600 if not math.isnan(total) else None

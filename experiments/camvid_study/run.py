@@ -324,6 +324,10 @@ LIMITS = (
     "iterations of batch 16 on 8 GPUs). Where a verdict says \"does not hold\" or \"within seed noise\", the claim is "
     "not confirmed at this scale; that is not evidence against it at the paper's scale, which needs ImageNet weights "
     "(`--backbone_weights_path`), Pascal Context 59 and GPUs.",
+    "- Protocol A' pretrains on CamVid itself, a weak stand-in for the ImageNet features HFGD means to protect, "
+    "and fine-tunes on frames of the same streets: contamination of generic features by a jointly trained head "
+    "on a new, small dataset is what the premise is about, and testing it needs ImageNet weights and a dataset "
+    "unlike the pretraining (Pascal Context).",
     "- CamVid's val frames (0016E5_07959-08159) lie inside the train part of sequence 0016E5: every model trained on "
     "frames a second away from val, so val mIoU is optimistic (fine-tuning holds back the 0016E5 block farthest "
     "from val).",

@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--study_backbone=resnet_tiny", "--study_num_channels=16", "--study_crop_height=32", "--study_crop_width=32",
+TINY = ["--study_backbone=resnet_tiny", "--study_num_channels=16", "--study_crop_height=64", "--study_crop_width=64",
         "--study_batch_size=2", "--study_scratch_steps=2", "--study_pretrain_steps=2", "--study_finetune_steps=2",
         "--study_epoch_steps=2"]
 
@@ -66,8 +66,8 @@ def test_a_tiny_study_runs_its_new_rows_and_writes_its_page(tmp_path):
     assert all(0 <= point["agreement"] <= 1 and point["kernel_norm"] > 0 for point in series)
     page = (tmp_path / "results" / "results.md").read_text()  # beside its JSONs, not over docs/results.md
     assert "| `A2_hfgd` | HFGD full from the pretrained model | 1/3 |" in page
-    assert "### `D_upsampler_only` seed 0 over training" in page
+    assert "`D_upsampler_only` seed 0 over training:" in page
     # Another setting than the finished runs': their results no longer stand for the plan.
-    changed = _run(tmp_path, "--plan", "--position_encoding=normalized", "--study_crop_height=64")
-    assert changed.returncode != 0 and "settings.crop_height: 32 then, 64 now" in changed.stderr
+    changed = _run(tmp_path, "--plan", "--position_encoding=normalized", "--study_crop_height=96")
+    assert changed.returncode != 0 and "settings.crop_height: 64 then, 96 now" in changed.stderr
     assert "Traceback" not in changed.stderr
