@@ -127,12 +127,15 @@ PROTOCOL_NOTES = {
     "B": "Run with the index position encoding, scored whole-image only: every CAE row (the HFGD rows) was scored on "
          "token positions it never saw in training; SemanticFPN, DeepLabV3+ and `B_hfgd_no_cae` are not affected.",
 }
-# CPU seconds per training step at the new rows' settings (batch 4, 224x224, ResNet-18, D=128), measured with
-# `nice -n 10` on the study's 2-core machine (steps 8 and 24 of one run, the difference: no tracing), and per
-# scoring pass over the 101 val frames. A frozen backbone skips its backward pass.
-SECONDS_PER_STEP = {"trains_backbone": 3.0, "frozen_backbone": 1.2}
-SECONDS_PER_SCORING = {"whole": 60.0, "sliding": 100.0}
-DIAGNOSTIC_POINT_SECONDS = 30.0
+# CPU seconds per training step at batch 4 (224x224, ResNet-18, D=128) and per scoring pass over the 101 val
+# frames, from the first study's runs on this 2-core machine: 5.4 s per step at batch 8 from scratch (B rows), 2.5
+# with the backbone frozen (A_frozen), 66 s per whole-image pass; a step's cost taken as linear in the batch, a
+# sliding-window pass as 1.75 whole ones (six 224x224 windows cover 1.74x a 360x480 frame's pixels). An 11-step
+# check of HFGD at batch 4 on the machine shared with four other jobs read 5.4 s per step and 151 s per pass:
+# contention can double these figures.
+SECONDS_PER_STEP = {"trains_backbone": 2.7, "frozen_backbone": 1.25}
+SECONDS_PER_SCORING = {"whole": 66.0, "sliding": 115.0}
+DIAGNOSTIC_POINT_SECONDS = 15.0
 
 
 def run_cpu_seconds(row, settings):
@@ -148,10 +151,10 @@ def run_cpu_seconds(row, settings):
 # whole-image and by sliding window at the training crop): the one that does not depend on the grid size, unless
 # the measurement says otherwise. None: not measured yet, and the rows that need the choice wait for it.
 CHOSEN_POSITION_ENCODING = None
-# The settings of the new rows: the first study's model and crop; a smaller batch and shorter schedules from
-# scratch to fit ~15 CPU-hours (measured cost per step: `SECONDS_PER_STEP`); fine-tuning with the backbone at the
-# full LR for 1000 steps, where a jointly trained head can move (and so contaminate) the pretrained features.
-NEW_SETTINGS = dict(batch_size=4, scratch_steps=1000, pretrain_steps=1500, finetune_steps=1000,
+# The settings of the new rows: the first study's model and crop, half its batch and shorter schedules from scratch,
+# to fit ~15 CPU-hours (`run_cpu_seconds`); fine-tuning with the backbone at the full LR for 1000 steps, where a
+# jointly trained head can move (and so contaminate) the pretrained features.
+NEW_SETTINGS = dict(batch_size=4, scratch_steps=750, pretrain_steps=1250, finetune_steps=1000,
                     finetune_backbone_lr_multiplier=1.0, finetune_warmup_steps=50, epoch_steps=250)
 
 

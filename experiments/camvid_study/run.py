@@ -394,8 +394,8 @@ def main(argv):
                   f"{list(row.seeds)} {state}  {row.title}")
         hours = sum(plan.run_cpu_seconds(row, settings_of(row)) for row, _ in pending) / 3600
         print(f"{len(pending)} runs to do: {', '.join(f'{row.name} seed {seed}' for row, seed in pending) or 'none'}")
-        print(f"Planned: about {hours:.1f} CPU-hours for them (cost per step and per scoring measured at the study's "
-              "settings: plan.SECONDS_PER_STEP, plan.SECONDS_PER_SCORING)")
+        print(f"Planned: about {hours:.1f} CPU-hours for them (plan.SECONDS_PER_STEP and SECONDS_PER_SCORING: the "
+              "first study's measured costs; contention on a shared machine can double them)")
         if not (FLAGS.position_encoding or plan.CHOSEN_POSITION_ENCODING):
             print("Not planned yet: the rows that need the position-encoding choice (Protocols A', B', the "
                   "diagnostic); once PE_index and PE_normalized are scored, set plan.CHOSEN_POSITION_ENCODING")
