@@ -36,3 +36,17 @@ def test_every_claim_names_rows_of_the_plan():
         assert not row.init_from or row.init_from in names and rows.index(row) > [r.name for r in rows].index(row.init_from)
     for claim in plan.CLAIMS:
         assert {claim.better, claim.worse} <= names, claim
+
+
+def test_planned_cpu_seconds_count_steps_scorings_and_diagnostic_points(monkeypatch):
+    monkeypatch.setattr(plan, "SECONDS_PER_STEP", {"trains_backbone": 2.0, "frozen_backbone": 1.0})
+    monkeypatch.setattr(plan, "SECONDS_PER_SCORING", {"whole": 10.0, "sliding": 30.0})
+    monkeypatch.setattr(plan, "DIAGNOSTIC_POINT_SECONDS", 5.0)
+    rows = {row.name: row for row in plan.study_rows("normalized")}
+    settings = plan.StudySettings(batch_size=8, scratch_steps=500, finetune_steps=1000, epoch_steps=250)
+    # HFGD from scratch at twice the reference batch: 500 steps x 2 s x 2, both heads scored whole and sliding.
+    assert plan.run_cpu_seconds(rows["PE_normalized"], settings) == 500 * 4.0 + 2 * 40.0
+    # SemanticFPN on a frozen backbone: one head.
+    assert plan.run_cpu_seconds(rows["A2_frozen_sfpn"], settings) == 1000 * 2.0 + 40.0
+    # The diagnostic: a point before training and after each of its 10 epochs of 100 steps.
+    assert plan.run_cpu_seconds(rows["D_upsampler_only"], settings) == 1000 * 2.0 + 2 * 40.0 + 11 * 5.0
