@@ -106,6 +106,8 @@ PROTOCOLS = {
     "A": "Protocol A (superseded, not judged): pretrained backbone only, protected fine-tuning",
     "B": "Protocol B (first study): from scratch, index position encoding",
 }
+# A protocol whose rows are judged with another's pooled seed spread (the same settings and schedule).
+POOLED_WITH = {"PE": "B'"}
 # Said under a protocol's table.
 PROTOCOL_NOTES = {
     "PE": "The CAE's sine encoding of absolute row/column indices sees 7x7 token grids in training (224x224 crops at "

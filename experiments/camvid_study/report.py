@@ -178,7 +178,8 @@ def _table(members, grouped):
 def judge_claims(rows, grouped):
     """`[(claim, verdict dict or None, stands after Holm)]` for every claim (`stats.compare` with the claim's
     protocol's pooled seed SD; None when a row has not run)."""
-    protocol_of = {row.name: row.protocol for row in rows}
+    # The position-encoding rows have one seed each: they take the spread of Protocol B', trained alike.
+    protocol_of = {row.name: plan.POOLED_WITH.get(row.protocol, row.protocol) for row in rows}
     pooled = {protocol: stats.pooled_sd([_mious(entries) for name, entries in grouped.items()
                                          if protocol_of.get(name) == protocol])
               for protocol in set(protocol_of.values())}

@@ -12,6 +12,7 @@ step and been scored. Records, checkpoints and pretrained weights stay in --work
 
 import dataclasses
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from absl import app, flags, logging  # noqa: E402
 
 import plan  # noqa: E402
 import report  # noqa: E402
+from hfgd_tf.files import write_bytes_atomic, write_json_atomic  # noqa: E402
 
 flags.DEFINE_string("camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"),
                     "CamVid in the SegNet layout.")
@@ -116,8 +118,6 @@ def file_sha256(path):
 def run_dir(row, seed):
     """<work_dir>/runs/<row>/seed<seed>-<hash of the run's configs>: a run trained otherwise (another setting, an
     edited row) gets a fresh directory instead of resuming checkpoints of another schedule."""
-    import json
-
     configs = plan.run_configs(row, seed, settings_of(row), "<records>", "<run>", num_classes())
     text = json.dumps([dataclasses.asdict(config) for config in configs], sort_keys=True, default=str)
     return os.path.join(FLAGS.work_dir, "runs", row.name, f"seed{seed}-{hashlib.sha256(text.encode()).hexdigest()[:10]}")
@@ -216,10 +216,6 @@ def diagnostic_point(model, data_config, num_images=20):
 def diagnostic_recorder(trainer, directory):
     """An `evaluate_fn` for the trainer: records a `diagnostic_point` at the current step in
     <run_dir>/diagnostic.json (kept across a resumed run), then scores a few val frames for the trainer's log."""
-    import json
-
-    from hfgd_tf.files import write_json_atomic
-
     path = os.path.join(directory, "diagnostic.json")
 
     def record(model):
@@ -234,9 +230,6 @@ def diagnostic_recorder(trainer, directory):
 def add_timing(directory, start_step, end_step, wall, cpu, commit_name):
     """Adds one process's time to <run_dir>/timing.json (a run may take several processes); returns the totals.
     Steps no process timed (a killed process's, up to its checkpoint) count as `untimed_steps`."""
-    import json
-
-    from hfgd_tf.files import write_json_atomic
 
     path = os.path.join(directory, "timing.json")
     timing = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "processes": 0, "untimed_steps": 0, "timed_until_step": 0,
@@ -254,13 +247,10 @@ def add_timing(directory, start_step, end_step, wall, cpu, commit_name):
 
 def run_one(row, seed, rows, commit_name):
     """Trains and scores one (row, seed); writes and returns its result JSON's path."""
-    import json
-
     import keras
     import numpy as np
     from benchmark_utils import cpu_model, graph_flops
 
-    from hfgd_tf.files import write_json_atomic
     from hfgd_tf.train import Trainer
 
     settings = settings_of(row)
@@ -357,7 +347,6 @@ def page_meta():
 
 def write_page(rows, results):
     from hfgd_tf.data.registry import get_dataset_spec
-    from hfgd_tf.files import write_bytes_atomic
 
     text = report.render_page(rows, results, settings_of, list(get_dataset_spec("camvid").info.class_names),
                               page_meta())

@@ -115,3 +115,15 @@ def test_a_borrowed_seed_counts_for_both_rows_and_the_upsampler_gain_is_per_seed
                 if line.startswith("| `B2_hfgd`"))
     # whole 30/32, sliding 31/33, guidance 29/30 both ways; the upsampler adds +1 and +2 points whole, +2 and +3 sliding.
     assert "| 2/3 | 31.0 ± 1.4 | 32.0 ± 1.4 | 29.5 ± 0.7 | 29.5 ± 0.7 | +1.5 ± 0.7 | +2.5 ± 0.7 |" in line
+
+
+def test_the_position_encoding_rows_are_judged_with_the_spread_of_protocol_b_prime():
+    rows = plan.study_rows("normalized")
+    results = [{"row": row, "seed": seed, "miou": miou} for row, seed, miou in (
+        ("PE_index", 0, 0.25), ("PE_normalized", 0, 0.30), ("B2_hfgd", 1, 0.31), ("B2_hfgd", 2, 0.32),
+        ("B2_sfpn", 0, 0.33), ("B2_sfpn", 1, 0.34), ("B2_sfpn", 2, 0.35))]
+    judged, pooled = report.judge_claims(rows, report.group(results, rows))
+    verdict = next(v for claim, v, _ in judged if claim.better == "PE_normalized")
+    # B2_hfgd (with PE_normalized as its seed 0) and B2_sfpn both have SD 0.01 over 2 df: pooled 0.01 over 4 df.
+    assert pooled["B'"] == (pytest.approx(0.01), 4)
+    assert verdict["bar"] == pytest.approx(2.7764 * (0.01 * 2**0.5), rel=1e-4) and verdict["outcome"] == "holds"
