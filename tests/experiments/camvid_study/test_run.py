@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--study_backbone=resnet_tiny", "--study_num_channels=16", "--study_crop_height=64", "--study_crop_width=64",
+TINY = ["--study_backbone=resnet_tiny", "--study_num_channels=16", "--study_crop_height=224", "--study_crop_width=224",
         "--study_batch_size=2", "--study_scratch_steps=2", "--study_pretrain_steps=2", "--study_finetune_steps=2",
         "--study_epoch_steps=2"]
 
@@ -35,7 +35,7 @@ def _camvid(root):
 def _run(tmp_path, *arguments):
     command = [sys.executable, os.path.join("experiments", "camvid_study", "run.py"), f"--work_dir={tmp_path / 'work'}",
                f"--results_dir={tmp_path / 'results'}", f"--camvid_dir={tmp_path / 'camvid'}", *TINY, *arguments]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
 
 
 def test_a_tiny_study_runs_its_new_rows_and_writes_its_page(tmp_path):
@@ -67,6 +67,6 @@ def test_a_tiny_study_runs_its_new_rows_and_writes_its_page(tmp_path):
     assert "| `D_upsampler_only` | Only the upsampler trains, on the converged high-level model | 1/1 |" in page
     assert "`D_upsampler_only` seed 0 over training:" in page
     # Another setting than the finished runs': their results no longer stand for the plan.
-    changed = _run(tmp_path, "--plan", "--position_encoding=normalized", "--study_crop_height=96")
-    assert changed.returncode != 0 and "settings.crop_height: 64 then, 96 now" in changed.stderr
+    changed = _run(tmp_path, "--plan", "--position_encoding=normalized", "--study_crop_height=256")
+    assert changed.returncode != 0 and "settings.crop_height: 224 then, 256 now" in changed.stderr
     assert "Traceback" not in changed.stderr
