@@ -42,11 +42,14 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.8"],
+        # scipy: the tests cover the CamVid study too (its `study` extra below).
+        "test": ["pytest>=8", "pytest-xdist>=3.8", "scipy>=1.11"],
         # --backbone=keras_hub:<Class>. 0.32 is the first keras-hub whose tensorflow-text allows TF 2.21 (0.31
         # needs tensorflow-text<2.21). It pins kagglesdk==0.1.28, which constraints.txt's kagglesdk/kagglehub
         # pins exclude: install this extra without `-c constraints.txt` (pip then takes kagglehub 1.0.2).
         "keras_hub": ["keras-hub>=0.32,<0.33"],
+        # The CamVid study (experiments/camvid_study): Student's t quantiles and tails for its verdicts.
+        "study": ["scipy>=1.11"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

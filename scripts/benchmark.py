@@ -28,8 +28,6 @@ from absl import app, flags
 import common_flags
 from benchmark_utils import MODELS, cpu_model, graph_flops, median_seconds, pipeline_images_per_second, training_images_per_second
 
-from hfgd_tf.studies import head_comparison
-
 # key -> (description, kind, constructor details). Kinds: "ours" (build_model with MODELS[key]'s
 # overrides, --backbone replacing ResNet-50), "backbone" (build_backbone), "keras_cv".
 ROWS = {
@@ -105,16 +103,6 @@ flags.DEFINE_list(
 )
 flags.DEFINE_integer("pipeline_batches", 10, "Batches timed per pipeline setting (after 3 warm-up batches).")
 flags.DEFINE_string("output", os.path.join("docs", "performance.md"), "Markdown file to write ('' prints only).")
-flags.DEFINE_string(
-    "results_dir", os.path.join("docs", "results"),
-    "CamVid study results (scripts/run_ablations.py): the rows B_hfgd and B_hfgd_wide_head give the page's "
-    "'Accuracy of the head' section. '' leaves the section out.",
-)
-flags.DEFINE_bool(
-    "head_accuracy_only", False,
-    "Measure nothing: rewrite only the 'Accuracy of the head' section of the existing --output page from "
-    "--results_dir (the study finishes long after a benchmark run; the timing tables stay as measured).",
-)
 FLAGS = flags.FLAGS
 
 
@@ -408,7 +396,7 @@ def machine_description():
     )
 
 
-def report(rows, columns, saved_model, pipeline, settings, head_accuracy=()):
+def report(rows, columns, saved_model, pipeline, settings):
     names = list(columns)
     values = [
         [r.key, r.description]
@@ -458,7 +446,6 @@ def report(rows, columns, saved_model, pipeline, settings, head_accuracy=()):
     if FAILURES:
         lines += ["", "## Failed cells", ""] + [f"- `{key}`, {column}: {message}" for (column, key), message in FAILURES.items()]
     lines += targets(rows, columns, saved_model, pipeline, settings)
-    lines += head_accuracy
     if saved_model:
         keras_ms, saved_ms = saved_model
         lines += [
@@ -543,20 +530,8 @@ def targets(rows, columns, saved_model, pipeline, settings):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if FLAGS.head_accuracy_only:
-        if not FLAGS.results_dir:
-            common_flags.config_error("--head_accuracy_only needs --results_dir (the study's result JSONs)")
-        try:
-            section = head_comparison.rewrite_section(FLAGS.output, FLAGS.results_dir)
-        except ValueError as error:
-            common_flags.config_error(error)
-        print("\n".join(section))
-        print(f"Rewrote the head-accuracy section of {FLAGS.output}")
-        return
     try:
         settings = parse_settings()
-        # Read before measuring: a bad results file must not fail the page after a long run.
-        head_accuracy = head_comparison.head_accuracy_section(FLAGS.results_dir) if FLAGS.results_dir else []
     except ValueError as error:
         common_flags.config_error(error)
     policy = POLICIES[FLAGS.mixed_precision]
@@ -567,7 +542,7 @@ def main(argv):
         reference = rows.get(REFERENCE) or build_row(REFERENCE, settings.image_size, policy)
         saved_model = measure_saved_model(reference, settings)
     pipeline = measure_pipeline(settings, policy) if settings.pipeline_settings else []
-    lines = report(rows, columns, saved_model, pipeline, settings, head_accuracy)
+    lines = report(rows, columns, saved_model, pipeline, settings)
     print("\n".join(lines))
     if FLAGS.output:
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)

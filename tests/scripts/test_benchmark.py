@@ -144,24 +144,3 @@ def test_targets_are_not_marked_on_a_bfloat16_or_xla_run():
         result = subprocess.run([sys.executable, "-c", check, flag], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         assert "not on this one" in result.stdout
-
-
-HEAD_SECTION = "Accuracy of the head (CamVid val, from the ablation study)"
-
-
-def test_the_full_page_has_the_head_accuracy_section(report):
-    assert f"## {HEAD_SECTION}" in report[0]
-
-
-def test_head_accuracy_only_rewrites_that_section_and_checks_its_flags(tmp_path):
-    # The section's content is tested in tests/studies/test_head_comparison.py; here the command line.
-    page = tmp_path / "performance.md"
-    page.write_text("# Performance\n\n## Targets\n\nkept\n")
-    result = _run("--head_accuracy_only", f"--output={page}", f"--results_dir={tmp_path}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert page.read_text().startswith("# Performance\n\n## Targets\n\nkept\n\n## " + HEAD_SECTION)
-    assert "Not measured yet" in result.stdout
-    result = _run("--head_accuracy_only", f"--output={page}", "--results_dir=")
-    assert result.returncode == 2 and "--head_accuracy_only needs --results_dir" in result.stderr
-    result = _run("--head_accuracy_only", f"--output={tmp_path / 'none.md'}", f"--results_dir={tmp_path}")
-    assert result.returncode == 2 and "none.md' does not exist" in result.stderr

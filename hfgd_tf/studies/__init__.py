@@ -1,1 +1,0 @@
-"""Experiment studies: which runs answer a question, and how their results are reported."""

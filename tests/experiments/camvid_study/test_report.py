@@ -1,0 +1,129 @@
+"""Reading and checking results, and the page: the committed page is the one the committed JSONs give."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+import plan
+import report
+from tests.conftest import ROOT
+
+RESULTS = os.path.join(ROOT, "experiments", "camvid_study", "results")
+
+
+def _settings_of(row):
+    return plan.row_settings(row)
+
+
+def _load(directory):
+    return report.load_results(str(directory), plan.study_rows(), _settings_of, 11)
+
+
+def test_the_committed_page_is_written_from_the_committed_results():
+    from hfgd_tf.data.registry import get_dataset_spec
+
+    import run
+
+    results = _load(RESULTS)
+    assert len(results) >= 30
+    run.FLAGS(["run.py"])
+    text = report.render_page(plan.study_rows(), results, run.settings_of,
+                              list(get_dataset_spec("camvid").info.class_names), run.page_meta())
+    with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as handle:
+        assert handle.read() == text
+
+
+def test_a_half_written_or_misnamed_result_is_refused_by_name(tmp_path):
+    (tmp_path / "B_hfgd__seed0.json").write_text('{"row": "B_hfgd", "seed"')
+    with pytest.raises(ValueError, match="B_hfgd__seed0.json cannot be read as a study result"):
+        _load(tmp_path)
+    result = json.load(open(os.path.join(RESULTS, "B_hfgd__seed0.json")))
+    (tmp_path / "B_hfgd__seed0.json").unlink()
+    (tmp_path / "B_hfgd__seed1.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="holds B_hfgd seed 0, so it must be named B_hfgd__seed0.json"):
+        _load(tmp_path)
+    (tmp_path / "B_hfgd__seed1.json").unlink()
+    (tmp_path / "B_hfgd__seed0.json").write_text(json.dumps({**result, "miou": 31.6}))  # a percentage
+    with pytest.raises(ValueError, match="miou is 31.6, not a number in"):
+        _load(tmp_path)
+
+
+def test_a_result_trained_otherwise_than_its_row_is_refused(tmp_path):
+    shutil.copy(os.path.join(RESULTS, "B_hfgd__seed0.json"), tmp_path)
+    assert [r["row"] for r in _load(tmp_path)] == ["B_hfgd"]
+    result = json.load(open(tmp_path / "B_hfgd__seed0.json"))
+    result["model_config"]["cae"] = "ppm"
+    (tmp_path / "B_hfgd__seed0.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="model_config.cae: 'ppm' then, 'transformer' now"):
+        _load(tmp_path)
+    result["model_config"]["cae"] = "transformer"
+    result["settings"]["crop_height"] = 320  # other settings than the row's
+    (tmp_path / "B_hfgd__seed0.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="settings.crop_height: 320 then, 224 now"):
+        _load(tmp_path)
+
+
+def test_fine_tuning_results_from_two_pretrainings_are_refused(tmp_path):
+    for name in ("A_hfgd__seed0.json", "A_sfpn__seed0.json"):
+        shutil.copy(os.path.join(RESULTS, name), tmp_path)
+    _load(tmp_path)
+    result = json.load(open(tmp_path / "A_sfpn__seed0.json"))
+    result["pretrained_backbone_sha256"] = "0" * 64
+    (tmp_path / "A_sfpn__seed0.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="The fine-tuning results from A_pretrain in .* start from different pretrainings"):
+        _load(tmp_path)
+
+
+def test_claims_are_judged_with_holm_over_the_family():
+    rows = plan.study_rows()
+
+    def runs(row, *mious):
+        return [{"row": row, "seed": seed, "miou": miou} for seed, miou in enumerate(mious)]
+
+    # 3 seeds each, SD 0.01 (pooled over 4 degrees of freedom): +2.5 points is t = 3.06, p = 0.038, beyond the
+    # claim's own 95% bar; Holm over the two claims with a bar asks p <= 0.025 of the smaller p, so it does not stand.
+    grouped = report.group(runs("B_hfgd", 0.305, 0.315, 0.325) + runs("B_sfpn", 0.28, 0.29, 0.30)
+                           + runs("B_hfgd_no_cae", 0.315), rows)
+    judged, pooled = report.judge_claims(rows, grouped)
+    verdicts = {(claim.better, claim.worse): verdict for claim, verdict, _ in judged}
+    standing = {(claim.better, claim.worse) for claim, _, stands in judged if stands}
+    assert verdicts[("B_hfgd", "B_sfpn")]["outcome"] == "holds" and not standing
+    assert verdicts[("B_hfgd", "B_sfpn")]["p"] == pytest.approx(0.0376, abs=5e-4)
+    assert verdicts[("B_hfgd", "B_hfgd_no_cae")]["outcome"] == "within seed noise"
+    assert verdicts[("PE_normalized", "PE_index")] is None and pooled["B"] == (pytest.approx(0.01), 4)
+    # Twice the difference: p = 0.0019 stands after the correction too.
+    grouped = report.group(runs("B_hfgd", 0.33, 0.34, 0.35) + runs("B_sfpn", 0.28, 0.29, 0.30)
+                           + runs("B_hfgd_no_cae", 0.34), rows)
+    judged, _ = report.judge_claims(rows, grouped)
+    assert {(claim.better, claim.worse) for claim, _, stands in judged if stands} == {("B_hfgd", "B_sfpn")}
+
+
+def test_a_borrowed_seed_counts_for_both_rows_and_the_upsampler_gain_is_per_seed():
+    rows = plan.study_rows("normalized")
+
+    def result(row, seed, prediction, guidance):
+        return {"row": row, "seed": seed, "miou": prediction, "params_m": 1.0, "gflops": 1.0,
+                "train_cpu_seconds": 60.0, "train_processes": 1,
+                "scores": {"logits": {"whole": {"miou": prediction}, "sliding": {"miou": prediction + 0.01}},
+                           "logits_high": {"whole": {"miou": guidance}, "sliding": {"miou": guidance}}}}
+
+    grouped = report.group([result("PE_normalized", 0, 0.30, 0.29), result("B2_hfgd", 1, 0.32, 0.30)], rows)
+    assert [r["seed"] for r in grouped["B2_hfgd"]] == [0, 1] and len(grouped["PE_normalized"]) == 1
+    line = next(line for line in report._table([r for r in rows if r.protocol == "B'"], grouped)
+                if line.startswith("| `B2_hfgd`"))
+    # whole 30/32, sliding 31/33, guidance 29/30 both ways; the upsampler adds +1 and +2 points whole, +2 and +3 sliding.
+    assert "| 2/3 | 31.0 ± 1.4 | 32.0 ± 1.4 | 29.5 ± 0.7 | 29.5 ± 0.7 | +1.5 ± 0.7 | +2.5 ± 0.7 |" in line
+
+
+def test_the_position_encoding_rows_are_judged_with_the_spread_of_protocol_b_prime():
+    rows = plan.study_rows("normalized")
+    results = [{"row": row, "seed": seed, "miou": miou} for row, seed, miou in (
+        ("PE_index", 0, 0.25), ("PE_normalized", 0, 0.30), ("B2_hfgd", 1, 0.31), ("B2_hfgd", 2, 0.32),
+        ("B2_sfpn", 0, 0.33), ("B2_sfpn", 1, 0.34), ("B2_sfpn", 2, 0.35))]
+    judged, pooled = report.judge_claims(rows, report.group(results, rows))
+    verdict = next(v for claim, v, _ in judged if claim.better == "PE_normalized")
+    # B2_hfgd (with PE_normalized as its seed 0) and B2_sfpn both have SD 0.01 over 2 df: pooled 0.01 over 4 df.
+    assert pooled["B'"] == (pytest.approx(0.01), 4)
+    assert verdict["bar"] == pytest.approx(2.7764 * (0.01 * 2**0.5), rel=1e-4) and verdict["outcome"] == "holds"
