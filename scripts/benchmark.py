@@ -543,6 +543,7 @@ def targets(rows, columns, saved_model, pipeline, settings):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common_flags.check_output_paths(output=(FLAGS.output, "file"))
     if FLAGS.head_accuracy_only:
         if not FLAGS.results_dir:
             common_flags.config_error("--head_accuracy_only needs --results_dir (the study's result JSONs)")

@@ -28,7 +28,7 @@ import time
 
 from absl import app, flags, logging
 
-import common_flags  # noqa: F401  (puts the repository on sys.path for source checkouts)
+import common_flags
 
 from hfgd_tf.studies import camvid_ablations as study
 
@@ -496,6 +496,7 @@ def _figures(settings, rows, results, num_scenes=4):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common_flags.check_output_paths(work_dir=(FLAGS.work_dir, "directory"), results_dir=(FLAGS.results_dir, "directory"))
     try:
         settings = _settings()
     except ValueError as error:

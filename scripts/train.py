@@ -11,6 +11,7 @@ import common_flags
 
 common_flags.define_all()
 common_flags.define_cluster_flags()
+common_flags.define_verify_records_flag()
 FLAGS = flags.FLAGS
 
 
@@ -34,7 +35,7 @@ def main(argv):
         strategy = create_strategy(train_config.strategy, train_config.tpu)
         # The records are checked before a model is built or anything is written to --checkpoint_dir.
         splits = [data_config.train_split] + ([data_config.eval_split] if train_config.evaluate_every_epoch else [])
-        check_records(data_config, splits)
+        check_records(data_config, splits, verify_checksums=FLAGS.verify_records)
     except ValueError as error:
         common_flags.config_error(error)
 

@@ -10,7 +10,6 @@ conversion or are skipped and reported, per `on_error`.
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import io
 import os
 import time
@@ -23,7 +22,7 @@ from PIL import Image
 from hfgd_tf.data import tfrecord
 from hfgd_tf.data.dataset_info import IGNORE_LABEL
 from hfgd_tf.data.datasets.common import INVALID
-from hfgd_tf.files import write_json_atomic
+from hfgd_tf.files import file_sha256, write_json_atomic
 
 ON_ERROR = ("stop", "skip")
 
@@ -130,14 +129,6 @@ def _table_fn(table):
     return apply
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert_split(samples, output_dir, split, info, label_fn, options):
     """Converts one split; returns its manifest entry (counts, shards with checksums, skipped files).
 
@@ -193,7 +184,11 @@ def convert_split(samples, output_dir, split, info, label_fn, options):
         "num_examples": writer.num_examples,
         "num_skipped": len(skipped),
         "skipped": skipped,
-        "shards": [{"file": os.path.basename(p), "sha256": _sha256(p)} for p in writer.paths],
+        # Sizes are checked at every start (cheap), checksums on request (`check_records`).
+        "shards": [
+            {"file": os.path.basename(p), "bytes": tf.io.gfile.stat(p).length, "sha256": file_sha256(p)}
+            for p in writer.paths
+        ],
         "class_pixels": class_pixels.tolist(),
         "seconds": round(time.time() - start, 2),
     }
