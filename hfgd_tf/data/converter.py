@@ -129,6 +129,14 @@ def _table_fn(table):
     return apply
 
 
+def shard_entries(paths):
+    """The manifest's record of finished shards: name, size in bytes and SHA-256 of each.
+
+    `check_records` compares the sizes at every start (one stat per shard) and the checksums on request.
+    """
+    return [{"file": os.path.basename(p), "bytes": tf.io.gfile.stat(p).length, "sha256": file_sha256(p)} for p in paths]
+
+
 def convert_split(samples, output_dir, split, info, label_fn, options):
     """Converts one split; returns its manifest entry (counts, shards with checksums, skipped files).
 
@@ -184,11 +192,7 @@ def convert_split(samples, output_dir, split, info, label_fn, options):
         "num_examples": writer.num_examples,
         "num_skipped": len(skipped),
         "skipped": skipped,
-        # Sizes are checked at every start (cheap), checksums on request (`check_records`).
-        "shards": [
-            {"file": os.path.basename(p), "bytes": tf.io.gfile.stat(p).length, "sha256": file_sha256(p)}
-            for p in writer.paths
-        ],
+        "shards": shard_entries(writer.paths),
         "class_pixels": class_pixels.tolist(),
         "seconds": round(time.time() - start, 2),
     }
