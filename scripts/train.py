@@ -40,6 +40,7 @@ def main(argv):
         common_flags.config_error(error)
 
     from hfgd_tf.train import NonFiniteLossError, Trainer
+    from hfgd_tf.train.checkpoints import CheckpointSaveError
     from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE
 
     logging.set_verbosity(logging.INFO)
@@ -49,8 +50,9 @@ def main(argv):
         common_flags.config_error(error)
     try:
         metrics = trainer.train()
-    except (ValueError, NonFiniteLossError) as error:
-        # A corrupt record (named with its shard) or a NaN/Inf: a message, no traceback.
+    except (ValueError, NonFiniteLossError, CheckpointSaveError) as error:
+        # A corrupt record (named with its shard), an unreadable checkpoint, a NaN/Inf or a failed save
+        # (e.g. a full disk): a message, no traceback.
         sys.stderr.write(f"Training stopped: {error}\n")
         sys.exit(1)
     if trainer.preempted:

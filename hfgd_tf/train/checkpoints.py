@@ -34,6 +34,23 @@ BEST_DIR = "best"
 BEST_WEIGHTS = "model.weights.h5"
 
 
+class CheckpointSaveError(RuntimeError):
+    """Writing a checkpoint failed (e.g. no space left on device); the message names the directory, the
+    reason, and the previous checkpoint, which stays the latest one (a rerun resumes from it)."""
+
+    def __init__(self, checkpoint_dir, step, previous, error):
+        reason = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
+        kept = (
+            f"the previous checkpoint {previous!r} stays the latest one and a rerun of the same command resumes from it"
+            if previous
+            else "no earlier checkpoint exists, so a rerun starts afresh"
+        )
+        super().__init__(
+            f"Saving checkpoint ckpt-{step} in {checkpoint_dir!r} failed ({type(error).__name__}: {reason}). Training "
+            f"stopped; {kept}. Free space (or fix the directory), then rerun"
+        )
+
+
 def checkpoint_state(model, optimizer=None, step=None, backbone_optimizer=None):
     """A `tf.train.Checkpoint` of the model (and optimizer and step) keyed by variable path.
 

@@ -497,7 +497,11 @@ class Trainer:
         # CheckpointManager writes the files under a temporary name and only then records them in the
         # `checkpoint` state file (an atomic rename), then deletes old ones: a kill at any point leaves
         # the previous checkpoint as the latest one.
-        path = self.manager.save(checkpoint_number=step)
+        previous = self.manager.latest_checkpoint
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as error:  # a full disk, a lost mount, a revoked bucket permission
+            raise checkpoints.CheckpointSaveError(self._save_dir, step, previous, error) from error
         logging.info("Saved checkpoint %s", path)
         return path
 
