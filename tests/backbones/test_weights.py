@@ -6,6 +6,7 @@ import os
 import shutil
 import uuid
 
+import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -52,12 +53,18 @@ def test_the_converter_reads_and_writes_through_gfile_and_the_backbone_loads_fro
         load_backbone_weights(loaded, _ram("missing.weights.h5"))
 
 
-def test_keras_format_weights_load_from_a_remote_path_through_a_local_copy(tmp_path):
+def test_legacy_keras_h5_weights_load_from_a_remote_path_through_a_local_copy(tmp_path):
+    """The format keras.applications ships (`.h5`): Keras opens it with h5py by name, local files only."""
+    from keras.src.legacy.saving import legacy_h5_format
+
     model = ResNetBackbone(**_ARGUMENTS, name="net")
-    local = str(tmp_path / "keras.weights.h5")
-    model.save_weights(local)  # Keras' own (positional) format
-    remote = _copy_to(local, _ram("keras.weights.h5"))
+    local = str(tmp_path / "legacy.h5")
+    with h5py.File(local, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, model)
+    remote = _copy_to(local, _ram("legacy.h5"))
     other = ResNetBackbone(**_ARGUMENTS, name="net")
+    with pytest.raises(FileNotFoundError):
+        other.load_weights(remote)  # why the local copy exists
     load_weights_by_name(other, remote)
     for a, b in zip(model.weights, other.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
