@@ -90,7 +90,9 @@ def checkpoint_problem(path):
     if not tf.io.gfile.exists(index):
         return f"{os.path.basename(index)} is missing"
     try:
-        reader = tf.train.load_checkpoint(path)
+        # The reader `restore` uses (`tf.train.load_checkpoint` would take a prefix for a directory on
+        # filesystems such as ram://, where a prefix of file names lists as one).
+        reader = tf.compat.v1.train.NewCheckpointReader(path)
     except Exception as error:  # the reader raises OpErrors, or IndexError/RuntimeError from its bindings
         return f"{_describe([index])}: {_first_line(error)}"
     try:
