@@ -530,6 +530,7 @@ def targets(rows, columns, saved_model, pipeline, settings):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common_flags.check_output_paths(output=(FLAGS.output, "file"))
     try:
         settings = parse_settings()
     except ValueError as error:

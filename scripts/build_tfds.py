@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags
 
-import common_flags  # noqa: F401  (puts the repository on sys.path for source checkouts)
+import common_flags
 
 flags.DEFINE_string("dataset", None, "Dataset name (see hfgd_tf.data.registry); picks our builder hfgd_<dataset>.")
 flags.DEFINE_string("manual_dir", None, "The downloaded dataset (official layout, or TFDS's expected zips).")
@@ -28,6 +28,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common_flags.check_output_paths(tfds_data_dir=(FLAGS.tfds_data_dir, "directory"))
     import tensorflow_datasets as tfds
 
     from hfgd_tf.data import tfds_builders

@@ -111,6 +111,16 @@ def define_all(mode="train"):
     define_authors_flags(mode)
 
 
+def define_verify_records_flag():
+    """`--verify_records`: the scripts that read records also check their SHA-256 sums at start."""
+    flags.DEFINE_bool(
+        "verify_records",
+        False,
+        "At start, also compare every shard's SHA-256 with the records' manifest.json (reads every byte once). "
+        "The shard list and sizes are always compared.",
+    )
+
+
 def define_cluster_flags():
     """`--worker_hosts`/`--task_index`: write TF_CONFIG for --strategy=multi_worker (train, evaluate)."""
     flags.DEFINE_string(
@@ -535,19 +545,24 @@ def absolute_path(path):
     return path.rstrip("/") if "://" in path else os.path.realpath(path)
 
 
+def check_output_paths(**paths):
+    """Checks each output flag's path before any work starts; exits naming the flag and the reason.
+
+    Args:
+        **paths: flag name -> `(path, kind)` with kind "directory" or "file" (`hfgd_tf.files.check_output_paths`).
+    """
+    from hfgd_tf.files import check_output_paths as check
+
+    try:
+        check(paths)
+    except ValueError as error:
+        config_error(error)
+
+
 def check_writable_directory(flag_name, path):
     """Checks that `path` is, or can be created as, a directory we can write in; exits naming the flag
-    if not. Creates nothing, so that a run that stops at a later check leaves no directory behind.
-    Remote paths (gs://..., any `scheme://`) are left to `tf.io.gfile` at write time."""
-    if "://" in (path or ""):
-        return
-    existing = os.path.abspath(path or ".")
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        config_error(f"--{flag_name}={path!r} is not a writable directory: {existing!r} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        config_error(f"--{flag_name}={path!r} is not a writable directory: {existing!r} is not writable")
+    if not (see `check_output_paths`)."""
+    check_output_paths(**{flag_name: (path or ".", "directory")})
 
 
 def config_error(error):

@@ -15,7 +15,7 @@ import time
 
 from absl import app, flags
 
-import common_flags  # noqa: F401  (puts the repository on sys.path for source checkouts)
+import common_flags
 
 flags.DEFINE_string("dataset", None, "Dataset name (see hfgd_tf.data.registry).")
 flags.DEFINE_string("data_dir", "", "The dataset's root folder in its official layout.")
@@ -42,6 +42,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common_flags.check_output_paths(output_dir=(FLAGS.output_dir, "directory"))
     import tensorflow as tf
 
     from hfgd_tf.data.converter import ConversionError, ConvertOptions, convert_split, write_manifest

@@ -19,7 +19,7 @@ import os
 
 from absl import app, flags
 
-import common_flags  # noqa: F401  (puts the repository on sys.path for source checkouts)
+import common_flags
 
 flags.DEFINE_string("source", None, "The checkpoint: .safetensors / .npz state dict (timm, torchvision) or Keras .h5 / .weights.h5.")
 flags.DEFINE_enum("format", None, ["timm", "torchvision", "keras_applications", "keras_cv"], "Where the checkpoint comes from.")
@@ -48,6 +48,7 @@ def _layout_flags(overrides):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common_flags.check_output_paths(output=(FLAGS.output, "file"), report_json=(FLAGS.report_json, "file"))
     from hfgd_tf.backbones import BACKBONE_PRESETS, build_backbone
     from hfgd_tf.backbones.convert import convert_checkpoint, target_overrides, write_converted
 

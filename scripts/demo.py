@@ -28,6 +28,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     start = time.time()
     common_flags.apply_authors_runtime_flags()  # before TF sets up its devices
+    common_flags.check_output_paths(
+        output_dir=(FLAGS.output_dir, "directory"),
+        data_dir=(FLAGS.data_dir, "directory"),
+        checkpoint_dir=(FLAGS.checkpoint_dir, "directory"),
+    )
     output_dir = os.path.abspath(FLAGS.output_dir)
     data_dir = FLAGS.data_dir or os.path.join(output_dir, "data")
     checkpoint_dir = FLAGS.checkpoint_dir or os.path.join(output_dir, "run")

@@ -19,6 +19,7 @@ flags.DEFINE_string(
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu|auto.")
 common_flags.define_cluster_flags()
 common_flags.define_run_flags(mode="val")
+common_flags.define_verify_records_flag()
 flags.DEFINE_string("results_json", "", "Where to write the metrics JSON; default <checkpoint_dir>/eval_<checkpoint>.json.")
 flags.DEFINE_string("eval_data_dir", "", "Override the run's data_dir (TFRecords of the eval split).")
 flags.DEFINE_integer("max_eval_batches", 0, "Evaluate only this many batches (0 = the whole split).")
@@ -27,6 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     common_flags.run_script_prologue(argv)
+    common_flags.check_output_paths(results_json=(FLAGS.results_json, "file"))
 
     import tensorflow as tf
 
@@ -47,13 +49,11 @@ def main(argv):
             if not tf.io.gfile.isdir(FLAGS.eval_data_dir):
                 raise ValueError(f"--eval_data_dir {FLAGS.eval_data_dir!r} does not exist or is not a directory")
             data_config = dataclasses.replace(data_config, data_dir=FLAGS.eval_data_dir)
-        check_records(data_config, [data_config.eval_split])
+        check_records(data_config, [data_config.eval_split], verify_checksums=FLAGS.verify_records)
         # The protocol comes from the run; the batch from the flags (it depends on this machine's replicas).
         stored = {k: v for k, v in run.get("eval", {}).items() if k != "eval_batch_size"}
         eval_config = common_flags.eval_config_from_flags(stored=stored)
         global_eval_batch_size(eval_config.eval_batch_size, strategy.num_replicas_in_sync)
-        if FLAGS.results_json:
-            common_flags.check_writable_directory("results_json", common_flags.parent_directory(FLAGS.results_json))
         logging.info("Evaluation protocol (the run's, overridden by the flags given): %s", eval_config.protocol())
         with strategy.scope():
             model, _, _ = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)

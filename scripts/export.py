@@ -25,7 +25,7 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, "saved_model")
     # The export is written beside its final name and renamed, so the parent must be writable.
-    common_flags.check_writable_directory("export_dir", common_flags.parent_directory(export_dir))
+    common_flags.check_output_paths(export_dir=(export_dir, "directory"))
     try:
         # The file is resolved once, loaded and recorded with the export (its source run and checkpoint), so
         # that a checkpoint written meanwhile by a running training cannot make the record wrong.

@@ -9,7 +9,7 @@ import os
 
 from absl import app, flags
 
-import common_flags  # noqa: F401  (puts the repository on sys.path for source checkouts)
+import common_flags
 from benchmark_utils import MODELS, graph_flops, median_seconds
 
 flags.DEFINE_integer("image_size", 512, "Square input size for FLOPs and timing.")
@@ -33,6 +33,7 @@ def forward_seconds(model, size, runs):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common_flags.check_output_paths(output=(FLAGS.output, "file"))
     import keras
     import numpy as np
 

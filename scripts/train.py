@@ -11,6 +11,7 @@ import common_flags
 
 common_flags.define_all()
 common_flags.define_cluster_flags()
+common_flags.define_verify_records_flag()
 FLAGS = flags.FLAGS
 
 
@@ -34,11 +35,12 @@ def main(argv):
         strategy = create_strategy(train_config.strategy, train_config.tpu)
         # The records are checked before a model is built or anything is written to --checkpoint_dir.
         splits = [data_config.train_split] + ([data_config.eval_split] if train_config.evaluate_every_epoch else [])
-        check_records(data_config, splits)
+        check_records(data_config, splits, verify_checksums=FLAGS.verify_records)
     except ValueError as error:
         common_flags.config_error(error)
 
     from hfgd_tf.train import NonFiniteLossError, Trainer
+    from hfgd_tf.train.checkpoints import CheckpointSaveError
     from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE
 
     logging.set_verbosity(logging.INFO)
@@ -48,8 +50,9 @@ def main(argv):
         common_flags.config_error(error)
     try:
         metrics = trainer.train()
-    except (ValueError, NonFiniteLossError) as error:
-        # A corrupt record (named with its shard) or a NaN/Inf: a message, no traceback.
+    except (ValueError, NonFiniteLossError, CheckpointSaveError) as error:
+        # A corrupt record (named with its shard), an unreadable checkpoint, a NaN/Inf or a failed save
+        # (e.g. a full disk): a message, no traceback.
         sys.stderr.write(f"Training stopped: {error}\n")
         sys.exit(1)
     if trainer.preempted:

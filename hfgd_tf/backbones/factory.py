@@ -1,6 +1,5 @@
 """Named backbone presets (architectures only; no weights are downloaded) and `build_backbone`."""
 
-import os
 
 from hfgd_tf.backbones.convert.common import check_layout
 from hfgd_tf.backbones.convnext import ConvNeXtBackbone
@@ -8,6 +7,7 @@ from hfgd_tf.backbones.external import build_external_backbone, parse_backbone_n
 from hfgd_tf.backbones.resnet import ResNetBackbone
 from hfgd_tf.backbones.swin import SWIN_VARIANTS, SwinBackbone
 from hfgd_tf.backbones.weights import load_weights_by_name
+from hfgd_tf.files import is_file
 
 # name -> (class, constructor arguments). Weights, when wanted, come from a local file. The ResNet
 # names are those of the ImageNet checkpoints whose layout each preset reproduces (timm naming):
@@ -105,14 +105,14 @@ def build_backbone(name, output_stride=32, norm=None, weights_path=None, backbon
 
 
 def load_backbone_weights(backbone, weights_path):
-    """Loads a local `.weights.h5` into `backbone` by variable path (see `hfgd_tf.backbones.weights`).
+    """Loads a `.weights.h5` (any `tf.io.gfile` path: local, gs://, ...) into `backbone` by variable path (see `hfgd_tf.backbones.weights`).
 
     Raises:
         ValueError: the file is missing, not a `.weights.h5`, or does not match; the message lists the
             missing, unexpected and wrongly shaped weights, or (files from `scripts/convert_weights.py`)
             the layout settings (padding, BN epsilon, stem...) that differ from the ones converted for.
     """
-    if not os.path.isfile(weights_path):
+    if not is_file(weights_path):
         raise ValueError(f"Backbone weights file not found: {weights_path!r} (expected a Keras .weights.h5 file)")
     if not weights_path.endswith(".weights.h5"):
         raise ValueError(f"Backbone weights must be a Keras '.weights.h5' file. Received: {weights_path!r}")

@@ -15,8 +15,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from hfgd_tf.files import local_copy
+
 FORMAT_ATTRIBUTE = "hfgd_tf_format"
 FORMAT = "by_variable_path_v1"
+
+
+class UnreadableWeightsError(ValueError):
+    """A weights file that is not a readable HDF5 file (cut short, damaged, or another format)."""
 
 
 def save_weights_by_name(model, path):
@@ -56,16 +62,25 @@ def load_weights_by_name(model, path, skip_mismatch=False):
     """
     with tf.io.gfile.GFile(path, "rb") as source:
         buffer = io.BytesIO(source.read())  # read through tf.io.gfile: gs:// paths work too
-    with h5py.File(buffer, "r") as handle:
-        if handle.attrs.get(FORMAT_ATTRIBUTE) != FORMAT:
-            keras_format = True
-        else:
-            keras_format = False
-            arrays = {}
-            handle.visititems(lambda key, item: arrays.__setitem__(key, item[()]) if isinstance(item, h5py.Dataset) else None)
+    try:
+        with h5py.File(buffer, "r") as handle:
+            if handle.attrs.get(FORMAT_ATTRIBUTE) != FORMAT:
+                keras_format = True
+            else:
+                keras_format = False
+                arrays = {}
+                handle.visititems(
+                    lambda key, item: arrays.__setitem__(key, item[()]) if isinstance(item, h5py.Dataset) else None
+                )
+    except OSError as error:  # h5py's error for a file that is not HDF5, cut short, or damaged
+        raise UnreadableWeightsError(
+            f"{path!r} cannot be read ({len(buffer.getvalue())} bytes; not an HDF5 file, cut short or damaged: "
+            f"{str(error).splitlines()[0]})"
+        ) from None
     if keras_format:
         try:
-            model.load_weights(path)
+            with local_copy(path) as local:  # Keras reads a local file only
+                model.load_weights(local)
         except ValueError as error:
             raise ValueError(f"Keras-format weights in {path!r} do not fit {model.name!r}: {error}") from error
         return {"loaded": [v.path for v in model.weights], "missing": [], "unexpected": [], "mismatched": []}

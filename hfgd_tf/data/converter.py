@@ -10,7 +10,6 @@ conversion or are skipped and reported, per `on_error`.
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import io
 import os
 import time
@@ -23,7 +22,7 @@ from PIL import Image
 from hfgd_tf.data import tfrecord
 from hfgd_tf.data.dataset_info import IGNORE_LABEL
 from hfgd_tf.data.datasets.common import INVALID
-from hfgd_tf.files import write_json_atomic
+from hfgd_tf.files import file_sha256, write_json_atomic
 
 ON_ERROR = ("stop", "skip")
 
@@ -130,12 +129,12 @@ def _table_fn(table):
     return apply
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def shard_entries(paths):
+    """The manifest's record of finished shards: name, size in bytes and SHA-256 of each.
+
+    `check_records` compares the sizes at every start (one stat per shard) and the checksums on request.
+    """
+    return [{"file": os.path.basename(p), "bytes": tf.io.gfile.stat(p).length, "sha256": file_sha256(p)} for p in paths]
 
 
 def convert_split(samples, output_dir, split, info, label_fn, options):
@@ -193,7 +192,7 @@ def convert_split(samples, output_dir, split, info, label_fn, options):
         "num_examples": writer.num_examples,
         "num_skipped": len(skipped),
         "skipped": skipped,
-        "shards": [{"file": os.path.basename(p), "sha256": _sha256(p)} for p in writer.paths],
+        "shards": shard_entries(writer.paths),
         "class_pixels": class_pixels.tolist(),
         "seconds": round(time.time() - start, 2),
     }

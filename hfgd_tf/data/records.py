@@ -1,7 +1,8 @@
 """Checks, before anything is built or written, that `DataConfig.data_dir` holds records of the dataset.
 
 `check_records` is what the scripts call first: for a TFDS source it checks the build and its splits; it names `data_dir` when it is missing, checks the shards
-against the records' `manifest.json` (dataset name, class count, label format, no stale shards) and, for
+against the records' `manifest.json` (dataset name, class count, label format, no stale shards, each
+shard's size, and on request its SHA-256) and, for
 records without a manifest (e.g. written by the authors' own converters), reads the labels of a few
 examples and refuses values that cannot belong to the dataset in the configured `label_format`.
 
@@ -18,6 +19,7 @@ import tensorflow as tf
 from hfgd_tf.data.datasets.common import INVALID
 from hfgd_tf.data.registry import get_dataset_spec
 from hfgd_tf.data.tfrecord import list_shards, read_manifest
+from hfgd_tf.files import file_sha256
 
 # Examples whose labels are read when the records have no manifest (spread over up to 4 shards).
 NUM_SCANNED_EXAMPLES = 16
@@ -123,7 +125,7 @@ def _check_scanned_labels(config, split, files, info, table):
             )
 
 
-def _check_manifest(config, split, files, manifest, info):
+def _check_manifest(config, split, files, manifest, info, verify_checksums=False):
     where = f"{config.data_dir}/manifest.json"
     if config.dataset != "folder" and manifest.get("dataset") != config.dataset:
         raise ValueError(
@@ -156,14 +158,48 @@ def _check_manifest(config, split, files, manifest, info):
             f"{sorted(on_disk - listed)[:5]}, missing {sorted(listed - on_disk)[:5]} (stale shards of an earlier "
             f"conversion?). Reconvert the split with --overwrite"
         )
+    _check_shard_contents(config, split, files, entry["shards"], where, verify_checksums)
 
 
-def check_records(config, splits):
+def _check_shard_contents(config, split, files, listed, where, verify_checksums):
+    """Each shard's size against the manifest (every start: one stat per shard), and with
+    `verify_checksums` its SHA-256 (reads every byte: minutes for a large dataset on a remote store).
+
+    A shard cut short (a partial copy, a full disk) would otherwise fail only when the pipeline reaches
+    it, possibly hours into training, or (an uncompressed shard cut at a record boundary) not at all.
+    Manifests written before sizes were recorded have no `bytes`: their shards are checked by checksum only.
+    """
+    by_name = {shard["file"]: shard for shard in listed}
+    for path in files:
+        shard = by_name[os.path.basename(path)]
+        reconvert = (
+            f"copy the shard again from where it came, or reconvert the split (scripts/convert_tfrecord.py "
+            f"--split={split} --overwrite)"
+        )
+        if "bytes" in shard:
+            size = tf.io.gfile.stat(path).length
+            if size != shard["bytes"]:
+                raise ValueError(
+                    f"Shard {path!r} of split {split!r} is {size} bytes but {where} records {shard['bytes']} "
+                    f"({'cut short' if size < shard['bytes'] else 'changed'} since the conversion): {reconvert}"
+                )
+        if verify_checksums and "sha256" in shard:
+            digest = file_sha256(path)
+            if digest != shard["sha256"]:
+                raise ValueError(
+                    f"Shard {path!r} of split {split!r} has SHA-256 {digest} but {where} records "
+                    f"{shard['sha256']} (damaged or replaced since the conversion): {reconvert}"
+                )
+
+
+def check_records(config, splits, verify_checksums=False):
     """Checks `config.data_dir` for `splits` before a model is built or a run directory written.
 
     Args:
         config: `DataConfig`.
         splits: iterable of str. The shard prefixes that will be read.
+        verify_checksums: bool. Also compare every shard's SHA-256 with the manifest (reads every
+            byte; the shard list and sizes are always compared).
 
     Returns:
         dict split -> list of shard paths.
@@ -194,7 +230,7 @@ def check_records(config, splits):
     for split in dict.fromkeys(splits):
         files = list_shards(config.data_dir, split)
         if manifest is not None:
-            _check_manifest(config, split, files, manifest, info)
+            _check_manifest(config, split, files, manifest, info, verify_checksums)
         else:
             _check_scanned_labels(config, split, files, info, table)
         shards[split] = files

@@ -8,7 +8,6 @@ scales and layouts vary per scene, so a model must use shape and context, not co
 Classes and colours are `hfgd_tf.data.datasets.synthetic_streets.INFO`; the same seed always gives the same scene.
 """
 
-import os
 
 import numpy as np
 
@@ -256,7 +255,7 @@ def write_synthetic_tfrecords(output_dir, num_train=300, num_val=60, height=128,
                 class_pixels += converter.class_pixel_counts(label, NUM_CLASSES)
         splits[split] = {
             "num_examples": writer.num_examples,
-            "shards": [{"file": os.path.basename(p)} for p in writer.paths],
+            "shards": converter.shard_entries(writer.paths),
             "class_pixels": class_pixels.tolist(),
         }
     converter.write_manifest(output_dir, SYNTHETIC_STREETS, splits, source=parameters)

@@ -8,15 +8,47 @@ import dataclasses
 import os
 
 import tensorflow as tf
+from absl import logging
 
-from hfgd_tf.backbones.weights import load_weights_by_name
+from hfgd_tf.backbones.weights import UnreadableWeightsError, load_weights_by_name
 from hfgd_tf.data.config import DataConfig
 from hfgd_tf.files import read_json, write_json_atomic
 from hfgd_tf.models import ModelConfig, build_model
+from hfgd_tf.train.checkpoint_recovery import (
+    UnreadableCheckpointError,
+    checkpoint_problem,
+    fallback_message,
+    newest_readable_checkpoint,
+    recorded_checkpoints,
+)
+
+# What a user can do when no checkpoint of a run to be resumed reads.
+START_AFRESH = (
+    "To start the run afresh, delete its ckpt-* files and its 'checkpoint' file, or pass --norestore_checkpoint "
+    "(new checkpoints then overwrite them), or train into a new --checkpoint_dir; to resume, copy the checkpoint "
+    "files again from where they came"
+)
 
 RUN_CONFIG = "run_config.json"
 BEST_DIR = "best"
 BEST_WEIGHTS = "model.weights.h5"
+
+
+class CheckpointSaveError(RuntimeError):
+    """Writing a checkpoint failed (e.g. no space left on device); the message names the directory, the
+    reason, and the previous checkpoint, which stays the latest one (a rerun resumes from it)."""
+
+    def __init__(self, checkpoint_dir, step, previous, error):
+        reason = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
+        kept = (
+            f"the previous checkpoint {previous!r} stays the latest one and a rerun of the same command resumes from it"
+            if previous
+            else "no earlier checkpoint exists, so a rerun starts afresh"
+        )
+        super().__init__(
+            f"Saving checkpoint ckpt-{step} in {checkpoint_dir!r} failed ({type(error).__name__}: {reason}). Training "
+            f"stopped; {kept}. Free space (or fix the directory), then rerun"
+        )
 
 
 def checkpoint_state(model, optimizer=None, step=None, backbone_optimizer=None):
@@ -67,21 +99,56 @@ def read_run_config(checkpoint_dir):
     return ModelConfig(**content["model"]), DataConfig(**content["data"]), content
 
 
+def restore_training_state(checkpoint, checkpoint_dir):
+    """Restores `checkpoint` (a `checkpoint_state` with optimizer and step) from the newest readable
+    `ckpt-N` of `checkpoint_dir`, warning about the newer unreadable ones and the steps they held.
+
+    Returns:
+        str or None: the checkpoint restored (None: the directory has none, nothing was restored).
+
+    Raises:
+        UnreadableCheckpointError: checkpoints are recorded but none reads (the message says how to
+            start afresh).
+    """
+    path, unreadable = newest_readable_checkpoint(checkpoint_dir, START_AFRESH)
+    if path is None:
+        return None
+    if unreadable:
+        logging.warning(fallback_message(path, unreadable, action="Resuming from"))
+    checkpoint.restore(path).assert_existing_objects_matched()
+    logging.info("Resumed from %s at step %d", path, int(checkpoint.step.numpy()))
+    return path
+
+
 def resolve_checkpoint(checkpoint_dir, which="latest"):
     """The file `restore_model(checkpoint_dir, which)` loads: a `ckpt-N` prefix, or the best weights' path.
 
+    "latest" is the newest checkpoint that reads (`checkpoint_recovery`): newer unreadable ones are
+    named in a warning with the steps they hold beyond it. A checkpoint asked for by name is never
+    swapped for another: an unreadable one is an error.
+
     Raises:
         ValueError: naming what was looked for, when there is no such checkpoint.
+        UnreadableCheckpointError: (a ValueError) the checkpoint asked for, or every one of "latest",
+            cannot be read; names the file and the reason.
     """
     if which == "best":
         path = os.path.join(checkpoint_dir, BEST_DIR, BEST_WEIGHTS)
         if not tf.io.gfile.exists(path):
             raise ValueError(f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use which='latest'")
         return path
-    path = tf.train.latest_checkpoint(checkpoint_dir) if which == "latest" else which
-    if not path:
-        raise ValueError(f"No checkpoint in {checkpoint_dir!r} (expected ckpt-N files written by training)")
-    if which != "latest" and not tf.io.gfile.exists(path + ".index"):
+    if which == "latest":
+        path, unreadable = newest_readable_checkpoint(
+            checkpoint_dir,
+            "Copy the checkpoint files again from where they came, or use --checkpoint=best (the best-mIoU weights)",
+        )
+        if not path:
+            raise ValueError(f"No checkpoint in {checkpoint_dir!r} (expected ckpt-N files written by training)")
+        if unreadable:
+            logging.warning(fallback_message(path, unreadable, action="Using"))
+        return path
+    path = which
+    if not tf.io.gfile.exists(path + ".index"):
         # A name as listed in the run directory (`ckpt-4`) is taken relative to it.
         path = os.path.join(checkpoint_dir, which)
         if not tf.io.gfile.exists(path + ".index"):
@@ -89,6 +156,12 @@ def resolve_checkpoint(checkpoint_dir, which="latest"):
                 f"--checkpoint={which!r}: no such checkpoint (neither {which!r} nor {path!r} has an .index file); "
                 f"use 'best', 'latest', a checkpoint name of {checkpoint_dir!r} such as 'ckpt-N', or a checkpoint path"
             )
+    problem = checkpoint_problem(path)
+    if problem:
+        raise UnreadableCheckpointError(
+            f"--checkpoint={which!r}: {path!r} cannot be read: {problem}. Copy its files again, or use "
+            "--checkpoint=latest (the newest readable checkpoint) or --checkpoint=best"
+        )
     return path
 
 
@@ -97,19 +170,28 @@ def restore_model(checkpoint_dir, which="latest", dtype_policy="float32"):
 
     Args:
         checkpoint_dir: str. A run directory.
-        which: str. "latest" (the last `ckpt-N`), "best" (best mIoU weights), a checkpoint name in
-            `checkpoint_dir` (`ckpt-N`) or a checkpoint path (`resolve_checkpoint` finds the file; a caller
-            that records which file was loaded resolves it first and passes the path).
+        which: str. "latest" (the newest readable `ckpt-N`), "best" (best mIoU weights), a checkpoint
+            name in `checkpoint_dir` (`ckpt-N`) or a checkpoint path (`resolve_checkpoint` finds the file;
+            a caller that records which file was loaded resolves it first and passes the path).
         dtype_policy: str.
 
     Returns:
         `(model, model_config, data_config)`.
+
+    Raises:
+        ValueError: no such checkpoint; `UnreadableCheckpointError` when it cannot be read.
     """
     model_config, data_config, _ = read_run_config(checkpoint_dir)
     model = build_model(model_config, dtype_policy=dtype_policy)
     path = resolve_checkpoint(checkpoint_dir, which)
     if which == "best":
-        load_weights_by_name(model, path)
+        try:
+            load_weights_by_name(model, path)
+        except UnreadableWeightsError as error:
+            raise UnreadableCheckpointError(
+                f"--checkpoint=best: {error}. Copy {BEST_DIR}/{BEST_WEIGHTS} again from the run, or use "
+                "--checkpoint=latest (the newest readable ckpt-N)"
+            ) from None
         return model, model_config, data_config
     checkpoint_state(model).restore(path).expect_partial().assert_existing_objects_matched()
     return model, model_config, data_config

@@ -497,18 +497,24 @@ class Trainer:
         # CheckpointManager writes the files under a temporary name and only then records them in the
         # `checkpoint` state file (an atomic rename), then deletes old ones: a kill at any point leaves
         # the previous checkpoint as the latest one.
-        path = self.manager.save(checkpoint_number=step)
+        previous = self.manager.latest_checkpoint
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as error:  # a full disk, a lost mount, a revoked bucket permission
+            raise checkpoints.CheckpointSaveError(self._save_dir, step, previous, error) from error
         logging.info("Saved checkpoint %s", path)
         return path
 
     # === Loop ===
     def restore(self):
-        """Restores the latest checkpoint if asked and present; returns the step to start at."""
+        """Restores the newest readable checkpoint if asked and present; returns the step to start at.
+
+        Newer checkpoints that cannot be read are named in a warning with the steps lost (they are
+        trained again and overwritten); when none reads, an `UnreadableCheckpointError` says what to do.
+        """
         # Every worker resumes from the chief's checkpoints.
-        latest = tf.train.latest_checkpoint(self.train_config.checkpoint_dir)
-        if self.train_config.restore_checkpoint and latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("Resumed from %s at step %d", latest, int(self.step.numpy()))
+        if self.train_config.restore_checkpoint:
+            checkpoints.restore_training_state(self.checkpoint, self.train_config.checkpoint_dir)
         best_path = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR, "metrics.json")
         if tf.io.gfile.exists(best_path):
             self.best_miou = read_json(best_path)["miou"]
@@ -535,7 +541,7 @@ class Trainer:
     def _resumes(self):
         """Whether training continues from a `ckpt-N` in the run directory rather than starting afresh."""
         config = self.train_config
-        return config.restore_checkpoint and tf.train.latest_checkpoint(config.checkpoint_dir) is not None
+        return config.restore_checkpoint and bool(checkpoints.recorded_checkpoints(config.checkpoint_dir))
 
     def _check_preset_input_normalization(self):
         """Refuses to start from a preset's weights with inputs scaled otherwise than they were trained on.

@@ -211,3 +211,45 @@ def test_an_unbuilt_tfds_source_is_refused_at_start_with_the_build_command(tmp_p
     config = DataConfig("camvid", data_source="tfds", tfds_data_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"not built in .*\(--tfds_data_dir\)\. Build it first: python scripts/build_tfds.py"):
         check_records(config, ["train", "val"])
+
+
+def test_a_truncated_or_changed_shard_is_named_at_start(synthetic_records, tmp_path):
+    data_dir = _copy(synthetic_records, tmp_path / "truncated")
+    shard = os.path.join(data_dir, "train-1.tfrecord")
+    size = os.path.getsize(shard)
+    with open(shard, "r+b") as handle:
+        handle.truncate(size - 10)
+    with pytest.raises(
+        ValueError, match=rf"^Shard '.*train-1\.tfrecord' of split 'train' is {size - 10} bytes but .*manifest\.json records "
+        rf"{size} \(cut short since the conversion\).*--split=train --overwrite"
+    ):
+        check_records(_config(data_dir, "synthetic_streets"), ["train"])
+    assert check_records(_config(data_dir, "synthetic_streets"), ["val"])  # other splits are unaffected
+
+
+def test_verify_checksums_names_a_shard_changed_in_place(synthetic_records, tmp_path):
+    data_dir = _copy(synthetic_records, tmp_path / "flipped")
+    shard = os.path.join(data_dir, "val-0.tfrecord")
+    with open(shard, "r+b") as handle:  # same size, one byte different: only the checksum sees it
+        handle.seek(40)
+        byte = handle.read(1)
+        handle.seek(40)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    config = _config(data_dir, "synthetic_streets")
+    assert check_records(config, ["val"])
+    with pytest.raises(ValueError, match=r"^Shard '.*val-0\.tfrecord' of split 'val' has SHA-256 [0-9a-f]{64} but .*records "
+                       r"[0-9a-f]{64} \(damaged or replaced"):
+        check_records(config, ["val"], verify_checksums=True)
+    assert check_records(config, ["train"], verify_checksums=True)
+
+
+def test_a_manifest_without_sizes_is_still_accepted(synthetic_records, tmp_path):
+    """Records converted before sizes were recorded."""
+    data_dir = _copy(synthetic_records, tmp_path / "old")
+    with open(os.path.join(data_dir, "manifest.json")) as handle:
+        splits = json.load(handle)["splits"]
+    for entry in splits.values():
+        for shard in entry["shards"]:
+            del shard["bytes"]
+    _edit_manifest(data_dir, splits=splits)
+    assert check_records(_config(data_dir, "synthetic_streets"), ["train"], verify_checksums=True)

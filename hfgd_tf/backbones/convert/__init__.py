@@ -23,6 +23,7 @@ from hfgd_tf.backbones.convert.common import (
     strip_prefixes,
     write_converted,
 )
+from hfgd_tf.files import is_file, local_copy
 
 FORMATS = ("timm", "torchvision", "keras_applications", "keras_cv")
 _KERAS_BN_EPSILON = 1.001e-5  # keras.applications / keras-cv ResNets
@@ -67,7 +68,7 @@ def target_overrides(source_format, backbone_name):
 
 def _keras_source_tensors(path, source_format, backbone):
     """Loads a Keras weights file into the matching Keras model and returns `{layer/variable: array}`."""
-    if not os.path.isfile(path):
+    if not is_file(path):
         raise ValueError(f"--source file not found: {path!r}")
     if not path.endswith(".h5"):
         raise ValueError(f"--format={source_format} reads a Keras .h5 or .weights.h5 file. Received: {path!r}")
@@ -75,7 +76,8 @@ def _keras_source_tensors(path, source_format, backbone):
     for model_fn in _keras_candidates(source_format, backbone):
         try:
             model = model_fn()
-            model.load_weights(path)
+            with local_copy(path) as local:  # Keras reads a local file only
+                model.load_weights(local)
         except (ValueError, KeyError, OSError) as error:
             errors.append(str(error).splitlines()[0][:200])
             continue

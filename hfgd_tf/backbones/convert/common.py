@@ -1,13 +1,14 @@
 """What every converter shares: reading tensors, the name table engine, the report, the output file."""
 
 import dataclasses
+import io
 import json
-import os
 
 import h5py
 import numpy as np
 
 from hfgd_tf.backbones.weights import FORMAT, FORMAT_ATTRIBUTE
+from hfgd_tf.files import is_file, read_bytes, write_bytes_atomic
 
 # Attribute of a converted `.weights.h5` naming the backbone layout it was converted for (JSON).
 LAYOUT_ATTRIBUTE = "hfgd_tf_backbone_layout"
@@ -35,14 +36,15 @@ def read_tensors(path):
     Raises:
         ValueError: missing file or another extension (a `.pth` needs the one-line torch conversion).
     """
-    if not os.path.isfile(path):
+    if not is_file(path):
         raise ValueError(f"--source file not found: {path!r}")
+    # Read through tf.io.gfile, so that --source may be a gs:// (any tf.io.gfile) path.
     if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load
 
-        return dict(load_file(path))
+        return dict(load(read_bytes(path)))
     if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(io.BytesIO(read_bytes(path)), allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     raise ValueError(
         f"--source must be a .safetensors or .npz state dict for this format. Received: {path!r}. A PyTorch .pth "
@@ -206,20 +208,21 @@ def write_converted(backbone, path, source_description):
     """Writes `backbone`'s weights as our by-path `.weights.h5`, with the layout it needs recorded."""
     if not path.endswith(".weights.h5"):
         raise ValueError(f"--output must end in '.weights.h5'. Received: {path!r}")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with h5py.File(path, "w") as handle:
+    # Built in memory and written through tf.io.gfile (any path: local, gs://, ...), under a temporary
+    # name renamed at the end, so that a failed write never leaves a half file under the final name.
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
         handle.attrs[FORMAT_ATTRIBUTE] = FORMAT
         handle.attrs[LAYOUT_ATTRIBUTE] = json.dumps(layout_of(backbone), sort_keys=True)
         handle.attrs[SOURCE_ATTRIBUTE] = source_description
         for variable in backbone.weights:
             handle.create_dataset(variable.path, data=np.asarray(variable.numpy()))
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def read_layout(path):
     """The layout recorded in a converted file, or None for files written otherwise."""
-    with h5py.File(path, "r") as handle:
+    with h5py.File(io.BytesIO(read_bytes(path)), "r") as handle:
         text = handle.attrs.get(LAYOUT_ATTRIBUTE)
     return json.loads(text) if text else None
 
