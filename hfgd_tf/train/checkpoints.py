@@ -74,7 +74,7 @@ def resolve_checkpoint(checkpoint_dir, which="latest"):
     if which == "best":
         path = os.path.join(checkpoint_dir, BEST_DIR, BEST_WEIGHTS)
         if not tf.io.gfile.exists(path):
-            raise ValueError(f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use which='latest'")
+            raise ValueError(f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use --checkpoint=latest (which='latest' from Python)")
         return path
     path = tf.train.latest_checkpoint(checkpoint_dir) if which == "latest" else which
     if not path:

@@ -728,4 +728,4 @@ class Trainer:
             tf.io.gfile.rename(temporary, weights, overwrite=True)
             summary = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
             write_json_atomic(os.path.join(best_dir, "metrics.json"), {**summary, "step": step})
-            logging.info("New best mIoU %.4f: weights in %s", metrics["miou"], weights)
+            logging.info("New best mIoU %.2f%%: weights in %s", 100 * metrics["miou"], weights)
