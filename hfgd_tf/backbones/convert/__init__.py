@@ -270,6 +270,41 @@ def _keras_candidates(source_format, backbone):
     raise ValueError(f"--format={source_format} does not convert {type(backbone).__name__}")
 
 
+def unconverted_file_message(path, backbone_name):
+    """What to do with a checkpoint given as backbone weights without going through the converter.
+
+    Returns:
+        str: the file is not ours, and the `scripts/convert_weights.py` command (with the likely `--format`)
+        that makes it one.
+    """
+    stem = os.path.splitext(os.path.basename(path))[0].removesuffix(".weights")
+    output = f"weights/{stem}_{backbone_name}.weights.h5"
+
+    def command(source_format, source=path):
+        return (
+            f"python scripts/convert_weights.py --source={source} --format={source_format} "
+            f"--backbone={backbone_name} --output={output}"
+        )
+
+    if path.endswith((".safetensors", ".npz")):
+        how = f"{command('timm')} (--format=torchvision for a torchvision state dict)"
+    elif path.endswith((".pth", ".pt", ".bin")):
+        how = (
+            "first turn it into a .safetensors (the one-line torch command in README \"Pretrained backbones\"), "
+            f"then: {command('timm', os.path.splitext(path)[0] + '.safetensors')}"
+        )
+    elif path.endswith(".keras"):
+        how = _KERAS_FILE_HINT.format(path=path, stem=path[: -len(".keras")]) + ", then: " + command(
+            "keras_applications", path[: -len(".keras")] + ".weights.h5"
+        )
+    else:
+        how = f"{command('keras_applications')} (--format=keras_cv for a keras-cv ResNetBackbone)"
+    return (
+        f"{path!r} was not written by scripts/convert_weights.py, so its tensors cannot be matched to "
+        f"--backbone={backbone_name}'s weights. Convert it once: {how}; then pass --backbone_weights_path={output}"
+    )
+
+
 _TABLES = {
     ("resnet", "torch"): resnet.torch_table,
     ("resnet", "keras_applications"): resnet.keras_applications_table,
@@ -317,5 +352,6 @@ __all__ = [
     "read_layout",
     "source_input_normalization",
     "target_overrides",
+    "unconverted_file_message",
     "write_converted",
 ]
