@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
 
 CHECK = textwrap.dedent(
@@ -72,14 +74,9 @@ def test_flagfile_includes_expand_in_place_and_refuse_missing_or_circular_ones(t
         "x", "--seed=0", "--batch_size=2", "--seed=1", "--batch_size=4", "--seed=5"
     ]
     (tmp_path / "sub" / "bad.cfg").write_text("--flagfile=nowhere.cfg\n")
-    try:
+    with pytest.raises(ValueError) as error:
         common_flags.expand_flagfiles(["x", f"--flagfile={tmp_path / 'sub' / 'bad.cfg'}"])
-        raise AssertionError("a missing include must be refused")
-    except ValueError as error:
-        assert f"--flagfile=nowhere.cfg (included from {tmp_path / 'sub' / 'bad.cfg'}): no such file" in str(error)
+    assert f"--flagfile=nowhere.cfg (included from {tmp_path / 'sub' / 'bad.cfg'}): no such file" in str(error.value)
     (tmp_path / "sub" / "loop.cfg").write_text("--flagfile=loop.cfg\n")
-    try:
+    with pytest.raises(ValueError, match="includes itself"):
         common_flags.expand_flagfiles(["x", f"--flagfile={tmp_path / 'sub' / 'loop.cfg'}"])
-        raise AssertionError("a circular include must be refused")
-    except ValueError as error:
-        assert "includes itself" in str(error)
