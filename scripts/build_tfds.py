@@ -36,6 +36,8 @@ def main(argv):
 
     try:
         name = FLAGS.tfds_name or tfds_builders.tfds_name_for(FLAGS.dataset)
+        # TFDS logs "Downloading and preparing dataset ..." even when it only reads --manual_dir.
+        print(f"Building {name} from the local files in {FLAGS.manual_dir}: nothing is downloaded.", flush=True)
         builder = tfds.builder(name, data_dir=FLAGS.tfds_data_dir or None)
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=FLAGS.manual_dir))
     except (ValueError, ConversionError, AssertionError) as error:

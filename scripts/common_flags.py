@@ -19,6 +19,10 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from tensorflow_startup import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # before anything imports TensorFlow
+
 from hfgd_tf.data.config import DataConfig  # noqa: E402
 from hfgd_tf.data.registry import dataset_names, get_dataset_info  # noqa: E402
 from hfgd_tf.evaluation.config import EvalConfig  # noqa: E402
@@ -26,6 +30,77 @@ from hfgd_tf.models.config import ModelConfig  # noqa: E402
 from hfgd_tf.train.config import OptimizerConfig, TrainConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
+
+
+def _flagfile_argument(argument):
+    """The path of a `--flagfile=PATH` / `-flagfile=PATH` argument, or None."""
+    for prefix in ("--flagfile=", "-flagfile="):
+        if argument.startswith(prefix):
+            return argument[len(prefix):]
+    return None
+
+
+def _flagfile_lines(path, including, stack):
+    """The flag lines of flagfile `path`, its own includes expanded (see `expand_flagfiles`)."""
+    candidates = [path] if os.path.isabs(path) else []
+    if not candidates:
+        if including:
+            candidates.append(os.path.join(os.path.dirname(including), path))
+        candidates.append(os.path.abspath(path))
+    found = next((c for c in candidates if os.path.isfile(c)), None)
+    if found is None:
+        where = f" (included from {including})" if including else ""
+        raise ValueError(f"--flagfile={path}{where}: no such file; looked for {', '.join(dict.fromkeys(candidates))}")
+    found = os.path.realpath(found)
+    if found in stack:
+        raise ValueError(f"--flagfile={path}: includes itself ({' -> '.join(stack + [found])})")
+    lines = []
+    with open(found) as handle:
+        for raw in handle:
+            line = raw.strip()
+            if not line or line.startswith(("#", "//")):
+                continue
+            include = _flagfile_argument(line)
+            if include is not None:
+                lines.extend(_flagfile_lines(include, found, stack + [found]))
+            else:
+                lines.append(line)
+    return lines
+
+
+def expand_flagfiles(argv):
+    """`argv` with every `--flagfile=PATH` replaced by the flags that file holds, in place (later flags win).
+
+    absl resolves a `--flagfile=` line inside a flagfile against the working directory, so an experiment that
+    includes its dataset's flagfile would only work from the directory it was written for. Here an include
+    is looked up next to the file that includes it first (experiments include `--flagfile=base.cfg`), then
+    against the working directory (absl's rule, for flagfiles written for it); a path on the command line is
+    relative to the working directory as usual. Missing or circular includes raise ValueError naming them.
+    """
+    expanded, index = [], 0
+    while index < len(argv):
+        argument = argv[index]
+        path = _flagfile_argument(argument)
+        if path is None and argument in ("--flagfile", "-flagfile") and index + 1 < len(argv):
+            path, index = argv[index + 1], index + 1
+        if path is None:
+            expanded.append(argument)
+        else:
+            expanded.extend(_flagfile_lines(os.path.expanduser(path), None, []))
+        index += 1
+    return expanded
+
+
+def _expand_command_line_flagfiles():
+    # The scripts parse sys.argv in app.run(), after importing this module.
+    try:
+        sys.argv[:] = expand_flagfiles(sys.argv)
+    except ValueError as error:
+        sys.stderr.write(f"Invalid flags: {error}\n")
+        sys.exit(2)
+
+
+_expand_command_line_flagfiles()
 
 # Fields whose flag default differs from the dataclass (required fields, or derived values).
 _FLAG_DEFAULTS = {
@@ -230,17 +305,29 @@ def check_flags_match_run(checkpoint_dir):
     # (e.g. one crop side given), and only the given fields are compared.
     from_flags = {ModelConfig: _values(ModelConfig, num_classes=num_classes), DataConfig: _values(DataConfig)}
     stored = {ModelConfig: model, DataConfig: data}
+    differing = []
     for cls, given in checks:
         for name in given:
             flag_value, run_value = from_flags[cls][name], getattr(stored[cls], name)
             if _comparable(name, flag_value) != _comparable(name, run_value):
-                hint = " (--eval_data_dir reads the evaluation records from elsewhere)" if name == "data_dir" and "eval_data_dir" in FLAGS else ""
-                raise ValueError(
-                    f"{_as_given(name, flag_value, translated)} differs from the run's {name}={run_value} in "
-                    f"{os.path.join(checkpoint_dir, RUN_CONFIG)}: this script restores the model and data the run was "
-                    f"trained with; drop the flag, give the run's own flags, or point --checkpoint_dir at the run that "
-                    f"matches{hint}"
-                )
+                differing.append((name, flag_value, run_value))
+    if differing:
+        # Every difference in one message: fixing them one run at a time would take as many attempts.
+        listed = "; ".join(
+            f"{_as_given(name, flag_value, translated)} differs from the run's {name}={run_value}"
+            for name, flag_value, run_value in differing
+        )
+        hint = (
+            " (--eval_data_dir reads the evaluation records from elsewhere)"
+            if any(name == "data_dir" for name, _, _ in differing) and "eval_data_dir" in FLAGS
+            else ""
+        )
+        raise ValueError(
+            f"{len(differing)} model/data flag{'s' if len(differing) > 1 else ''} given here disagree"
+            f"{'' if len(differing) > 1 else 's'} with {os.path.join(checkpoint_dir, RUN_CONFIG)}: {listed}. This script restores the model and data the "
+            f"run was trained with; drop these flags, give the run's own values, or point --checkpoint_dir at the "
+            f"run that matches{hint}"
+        )
 
 
 # ==== The authors' flag names ========================================================

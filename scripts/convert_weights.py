@@ -7,8 +7,9 @@
     python scripts/convert_weights.py --source=~/.keras/models/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 \
         --format=keras_applications --backbone=resnet50 --output=weights/resnet50_keras.weights.h5
 
-Then train with `--backbone=<same preset> --backbone_weights_path=<output>` (plus the layout flags the
-converter prints, for Keras sources). Every tensor is accounted for: the report lists the source tensors
+Then train with `--backbone=<same preset> --backbone_weights_path=<output>` plus the flags the converter
+prints on its "Train with:" line: the `--input_normalization` the source was trained with (`imagenet` for
+timm and torchvision, `caffe` for keras.applications ResNets, ...) and, for Keras sources, the layout flags. Every tensor is accounted for: the report lists the source tensors
 left unused (classification head, BatchNorm counters) and the target weights initialised fresh (per-stage
 output norms, image stems), and the conversion refuses missing, extra or mis-shaped tensors. See README
 "Pretrained backbones".
@@ -50,7 +51,12 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     common_flags.check_output_paths(output=(FLAGS.output, "file"), report_json=(FLAGS.report_json, "file"))
     from hfgd_tf.backbones import BACKBONE_PRESETS, build_backbone
-    from hfgd_tf.backbones.convert import convert_checkpoint, target_overrides, write_converted
+    from hfgd_tf.backbones.convert import (
+        convert_checkpoint,
+        source_input_normalization,
+        target_overrides,
+        write_converted,
+    )
 
     source = os.path.expanduser(FLAGS.source)
     try:
@@ -66,6 +72,12 @@ def main(argv):
     print(f"Converted {source} ({FLAGS.format}) -> {FLAGS.output} for --backbone={FLAGS.backbone}")
     print(report.summary())
     needed = _layout_flags({**target_overrides(FLAGS.format, FLAGS.backbone)})
+    normalization, why = source_input_normalization(FLAGS.format, FLAGS.backbone, source)
+    if normalization is None:
+        print(f"Input normalisation: {why}, which no --input_normalization reproduces; features will be off.")
+    else:
+        print(f"Input normalisation the source was trained with: {why}: --input_normalization={normalization}")
+        needed.append(f"--input_normalization={normalization}")
     print(
         f"Train with: --backbone={FLAGS.backbone} --backbone_weights_path={FLAGS.output}"
         + "".join(f" {flag}" for flag in needed)
@@ -77,7 +89,8 @@ def main(argv):
                     **report.as_dict(),
                     "ignored_tensors": report.ignored,
                     "fresh_weights": report.fresh,
-                    "layout_flags": needed,
+                    "layout_flags": [flag for flag in needed if not flag.startswith("--input_normalization")],
+                    "input_normalization": normalization,
                 },
                 handle,
                 indent=1,

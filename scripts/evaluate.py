@@ -36,7 +36,7 @@ def main(argv):
     from hfgd_tf.evaluation import evaluate, format_metrics_table, write_results
     from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, global_eval_batch_size
     from hfgd_tf.train.checkpoints import read_run_config, restore_model
-    from hfgd_tf.train.distribute import create_strategy, is_chief
+    from hfgd_tf.train.distribute import create_strategy, end_multi_worker_run, is_chief
 
     logging.set_verbosity(logging.INFO)
     try:
@@ -73,12 +73,14 @@ def main(argv):
     )
     if not is_chief(strategy):
         # Every worker took part; the chief (worker 0) writes the results.
+        end_multi_worker_run(strategy)
         return
     print(format_metrics_table(metrics))
     name = FLAGS.checkpoint if FLAGS.checkpoint in ("latest", "best") else os.path.basename(FLAGS.checkpoint)
     path = FLAGS.results_json or os.path.join(FLAGS.checkpoint_dir, f"eval_{name}.json")
     write_results(metrics, path, extra={"checkpoint_dir": FLAGS.checkpoint_dir, "checkpoint": FLAGS.checkpoint})
     print(f"Results ({metrics['num_images']} images, protocol {metrics['protocol']}): {path}")
+    end_multi_worker_run(strategy)
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ def main(argv):
             common_flags.config_error(f"Cannot read image {path!r}: {error}")
         stem = os.path.join(FLAGS.output_dir, os.path.splitext(os.path.basename(path))[0])
         written = save_prediction_pngs(stem, image, predict(image), colormap)
-        print(f"{path} -> {written['color']}")
+        print(f"{path} -> {', '.join(written[kind] for kind in ('label', 'color', 'overlay'))}")
 
 
 if __name__ == "__main__":

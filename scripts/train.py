@@ -62,9 +62,13 @@ def main(argv):
             f"resume. Exit status {PREEMPTED_EXIT_CODE}.\n"
         )
         sys.exit(PREEMPTED_EXIT_CODE)
-    print(f"Checkpoints and TensorBoard logs: {train_config.checkpoint_dir}")
-    if metrics is not None:
-        print(f"Final mIoU: {100 * metrics['miou']:.2f}")
+    if trainer.is_chief:  # the run directory is the chief's (the other workers wrote a temporary one)
+        print(f"Checkpoints and TensorBoard logs: {train_config.checkpoint_dir}")
+        if metrics is not None:
+            print(f"Final mIoU: {100 * metrics['miou']:.2f}%")
+    from hfgd_tf.train.distribute import end_multi_worker_run
+
+    end_multi_worker_run(strategy)
 
 
 if __name__ == "__main__":

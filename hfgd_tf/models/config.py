@@ -86,7 +86,9 @@ class ModelConfig:
         bn_momentum, bn_epsilon: float. BatchNorm settings (Keras momentum semantics).
         group_norm_groups: int.
         input_normalization: str. "minus_one_one" (x * 2 / 255 - 1), "imagenet" (ImageNet mean/std, for timm
-            and torchvision weights, keras-hub's ResNet presets) or "zero_one" (x / 255, for keras-cv presets).
+            and torchvision weights, keras.applications ConvNeXt, keras-hub's ResNet presets), "zero_one"
+            (x / 255, for keras-cv presets) or "caffe" (RGB to BGR minus the BGR ImageNet mean, no std, for
+            keras.applications ResNets). scripts/convert_weights.py prints the one its source was trained with.
     """
 
     num_classes: int

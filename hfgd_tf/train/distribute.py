@@ -167,3 +167,24 @@ def num_workers(strategy):
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return strategy.extended._num_workers  # pylint: disable=protected-access
     return 1
+
+
+def end_multi_worker_run(strategy, exit_code=0):
+    """Ends a worker of a multi-worker run cleanly: all workers meet, then every process exits at once.
+
+    A worker that finishes first and exits stops sending heartbeats while the chief (which hosts the
+    cluster's coordination service) is still tearing TensorFlow down, and the chief then prints "The tasks
+    have crashed" after a run that ended well. Here the workers meet at a last collective (so none leaves
+    early) and each process ends right after flushing its output, skipping the slow interpreter teardown in
+    which the heartbeats stop. Call it last, after every file is written; one-process runs return at once.
+    """
+    if num_workers(strategy) < 2:
+        return
+    import logging
+    import sys
+
+    strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1)), axis=None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()  # flushes every handler (absl's too)
+    os._exit(exit_code)

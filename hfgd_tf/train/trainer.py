@@ -1,5 +1,6 @@
 """The training loop: tf.distribute custom loop with checkpoint/resume, evaluation and TensorBoard."""
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -22,10 +23,11 @@ from hfgd_tf.evaluation.metrics import format_metrics_table
 from hfgd_tf.files import read_json, write_json_atomic
 from hfgd_tf.models import build_model
 from hfgd_tf.train import checkpoints
-from hfgd_tf.train.distribute import create_strategy, is_chief
+from hfgd_tf.train.distribute import create_strategy, is_chief, num_workers
 from hfgd_tf.train.losses import SegmentationLoss, l2_weight_decay, supervised_pixel_count
 from hfgd_tf.train.optimizers import build_optimizer
 from hfgd_tf.train.preemption import PreemptionWatcher
+from hfgd_tf.train.run_banner import logs_above_progress_bar, run_banner
 
 
 # Entries of the train step's output that are not losses.
@@ -629,13 +631,24 @@ class Trainer:
         else:
             writer = tf.summary.create_noop_writer()
         evaluate_fn = evaluate_fn or self.evaluate
+        if self.is_chief:
+            logging.info("Training run\n%s", run_banner(self, start_step))
+        else:
+            logging.info("Worker %d of a %d-worker run; the chief logs the run", self.strategy.cluster_resolver.task_id,
+                         num_workers(self.strategy))
+        with contextlib.ExitStack() as stack:
+            bar = None
+            if config.training_progress_bar:
+                import tqdm
+
+                stack.enter_context(logs_above_progress_bar(tqdm.tqdm))
+                bar = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step", dynamic_ncols=True)
+            return self._train_loop(start_step, iterator, train_step, writer, evaluate_fn, watcher, bar)
+
+    def _train_loop(self, start_step, iterator, train_step, writer, evaluate_fn, watcher, bar):
+        config = self.train_config
         metrics, window_start, window_steps = None, time.time(), 0
         step = start_step
-        bar = None
-        if config.training_progress_bar:
-            import tqdm
-
-            bar = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step", dynamic_ncols=True)
         self._steps_run.assign(start_step)
         while step < config.total_steps:
             try:
@@ -656,7 +669,9 @@ class Trainer:
                 except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
                     raise_if_corrupt_record(self.data_config, self.data_config.train_split, error)
                     raise
-            if step % config.log_every_steps == 0 or step == config.total_steps:
+            # The first step is logged too (with its time: tracing included), so a run shows life at once.
+            first = step == start_step + 1
+            if first or step % config.log_every_steps == 0 or step == config.total_steps:
                 losses = {k: float(v) for k, v in outputs.items() if k not in STEP_STATISTICS}
                 if bar is not None:
                     bar.set_postfix(loss=f"{losses['total']:.4f}")
@@ -674,6 +689,8 @@ class Trainer:
                     rate,
                     time.strftime("%H:%M:%S", time.gmtime(eta)),
                 )
+                if first:
+                    logging.info("First step took %.1f s (tracing the step function included)", elapsed)
                 with writer.as_default(step=step):
                     for name, value in losses.items():
                         tf.summary.scalar(f"loss/{name}", value)
@@ -734,4 +751,4 @@ class Trainer:
             tf.io.gfile.rename(temporary, weights, overwrite=True)
             summary = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
             write_json_atomic(os.path.join(best_dir, "metrics.json"), {**summary, "step": step})
-            logging.info("New best mIoU %.4f: weights in %s", metrics["miou"], weights)
+            logging.info("New best mIoU %.2f%%: weights in %s", 100 * metrics["miou"], weights)

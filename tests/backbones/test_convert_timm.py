@@ -195,3 +195,47 @@ def test_target_overrides_per_format():
         target_overrides("keras_applications", "resnet50d")
     with pytest.raises(ValueError, match="--format must be one of"):
         target_overrides("onnx", "resnet50")
+
+
+# timm's and torchvision's documented preprocessing of a uint8 image: ToTensor (x / 255), then Normalize with
+# these constants (timm.data.IMAGENET_DEFAULT_MEAN / _STD, torchvision's ResNet50_Weights transforms).
+_TORCH_MEAN, _TORCH_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+@pytest.mark.parametrize("source_format", ["timm", "torchvision"])
+def test_printed_normalisation_feeds_the_backbone_what_the_torch_source_saw(source_format):
+    from hfgd_tf.backbones.convert import source_input_normalization
+    from hfgd_tf.layers.input_normalization import input_normalization_layer
+
+    path, outputs = _fixture("resnet_bottleneck")
+    image = np.random.default_rng(0).integers(0, 256, size=(1, 65, 97, 3), dtype=np.uint8)
+    theirs = ((image / 255.0 - _TORCH_MEAN) / _TORCH_STD).astype("float32")
+    method, _ = source_input_normalization(source_format, "resnet50", path)
+    ours = input_normalization_layer(method)(image.astype("float32")).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    # The same backbone on both inputs: the stage outputs agree to 1e-4 relative (the timm outputs of the
+    # converted weights themselves are checked above on the fixture's own normalised input).
+    backbone = _build("resnet_bottleneck")
+    convert_checkpoint(path, "timm", backbone)
+    for key, value in backbone(theirs, training=False).items():
+        reference = np.asarray(value)
+        np.testing.assert_allclose(
+            np.asarray(backbone(ours, training=False)[key]), reference, rtol=0, atol=1e-4 * np.abs(reference).max()
+        )
+
+
+def test_a_timm_config_json_decides_the_printed_normalisation(tmp_path):
+    from hfgd_tf.backbones.convert import source_input_normalization
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"")
+    assert source_input_normalization("timm", "resnet50", str(path))[0] == "imagenet"  # no config.json
+    for mean, std, expected in [
+        ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "imagenet"),
+        ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5], "minus_one_one"),
+        ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], "zero_one"),
+        ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711], None),  # CLIP: none of ours
+    ]:
+        (tmp_path / "config.json").write_text(json.dumps({"architecture": "resnet50", "pretrained_cfg": {"mean": mean, "std": std}}))
+        method, why = source_input_normalization("timm", "resnet50", str(path))
+        assert method == expected and "config.json" in why

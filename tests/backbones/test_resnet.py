@@ -163,3 +163,41 @@ def test_bad_arguments(overrides, field):
 def test_unknown_backbone_lists_the_known_ones():
     with pytest.raises(ValueError, match="resnet50"):
         build_backbone("vgg16")
+
+
+def _keras_file_with_arrays(path, count):
+    """A Keras-format weights file of an unrelated model holding `count` arrays (Dense: 2, Normalization: 3)."""
+    import keras
+
+    layers = [keras.layers.Dense(1) for _ in range(count // 2)]
+    if count % 2:
+        layers = layers[:-1] + [keras.layers.Normalization()]  # 3 arrays: mean, variance, count
+    model = keras.Sequential([keras.Input((1,)), *layers])
+    model.save_weights(path)
+    return path
+
+
+@pytest.mark.parametrize("same_count", [False, True])
+def test_an_unconverted_checkpoint_names_the_convert_command(tmp_path, same_count):
+    target_count = len(build_backbone("resnet_tiny").weights)
+    path = _keras_file_with_arrays(str(tmp_path / "resnet50_notop.weights.h5"), target_count if same_count else 7)
+    from hfgd_tf.backbones.convert.common import describe_tensors
+
+    assert len(describe_tensors(path)) == (target_count if same_count else 7)  # same count: Keras' load is tried
+    with pytest.raises(ValueError) as error:
+        build_backbone("resnet_tiny", weights_path=path)
+    message = str(error.value)
+    assert "was not written by scripts/convert_weights.py" in message
+    assert (
+        f"python scripts/convert_weights.py --source={path} --format=keras_applications --backbone=resnet_tiny "
+        "--output=weights/resnet50_notop_resnet_tiny.weights.h5" in message
+    )
+    assert len(message) < 1000  # not Keras' list of every object it could not load
+
+
+@pytest.mark.parametrize("name, expected_format", [("model.safetensors", "timm"), ("model.h5", "keras_applications")])
+def test_a_checkpoint_of_another_extension_names_the_convert_command(tmp_path, name, expected_format):
+    path = tmp_path / name
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"--source={path} --format={expected_format} --backbone=resnet_tiny"):
+        build_backbone("resnet_tiny", weights_path=str(path))

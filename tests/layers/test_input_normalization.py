@@ -8,6 +8,7 @@ from hfgd_tf.layers.input_normalization import (
     input_normalization_layer,
     input_scale_and_offset,
     normalization_named,
+    reverses_channels,
 )
 
 
@@ -16,8 +17,19 @@ def test_the_layer_maps_each_channel_by_its_scale_and_offset(method):
     images = np.random.default_rng(0).uniform(0, 255, (2, 5, 7, 3)).astype("float32")
     scale, offset = input_scale_and_offset(method)
     expected = images * np.asarray(scale, "float32") + np.asarray(offset, "float32")
+    if reverses_channels(method):
+        expected = expected[..., ::-1]
     np.testing.assert_allclose(input_normalization_layer(method)(images).numpy(), expected, rtol=1e-5, atol=1e-5)
-    assert normalization_named(scale, offset) == method
+    # A recorded per-channel scale and offset never names a normalisation that also reorders channels.
+    assert normalization_named(scale, offset) == (None if reverses_channels(method) else method)
+
+
+def test_caffe_is_keras_applications_resnet_preprocessing():
+    import keras
+
+    images = np.random.default_rng(1).integers(0, 256, (2, 5, 7, 3)).astype("float32")
+    expected = keras.applications.resnet50.preprocess_input(images.copy())  # BGR, minus the BGR mean
+    np.testing.assert_allclose(input_normalization_layer("caffe")(images).numpy(), expected, rtol=0, atol=1e-4)
 
 
 def test_recorded_values_map_to_the_name_that_reproduces_them():

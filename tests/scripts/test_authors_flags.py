@@ -240,7 +240,8 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_pat
     with open(shared) as handle:
         assert json.load(handle)["num_images"] == 2
     error = _run("evaluate.py", f"--flagfile={train_cfg}", "--mode=val", "--num_channels=32", returncode=2)
-    assert "--num_channels=32 differs from the run's num_channels=16 in" in error and "run_config.json" in error
+    assert "1 model/data flag given here disagrees with" in error and "run_config.json: --num_channels=32" in error
+    assert "--num_channels=32 differs from the run's num_channels=16." in error
     error = _run("evaluate.py", f"--flagfile={train_cfg}", "--synthetic_streets_path=/elsewhere", returncode=2)
     assert "--synthetic_streets_path=/elsewhere differs from the run's data_dir=" in error and "--eval_data_dir" in error
 
@@ -289,6 +290,12 @@ def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
         "--backbone_kwargs={\"b\":[2,3],\"a\":1} --crop_height=99 --stop_gradient_backbone=false --drop_path_rate=0.5": "ok",
         "--mode=train --optimizer=adamw --mixed_precision=true": "ok",
         "--num_channels=32 --cae_num_heads=4": "--num_channels=32 differs from the run's num_channels=16",
+        # Every differing flag in one message, in field order.
+        "--num_channels=32 --cae_num_heads=2 --eval_split=test": (
+            "3 model/data flags given here disagree with " + str(tmp_path / "run_config.json") + ": --num_channels=32 "
+            "differs from the run's num_channels=16; --cae_num_heads=2 differs from the run's cae_num_heads=4; "
+            "--eval_split=test differs from the run's eval_split=val."
+        ),
         "--num_classes=6": "--num_classes=6 differs from the run's num_classes=5",
         "--backbone_kwargs={\"a\":2,\"b\":[2,3]}": "--backbone_kwargs={\"a\":2,\"b\":[2,3]} differs",
         "--backbone_preset_dir=/presets/other": "--backbone_preset_dir=/presets/other differs",

@@ -89,7 +89,9 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
     image_dir = tmp_path / "images"
     image_dir.mkdir()
     Image.open(os.path.join(demo_runs[0], "prediction_overlay.png")).save(image_dir / "scene.png")
-    _run("predict.py", f"--saved_model={export_dir}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out'}")
+    predicted = _run("predict.py", f"--saved_model={export_dir}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out'}")
+    for name in os.listdir(tmp_path / "out"):  # every file written is named
+        assert str(tmp_path / "out" / name) in predicted.stdout, (name, predicted.stdout)
     _run("predict.py", f"--checkpoint_dir={run_dir}", f"--input={image_dir / 'scene.png'}", f"--output_dir={tmp_path / 'out2'}")
     with open(os.path.join(export_dir, "assets", "source.json")) as handle:
         source = json.load(handle)

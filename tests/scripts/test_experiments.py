@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
 
 CHECK = textwrap.dedent(
@@ -19,7 +21,7 @@ CHECK = textwrap.dedent(
     FLAGS = flags.FLAGS
     for path in sys.argv[1:]:
         FLAGS.unparse_flags()
-        FLAGS(["train.py", "--flagfile=" + path, "--checkpoint_dir=/tmp/unused"])
+        FLAGS(common_flags.expand_flagfiles(["train.py", "--flagfile=" + path, "--checkpoint_dir=/tmp/unused"]))
         model = common_flags.model_config_from_flags()
         data = common_flags.data_config_from_flags()
         common_flags.optimizer_config_from_flags()
@@ -43,3 +45,38 @@ def test_every_flagfile_builds_valid_configs():
     for dataset in ("pascal_context", "coco_stuff_164k", "cityscapes"):
         for backbone in ("r50", "r101", "convnext_t", "swin_t"):
             assert f"experiments/{dataset}_{backbone}_hfgd.cfg" in lines
+
+
+def test_included_flagfiles_resolve_next_to_the_including_file_from_any_directory(tmp_path):
+    # The experiments include their dataset's flagfile by a path relative to themselves, so a script run
+    # from elsewhere (here: tmp_path) reads the same flags; train.py stops at the missing records, not before.
+    experiment = os.path.join(ROOT, "experiments", "demo.cfg")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--flagfile={experiment}",
+         f"--data_dir={tmp_path / 'no_records'}", f"--checkpoint_dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "Invalid flags: --data_dir" in result.stderr, result.stderr[-2000:]
+
+
+def test_flagfile_includes_expand_in_place_and_refuse_missing_or_circular_ones(tmp_path):
+    import importlib
+
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        common_flags = importlib.import_module("common_flags")
+    finally:
+        sys.path.remove(os.path.join(ROOT, "scripts"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.cfg").write_text("# comment\n--batch_size=2\n\n--seed=1\n")
+    (tmp_path / "sub" / "exp.cfg").write_text("--flagfile=base.cfg\n--batch_size=4\n")
+    assert common_flags.expand_flagfiles(["x", "--seed=0", f"--flagfile={tmp_path / 'sub' / 'exp.cfg'}", "--seed=5"]) == [
+        "x", "--seed=0", "--batch_size=2", "--seed=1", "--batch_size=4", "--seed=5"
+    ]
+    (tmp_path / "sub" / "bad.cfg").write_text("--flagfile=nowhere.cfg\n")
+    with pytest.raises(ValueError) as error:
+        common_flags.expand_flagfiles(["x", f"--flagfile={tmp_path / 'sub' / 'bad.cfg'}"])
+    assert f"--flagfile=nowhere.cfg (included from {tmp_path / 'sub' / 'bad.cfg'}): no such file" in str(error.value)
+    (tmp_path / "sub" / "loop.cfg").write_text("--flagfile=loop.cfg\n")
+    with pytest.raises(ValueError, match="includes itself"):
+        common_flags.expand_flagfiles(["x", f"--flagfile={tmp_path / 'sub' / 'loop.cfg'}"])

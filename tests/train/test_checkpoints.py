@@ -33,3 +33,12 @@ def test_a_run_from_before_the_head_width_field_keeps_its_d_wide_head(tmp_path):
     (tmp_path / RUN_CONFIG).write_text(json.dumps({"model": model, "data": data}))
     config, _, _ = read_run_config(str(tmp_path))
     assert config.upsampler_num_channels == 32 and config.upsampler_width == 32
+
+
+def test_a_run_without_best_weights_names_the_command_line_flag(tmp_path):
+    import pytest
+
+    from hfgd_tf.train.checkpoints import resolve_checkpoint
+
+    with pytest.raises(ValueError, match="use --checkpoint=latest"):
+        resolve_checkpoint(str(tmp_path), "best")

@@ -63,12 +63,12 @@ def _start(command, **kwargs):
     )
 
 
-def _finish_all(processes):
+def _finish_all(processes, timeout=TIMEOUT):
     """Waits for every process (bounded), kills them all whatever happens; returns their (code, output)."""
     results = []
     try:
         for process in processes:
-            output, _ = process.communicate(timeout=TIMEOUT)
+            output, _ = process.communicate(timeout=timeout)
             results.append((process.returncode, output))
     finally:
         for process in processes:
@@ -311,3 +311,37 @@ def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_as_an_uninterrupted
     assert tf.train.latest_checkpoint(checkpoint_dir).endswith("ckpt-6")
     for a, b in zip(straight.weights, resumed.weights):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+@pytest.mark.slow
+def test_two_workers_with_sync_batch_norm_match_one_process_and_end_cleanly(data_dir, tmp_path):
+    # Synchronised BatchNorm normalises each worker's half-batch with the statistics of the whole global
+    # batch, so the two-worker steps are the one-process steps up to float summation order (plain
+    # per-replica BatchNorm would not be: its statistics are those of the half-batch).
+    sync = ("--norm_method=sync_batch_norm", "--train_epoch=1")
+    single_dir, chief_dir, worker_tmp = str(tmp_path / "single"), str(tmp_path / "chief"), str(tmp_path / "tmp")
+    os.makedirs(worker_tmp)
+    [(code, output)] = _finish_all([_start(["scripts/train.py"] + _train_arguments(data_dir, single_dir, *sync))])
+    assert code == 0, output[-3000:]
+    # Tracing a step with a collective per BatchNorm layer takes minutes on a busy 2-core machine.
+    results = _finish_all(_workers(
+        lambda hosts, index: ["scripts/train.py"] + _train_arguments(
+            data_dir, chief_dir, *sync, "--strategy=multi_worker", f"--worker_hosts={hosts}", f"--task_index={index}"
+        ),
+        worker_tmp,
+    ), timeout=3 * TIMEOUT)
+    for index, (code, output) in enumerate(results):
+        assert code == 0, f"worker {index}:\n{output[-4000:]}"
+        assert "step 3/3" in output
+        assert "The tasks have crashed" not in output and "stopped sending heartbeats" not in output, output[-3000:]
+        # The run directory and the banner are the chief's; TensorFlow's lines are printed once, without the
+        # collective notes of every trace.
+        assert ("Checkpoints and TensorBoard logs" in output) == (index == 0)
+        assert ("Run directory:" in output) == (index == 0)
+        assert "INFO:tensorflow:" not in output and "Collective all_reduce tensors" not in output
+    single, _, _ = restore_model(single_dir, "latest")
+    workers, _, _ = restore_model(chief_dir, "latest")
+    batch_norm_statistics = [w.path for w in single.weights if w.path.endswith(("moving_mean", "moving_variance"))]
+    assert batch_norm_statistics, "the model has BatchNorm statistics to compare"
+    for a, b in zip(single.weights, workers.weights):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)

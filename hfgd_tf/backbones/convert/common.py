@@ -54,6 +54,16 @@ def read_tensors(path):
     )
 
 
+def describe_tensors(path):
+    """`{dataset path: shape}` of every array in an HDF5 weights file, in file order (for messages)."""
+    shapes = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(
+            lambda key, item: shapes.__setitem__(key, tuple(item.shape)) if isinstance(item, h5py.Dataset) else None
+        )
+    return shapes
+
+
 def strip_prefixes(tensors, prefixes=("module.", "backbone.", "model.", "encoder.")):
     """Drops a wrapper prefix shared by every key (DataParallel `module.`, mmseg `backbone.`...)."""
     for prefix in prefixes:
