@@ -47,6 +47,15 @@ setup(
         # needs tensorflow-text<2.21). It pins kagglesdk==0.1.28, which constraints.txt's kagglesdk/kagglehub
         # pins exclude: install this extra without `-c constraints.txt` (pip then takes kagglehub 1.0.2).
         "keras_hub": ["keras-hub>=0.32,<0.33"],
+        # scripts/export.py --format=litert|onnx|openvino and their runtimes (predict.py / evaluate.py
+        # --exported). Keras exports ONNX through tf2onnx (which needs onnx) on the TensorFlow backend.
+        "deploy": [
+            "ai-edge-litert>=2.3,<2.4",
+            "onnxruntime>=1.31,<1.32",
+            "onnx>=1.23,<1.24",
+            "tf2onnx>=1.17,<1.18",
+            "openvino>=2026.4,<2026.5",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
