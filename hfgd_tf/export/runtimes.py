@@ -99,7 +99,8 @@ def _saved_model_runner(export_dir, _):
 def _litert_runner(path, num_threads):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=path, num_threads=num_threads)
+    # None: the interpreter's default thread count.
+    interpreter = Interpreter(model_path=path, num_threads=num_threads or None)
     runner = interpreter.get_signature_runner(SERVING_SIGNATURE)
     return lambda images: runner(images=images)
 
