@@ -50,6 +50,15 @@ setup(
         "keras_hub": ["keras-hub>=0.32,<0.33"],
         # The CamVid study (experiments/camvid_study): Student's t quantiles and tails for its verdicts.
         "study": ["scipy>=1.11"],
+        # scripts/export.py --format=litert|onnx|openvino and their runtimes (predict.py / evaluate.py
+        # --exported). Keras exports ONNX through tf2onnx (which needs onnx) on the TensorFlow backend.
+        "deploy": [
+            "ai-edge-litert>=2.3,<2.4",
+            "onnxruntime>=1.31,<1.32",
+            "onnx>=1.23,<1.24",
+            "tf2onnx>=1.17,<1.18",
+            "openvino>=2026.4,<2026.5",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -5,6 +5,7 @@ step time, SavedModel serving latency and input-pipeline headroom, written as ma
     python scripts/benchmark.py --rows=hfgd_r50_os4,backbone_r50 --runs=3 --output=
     python scripts/benchmark.py --compare_xla                     # also each row under XLA, same process
     python scripts/benchmark.py --mixed_precision=bfloat16 --jit_compile
+    python scripts/benchmark.py --deploy --deploy_checkpoint_dir=demo_output/run   # the deployment section only
 
 Rows: our HFGD-R50 (OS4, OS2, OS4 with the D-wide head used before), our SemanticFPN-R50 and dilated
 DeepLabV3+-R50 baselines, the bare ResNet-50 backbone (`build_backbone`, features only), and keras-cv's
@@ -103,6 +104,14 @@ flags.DEFINE_list(
 )
 flags.DEFINE_integer("pipeline_batches", 10, "Batches timed per pipeline setting (after 3 warm-up batches).")
 flags.DEFINE_string("output", os.path.join("docs", "performance.md"), "Markdown file to write ('' prints only).")
+flags.DEFINE_bool(
+    "deploy", False,
+    "Measure only the deployment section (every export format beside Keras fp32: scripts/benchmark_deploy.py) and "
+    "rewrite that section of --output.",
+)
+flags.DEFINE_string("deploy_checkpoint_dir", "", "--deploy: a trained demo run (scripts/demo.py's run/), scored on its val records.")
+flags.DEFINE_integer("deploy_val_images", 100, "--deploy: val images scored per form.")
+flags.DEFINE_integer("deploy_calibration_steps", 100, "--deploy: training images that calibrate the int8 forms.")
 FLAGS = flags.FLAGS
 
 
@@ -327,15 +336,15 @@ def measure_saved_model(row, settings):
     probabilities function, batch 1 at --image_size, interleaved."""
     import tensorflow as tf
 
-    from hfgd_tf.export import export_saved_model
-    from hfgd_tf.export.saved_model import SERVING_SIGNATURE, SegmentationServingModule
+    from hfgd_tf.export import SegmentationServingModel, export_saved_model
+    from hfgd_tf.export.saved_model import SERVING_SIGNATURE
 
     size = settings.image_size
     with tempfile.TemporaryDirectory() as directory:
         export_dir = export_saved_model(row.model, os.path.join(directory, "saved_model"))
         serving = tf.saved_model.load(export_dir).signatures[SERVING_SIGNATURE]
-        module = SegmentationServingModule(row.model)  # kept referenced: its tf.function holds it weakly
-        in_process = module.serve
+        module = SegmentationServingModel(row.model)  # kept referenced: its tf.function holds it weakly
+        in_process = tf.function(module.call, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
         images = tf.cast(tf.random.Generator.from_seed(1).uniform([1, size, size, 3], 0, 255), tf.uint8)
         seconds = _timed(
             "serving b1", {"keras tf.function": in_process, "SavedModel": lambda x: serving(images=x)}, (images,), FLAGS.runs, 2
@@ -454,7 +463,7 @@ def report(rows, columns, saved_model, pipeline, settings):
             "",
             f"`{REFERENCE}` exported by `hfgd_tf.export.export_saved_model` and reloaded with `tf.saved_model.load`, "
             f"its `serving_default` (uint8 images -> cast, normalisation, logits, argmax and softmax) against the "
-            "same `SegmentationServingModule.serve` tf.function called in process (the same work), batch 1 at "
+            "same `SegmentationServingModel.call` as a tf.function called in process (the same work), batch 1 at "
             f"{settings.image_size}x{settings.image_size}, interleaved, without XLA (the export has none).",
             "",
             "| function | ms | ratio |",
@@ -527,10 +536,115 @@ def targets(rows, columns, saved_model, pipeline, settings):
     return lines
 
 
+DEPLOY_HEADING = "## Deployment: exported forms beside Keras fp32"
+
+
+def cpu_features():
+    """The CPU flags that decide reduced-precision speed (from /proc/cpuinfo): which of them this CPU has."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    flags_line = ""
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as handle:
+            flags_line = next((line for line in handle if line.startswith("flags")), "")
+    present = set(flags_line.split(":", 1)[-1].split())
+    return {name: name in present for name in wanted}
+
+
+def deployment_section():
+    """Measures the deployment tables (HFGD-R50-OS4 at --image_size, and the demo run) in this process."""
+    import keras
+
+    import benchmark_deploy
+    from hfgd_tf.data.config import DataConfig
+    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+    from hfgd_tf.export.calibration import calibration_images
+    from hfgd_tf.models import build_model
+    from hfgd_tf.train.checkpoints import restore_model
+
+    size = FLAGS.image_size
+    lines = [DEPLOY_HEADING, ""]
+    features = cpu_features()
+    has = [name for name, present in features.items() if present]
+    lacks = [name for name, present in features.items() if not present]
+    lines += [
+        f"Measured by `scripts/benchmark.py --deploy` in one process on "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC:",
+        "",
+        "```",
+        "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "```",
+        "",
+        f"Machine: {machine_description()}. CPU flags present: {', '.join(has) or 'none'}; absent: "
+        f"{', '.join(lacks)}. Other processes shared these cores during the run: absolute times are noisy, "
+        "the ratios (forms timed round-robin) less so.",
+        "",
+        "Every form runs the same function: uint8 images -> cast, normalisation, logits, argmax, softmax "
+        "(`SegmentationServingModel`), batch 1, single scale. Latency: median of "
+        f"{FLAGS.runs} calls per form, round-robin. Model file: the bytes of the artifact (Keras: `.weights.h5`). "
+        "int8 forms are calibrated on training records (HFGD-R50-OS4: synthetic scenes at its size).",
+        "",
+    ]
+    if FLAGS.deploy_checkpoint_dir:
+        model, config, data_config = restore_model(FLAGS.deploy_checkpoint_dir, "best")
+        from hfgd_tf.data.pipeline import build_eval_dataset
+
+        image, _ = next(iter(build_eval_dataset(data_config, 1)))
+        height, width = int(image.shape[1]), int(image.shape[2])
+        calibration = calibration_images(data_config, FLAGS.deploy_calibration_steps, height, width)
+        print(f"Deployment: demo model at {height}x{width}", flush=True)
+        demo_lines, _, latencies, mious = benchmark_deploy.measure_model(
+            f"Demo model (`{config.backbone}`, D={config.num_channels}, trained run "
+            f"`{os.path.basename(os.path.abspath(FLAGS.deploy_checkpoint_dir))}`), {height}x{width}, batch 1; "
+            f"mIoU on {FLAGS.deploy_val_images} synthetic val images",
+            model, config, (height, width), calibration, FLAGS.runs, data_config, FLAGS.deploy_val_images,
+        )
+        print("\n".join(demo_lines), flush=True)  # kept in the log should a later part fail
+        lines += demo_lines + [""] + benchmark_deploy.target_line(latencies, mious) + [""]
+        del model
+    with tempfile.TemporaryDirectory() as directory:
+        keras.utils.set_random_seed(0)
+        config = _our_config(REFERENCE)
+        model = build_model(config)
+        data_dir = write_synthetic_tfrecords(os.path.join(directory, "r50_calibration"), 8, 0, size, size)
+        calibration = calibration_images(DataConfig("synthetic_streets", data_dir), 8, size, size)
+        print(f"Deployment: {REFERENCE} at {size}x{size}", flush=True)
+        r50_lines, *_ = benchmark_deploy.measure_model(
+            f"HFGD-R50-OS4 (`{REFERENCE}`, random weights, {FLAGS.num_classes} classes), {size}x{size}, batch 1",
+            model, config, (size, size), calibration, FLAGS.runs,
+        )
+        print("\n".join(r50_lines), flush=True)  # kept in the log should a later part fail
+        lines += r50_lines + [""]
+        del model
+    return lines
+
+
+def rewrite_deploy_section(path, section):
+    """Replaces (or appends) the deployment section of `path`; the rest of the page stays as measured."""
+    lines = []
+    if os.path.exists(path):
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    if DEPLOY_HEADING in lines:
+        start = lines.index(DEPLOY_HEADING)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines = lines[:start] + section + ([""] + lines[end:] if end < len(lines) else [])
+    else:
+        lines += [""] + section
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     common_flags.check_output_paths(output=(FLAGS.output, "file"))
+    if FLAGS.deploy:
+        section = deployment_section()
+        print("\n".join(section))
+        if FLAGS.output:
+            rewrite_deploy_section(FLAGS.output, section)
+            print(f"Rewrote the deployment section of {FLAGS.output}")
+        return
     try:
         settings = parse_settings()
     except ValueError as error:

@@ -3,6 +3,11 @@
 The model and dataset come from the run's `run_config.json`, and so does the evaluation protocol
 (scales, flip, sliding window, eval batch) the run was trained with; a protocol flag given on the
 command line overrides the run's value. The protocol used is written into the results JSON.
+
+With --exported=<export dir> (any format scripts/export.py writes: SavedModel, LiteRT, ONNX, OpenVINO, float
+or quantized), that artifact is scored in its own runtime on the run's eval records, with the same
+confusion-matrix mIoU: `python scripts/evaluate.py --checkpoint_dir=runs/x --exported=runs/x/litert_int8`.
+Its protocol is the one baked in at export; a fixed-size export gets each image resized to its size.
 """
 
 import dataclasses
@@ -23,6 +28,7 @@ common_flags.define_verify_records_flag()
 flags.DEFINE_string("results_json", "", "Where to write the metrics JSON; default <checkpoint_dir>/eval_<checkpoint>.json.")
 flags.DEFINE_string("eval_data_dir", "", "Override the run's data_dir (TFRecords of the eval split).")
 flags.DEFINE_integer("max_eval_batches", 0, "Evaluate only this many batches (0 = the whole split).")
+flags.DEFINE_string("exported", "", "Score this export directory (scripts/export.py, any format) in its own runtime instead of the checkpoint.")
 FLAGS = flags.FLAGS
 
 
@@ -54,6 +60,23 @@ def main(argv):
         stored = {k: v for k, v in run.get("eval", {}).items() if k != "eval_batch_size"}
         eval_config = common_flags.eval_config_from_flags(stored=stored)
         global_eval_batch_size(eval_config.eval_batch_size, strategy.num_replicas_in_sync)
+        if FLAGS.exported:
+            from hfgd_tf.data.pipeline import build_eval_dataset
+            from hfgd_tf.export import load_exported
+            from hfgd_tf.export.scoring import evaluate_exported
+
+            exported = load_exported(FLAGS.exported)
+            info = data_config.info
+            metrics = evaluate_exported(
+                exported, build_eval_dataset(data_config, 1), info.num_classes, info.ignore_label, info.class_names,
+                max_batches=FLAGS.max_eval_batches or None,
+            )
+            print(format_metrics_table(metrics))
+            name = os.path.basename(FLAGS.exported.rstrip("/"))
+            path = FLAGS.results_json or os.path.join(FLAGS.checkpoint_dir, f"eval_exported_{name}.json")
+            write_results(metrics, path, extra={"checkpoint_dir": FLAGS.checkpoint_dir, "exported": FLAGS.exported})
+            print(f"Results ({metrics['num_images']} images, protocol {metrics['protocol']}): {path}")
+            return
         logging.info("Evaluation protocol (the run's, overridden by the flags given): %s", eval_config.protocol())
         with strategy.scope():
             model, _, _ = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)

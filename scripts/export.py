@@ -1,8 +1,14 @@
-"""Exports a SavedModel: `python scripts/export.py --checkpoint_dir=runs/x --export_dir=exports/x`.
+"""Exports a training run for deployment: `python scripts/export.py --checkpoint_dir=runs/x --export_dir=exports/x`.
 
-The SavedModel's `serving_default` takes uint8 images `[B, H, W, 3]` of any size and returns
-`class_ids` int32 `[B, H, W]` and `probabilities` float32 `[B, H, W, K]`; loading it needs only
-TensorFlow. --eval_scales / --flip bake multi-scale / flip inference into the graph.
+    --format=saved_model (default)   TensorFlow / TF Serving; any size; --eval_scales / --flip baked in
+    --format=litert --export_height=512 --export_width=512 [--quantize=float16|int8]
+    --format=onnx [--quantize=int8]  ONNX Runtime
+    --format=openvino                OpenVINO runtime
+
+Every artifact takes uint8 images `[B, H, W, 3]` and returns `class_ids` int32 `[B, H, W]`, `probabilities`
+and `logits` float32 `[B, H, W, K]`; class names/colours and the protocol are in `<export_dir>/assets/`.
+int8 calibrates on --calibration_steps images of the run's training records. docs/export.md says which
+format suits which target.
 """
 
 import os
@@ -12,35 +18,74 @@ from absl import app, flags, logging
 import common_flags
 
 common_flags.define_run_flags()
-flags.DEFINE_string("export_dir", "", "Output directory; default <checkpoint_dir>/saved_model.")
+flags.DEFINE_string("export_dir", "", "Output directory; default <checkpoint_dir>/<format>[_<quantize>].")
+flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert", "onnx", "openvino"], "Artifact format.")
+flags.DEFINE_enum(
+    "quantize", "none", ["none", "float16", "int8", "bfloat16"],
+    "none (float32); float16 (litert); int8 (litert, onnx; calibrated on the training records); bfloat16 (saved_model).",
+)
+flags.DEFINE_integer("export_height", 0, "Fixed input height (litert needs one); 0: any size.")
+flags.DEFINE_integer("export_width", 0, "Fixed input width (litert needs one); 0: any size.")
+flags.DEFINE_integer("calibration_steps", 100, "Training images that calibrate --quantize=int8.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     eval_config = common_flags.run_script_prologue(argv)
 
-    from hfgd_tf.export import export_saved_model
+    from hfgd_tf.export import ExportConfig, check_protocol, export_model
+    from hfgd_tf.export.calibration import calibration_images
     from hfgd_tf.train.checkpoints import resolve_checkpoint, restore_model
 
     logging.set_verbosity(logging.INFO)
-    export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, "saved_model")
+    try:
+        export_config = ExportConfig(
+            format=FLAGS.format,
+            quantize=FLAGS.quantize,
+            export_height=FLAGS.export_height,
+            export_width=FLAGS.export_width,
+            calibration_steps=FLAGS.calibration_steps,
+        )
+        check_protocol(export_config, eval_config)
+    except ValueError as error:
+        common_flags.config_error(error)
+    default_name = FLAGS.format + ("" if FLAGS.quantize == "none" else f"_{FLAGS.quantize}")
+    export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, default_name)
     # The export is written beside its final name and renamed, so the parent must be writable.
     common_flags.check_output_paths(export_dir=(export_dir, "directory"))
     try:
         # The file is resolved once, loaded and recorded with the export (its source run and checkpoint), so
         # that a checkpoint written meanwhile by a running training cannot make the record wrong.
         checkpoint = resolve_checkpoint(FLAGS.checkpoint_dir, FLAGS.checkpoint)
-        model, _, data_config = restore_model(FLAGS.checkpoint_dir, "best" if FLAGS.checkpoint == "best" else checkpoint)
+        policy = "mixed_bfloat16" if export_config.quantize == "bfloat16" else "float32"
+        model, _, data_config = restore_model(
+            FLAGS.checkpoint_dir, "best" if FLAGS.checkpoint == "best" else checkpoint, dtype_policy=policy
+        )
         source = {
             "checkpoint_dir": common_flags.absolute_path(FLAGS.checkpoint_dir),
             "checkpoint": common_flags.absolute_path(checkpoint),
         }
-        export_saved_model(
-            model, export_dir, data_config.info.class_names, data_config.info.colormap, eval_config, source=source
+        calibration = None
+        if export_config.quantize == "int8":
+            calibration = calibration_images(
+                data_config, export_config.calibration_steps, export_config.export_height, export_config.export_width
+            )
+        export_model(
+            model,
+            export_dir,
+            export_config,
+            data_config.info.class_names,
+            data_config.info.colormap,
+            eval_config,
+            source=source,
+            calibration_images=calibration,
         )
     except ValueError as error:
         common_flags.config_error(error)
-    print(f"SavedModel: {export_dir} (signature 'serving_default': uint8 images -> class_ids, probabilities)")
+    print(
+        f"{FLAGS.format} export ({FLAGS.quantize}): {export_dir} (uint8 images -> class_ids, probabilities, logits; "
+        "labels and protocol in assets/)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Predicts label maps for image files or folders with a SavedModel or a training run.
+"""Predicts label maps for image files or folders with an export (any format) or a training run.
 
     python scripts/predict.py --saved_model=exports/x --input=photo.jpg --output_dir=predictions
+    python scripts/predict.py --exported=exports/x_litert_int8 --input=images/   (LiteRT, ONNX, OpenVINO too)
     python scripts/predict.py --checkpoint_dir=runs/x --input=images/ --output_dir=predictions
     python scripts/predict.py --flagfile=experiments/x.cfg --saved_model=exports/x --input=images/
 
@@ -18,7 +19,8 @@ from absl import app, flags
 import common_flags
 
 common_flags.define_run_flags(mode="test_dir")
-flags.DEFINE_string("saved_model", "", "A SavedModel written by scripts/export.py or demo.py. With --checkpoint_dir too (an experiment flagfile sets it), the export must come from that run.")
+flags.DEFINE_string("saved_model", "", "An export written by scripts/export.py (any --format) or demo.py, run in its own runtime. With --checkpoint_dir too (an experiment flagfile sets it), the export must come from that run.")
+flags.DEFINE_alias("exported", "saved_model")
 flags.DEFINE_string("input", "", "An image file or a folder of images (.jpg, .jpeg, .png).")
 flags.DEFINE_string("output_dir", "predictions", "Where the PNGs go.")
 FLAGS = flags.FLAGS
@@ -148,10 +150,16 @@ def main(argv):
             _, colormap = read_export_labels(FLAGS.saved_model)
         except ValueError as error:
             common_flags.config_error(error)
-        serving = tf.saved_model.load(FLAGS.saved_model).signatures["serving_default"]
+        from hfgd_tf.export import load_exported
+
+        try:
+            exported = load_exported(FLAGS.saved_model)
+        except ValueError as error:
+            common_flags.config_error(error)
 
         def predict(image):
-            return serving(images=tf.constant(image[None]))["class_ids"][0].numpy()
+            # A fixed-size export (LiteRT) gets the image resized to its size and the logits resized back.
+            return exported.predict(image[None], resize=True)["class_ids"][0]
 
     else:
         from hfgd_tf.evaluation import predict_logits

@@ -1,7 +1,8 @@
-"""SavedModel export: uint8 images of any size in, class ids and probabilities out.
+"""SavedModel export, and the JSON records that every export keeps in `<export_dir>/assets/`.
 
-The serving module needs only TensorFlow to load (`tf.saved_model.load`), with preprocessing (cast
-and the model's input normalisation) inside the graph.
+The SavedModel needs only TensorFlow to load (`tf.saved_model.load`), with preprocessing (cast and the
+model's input normalisation) inside the graph. `hfgd_tf.export.formats` writes it (and the other formats)
+with Keras's `ExportArchive`; the readers here read the records of any format's export directory.
 """
 
 import json
@@ -9,43 +10,20 @@ import os
 
 import tensorflow as tf
 
-from hfgd_tf.evaluation.config import EvalConfig
-from hfgd_tf.evaluation.inference import predict_logits
-from hfgd_tf.files import read_json, rename_directory, write_json_atomic
+from hfgd_tf.files import read_json
 
 SERVING_SIGNATURE = "serving_default"
 LABELS_FILE = "labels.json"
 SOURCE_FILE = "source.json"
 # The inference protocol baked into the graph, so that a caller asking for another one can be told.
 INFERENCE_FILE = "inference.json"
-
-
-class SegmentationServingModule(tf.Module):
-    """Wraps a segmenter for serving.
-
-    Call arguments (signature `serving_default`):
-        images: uint8 `[B, H, W, 3]`, any B, H, W.
-
-    Returns:
-        dict: `class_ids` int32 `[B, H, W]`, `probabilities` float32 `[B, H, W, K]`.
-    """
-
-    def __init__(self, model, eval_config=None, name="hfgd_serving"):
-        super().__init__(name=name)
-        self.model = model
-        self.eval_config = eval_config
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
-    def serve(self, images):
-        logits = predict_logits(self.model, tf.cast(images, tf.float32), self.eval_config)
-        return {
-            "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int32),
-            "probabilities": tf.nn.softmax(logits, axis=-1),
-        }
+# The format, quantization, input size and model file of the export.
+EXPORT_FILE = "export.json"
 
 
 def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_config=None, source=None):
-    """Writes a SavedModel with signature `serving_default` and a `labels.json` beside it.
+    """Writes a float32 SavedModel with signature `serving_default` (uint8 `images` `[B, H, W, 3]` of any size
+    -> `class_ids` int32 `[B, H, W]`, `probabilities` and `logits` float32 `[B, H, W, K]`) and its records.
 
     Sliding-window inference is not exported (it needs static sizes); scales and flip are.
 
@@ -62,30 +40,11 @@ def export_saved_model(model, export_dir, class_names=None, colormap=None, eval_
     Returns:
         str: `export_dir`.
     """
-    if eval_config is not None and eval_config.sliding_window_height:
-        raise ValueError("Sliding-window inference cannot be exported (dynamic sizes); export without it")
-    module = SegmentationServingModule(model, eval_config)
-    # Hidden siblings whose names do not start with the export's name (TF's ram:// filesystem lists a
-    # directory by name prefix).
-    parent, name = os.path.split(export_dir.rstrip("/"))
-    temporary, old = os.path.join(parent, f".{name}.incomplete"), os.path.join(parent, f".{name}.old")
-    tf.saved_model.save(module, temporary, signatures={SERVING_SIGNATURE: module.serve})
-    # tf.io.gfile throughout: `export_dir` may be gs://... (or ram:// in tests).
-    assets = os.path.join(temporary, "assets")
-    labels = {"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}
-    write_json_atomic(os.path.join(assets, LABELS_FILE), labels)
-    protocol = eval_config or EvalConfig()
-    inference = {"eval_scales": list(protocol.eval_scales), "flip": protocol.flip}
-    write_json_atomic(os.path.join(assets, INFERENCE_FILE), inference)
-    if source is not None:
-        write_json_atomic(os.path.join(assets, SOURCE_FILE), dict(source))
-    if tf.io.gfile.isdir(export_dir):
-        rename_directory(export_dir, old)
-        rename_directory(temporary, export_dir)
-        tf.io.gfile.rmtree(old)
-    else:
-        rename_directory(temporary, export_dir)
-    return export_dir
+    from hfgd_tf.export.formats import export_model
+
+    return export_model(
+        model, export_dir, class_names=class_names, colormap=colormap, eval_config=eval_config, source=source
+    )
 
 
 def read_export_labels(export_dir):
@@ -177,3 +136,42 @@ def read_export_inference(export_dir):
             f"{path!r} must hold {{\"eval_scales\": [positive numbers], \"flip\": true|false}}; export the run again"
         )
     return {"eval_scales": [float(scale) for scale in inference["eval_scales"]], "flip": inference["flip"]}
+
+
+def read_export_format(export_dir):
+    """Returns what `assets/export.json` records: `{"format", "quantize", "input_size" ([h, w] or None),
+    "batch_size" (int or None), "model_file"}`. A SavedModel written before the record reads as a float32
+    SavedModel of any size.
+
+    Raises:
+        ValueError: naming the directory or the file, when `export_dir` holds no export, or the record does
+            not hold that.
+    """
+    from hfgd_tf.export.formats import FORMATS, MODEL_FILES
+
+    record = _read_record(export_dir, EXPORT_FILE)
+    if record is None:
+        if tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb")):
+            return {"format": "saved_model", "quantize": "none", "input_size": None, "batch_size": None,
+                    "model_file": "saved_model.pb"}
+        raise ValueError(
+            f"{export_dir!r} is not an export directory (no assets/{EXPORT_FILE} and no saved_model.pb): give a "
+            "directory written by scripts/export.py"
+        )
+    path, content = record
+    size = content.get("input_size") if isinstance(content, dict) else None
+    batch = content.get("batch_size") if isinstance(content, dict) else None
+    if (
+        not isinstance(content, dict)
+        or content.get("format") not in FORMATS
+        or content.get("model_file") != MODEL_FILES[content["format"]]
+        or not isinstance(content.get("quantize"), str)
+        or not (size is None or (isinstance(size, list) and len(size) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)))
+        or not (batch is None or (isinstance(batch, int) and not isinstance(batch, bool) and batch > 0))
+    ):
+        raise ValueError(
+            f"{path!r} must hold {{\"format\": one of {list(FORMATS)}, \"quantize\": str, \"input_size\": [h, w] or "
+            "null, \"batch_size\": int or null, \"model_file\": the format's file}; export the run again"
+        )
+    return {key: content[key] for key in ("format", "quantize", "input_size", "batch_size", "model_file")}
