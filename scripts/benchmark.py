@@ -24,10 +24,16 @@ import shlex
 import sys
 import tempfile
 
-from absl import app, flags
-
 import common_flags
-from benchmark_utils import MODELS, cpu_model, graph_flops, median_seconds, pipeline_images_per_second, training_images_per_second
+from absl import app, flags
+from benchmark_utils import (
+    MODELS,
+    cpu_model,
+    graph_flops,
+    median_seconds,
+    pipeline_images_per_second,
+    training_images_per_second,
+)
 
 # key -> (description, kind, constructor details). Kinds: "ours" (build_model with MODELS[key]'s
 # overrides, --backbone replacing ResNet-50), "backbone" (build_backbone), "keras_cv".
@@ -552,9 +558,9 @@ def cpu_features():
 
 def deployment_section():
     """Measures the deployment tables (HFGD-R50-OS4 at --image_size, and the demo run) in this process."""
+    import benchmark_deploy
     import keras
 
-    import benchmark_deploy
     from hfgd_tf.data.config import DataConfig
     from hfgd_tf.data.synthetic import write_synthetic_tfrecords
     from hfgd_tf.export.calibration import calibration_images

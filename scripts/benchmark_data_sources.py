@@ -13,9 +13,8 @@ import dataclasses
 import statistics
 import time
 
-from absl import app, flags
-
 import common_flags
+from absl import app, flags
 
 common_flags.define_config_flags(common_flags.DataConfig)
 flags.DEFINE_integer("batch_size", 8, "Training batch size.")

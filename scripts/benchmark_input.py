@@ -7,9 +7,8 @@ rate of a model at the same crop, measured in the same process (ratios matter; t
 
 import dataclasses
 
-from absl import app, flags
-
 import common_flags
+from absl import app, flags
 from benchmark_utils import pipeline_images_per_second, training_images_per_second
 
 common_flags.define_config_flags(common_flags.DataConfig)

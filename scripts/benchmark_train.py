@@ -9,9 +9,8 @@ the 1-replica run of the same process.
 
 import time
 
-from absl import app, flags
-
 import common_flags
+from absl import app, flags
 
 common_flags.define_all()
 flags.DEFINE_integer("benchmark_steps", 3, "Timed training steps per strategy (after 1 warm-up step).")

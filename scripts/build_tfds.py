@@ -13,9 +13,8 @@ Train with `--data_source=tfds --tfds_data_dir=...` (and `--tfds_name=...` for T
 
 import sys
 
-from absl import app, flags
-
 import common_flags
+from absl import app, flags
 
 flags.DEFINE_string("dataset", None, "Dataset name (see hfgd_tf.data.registry); picks our builder hfgd_<dataset>.")
 flags.DEFINE_string("manual_dir", None, "The downloaded dataset (official layout, or TFDS's expected zips).")

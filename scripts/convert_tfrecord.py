@@ -13,9 +13,8 @@ import os
 import sys
 import time
 
-from absl import app, flags
-
 import common_flags
+from absl import app, flags
 
 flags.DEFINE_string("dataset", None, "Dataset name (see hfgd_tf.data.registry).")
 flags.DEFINE_string("data_dir", "", "The dataset's root folder in its official layout.")

@@ -18,9 +18,8 @@ output norms, image stems), and the conversion refuses missing, extra or mis-sha
 import json
 import os
 
-from absl import app, flags
-
 import common_flags
+from absl import app, flags
 
 flags.DEFINE_string("source", None, "The checkpoint: .safetensors / .npz state dict (timm, torchvision) or Keras .h5 / .weights.h5.")
 flags.DEFINE_enum("format", None, ["timm", "torchvision", "keras_applications", "keras_cv"], "Where the checkpoint comes from.")

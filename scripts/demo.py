@@ -10,9 +10,8 @@ TFRecords, so the demo runs the same pipeline as real datasets.
 import os
 import time
 
-from absl import app, flags, logging
-
 import common_flags
+from absl import app, flags, logging
 
 common_flags.define_all()
 flags.DEFINE_string("output_dir", "demo_output", "Everything the demo writes goes under this directory.")

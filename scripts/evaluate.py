@@ -13,9 +13,8 @@ Its protocol is the one baked in at export; a fixed-size export gets each image 
 import dataclasses
 import os
 
-from absl import app, flags, logging
-
 import common_flags
+from absl import app, flags, logging
 
 # Defined before the run flags so that the authors' --tpu_name aliases --tpu here too.
 flags.DEFINE_string(

@@ -13,9 +13,8 @@ format suits which target.
 
 import os
 
-from absl import app, flags, logging
-
 import common_flags
+from absl import app, flags, logging
 
 common_flags.define_run_flags()
 flags.DEFINE_string("export_dir", "", "Output directory; default <checkpoint_dir>/<format>[_<quantize>].")

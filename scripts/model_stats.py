@@ -7,9 +7,8 @@ a markdown table; optional forward timings reported as ratios to a peer measured
 
 import os
 
-from absl import app, flags
-
 import common_flags
+from absl import app, flags
 from benchmark_utils import MODELS, graph_flops, median_seconds
 
 flags.DEFINE_integer("image_size", 512, "Square input size for FLOPs and timing.")

@@ -14,9 +14,8 @@ Writes `<stem>_label.png` (class ids), `<stem>_color.png` and `<stem>_overlay.pn
 
 import os
 
-from absl import app, flags
-
 import common_flags
+from absl import app, flags
 
 common_flags.define_run_flags(mode="test_dir")
 flags.DEFINE_string("saved_model", "", "An export written by scripts/export.py (any --format) or demo.py, run in its own runtime. With --checkpoint_dir too (an experiment flagfile sets it), the export must come from that run.")

@@ -5,9 +5,8 @@ Rerunning the same command resumes from the last checkpoint in --checkpoint_dir.
 
 import sys
 
-from absl import app, flags, logging
-
 import common_flags
+from absl import app, flags, logging
 
 common_flags.define_all()
 common_flags.define_cluster_flags()

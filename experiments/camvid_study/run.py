@@ -22,10 +22,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [HERE, ROOT, os.path.join(ROOT, "scripts")]
 
-from absl import app, flags, logging  # noqa: E402
-
 import plan  # noqa: E402
 import report  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
 from hfgd_tf.files import write_bytes_atomic, write_json_atomic  # noqa: E402
 
 flags.DEFINE_string("camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"),

@@ -6,8 +6,8 @@ OS2 upsampler then makes S1 itself), and exposes a `feature_strides` dict of the
 also `feature_channels`).
 """
 
-from hfgd_tf.backbones.factory import BACKBONE_PRESETS, build_backbone
 from hfgd_tf.backbones.convnext import ConvNeXtBackbone
+from hfgd_tf.backbones.factory import BACKBONE_PRESETS, build_backbone
 from hfgd_tf.backbones.resnet import ResNetBackbone
 from hfgd_tf.backbones.swin import SwinBackbone
 from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name

@@ -9,8 +9,8 @@ Like ConvNeXt, Swin's 4x4/4 patch embedding has no stride-2 map, so the backbone
 OS2 upsampler makes its own from the image).
 """
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from hfgd_tf.backbones.base import FeatureBackbone

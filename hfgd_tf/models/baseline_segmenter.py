@@ -3,10 +3,10 @@
 import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
+from hfgd_tf.layers.input_normalization import input_normalization_layer
 from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.resize import ResizeLike
 from hfgd_tf.layers.semantic_fpn import IMAGE_KEY
-from hfgd_tf.layers.input_normalization import input_normalization_layer
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")

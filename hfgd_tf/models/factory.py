@@ -3,12 +3,12 @@
 import contextlib
 
 from hfgd_tf.backbones import build_backbone
-from hfgd_tf.layers.deeplab import DeepLabV3PlusDecoder
 from hfgd_tf.layers.cae import ASPPEncoder, ContextAugmentationEncoder, PPMEncoder, ProjectionEncoder
+from hfgd_tf.layers.deeplab import DeepLabV3PlusDecoder
 from hfgd_tf.layers.policy import dtype_policy_scope as policy_scope
 from hfgd_tf.layers.semantic_fpn import GuidedUpsampler, SemanticFPN
-from hfgd_tf.models.hfgd import HFGDSegmenter
 from hfgd_tf.models.baseline_segmenter import BaselineSegmenter
+from hfgd_tf.models.hfgd import HFGDSegmenter
 
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 # Width of the upsampler's own S1 image stem for backbones without a stride-2 level ([ours]).

@@ -19,7 +19,6 @@ from hfgd_tf.train.checkpoint_recovery import (
     checkpoint_problem,
     fallback_message,
     newest_readable_checkpoint,
-    recorded_checkpoints,
 )
 
 # What a user can do when no checkpoint of a run to be resumed reads.

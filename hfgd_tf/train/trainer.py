@@ -23,12 +23,12 @@ from hfgd_tf.evaluation.metrics import format_metrics_table
 from hfgd_tf.files import read_json, write_json_atomic
 from hfgd_tf.models import build_model
 from hfgd_tf.train import checkpoints
+from hfgd_tf.train.checkpoint_recovery import recorded_checkpoints
 from hfgd_tf.train.distribute import create_strategy, is_chief, num_workers
 from hfgd_tf.train.losses import SegmentationLoss, l2_weight_decay, supervised_pixel_count
 from hfgd_tf.train.optimizers import build_optimizer
 from hfgd_tf.train.preemption import PreemptionWatcher
 from hfgd_tf.train.run_banner import logs_above_progress_bar, run_banner
-
 
 # Entries of the train step's output that are not losses.
 STEP_STATISTICS = ("gradient_norm", "update_applied")
@@ -543,7 +543,7 @@ class Trainer:
     def _resumes(self):
         """Whether training continues from a `ckpt-N` in the run directory rather than starting afresh."""
         config = self.train_config
-        return config.restore_checkpoint and bool(checkpoints.recorded_checkpoints(config.checkpoint_dir))
+        return config.restore_checkpoint and bool(recorded_checkpoints(config.checkpoint_dir))
 
     def _check_preset_input_normalization(self):
         """Refuses to start from a preset's weights with inputs scaled otherwise than they were trained on.

@@ -9,6 +9,9 @@ import json
 import re
 
 import keras
+
+# keras-cv is a dependency (setup.py): an import failure must fail these tests, not skip them.
+import keras_cv  # noqa: E402,F401
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,9 +21,6 @@ from hfgd_tf.backbones.external import ExternalBackbone
 from hfgd_tf.models import ModelConfig, build_model
 from tests.conftest import random_images, tiny_model_config
 from tests.models.test_hfgd import _losses, _nonzero
-
-# keras-cv is a dependency (setup.py): an import failure must fail these tests, not skip them.
-import keras_cv  # noqa: E402,F401
 
 TINY = {
     "keras_cv:ResNetBackbone": {"stackwise_filters": [8, 8, 16, 16], "stackwise_blocks": [1, 1, 1, 1], "block_type": "block"},

@@ -9,7 +9,13 @@ import tensorflow as tf
 from PIL import Image
 
 from hfgd_tf.data import tfrecord
-from hfgd_tf.data.converter import ConversionError, ConvertOptions, class_weights_from_manifest, convert_split, write_manifest
+from hfgd_tf.data.converter import (
+    ConversionError,
+    ConvertOptions,
+    class_weights_from_manifest,
+    convert_split,
+    write_manifest,
+)
 from hfgd_tf.data.datasets import folder
 from hfgd_tf.data.registry import get_dataset_info, get_dataset_spec
 

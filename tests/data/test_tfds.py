@@ -15,15 +15,18 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from hfgd_tf.data import DataConfig, build_eval_dataset, build_train_dataset
+# tensorflow-datasets is a dependency (setup.py): no importorskip, which would also turn an ImportError of
+# our own module into a silent skip of every test here.
+from hfgd_tf.data import (
+    DataConfig,
+    build_eval_dataset,
+    build_train_dataset,
+    tfds_builders,  # noqa: E402
+)
 from hfgd_tf.data.converter import ConvertOptions, convert_split, write_manifest
 from hfgd_tf.data.datasets import camvid, cityscapes
 from hfgd_tf.data.registry import get_dataset_spec
 from tests.conftest import CAMVID_DIR
-
-# tensorflow-datasets is a dependency (setup.py): no importorskip, which would also turn an ImportError of
-# our own module into a silent skip of every test here.
-from hfgd_tf.data import tfds_builders  # noqa: E402
 
 
 @pytest.fixture(scope="module")

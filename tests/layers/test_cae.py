@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hfgd_tf.layers import ASPPEncoder, ContextAugmentationEncoder, PPMEncoder, ProjectionEncoder, SinePositionEncoding2D
+from hfgd_tf.layers import (
+    ASPPEncoder,
+    ContextAugmentationEncoder,
+    PPMEncoder,
+    ProjectionEncoder,
+    SinePositionEncoding2D,
+)
 
 
 @pytest.mark.parametrize(

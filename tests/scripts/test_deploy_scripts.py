@@ -56,8 +56,8 @@ def test_an_int8_litert_export_is_scored_and_predicts_in_its_runtime(tmp_path):
     assert metrics["exported"] == export_dir
 
     # predict.py takes any image size: the fixed-size export gets it resized.
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     images = tmp_path / "images"
     images.mkdir()

@@ -22,9 +22,9 @@ from hfgd_tf.data import DataConfig
 from hfgd_tf.data.pipeline import build_train_dataset
 from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.evaluation import EvalConfig, evaluate
+from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset
 from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 from hfgd_tf.train import trainer as trainer_module
-from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset
 from hfgd_tf.train.checkpoints import read_run_config, restore_model
 from hfgd_tf.train.distribute import configure_workers, tf_config_for_workers
 from hfgd_tf.train.preemption import PREEMPTED_EXIT_CODE, PreemptionWatcher

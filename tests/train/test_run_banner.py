@@ -1,7 +1,6 @@
 """The start-up banner says what a run is, its first step is logged, and log lines go above the progress bar."""
 
 import logging
-import os
 
 import pytest
 

@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 from hfgd_tf.data import DataConfig
+from hfgd_tf.data.pipeline import build_train_dataset
 from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.evaluation import EvalConfig
 from hfgd_tf.train import NonFiniteLossError, OptimizerConfig, TrainConfig, Trainer
-from hfgd_tf.data.pipeline import build_train_dataset
 from hfgd_tf.train.checkpoints import read_run_config, resolve_checkpoint, restore_model
 from hfgd_tf.train.losses import SegmentationLoss
 from tests.conftest import tiny_model_config
@@ -303,10 +303,15 @@ def test_backbone_lr_multiplier_scales_the_backbone_update_only(synthetic_dir, t
 
 def test_freeze_backbone_bn_keeps_backbone_statistics_and_affine_parameters(synthetic_dir, tmp_path):
     trainer = _trainer(synthetic_dir, str(tmp_path), steps=2, freeze_backbone_bn=True)
-    backbone_bn = [l for l in trainer.model.backbone._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    backbone_bn = [
+        layer
+        for layer in trainer.model.backbone._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     head_bn = [
-        l for l in trainer.model._flatten_layers()
-        if isinstance(l, keras.layers.BatchNormalization) and all(l is not b for b in backbone_bn)
+        layer
+        for layer in trainer.model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization) and all(layer is not b for b in backbone_bn)
     ]
     assert backbone_bn and head_bn
     trainable_ids = {id(v) for v in trainer.model.trainable_variables}

@@ -10,6 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from hfgd_tf.train.trainer import Trainer  # noqa: E402
+
 _make_train_step = Trainer.make_train_step
 
 

@@ -16,18 +16,18 @@ import os
 import warnings
 
 from hfgd_tf.backbones.convert import convnext, resnet, swin
-from hfgd_tf.layers.input_normalization import normalization_named
 from hfgd_tf.backbones.convert.common import (
     ConversionReport,
-    describe_tensors,
     apply_table,
     check_layout,
+    describe_tensors,
     read_layout,
     read_tensors,
     strip_prefixes,
     write_converted,
 )
 from hfgd_tf.files import is_file, local_copy
+from hfgd_tf.layers.input_normalization import normalization_named
 
 FORMATS = ("timm", "torchvision", "keras_applications", "keras_cv")
 _KERAS_BN_EPSILON = 1.001e-5  # keras.applications / keras-cv ResNets

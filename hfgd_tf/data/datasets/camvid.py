@@ -4,10 +4,11 @@ Raw labels 0..10 are the classes, 11 is void (ignored).
 """
 
 import os
+
 import tensorflow as tf
 
-from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 from hfgd_tf.data.dataset_info import DatasetInfo
+from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 
 INFO = DatasetInfo(
     name="camvid",

@@ -3,10 +3,11 @@
 """
 
 import os
+
 import tensorflow as tf
 
-from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 from hfgd_tf.data.dataset_info import DatasetInfo
+from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 
 INFO = DatasetInfo(
     name="cityscapes",

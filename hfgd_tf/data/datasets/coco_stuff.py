@@ -5,10 +5,11 @@ remapped to the standard 171 contiguous train ids (the 11 category ids COCO neve
 """
 
 import os
+
 import tensorflow as tf
 
-from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 from hfgd_tf.data.dataset_info import DatasetInfo, generic_palette
+from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 
 THING_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",

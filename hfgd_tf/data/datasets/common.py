@@ -1,7 +1,6 @@
 """Pieces shared by the dataset modules: the sample record, label tables, layout checks."""
 
 import dataclasses
-import os
 
 import numpy as np
 import tensorflow as tf

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from hfgd_tf.data.dataset_info import IGNORE_LABEL, DatasetInfo, generic_palette
-from hfgd_tf.data.tfrecord import read_manifest
 from hfgd_tf.data.datasets.common import INVALID, Sample, identity_table, read_split_file, require_dir
+from hfgd_tf.data.tfrecord import read_manifest
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IGNORE_COLOUR = (0, 0, 0)

@@ -9,8 +9,8 @@ Two variants, as in the literature and the authors' code:
 
 import os
 
-from hfgd_tf.data.datasets.common import Sample, label_table, read_split_file, require_dir
 from hfgd_tf.data.dataset_info import DatasetInfo, generic_palette
+from hfgd_tf.data.datasets.common import Sample, label_table, read_split_file, require_dir
 
 CLASS_NAMES_59 = (
     "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book", "bottle",

@@ -1,8 +1,7 @@
 """The plan: CamVid's pretrain/finetune split, and the configs the committed results were trained with."""
 
-import pytest
-
 import plan
+import pytest
 
 
 def test_holdback_keeps_the_block_farthest_from_val_frames():

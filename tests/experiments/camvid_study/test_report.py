@@ -4,10 +4,10 @@ import json
 import os
 import shutil
 
-import pytest
-
 import plan
+import pytest
 import report
+
 from tests.conftest import ROOT
 
 RESULTS = os.path.join(ROOT, "experiments", "camvid_study", "results")
@@ -22,9 +22,9 @@ def _load(directory):
 
 
 def test_the_committed_page_is_written_from_the_committed_results():
-    from hfgd_tf.data.registry import get_dataset_spec
-
     import run
+
+    from hfgd_tf.data.registry import get_dataset_spec
 
     results = _load(RESULTS)
     assert len(results) >= 30
