@@ -42,8 +42,8 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        # scipy: the tests cover the CamVid study too (its `study` extra below).
-        "test": ["pytest>=8", "pytest-xdist>=3.8", "scipy>=1.11"],
+        # Tests, lint (ruff) and the layer contracts (import-linter); scipy for the CamVid study's tests.
+        "test": ["pytest>=8", "pytest-xdist>=3.8", "scipy>=1.11", "ruff>=0.17,<0.18", "import-linter>=2.16,<3"],
         # --backbone=keras_hub:<Class>. 0.32 is the first keras-hub whose tensorflow-text allows TF 2.21 (0.31
         # needs tensorflow-text<2.21). It pins kagglesdk==0.1.28, which constraints.txt's kagglesdk/kagglehub
         # pins exclude: install this extra without `-c constraints.txt` (pip then takes kagglehub 1.0.2).
