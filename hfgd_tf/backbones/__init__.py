@@ -7,7 +7,9 @@ also `feature_channels`).
 """
 
 from hfgd_tf.backbones.convnext import ConvNeXtBackbone
+from hfgd_tf.backbones.external import parse_backbone_kwargs, parse_backbone_name, preset_input_normalization
 from hfgd_tf.backbones.factory import BACKBONE_PRESETS, build_backbone
+from hfgd_tf.backbones.loading import load_backbone_weights
 from hfgd_tf.backbones.resnet import ResNetBackbone
 from hfgd_tf.backbones.swin import SwinBackbone
 from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name
@@ -21,6 +23,10 @@ __all__ = [
     "ResNetBackbone",
     "SwinBackbone",
     "build_backbone",
+    "load_backbone_weights",
     "load_weights_by_name",
+    "parse_backbone_kwargs",
+    "parse_backbone_name",
+    "preset_input_normalization",
     "save_weights_by_name",
 ]

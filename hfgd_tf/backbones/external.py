@@ -47,6 +47,7 @@ import tensorflow as tf
 from absl import logging
 
 from hfgd_tf.backbones.base import FeatureBackbone
+from hfgd_tf.backbones.loading import load_backbone_weights
 from hfgd_tf.files import read_json
 from hfgd_tf.layers.input_normalization import normalization_named
 from hfgd_tf.layers.resize import resize_as_float32
@@ -445,7 +446,5 @@ def build_external_backbone(name, backbone_kwargs=None, preset_dir="", weights_p
     library, class_name = parse_backbone_name(name)
     backbone = ExternalBackbone(library, class_name, backbone_kwargs, preset_dir or "")
     if weights_path:
-        from hfgd_tf.backbones.factory import load_backbone_weights
-
         load_backbone_weights(backbone, weights_path)
     return backbone

@@ -2,8 +2,7 @@
 
 import dataclasses
 
-from hfgd_tf.backbones import BACKBONE_PRESETS
-from hfgd_tf.backbones.external import parse_backbone_kwargs, parse_backbone_name
+from hfgd_tf.backbones import BACKBONE_PRESETS, parse_backbone_kwargs, parse_backbone_name
 from hfgd_tf.backbones.factory import check_backbone_name, supports_dilation
 from hfgd_tf.backbones.resnet import BACKBONE_OUTPUT_STRIDES, FIRST_BLOCK_DILATIONS, STEM_TYPES
 from hfgd_tf.layers.conv_norm_act import PADDINGS

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from hfgd_tf.backbones.external import preset_input_normalization
+from hfgd_tf.backbones import preset_input_normalization
 from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name
 from hfgd_tf.data.converter import class_weights_from_manifest
 from hfgd_tf.data.pipeline import build_train_dataset

@@ -11,7 +11,7 @@ import pytest
 from hfgd_tf.backbones import ConvNeXtBackbone, ResNetBackbone, SwinBackbone
 from hfgd_tf.backbones.convert import convert_checkpoint, target_overrides, write_converted
 from hfgd_tf.backbones.convert.common import LAYOUT_ATTRIBUTE, read_tensors
-from hfgd_tf.backbones.factory import load_backbone_weights
+from hfgd_tf.backbones.loading import load_backbone_weights
 from tests.conftest import ROOT
 
 FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "timm")

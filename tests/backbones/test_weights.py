@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from hfgd_tf.backbones import ResNetBackbone
 from hfgd_tf.backbones.convert import convert_checkpoint, write_converted
-from hfgd_tf.backbones.factory import load_backbone_weights
+from hfgd_tf.backbones.loading import load_backbone_weights
 from hfgd_tf.backbones.weights import UnreadableWeightsError, load_weights_by_name, save_weights_by_name
 from tests.conftest import ROOT
 

@@ -218,7 +218,7 @@ def _keras_array_counts(source_format, arguments):
 
 def _presets_holding(count, source_format, backbone):
     """Our preset names of `backbone`'s class whose Keras source model holds `count` arrays."""
-    from hfgd_tf.backbones.factory import BACKBONE_PRESETS
+    from hfgd_tf.backbones.presets import BACKBONE_PRESETS
 
     return [
         name
