@@ -73,7 +73,11 @@ def local_copy(path):
 def read_json(path):
     """The JSON content of `path` (any `tf.io.gfile` filesystem)."""
     with tf.io.gfile.GFile(path, "r") as handle:
-        return json.loads(handle.read())
+        text = handle.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path!r} is not valid JSON (cut short or damaged? {error}): copy it again or rewrite it") from None
 
 
 def write_bytes_atomic(path, data):

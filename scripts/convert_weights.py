@@ -11,8 +11,8 @@ Then train with `--backbone=<same preset> --backbone_weights_path=<output>` plus
 prints on its "Train with:" line: the `--input_normalization` the source was trained with (`imagenet` for
 timm and torchvision, `caffe` for keras.applications ResNets, ...) and, for Keras sources, the layout flags. Every tensor is accounted for: the report lists the source tensors
 left unused (classification head, BatchNorm counters) and the target weights initialised fresh (per-stage
-output norms, image stems), and the conversion refuses missing, extra or mis-shaped tensors. See README
-"Pretrained backbones".
+output norms, image stems), and the conversion refuses missing, extra or mis-shaped tensors. See docs/backbones.md
+("Pretrained weights").
 """
 
 import json

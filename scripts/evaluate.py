@@ -33,7 +33,13 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     common_flags.run_script_prologue(argv)
-    common_flags.check_output_paths(results_json=(FLAGS.results_json, "file"))
+    # The path that will be written, checked before the evaluation (the default one too).
+    if FLAGS.exported:
+        default_name = "exported_" + os.path.basename(FLAGS.exported.rstrip("/"))
+    else:
+        default_name = FLAGS.checkpoint if FLAGS.checkpoint in ("latest", "best") else os.path.basename(FLAGS.checkpoint)
+    results_json = FLAGS.results_json or os.path.join(FLAGS.checkpoint_dir, f"eval_{default_name}.json")
+    common_flags.check_output_paths(results_json=(results_json, "file"))
 
     import tensorflow as tf
 
@@ -71,8 +77,7 @@ def main(argv):
                 max_batches=FLAGS.max_eval_batches or None,
             )
             print(format_metrics_table(metrics))
-            name = os.path.basename(FLAGS.exported.rstrip("/"))
-            path = FLAGS.results_json or os.path.join(FLAGS.checkpoint_dir, f"eval_exported_{name}.json")
+            path = results_json
             write_results(metrics, path, extra={"checkpoint_dir": FLAGS.checkpoint_dir, "exported": FLAGS.exported})
             print(f"Results ({metrics['num_images']} images, protocol {metrics['protocol']}): {path}")
             return
@@ -98,8 +103,7 @@ def main(argv):
         end_multi_worker_run(strategy)
         return
     print(format_metrics_table(metrics))
-    name = FLAGS.checkpoint if FLAGS.checkpoint in ("latest", "best") else os.path.basename(FLAGS.checkpoint)
-    path = FLAGS.results_json or os.path.join(FLAGS.checkpoint_dir, f"eval_{name}.json")
+    path = results_json
     write_results(metrics, path, extra={"checkpoint_dir": FLAGS.checkpoint_dir, "checkpoint": FLAGS.checkpoint})
     print(f"Results ({metrics['num_images']} images, protocol {metrics['protocol']}): {path}")
     end_multi_worker_run(strategy)

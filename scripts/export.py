@@ -32,7 +32,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     eval_config = common_flags.run_script_prologue(argv)
 
-    from hfgd_tf.export import ExportConfig, check_protocol, export_model
+    from hfgd_tf.export import ExportConfig, check_export_dir, check_protocol, export_model
     from hfgd_tf.export.calibration import calibration_images
     from hfgd_tf.train.checkpoints import resolve_checkpoint, restore_model
 
@@ -52,6 +52,10 @@ def main(argv):
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, default_name)
     # The export is written beside its final name and renamed, so the parent must be writable.
     common_flags.check_output_paths(export_dir=(export_dir, "directory"))
+    try:
+        check_export_dir(export_dir)
+    except ValueError as error:
+        common_flags.config_error(error)
     try:
         # The file is resolved once, loaded and recorded with the export (its source run and checkpoint), so
         # that a checkpoint written meanwhile by a running training cannot make the record wrong.

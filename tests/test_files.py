@@ -8,7 +8,7 @@ import uuid
 import pytest
 import tensorflow as tf
 
-from hfgd_tf.files import check_output_paths, local_copy, output_path_problem
+from hfgd_tf.files import check_output_paths, local_copy, output_path_problem, read_json
 
 
 def test_an_output_directory_under_a_regular_file_is_named(tmp_path):
@@ -59,3 +59,10 @@ def test_local_copy_of_a_remote_file_is_removed_afterwards(tmp_path):
     assert not os.path.exists(local)
     with local_copy(str(tmp_path / "x.h5")) as local:
         assert local == str(tmp_path / "x.h5")
+
+
+def test_a_damaged_json_file_is_named(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text('{"miou": 0.')
+    with pytest.raises(ValueError, match=r"metrics\.json' is not valid JSON \(cut short or damaged"):
+        read_json(str(path))

@@ -51,9 +51,15 @@ def _check_keras_format_file(backbone, weights_path, ours):
     own error would be a long list of objects that could not be loaded.
     """
     with local_copy(weights_path) as local:  # h5py reads a local file only
-        with h5py.File(local, "r") as handle:
-            if handle.attrs.get(FORMAT_ATTRIBUTE) == FORMAT:
-                return False
+        try:
+            with h5py.File(local, "r") as handle:
+                if handle.attrs.get(FORMAT_ATTRIBUTE) == FORMAT:
+                    return False
+        except OSError as error:  # h5py's error for a file that is not HDF5, cut short, or damaged
+            raise ValueError(
+                f"--backbone_weights_path={weights_path!r} cannot be read (not an HDF5 file, cut short or damaged: "
+                f"{str(error).splitlines()[0]}); copy it again, or convert the checkpoint again"
+            ) from None
         count = len(describe_tensors(local))
     if count == len(backbone.weights):
         return True

@@ -1,6 +1,6 @@
 """Export and deployment: SavedModel, LiteRT, ONNX and OpenVINO artifacts, their runtimes, colourised outputs."""
 
-from hfgd_tf.export.formats import FORMATS, ExportConfig, check_protocol, export_model
+from hfgd_tf.export.formats import FORMATS, ExportConfig, check_export_dir, check_protocol, export_model
 from hfgd_tf.export.runtimes import ExportedModel, load_exported
 from hfgd_tf.export.saved_model import (
     export_saved_model,
@@ -17,6 +17,7 @@ __all__ = [
     "ExportConfig",
     "ExportedModel",
     "SegmentationServingModel",
+    "check_export_dir",
     "check_protocol",
     "colorize",
     "export_model",

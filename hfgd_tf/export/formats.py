@@ -248,7 +248,8 @@ def export_model(
 
     Raises:
         ValueError: the protocol is not available for the format, a runtime package is missing, int8 without
-            calibration images, bfloat16 of a float32 model.
+            calibration images, bfloat16 of a float32 model, or `export_dir` is a directory that holds
+            something other than an export (it would be replaced whole: a training run, say).
     """
     export_config = export_config or ExportConfig()
     check_protocol(export_config, eval_config)
@@ -264,13 +265,15 @@ def export_model(
             f"--quantize=bfloat16 exports a segmenter built with the mixed_bfloat16 policy; this one is "
             f"{model.dtype_policy.name!r} (restore it with dtype_policy='mixed_bfloat16')"
         )
+    check_export_dir(export_dir)
     serving = SegmentationServingModel(model, eval_config)
     # Hidden siblings whose names do not start with the export's name (TF's ram:// filesystem lists a
     # directory by name prefix).
     parent, name = os.path.split(export_dir.rstrip("/"))
     temporary, old = os.path.join(parent, f".{name}.incomplete"), os.path.join(parent, f".{name}.old")
-    if tf.io.gfile.exists(temporary):
-        tf.io.gfile.rmtree(temporary)
+    for leftover in (temporary, old):  # of an export that was interrupted
+        if tf.io.gfile.exists(leftover):
+            tf.io.gfile.rmtree(leftover)
     if export_config.format == "saved_model":
         archive = _saved_model_archive(serving, export_config)
         archive.write_out(temporary, verbose=False)
@@ -306,6 +309,30 @@ def export_model(
     else:
         rename_directory(temporary, export_dir)
     return export_dir
+
+
+def check_export_dir(export_dir):
+    """Refuses an `export_dir` that exists and is not an export: exporting replaces the directory whole.
+
+    An empty directory and an earlier export (of any format, or a SavedModel) are fine.
+    """
+    path = export_dir.rstrip("/")
+    if not path or os.path.basename(path) in (".", ".."):
+        raise ValueError(f"--export_dir={export_dir!r}: name a directory for the export (it is replaced whole)")
+    if not tf.io.gfile.exists(path):
+        return
+    if not tf.io.gfile.isdir(path):
+        raise ValueError(f"--export_dir={export_dir!r} is a file, not a directory")
+    entries = tf.io.gfile.listdir(path)
+    is_export = tf.io.gfile.exists(os.path.join(path, "assets", EXPORT_FILE)) or tf.io.gfile.exists(
+        os.path.join(path, "saved_model.pb")
+    )
+    if entries and not is_export:
+        shown = ", ".join(sorted(e.rstrip("/") for e in entries)[:5])
+        raise ValueError(
+            f"--export_dir={export_dir!r} exists and is not an export (it holds {shown}{', ...' if len(entries) > 5 else ''}); "
+            "an export replaces its directory whole: choose another --export_dir, or remove that directory first"
+        )
 
 
 def _saved_model_archive(serving, export_config):

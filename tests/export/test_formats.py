@@ -56,6 +56,25 @@ def test_refusals_that_need_the_model(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+def test_an_export_never_replaces_a_directory_that_is_not_an_export(tmp_path):
+    """Exporting replaces its directory whole: a training run (or anything else) there is refused, intact."""
+    model = tiny_segmenter()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_config.json").write_text("{}")
+    (run / "ckpt-4.index").write_text("")
+    with pytest.raises(ValueError, match=r"exists and is not an export \(it holds ckpt-4.index, run_config.json\)"):
+        export_model(model, str(run), ExportConfig())
+    assert sorted(p.name for p in run.iterdir()) == ["ckpt-4.index", "run_config.json"]
+    with pytest.raises(ValueError, match="name a directory"):
+        export_model(model, ".", ExportConfig())
+    # An earlier export (and what an interrupted one left beside it) is replaced.
+    first = export_model(model, str(tmp_path / "export"), ExportConfig())
+    (tmp_path / ".export.old").mkdir()
+    assert export_model(model, first, ExportConfig()) == first
+    assert read_export_format(first)["format"] == "saved_model" and not (tmp_path / ".export.old").exists()
+
+
 def test_fixed_size_saved_model_records_its_size_and_refuses_others(tmp_path):
     model = tiny_segmenter()
     export_dir = export_model(model, str(tmp_path / "export"), ExportConfig(export_height=32, export_width=48))

@@ -260,5 +260,5 @@ def test_evaluate_defaults_to_the_protocol_stored_with_the_run(demo_runs, tmp_pa
 
 
 def test_flag_reference_is_up_to_date():
-    result = subprocess.run([sys.executable, "scripts/flag_reference.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "tools/flag_reference.py", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

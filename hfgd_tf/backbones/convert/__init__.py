@@ -296,7 +296,7 @@ def unconverted_file_message(path, backbone_name):
         how = f"{command('timm')} (--format=torchvision for a torchvision state dict)"
     elif path.endswith((".pth", ".pt", ".bin")):
         how = (
-            "first turn it into a .safetensors (the one-line torch command in README \"Pretrained backbones\"), "
+            "first turn it into a .safetensors (the one-line torch command in docs/backbones.md, section Pretrained weights), "
             f"then: {command('timm', os.path.splitext(path)[0] + '.safetensors')}"
         )
     elif path.endswith(".keras"):
