@@ -634,8 +634,10 @@ class Trainer:
         if self.is_chief:
             logging.info("Training run\n%s", run_banner(self, start_step))
         else:
-            logging.info("Worker %d of a %d-worker run; the chief logs the run", self.strategy.cluster_resolver.task_id,
-                         num_workers(self.strategy))
+            resolver = getattr(self.strategy, "cluster_resolver", None)
+            task_id = getattr(resolver, "task_id", None)
+            logging.info("Worker %s of a %d-worker run; the chief logs the run",
+                         "?" if task_id is None else task_id, num_workers(self.strategy))
         with contextlib.ExitStack() as stack:
             bar = None
             if config.training_progress_bar:
