@@ -10,8 +10,6 @@ import os
 
 import tensorflow as tf
 
-from hfgd_tf.files import read_json
-
 SERVING_SIGNATURE = "serving_default"
 LABELS_FILE = "labels.json"
 SOURCE_FILE = "source.json"
@@ -93,7 +91,8 @@ def _read_record(export_dir, name):
     if not tf.io.gfile.exists(path):
         return None
     try:
-        return path, read_json(path)
+        with tf.io.gfile.GFile(path, "r") as handle:
+            return path, json.loads(handle.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path!r} is not JSON ({error}); export the run again") from None
 

@@ -184,7 +184,7 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
         (["--backbone=resnet9000"], "backbone"),
         (["--mixed_precision=float8"], "mixed_precision"),
         (["--eval_scales=1.0,big"], "--eval_scales must be a comma-separated list of numbers"),
-        (["--checkpoint_dir={file}/run"], "--checkpoint_dir='{file}/run' is not a writable directory"),
+        (["--checkpoint_dir={file}/run"], "--checkpoint_dir='{file}/run' cannot be written as a directory: '{file}' (on the way to it) is a file"),
     ],
 )
 def test_bad_flags_fail_at_start_with_a_message_naming_them(arguments, message, tmp_path):
@@ -203,11 +203,11 @@ def test_run_scripts_refuse_unwritable_outputs_and_bad_scales_at_start(tmp_path)
     Image.new("RGB", (8, 8)).save(tmp_path / "image.png")
     cases = [
         ("evaluate.py", ["--eval_scales=0.5,x"], "--eval_scales must be a comma-separated list of numbers"),
-        ("export.py", [f"--export_dir={a_file}/exports/x"], f"--export_dir='{a_file}/exports' is not a writable directory"),
+        ("export.py", [f"--export_dir={a_file}/exports/x"], f"--export_dir='{a_file}/exports/x' cannot be written as a directory: '{a_file}' (on the way to it) is a file"),
         (
             "predict.py",
             [f"--input={tmp_path / 'image.png'}", f"--output_dir={a_file}/out"],
-            f"--output_dir='{a_file}/out' is not a writable directory",
+            f"--output_dir='{a_file}/out' cannot be written as a directory: '{a_file}' (on the way to it) is a file",
         ),
     ]
     for script, arguments, message in cases:
