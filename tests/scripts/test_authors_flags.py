@@ -76,7 +76,7 @@ def test_their_names_become_our_config_fields(parsed):
     )
     assert (optimizer["decay_strategy"], optimizer["sgd_momentum_rate"]) == ("cosine", 0.8)
     assert evaluation == {
-        "eval_scales": [0.75, 1.0, 1.25], "flip": True, "sliding_window_height": 33, "sliding_window_width": 44, "eval_batch_size": 2,
+        "eval_scales": [0.75, 1.0, 1.25], "flip": True, "sliding_window_height": 33, "sliding_window_width": 44, "scored_output": "logits", "eval_batch_size": 2,
     }
 
 
