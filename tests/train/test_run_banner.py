@@ -47,7 +47,9 @@ def test_the_banner_names_model_weights_data_steps_batch_strategy_and_run_direct
 def test_the_first_step_is_logged_with_its_time(data_dir, tmp_path, caplog):
     trainer = _trainer(data_dir, str(tmp_path / "run"), train_epoch=1, epoch_steps=3, log_every_steps=50,
                        evaluate_every_epoch=False)
-    with caplog.at_level(logging.INFO):
+    # absl's logger has its own level: parsing absl flags in this process (another test may have) sets it to
+    # WARNING, so the root logger's level alone would not let the trainer's INFO lines through.
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="absl"):
         trainer.train()
     messages = [record.getMessage() for record in caplog.records]
     assert any(m.startswith("Training run\nModel: ") for m in messages)
