@@ -24,9 +24,10 @@ import shlex
 import sys
 import tempfile
 
-import common_flags
 from absl import app, flags
-from benchmark_utils import (
+
+from hfgd_tf.cli import flags as cli_flags
+from hfgd_tf.cli.benchmarking import (
     MODELS,
     cpu_model,
     graph_flops,
@@ -643,7 +644,7 @@ def rewrite_deploy_section(path, section):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    common_flags.check_output_paths(output=(FLAGS.output, "file"))
+    cli_flags.check_output_paths(output=(FLAGS.output, "file"))
     if FLAGS.deploy:
         section = deployment_section()
         print("\n".join(section))
@@ -654,7 +655,7 @@ def main(argv):
     try:
         settings = parse_settings()
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     policy = POLICIES[FLAGS.mixed_precision]
     rows = {key: build_row(key, settings.image_size, policy) for key in settings.rows}
     columns = measure_rows(rows, settings)

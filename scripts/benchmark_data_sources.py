@@ -13,10 +13,11 @@ import dataclasses
 import statistics
 import time
 
-import common_flags
 from absl import app, flags
 
-common_flags.define_config_flags(common_flags.DataConfig)
+from hfgd_tf.cli import flags as cli_flags
+
+cli_flags.define_config_flags(cli_flags.DataConfig)
 flags.DEFINE_integer("batch_size", 8, "Training batch size.")
 flags.DEFINE_integer("train_batches", 40, "Training batches timed per run (after 3 warm-up batches).")
 flags.DEFINE_integer("repeats", 3, "Runs per source (alternating).")
@@ -48,13 +49,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        base = common_flags.data_config_from_flags()
+        base = cli_flags.data_config_from_flags()
         configs = {
             "tfrecord": dataclasses.replace(base, data_source="tfrecord"),
             "tfds": dataclasses.replace(base, data_source="tfds"),
         }
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     print(
         f"dataset {base.dataset}: records {base.data_dir!r}, TFDS {base.tfds_name or 'hfgd_' + base.dataset!r} in "
         f"{base.tfds_data_dir or '~/tensorflow_datasets'!r}; crop {base.crop_height}x{base.crop_width}, batch "
@@ -68,7 +69,7 @@ def main(argv):
                 rate, count = _eval_rate(config)
                 evaluation[name].append(rate)
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     print(f"| source | train images/s (augmented {base.crop_height}x{base.crop_width}) | eval images/s ({count} images, decoded) |")
     print("| --- | --- | --- |")
     for name in configs:

@@ -7,11 +7,12 @@ rate of a model at the same crop, measured in the same process (ratios matter; t
 
 import dataclasses
 
-import common_flags
 from absl import app, flags
-from benchmark_utils import pipeline_images_per_second, training_images_per_second
 
-common_flags.define_config_flags(common_flags.DataConfig)
+from hfgd_tf.cli import flags as cli_flags
+from hfgd_tf.cli.benchmarking import pipeline_images_per_second, training_images_per_second
+
+cli_flags.define_config_flags(cli_flags.DataConfig)
 flags.DEFINE_integer("batch_size", 8, "Batch size of both the pipeline and the training steps.")
 flags.DEFINE_integer("pipeline_batches", 30, "Batches timed per pipeline setting (after 3 warm-up batches).")
 flags.DEFINE_integer("train_steps", 5, "Training steps timed (after 2 warm-up steps).")
@@ -24,7 +25,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        config = common_flags.data_config_from_flags()
+        config = cli_flags.data_config_from_flags()
         from hfgd_tf.models import ModelConfig
 
         model_config = ModelConfig(
@@ -32,7 +33,7 @@ def main(argv):
             norm_method="batch_norm",
         )
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     print(f"dataset {config.dataset} at {config.data_dir}, crop {config.crop_height}x{config.crop_width}, batch {FLAGS.batch_size}")
     rates = {}
     for calls in (1, 2):

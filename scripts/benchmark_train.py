@@ -9,10 +9,11 @@ the 1-replica run of the same process.
 
 import time
 
-import common_flags
 from absl import app, flags
 
-common_flags.define_all()
+from hfgd_tf.cli import flags as cli_flags
+
+cli_flags.define_all()
 flags.DEFINE_integer("benchmark_steps", 3, "Timed training steps per strategy (after 1 warm-up step).")
 flags.DEFINE_integer("logical_cpus", 2, "Logical CPU devices to create when there is no GPU.")
 flags.DEFINE_bool("benchmark_eval", True, "Also time one evaluation pass over the eval split.")
@@ -37,17 +38,17 @@ def main(argv):
     if not tf.config.list_physical_devices("GPU"):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.logical_cpus)
-    common_flags.apply_authors_runtime_flags()  # before TF sets up its devices
+    cli_flags.apply_authors_runtime_flags()  # before TF sets up its devices
     try:
         configs = dict(
-            model_config=common_flags.model_config_from_flags(),
-            data_config=common_flags.data_config_from_flags(),
-            optimizer_config=common_flags.optimizer_config_from_flags(),
-            train_config=common_flags.train_config_from_flags(checkpoint_dir=FLAGS.checkpoint_dir or "/tmp/hfgd_benchmark"),
-            eval_config=common_flags.eval_config_from_flags(),
+            model_config=cli_flags.model_config_from_flags(),
+            data_config=cli_flags.data_config_from_flags(),
+            optimizer_config=cli_flags.optimizer_config_from_flags(),
+            train_config=cli_flags.train_config_from_flags(checkpoint_dir=FLAGS.checkpoint_dir or "/tmp/hfgd_benchmark"),
+            eval_config=cli_flags.eval_config_from_flags(),
         )
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     from hfgd_tf.train import Trainer
 
     devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -59,7 +60,7 @@ def main(argv):
         try:
             trainer = Trainer(**configs, strategy=strategy)
         except ValueError as error:
-            common_flags.config_error(error)
+            cli_flags.config_error(error)
         results[label] = _steps_per_second(trainer, FLAGS.benchmark_steps)
         print(
             f"train {label:12s}: {results[label]:.3f} steps/s, "

@@ -13,8 +13,9 @@ Train with `--data_source=tfds --tfds_data_dir=...` (and `--tfds_name=...` for T
 
 import sys
 
-import common_flags
 from absl import app, flags
+
+from hfgd_tf.cli import flags as cli_flags
 
 flags.DEFINE_string("dataset", None, "Dataset name (see hfgd_tf.data.registry); picks our builder hfgd_<dataset>.")
 flags.DEFINE_string("manual_dir", None, "The downloaded dataset (official layout, or TFDS's expected zips).")
@@ -27,7 +28,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    common_flags.check_output_paths(tfds_data_dir=(FLAGS.tfds_data_dir, "directory"))
+    cli_flags.check_output_paths(tfds_data_dir=(FLAGS.tfds_data_dir, "directory"))
     import tensorflow_datasets as tfds
 
     from hfgd_tf.data import tfds_builders

@@ -13,8 +13,9 @@ import os
 import sys
 import time
 
-import common_flags
 from absl import app, flags
+
+from hfgd_tf.cli import flags as cli_flags
 
 flags.DEFINE_string("dataset", None, "Dataset name (see hfgd_tf.data.registry).")
 flags.DEFINE_string("data_dir", "", "The dataset's root folder in its official layout.")
@@ -33,7 +34,7 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_integer("synthetic_num_train", 400, "synthetic_streets only: training scenes.")
 flags.DEFINE_integer("synthetic_num_val", 100, "synthetic_streets only: validation scenes.")
-common_flags.define_authors_flags()
+cli_flags.define_authors_flags()
 flags.mark_flags_as_required(["dataset", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -41,7 +42,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    common_flags.check_output_paths(output_dir=(FLAGS.output_dir, "directory"))
+    cli_flags.check_output_paths(output_dir=(FLAGS.output_dir, "directory"))
     import tensorflow as tf
 
     from hfgd_tf.data.converter import ConversionError, ConvertOptions, convert_split, write_manifest

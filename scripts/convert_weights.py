@@ -18,8 +18,9 @@ output norms, image stems), and the conversion refuses missing, extra or mis-sha
 import json
 import os
 
-import common_flags
 from absl import app, flags
+
+from hfgd_tf.cli import flags as cli_flags
 
 flags.DEFINE_string("source", None, "The checkpoint: .safetensors / .npz state dict (timm, torchvision) or Keras .h5 / .weights.h5.")
 flags.DEFINE_enum("format", None, ["timm", "torchvision", "keras_applications", "keras_cv"], "Where the checkpoint comes from.")
@@ -48,7 +49,7 @@ def _layout_flags(overrides):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    common_flags.check_output_paths(output=(FLAGS.output, "file"), report_json=(FLAGS.report_json, "file"))
+    cli_flags.check_output_paths(output=(FLAGS.output, "file"), report_json=(FLAGS.report_json, "file"))
     from hfgd_tf.backbones import BACKBONE_PRESETS, build_backbone
     from hfgd_tf.backbones.convert import (
         convert_checkpoint,
@@ -67,7 +68,7 @@ def main(argv):
         report = convert_checkpoint(source, FLAGS.format, backbone)
         write_converted(backbone, FLAGS.output, os.path.basename(source))
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     print(f"Converted {source} ({FLAGS.format}) -> {FLAGS.output} for --backbone={FLAGS.backbone}")
     print(report.summary())
     needed = _layout_flags({**target_overrides(FLAGS.format, FLAGS.backbone)})

@@ -10,10 +10,11 @@ TFRecords, so the demo runs the same pipeline as real datasets.
 import os
 import time
 
-import common_flags
 from absl import app, flags, logging
 
-common_flags.define_all()
+from hfgd_tf.cli import flags as cli_flags
+
+cli_flags.define_all()
 flags.DEFINE_string("output_dir", "demo_output", "Everything the demo writes goes under this directory.")
 flags.DEFINE_integer("num_train_images", 400, "Synthetic training scenes.")
 flags.DEFINE_integer("num_val_images", 100, "Synthetic validation scenes.")
@@ -26,8 +27,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     start = time.time()
-    common_flags.apply_authors_runtime_flags()  # before TF sets up its devices
-    common_flags.check_output_paths(
+    cli_flags.apply_authors_runtime_flags()  # before TF sets up its devices
+    cli_flags.check_output_paths(
         output_dir=(FLAGS.output_dir, "directory"),
         data_dir=(FLAGS.data_dir, "directory"),
         checkpoint_dir=(FLAGS.checkpoint_dir, "directory"),
@@ -36,15 +37,15 @@ def main(argv):
     data_dir = FLAGS.data_dir or os.path.join(output_dir, "data")
     checkpoint_dir = FLAGS.checkpoint_dir or os.path.join(output_dir, "run")
     try:
-        model_config = common_flags.model_config_from_flags()
-        data_config = common_flags.data_config_from_flags(data_dir=data_dir)
-        optimizer_config = common_flags.optimizer_config_from_flags()
-        train_config = common_flags.train_config_from_flags(checkpoint_dir=checkpoint_dir)
-        eval_config = common_flags.eval_config_from_flags()
+        model_config = cli_flags.model_config_from_flags()
+        data_config = cli_flags.data_config_from_flags(data_dir=data_dir)
+        optimizer_config = cli_flags.optimizer_config_from_flags()
+        train_config = cli_flags.train_config_from_flags(checkpoint_dir=checkpoint_dir)
+        eval_config = cli_flags.eval_config_from_flags()
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     if data_config.dataset != "synthetic_streets":
-        common_flags.config_error(f"demo.py trains on --dataset=synthetic_streets only. Received: {data_config.dataset!r}")
+        cli_flags.config_error(f"demo.py trains on --dataset=synthetic_streets only. Received: {data_config.dataset!r}")
 
     import numpy as np
     import tensorflow as tf
@@ -65,7 +66,7 @@ def main(argv):
     try:
         trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config)
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     trainer.train()
     train_seconds = time.time() - start
 
@@ -79,8 +80,8 @@ def main(argv):
     print(f"[4/5] Exporting a SavedModel to {export_dir}")
     info = data_config.info
     source = {
-        "checkpoint_dir": common_flags.absolute_path(checkpoint_dir),
-        "checkpoint": common_flags.absolute_path(resolve_checkpoint(checkpoint_dir, "best")),
+        "checkpoint_dir": cli_flags.absolute_path(checkpoint_dir),
+        "checkpoint": cli_flags.absolute_path(resolve_checkpoint(checkpoint_dir, "best")),
     }
     export_saved_model(model, export_dir, info.class_names, info.colormap, source=source)
 

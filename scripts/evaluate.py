@@ -13,17 +13,18 @@ Its protocol is the one baked in at export; a fixed-size export gets each image 
 import dataclasses
 import os
 
-import common_flags
 from absl import app, flags, logging
+
+from hfgd_tf.cli import flags as cli_flags
 
 # Defined before the run flags so that the authors' --tpu_name aliases --tpu here too.
 flags.DEFINE_string(
     "strategy", "auto", "auto, one_device, mirrored, multi_worker or tpu (auto: TPU if --tpu is given)."
 )
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu|auto.")
-common_flags.define_cluster_flags()
-common_flags.define_run_flags(mode="val")
-common_flags.define_verify_records_flag()
+cli_flags.define_cluster_flags()
+cli_flags.define_run_flags(mode="val")
+cli_flags.define_verify_records_flag()
 flags.DEFINE_string("results_json", "", "Where to write the metrics JSON; default <checkpoint_dir>/eval_<checkpoint>.json.")
 flags.DEFINE_string("eval_data_dir", "", "Override the run's data_dir (TFRecords of the eval split).")
 flags.DEFINE_integer("max_eval_batches", 0, "Evaluate only this many batches (0 = the whole split).")
@@ -32,14 +33,14 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    common_flags.run_script_prologue(argv)
+    cli_flags.run_script_prologue(argv)
     # The path that will be written, checked before the evaluation (the default one too).
     if FLAGS.exported:
         default_name = "exported_" + os.path.basename(FLAGS.exported.rstrip("/"))
     else:
         default_name = FLAGS.checkpoint if FLAGS.checkpoint in ("latest", "best") else os.path.basename(FLAGS.checkpoint)
     results_json = FLAGS.results_json or os.path.join(FLAGS.checkpoint_dir, f"eval_{default_name}.json")
-    common_flags.check_output_paths(results_json=(results_json, "file"))
+    cli_flags.check_output_paths(results_json=(results_json, "file"))
 
     import tensorflow as tf
 
@@ -51,7 +52,7 @@ def main(argv):
 
     logging.set_verbosity(logging.INFO)
     try:
-        common_flags.configure_workers_from_flags(FLAGS.strategy)
+        cli_flags.configure_workers_from_flags(FLAGS.strategy)
         # A multi-worker strategy must exist before any TensorFlow op runs (collectives are set up then).
         strategy = create_strategy(FLAGS.strategy, FLAGS.tpu)
         # The records are checked before the model is built.
@@ -63,7 +64,7 @@ def main(argv):
         check_records(data_config, [data_config.eval_split], verify_checksums=FLAGS.verify_records)
         # The protocol comes from the run; the batch from the flags (it depends on this machine's replicas).
         stored = {k: v for k, v in run.get("eval", {}).items() if k != "eval_batch_size"}
-        eval_config = common_flags.eval_config_from_flags(stored=stored)
+        eval_config = cli_flags.eval_config_from_flags(stored=stored)
         global_eval_batch_size(eval_config.eval_batch_size, strategy.num_replicas_in_sync)
         if FLAGS.exported:
             from hfgd_tf.data.pipeline import build_eval_dataset
@@ -86,7 +87,7 @@ def main(argv):
             model, _, _ = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
         dataset = build_distributed_eval_dataset(strategy, data_config, eval_config.eval_batch_size)
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     info = data_config.info
     metrics = evaluate(
         model,

@@ -13,10 +13,11 @@ format suits which target.
 
 import os
 
-import common_flags
 from absl import app, flags, logging
 
-common_flags.define_run_flags()
+from hfgd_tf.cli import flags as cli_flags
+
+cli_flags.define_run_flags()
 flags.DEFINE_string("export_dir", "", "Output directory; default <checkpoint_dir>/<format>[_<quantize>].")
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert", "onnx", "openvino"], "Artifact format.")
 flags.DEFINE_enum(
@@ -30,7 +31,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    eval_config = common_flags.run_script_prologue(argv)
+    eval_config = cli_flags.run_script_prologue(argv)
 
     from hfgd_tf.export import ExportConfig, check_export_dir, check_protocol, export_model
     from hfgd_tf.export.calibration import calibration_images
@@ -47,15 +48,15 @@ def main(argv):
         )
         check_protocol(export_config, eval_config)
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     default_name = FLAGS.format + ("" if FLAGS.quantize == "none" else f"_{FLAGS.quantize}")
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, default_name)
     # The export is written beside its final name and renamed, so the parent must be writable.
-    common_flags.check_output_paths(export_dir=(export_dir, "directory"))
+    cli_flags.check_output_paths(export_dir=(export_dir, "directory"))
     try:
         check_export_dir(export_dir)
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     try:
         # The file is resolved once, loaded and recorded with the export (its source run and checkpoint), so
         # that a checkpoint written meanwhile by a running training cannot make the record wrong.
@@ -65,8 +66,8 @@ def main(argv):
             FLAGS.checkpoint_dir, "best" if FLAGS.checkpoint == "best" else checkpoint, dtype_policy=policy
         )
         source = {
-            "checkpoint_dir": common_flags.absolute_path(FLAGS.checkpoint_dir),
-            "checkpoint": common_flags.absolute_path(checkpoint),
+            "checkpoint_dir": cli_flags.absolute_path(FLAGS.checkpoint_dir),
+            "checkpoint": cli_flags.absolute_path(checkpoint),
         }
         calibration = None
         if export_config.quantize == "int8":
@@ -84,7 +85,7 @@ def main(argv):
             calibration_images=calibration,
         )
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     print(
         f"{FLAGS.format} export ({FLAGS.quantize}): {export_dir} (uint8 images -> class_ids, probabilities, logits; "
         "labels and protocol in assets/)"

@@ -7,9 +7,10 @@ a markdown table; optional forward timings reported as ratios to a peer measured
 
 import os
 
-import common_flags
 from absl import app, flags
-from benchmark_utils import MODELS, graph_flops, median_seconds
+
+from hfgd_tf.cli import flags as cli_flags
+from hfgd_tf.cli.benchmarking import MODELS, graph_flops, median_seconds
 
 flags.DEFINE_integer("image_size", 512, "Square input size for FLOPs and timing.")
 flags.DEFINE_integer("num_classes", 59, "Classes (Pascal Context 59 by default).")
@@ -32,7 +33,7 @@ def forward_seconds(model, size, runs):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    common_flags.check_output_paths(output=(FLAGS.output, "file"))
+    cli_flags.check_output_paths(output=(FLAGS.output, "file"))
     import keras
     import numpy as np
 

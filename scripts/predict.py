@@ -14,10 +14,11 @@ Writes `<stem>_label.png` (class ids), `<stem>_color.png` and `<stem>_overlay.pn
 
 import os
 
-import common_flags
 from absl import app, flags
 
-common_flags.define_run_flags(mode="test_dir")
+from hfgd_tf.cli import flags as cli_flags
+
+cli_flags.define_run_flags(mode="test_dir")
 flags.DEFINE_string("saved_model", "", "An export written by scripts/export.py (any --format) or demo.py, run in its own runtime. With --checkpoint_dir too (an experiment flagfile sets it), the export must come from that run.")
 flags.DEFINE_alias("exported", "saved_model")
 flags.DEFINE_string("input", "", "An image file or a folder of images (.jpg, .jpeg, .png).")
@@ -56,25 +57,25 @@ def check_inference_flags(saved_model):
     if not given:
         return
     try:
-        wanted = common_flags.eval_config_from_flags()
+        wanted = cli_flags.eval_config_from_flags()
         baked = read_export_inference(saved_model)
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     if wanted.sliding_window_height:
-        common_flags.config_error(
+        cli_flags.config_error(
             f"--sliding_window_height/width given (command line or flagfile): --saved_model={saved_model!r} cannot "
             "predict in sliding windows (a SavedModel has no static size); predict with --checkpoint_dir for "
             "sliding-window inference, or add --sliding_window_height=0 --sliding_window_width=0"
         )
     asked = f"{', '.join('--' + name for name in given)} (command line or flagfile)"
     if baked is None:
-        common_flags.config_error(
+        cli_flags.config_error(
             f"{asked} given, but --saved_model={saved_model!r} does not record the scales and flip baked into it "
             "(an export written before they were recorded): export it again (scripts/export.py, with the same "
             "flags), or drop those flags"
         )
     if (sorted(wanted.eval_scales), wanted.flip) != (sorted(baked["eval_scales"]), baked["flip"]):
-        common_flags.config_error(
+        cli_flags.config_error(
             f"--saved_model={saved_model!r} predicts at scales {baked['eval_scales']} "
             f"{'with' if baked['flip'] else 'without'} flip (baked in at export), but {asked} asks for scales "
             f"{list(wanted.eval_scales)} {'with' if wanted.flip else 'without'} flip: export again with those "
@@ -93,25 +94,25 @@ def check_saved_model_from_run(saved_model, checkpoint_dir):
     try:
         source = read_export_source(saved_model)
     except ValueError as error:
-        common_flags.config_error(error)
-    run_dir = common_flags.absolute_path(checkpoint_dir)
+        cli_flags.config_error(error)
+    run_dir = cli_flags.absolute_path(checkpoint_dir)
     clear = "drop one of them (--checkpoint_dir= with nothing after it clears a flagfile's)"
     if source is None:
-        common_flags.config_error(
+        cli_flags.config_error(
             f"--saved_model={saved_model!r} does not record the run it was exported from (an export written "
             f"before scripts/export.py recorded it), so it cannot be matched with --checkpoint_dir={checkpoint_dir!r}: "
             f"{clear}, or export the run again"
         )
     if source["checkpoint_dir"] != run_dir:
-        common_flags.config_error(
+        cli_flags.config_error(
             f"--saved_model={saved_model!r} was exported from {source['checkpoint_dir']!r}, not from "
             f"--checkpoint_dir={checkpoint_dir!r} ({run_dir!r}): {clear}"
         )
     if tf.io.gfile.exists(os.path.join(checkpoint_dir, RUN_CONFIG)):
         try:
-            common_flags.check_flags_match_run(checkpoint_dir)
+            cli_flags.check_flags_match_run(checkpoint_dir)
         except ValueError as error:
-            common_flags.config_error(error)
+            cli_flags.config_error(error)
     else:
         print(f"{os.path.join(checkpoint_dir, RUN_CONFIG)} is gone: the model flags given are not checked")
     print(f"Predicting with {saved_model}, exported from {run_dir} (checkpoint {source['checkpoint']})")
@@ -121,17 +122,17 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.saved_model and not FLAGS.checkpoint_dir:
-        common_flags.config_error("Give --saved_model (an export) or --checkpoint_dir (a training run)")
+        cli_flags.config_error("Give --saved_model (an export) or --checkpoint_dir (a training run)")
     try:
-        common_flags.check_authors_flags()  # the --saved_model path reads no config, so check them here
+        cli_flags.check_authors_flags()  # the --saved_model path reads no config, so check them here
     except ValueError as error:
-        common_flags.config_error(error)
-    common_flags.apply_authors_runtime_flags()
+        cli_flags.config_error(error)
+    cli_flags.apply_authors_runtime_flags()
     try:
         files = list_images(FLAGS.input)
     except ValueError as error:
-        common_flags.config_error(error)
-    common_flags.check_writable_directory("output_dir", FLAGS.output_dir)
+        cli_flags.config_error(error)
+    cli_flags.check_writable_directory("output_dir", FLAGS.output_dir)
 
     import numpy as np
     import tensorflow as tf
@@ -141,20 +142,20 @@ def main(argv):
 
     if FLAGS.saved_model:
         if not tf.io.gfile.isdir(FLAGS.saved_model):
-            common_flags.config_error(f"--saved_model {FLAGS.saved_model!r} is not a directory")
+            cli_flags.config_error(f"--saved_model {FLAGS.saved_model!r} is not a directory")
         check_inference_flags(FLAGS.saved_model)
         if FLAGS.checkpoint_dir:
             check_saved_model_from_run(FLAGS.saved_model, FLAGS.checkpoint_dir)
         try:
             _, colormap = read_export_labels(FLAGS.saved_model)
         except ValueError as error:
-            common_flags.config_error(error)
+            cli_flags.config_error(error)
         from hfgd_tf.export import load_exported
 
         try:
             exported = load_exported(FLAGS.saved_model)
         except ValueError as error:
-            common_flags.config_error(error)
+            cli_flags.config_error(error)
 
         def predict(image):
             # A fixed-size export (LiteRT) gets the image resized to its size and the logits resized back.
@@ -165,11 +166,11 @@ def main(argv):
         from hfgd_tf.train.checkpoints import restore_model
 
         try:
-            common_flags.check_flags_match_run(FLAGS.checkpoint_dir)
-            eval_config = common_flags.eval_config_from_flags()
+            cli_flags.check_flags_match_run(FLAGS.checkpoint_dir)
+            eval_config = cli_flags.eval_config_from_flags()
             model, _, data_config = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
         except ValueError as error:
-            common_flags.config_error(error)
+            cli_flags.config_error(error)
         colormap = data_config.info.colormap
 
         def predict(image):
@@ -183,7 +184,7 @@ def main(argv):
             with tf.io.gfile.GFile(path, "rb") as handle, Image.open(handle) as opened:
                 image = np.asarray(opened.convert("RGB"))
         except OSError as error:
-            common_flags.config_error(f"Cannot read image {path!r}: {error}")
+            cli_flags.config_error(f"Cannot read image {path!r}: {error}")
         stem = os.path.join(FLAGS.output_dir, os.path.splitext(os.path.basename(path))[0])
         written = save_prediction_pngs(stem, image, predict(image), colormap)
         print(f"{path} -> {', '.join(written[kind] for kind in ('label', 'color', 'overlay'))}")

@@ -5,12 +5,13 @@ Rerunning the same command resumes from the last checkpoint in --checkpoint_dir.
 
 import sys
 
-import common_flags
 from absl import app, flags, logging
 
-common_flags.define_all()
-common_flags.define_cluster_flags()
-common_flags.define_verify_records_flag()
+from hfgd_tf.cli import flags as cli_flags
+
+cli_flags.define_all()
+cli_flags.define_cluster_flags()
+cli_flags.define_verify_records_flag()
 FLAGS = flags.FLAGS
 
 
@@ -19,15 +20,15 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from hfgd_tf.data.records import check_records
 
-    common_flags.apply_authors_runtime_flags()  # before TF sets up its devices
+    cli_flags.apply_authors_runtime_flags()  # before TF sets up its devices
     try:
-        model_config = common_flags.model_config_from_flags()
-        data_config = common_flags.data_config_from_flags()
-        optimizer_config = common_flags.optimizer_config_from_flags()
-        train_config = common_flags.train_config_from_flags()
-        eval_config = common_flags.eval_config_from_flags()
-        common_flags.check_writable_directory("checkpoint_dir", train_config.checkpoint_dir)
-        common_flags.configure_workers_from_flags(train_config.strategy)
+        model_config = cli_flags.model_config_from_flags()
+        data_config = cli_flags.data_config_from_flags()
+        optimizer_config = cli_flags.optimizer_config_from_flags()
+        train_config = cli_flags.train_config_from_flags()
+        eval_config = cli_flags.eval_config_from_flags()
+        cli_flags.check_writable_directory("checkpoint_dir", train_config.checkpoint_dir)
+        cli_flags.configure_workers_from_flags(train_config.strategy)
         # A multi-worker strategy must exist before any TensorFlow op runs (collectives are set up then).
         from hfgd_tf.train.distribute import create_strategy
 
@@ -36,7 +37,7 @@ def main(argv):
         splits = [data_config.train_split] + ([data_config.eval_split] if train_config.evaluate_every_epoch else [])
         check_records(data_config, splits, verify_checksums=FLAGS.verify_records)
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
 
     from hfgd_tf.train import NonFiniteLossError, Trainer
     from hfgd_tf.train.checkpoints import CheckpointSaveError
@@ -46,7 +47,7 @@ def main(argv):
     try:
         trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config, strategy=strategy)
     except ValueError as error:
-        common_flags.config_error(error)
+        cli_flags.config_error(error)
     try:
         metrics = trainer.train()
     except (ValueError, NonFiniteLossError, CheckpointSaveError) as error:

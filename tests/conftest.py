@@ -31,6 +31,9 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains or runs scripts end to end (tens of seconds)")
+    # The scripts import the package: the ones the tests start in subprocesses import this checkout's, not an
+    # installed copy's.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
     # Two logical CPU devices for the whole session, so that MirroredStrategy / synchronised BatchNorm
     # code paths run with 2 replicas (this must happen before TensorFlow initialises its devices).
     import tensorflow as tf

@@ -18,15 +18,14 @@ import subprocess
 import sys
 import time
 
+import plan
+import report
+from absl import app, flags, logging
+
+from hfgd_tf.files import write_bytes_atomic, write_json_atomic
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path[:0] = [HERE, ROOT, os.path.join(ROOT, "scripts")]
-
-import plan  # noqa: E402
-import report  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-
-from hfgd_tf.files import write_bytes_atomic, write_json_atomic  # noqa: E402
 
 flags.DEFINE_string("camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"),
                     "CamVid in the SegNet layout.")
@@ -249,8 +248,8 @@ def run_one(row, seed, rows, commit_name):
     """Trains and scores one (row, seed); writes and returns its result JSON's path."""
     import keras
     import numpy as np
-    from benchmark_utils import cpu_model, graph_flops
 
+    from hfgd_tf.cli.benchmarking import cpu_model, graph_flops
     from hfgd_tf.train import Trainer
 
     settings = settings_of(row)

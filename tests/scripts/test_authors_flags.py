@@ -16,10 +16,9 @@ from tests.conftest import ROOT
 CONFIGS = textwrap.dedent(
     """
     import dataclasses, json, sys
-    sys.path.insert(0, "scripts")
-    import common_flags
+    from hfgd_tf.cli import flags as cli_flags
     from absl import flags
-    common_flags.define_all()
+    cli_flags.define_all()
     FLAGS = flags.FLAGS
     results = []
     for line in sys.argv[1:]:
@@ -27,11 +26,11 @@ CONFIGS = textwrap.dedent(
         FLAGS(["train.py"] + line.split())
         try:
             configs = {
-                "model": common_flags.model_config_from_flags(),
-                "data": common_flags.data_config_from_flags(),
-                "optimizer": common_flags.optimizer_config_from_flags(),
-                "train": common_flags.train_config_from_flags(),
-                "eval": common_flags.eval_config_from_flags(),
+                "model": cli_flags.model_config_from_flags(),
+                "data": cli_flags.data_config_from_flags(),
+                "optimizer": cli_flags.optimizer_config_from_flags(),
+                "train": cli_flags.train_config_from_flags(),
+                "eval": cli_flags.eval_config_from_flags(),
             }
             results.append({k: dataclasses.asdict(v) for k, v in configs.items()})
         except ValueError as error:
@@ -126,14 +125,10 @@ class _Example:
 
 
 def test_the_help_texts_are_the_right_ones():
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    try:
-        import common_flags
-    finally:
-        sys.path.remove(os.path.join(ROOT, "scripts"))
+    from hfgd_tf.cli import flags as cli_flags
     from hfgd_tf.models.config import ModelConfig
 
-    helps = common_flags._field_help(ModelConfig)
+    helps = cli_flags._field_help(ModelConfig)
     assert helps["output_stride"] == (
         "int. Output stride of the upsampler's logits: 8, 4 or 2. Not the authors' `output_stride` (their "
         "backbone's, set by dilation), which is `backbone_output_stride` here."
@@ -146,7 +141,7 @@ def test_the_help_texts_are_the_right_ones():
         ("share_class_kernels", "bool. The upsampler classifies with the high-level branch's class kernels"),
     ):
         assert helps[switch].startswith(start) and helps[switch].endswith("Default on."), switch
-    assert common_flags._field_help(_Example) == {
+    assert cli_flags._field_help(_Example) == {
         "alpha_1": "int. Shared text on two lines.",
         "beta": "int. Shared text on two lines.",
         "gamma": "int. Shared text on two lines.",
@@ -250,18 +245,17 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_pat
 RUN_CHECK = textwrap.dedent(
     """
     import json, sys
-    sys.path.insert(0, "scripts")
-    import common_flags
+    from hfgd_tf.cli import flags as cli_flags
     from absl import flags
     flags.DEFINE_string("eval_data_dir", "", "as evaluate.py")
-    common_flags.define_run_flags(mode="val")
+    cli_flags.define_run_flags(mode="val")
     FLAGS = flags.FLAGS
     results = []
     for line in sys.argv[2:]:
         FLAGS.unparse_flags()
         FLAGS(["evaluate.py", "--checkpoint_dir=" + sys.argv[1]] + line.split())
         try:
-            common_flags.check_flags_match_run(sys.argv[1])
+            cli_flags.check_flags_match_run(sys.argv[1])
             results.append("ok")
         except ValueError as error:
             results.append(str(error))

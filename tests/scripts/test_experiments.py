@@ -13,20 +13,19 @@ from tests.conftest import ROOT
 CHECK = textwrap.dedent(
     """
     import sys
-    sys.path.insert(0, "scripts")
-    import common_flags
+    from hfgd_tf.cli import flags as cli_flags
     from absl import flags
-    common_flags.define_all()
+    cli_flags.define_all()
     flags.DEFINE_string("output_dir", "", "demo.py's flag, also accepted here")
     FLAGS = flags.FLAGS
     for path in sys.argv[1:]:
         FLAGS.unparse_flags()
-        FLAGS(common_flags.expand_flagfiles(["train.py", "--flagfile=" + path, "--checkpoint_dir=/tmp/unused"]))
-        model = common_flags.model_config_from_flags()
-        data = common_flags.data_config_from_flags()
-        common_flags.optimizer_config_from_flags()
-        common_flags.train_config_from_flags()
-        common_flags.eval_config_from_flags()
+        FLAGS(cli_flags.expand_flagfiles(["train.py", "--flagfile=" + path, "--checkpoint_dir=/tmp/unused"]))
+        model = cli_flags.model_config_from_flags()
+        data = cli_flags.data_config_from_flags()
+        cli_flags.optimizer_config_from_flags()
+        cli_flags.train_config_from_flags()
+        cli_flags.eval_config_from_flags()
         print(path, data.dataset, model.backbone, model.num_classes)
     """
 )
@@ -60,23 +59,18 @@ def test_included_flagfiles_resolve_next_to_the_including_file_from_any_director
 
 
 def test_flagfile_includes_expand_in_place_and_refuse_missing_or_circular_ones(tmp_path):
-    import importlib
+    from hfgd_tf.cli import flags as cli_flags
 
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    try:
-        common_flags = importlib.import_module("common_flags")
-    finally:
-        sys.path.remove(os.path.join(ROOT, "scripts"))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "base.cfg").write_text("# comment\n--batch_size=2\n\n--seed=1\n")
     (tmp_path / "sub" / "exp.cfg").write_text("--flagfile=base.cfg\n--batch_size=4\n")
-    assert common_flags.expand_flagfiles(["x", "--seed=0", f"--flagfile={tmp_path / 'sub' / 'exp.cfg'}", "--seed=5"]) == [
+    assert cli_flags.expand_flagfiles(["x", "--seed=0", f"--flagfile={tmp_path / 'sub' / 'exp.cfg'}", "--seed=5"]) == [
         "x", "--seed=0", "--batch_size=2", "--seed=1", "--batch_size=4", "--seed=5"
     ]
     (tmp_path / "sub" / "bad.cfg").write_text("--flagfile=nowhere.cfg\n")
     with pytest.raises(ValueError) as error:
-        common_flags.expand_flagfiles(["x", f"--flagfile={tmp_path / 'sub' / 'bad.cfg'}"])
+        cli_flags.expand_flagfiles(["x", f"--flagfile={tmp_path / 'sub' / 'bad.cfg'}"])
     assert f"--flagfile=nowhere.cfg (included from {tmp_path / 'sub' / 'bad.cfg'}): no such file" in str(error.value)
     (tmp_path / "sub" / "loop.cfg").write_text("--flagfile=loop.cfg\n")
     with pytest.raises(ValueError, match="includes itself"):
-        common_flags.expand_flagfiles(["x", f"--flagfile={tmp_path / 'sub' / 'loop.cfg'}"])
+        cli_flags.expand_flagfiles(["x", f"--flagfile={tmp_path / 'sub' / 'loop.cfg'}"])

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-IMPORT_AND_RUN = "import sys; sys.path.insert(0, 'scripts'); import common_flags, tensorflow as tf; print(int(tf.constant(1) + 1))"
+IMPORT_AND_RUN = "import hfgd_tf.cli.flags, tensorflow as tf; print(int(tf.constant(1) + 1))"
 
 
 @pytest.mark.skipif(bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.isdir("/proc/driver/nvidia"), reason="NVIDIA driver present")

@@ -14,12 +14,7 @@ import typing
 
 from absl import flags
 
-# `python scripts/<name>.py` from a source checkout works without installing the package too.
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tensorflow_startup import import_tensorflow_quietly  # noqa: E402
+from hfgd_tf.cli.startup import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before anything imports TensorFlow
 

@@ -1,8 +1,8 @@
 """What the benchmark scripts share (no flags here): the model zoo's rows, graph FLOPs, interleaved
 median timings, and the input-pipeline vs training-step rates.
 
-Imported by `model_stats.py`, `benchmark_input.py` and `benchmark.py` (scripts/ is on `sys.path` when a
-script runs), so that every script counts and times the same way.
+Imported by `scripts/benchmark.py` and the CamVid study, so that every benchmark counts and times the same
+way.
 """
 
 import statistics
