@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from hfgd_tf.backbones import preset_input_normalization
-from hfgd_tf.backbones.weights import load_weights_by_name, save_weights_by_name
+from hfgd_tf.backbones.weights import UnreadableWeightsError, load_weights_by_name, save_weights_by_name
 from hfgd_tf.data.converter import class_weights_from_manifest
 from hfgd_tf.data.pipeline import build_train_dataset
 from hfgd_tf.data.tfrecord import list_shards, parse_example, read_manifest
@@ -191,8 +191,17 @@ class Trainer:
                 # Fine-tuning: weights whose path and shape match load; the rest (e.g. a classifier for
                 # another number of classes) keep their initial values, listed in a warning.
                 if not tf.io.gfile.exists(train_config.init_weights_path):
-                    raise ValueError(f"TrainConfig.init_weights_path not found: {train_config.init_weights_path!r}")
-                load_weights_by_name(self.model, train_config.init_weights_path, skip_mismatch=True)
+                    raise ValueError(
+                        f"--init_weights_path (TrainConfig.init_weights_path) not found: "
+                        f"{train_config.init_weights_path!r}"
+                    )
+                try:
+                    load_weights_by_name(self.model, train_config.init_weights_path, skip_mismatch=True)
+                except UnreadableWeightsError as error:
+                    raise ValueError(
+                        f"--init_weights_path (TrainConfig.init_weights_path): {error}. Copy the file again or "
+                        "point the flag at another run's best/model.weights.h5."
+                    ) from None
         # Device-side training health, written by the train step and read by the host only at log and
         # checkpoint steps (no host round trip per step): the steps run, the first step whose loss was
         # NaN/Inf or whose update was skipped without float16 loss scaling (-1: none) with its loss, and

@@ -186,6 +186,22 @@ def test_fine_tuning_from_a_run_with_another_class_count(synthetic_dir, tmp_path
     np.testing.assert_array_equal(trainer.model.backbone.weights[0].numpy(), source.backbone.weights[0].numpy())
 
 
+def test_a_missing_or_cut_short_init_weights_file_names_the_flag(synthetic_dir, tmp_path):
+    from hfgd_tf.backbones import save_weights_by_name
+    from hfgd_tf.models import build_model
+
+    missing = str(tmp_path / "nowhere.weights.h5")
+    with pytest.raises(ValueError, match=r"^--init_weights_path \(TrainConfig.init_weights_path\) not found: "):
+        _trainer(synthetic_dir, str(tmp_path / "a"), steps=1, init_weights_path=missing)
+    path = str(tmp_path / "source.weights.h5")
+    save_weights_by_name(build_model(tiny_model_config(num_classes=5)), path)
+    with open(path, "r+b") as handle:
+        handle.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(ValueError, match=r"^--init_weights_path \(TrainConfig.init_weights_path\): '.*source\.weights"
+                       r"\.h5' cannot be read \(\d+ bytes; .* Copy the file again"):
+        _trainer(synthetic_dir, str(tmp_path / "b"), steps=1, init_weights_path=path)
+
+
 def test_a_non_finite_gradient_with_a_finite_loss_is_not_applied_nor_saved(synthetic_dir, tmp_path):
     first = _trainer(synthetic_dir, str(tmp_path), steps=2, epoch_steps=1)
     first.train_config = first.train_config.__class__(**{**first.train_config.__dict__, "train_epoch": 1})
