@@ -215,6 +215,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._save_dir, max_to_keep=train_config.max_checkpoints_to_keep
         )
+        self._restored_checkpoint = None  # set by `restore`, cleared by the next save
         self.best_miou = -1.0
         self.last_step_outputs = None  # the train step's dict of the last step run by `train`
         self.class_weights = self._class_weights()
@@ -463,7 +464,7 @@ class Trainer:
             int(self._skipped_updates.numpy()),
             int(self._steps_run.numpy()),
         )
-        last_good = self.manager.latest_checkpoint
+        last_good = self._last_good_checkpoint()
         hint = "Try a lower --initial_lr or --gradient_clip_norm."
         if first_bad >= 0 and not math.isfinite(loss):
             raise NonFiniteLossError(
@@ -501,20 +502,29 @@ class Trainer:
         if bad:
             raise NonFiniteLossError(
                 f"{len(bad)} weights are NaN/Inf at step {step} (e.g. {bad[0]!r}); stopped without saving. The last "
-                f"good checkpoint is {self.manager.latest_checkpoint!r}. Try a lower --initial_lr or "
+                f"good checkpoint is {self._last_good_checkpoint()!r}. Try a lower --initial_lr or "
                 "--gradient_clip_norm."
             )
         self.step.assign(step)
         # CheckpointManager writes the files under a temporary name and only then records them in the
         # `checkpoint` state file (an atomic rename), then deletes old ones: a kill at any point leaves
         # the previous checkpoint as the latest one.
-        previous = self.manager.latest_checkpoint
+        previous = self._last_good_checkpoint()
         try:
             path = self.manager.save(checkpoint_number=step)
         except (tf.errors.OpError, OSError) as error:  # a full disk, a lost mount, a revoked bucket permission
             raise checkpoints.CheckpointSaveError(self._save_dir, step, previous, error) from error
+        self._restored_checkpoint = None
         logging.info("Saved checkpoint %s", path)
         return path
+
+    def _last_good_checkpoint(self):
+        """The checkpoint a rerun would resume from: the one restored, until this run saves one of its own.
+
+        After a fall-back past unreadable checkpoints, the manager's latest is still the unreadable one
+        (it is overwritten when training reaches its step again).
+        """
+        return self._restored_checkpoint or self.manager.latest_checkpoint
 
     # === Loop ===
     def restore(self):
@@ -525,7 +535,9 @@ class Trainer:
         """
         # Every worker resumes from the chief's checkpoints.
         if self.train_config.restore_checkpoint:
-            checkpoints.restore_training_state(self.checkpoint, self.train_config.checkpoint_dir)
+            self._restored_checkpoint = checkpoints.restore_training_state(
+                self.checkpoint, self.train_config.checkpoint_dir
+            )
         best_path = os.path.join(self.train_config.checkpoint_dir, checkpoints.BEST_DIR, "metrics.json")
         if tf.io.gfile.exists(best_path):
             self.best_miou = read_json(best_path)["miou"]

@@ -65,6 +65,19 @@ def test_a_truncated_latest_checkpoint_falls_back_and_the_run_ends_as_an_uninter
     assert checkpoint_recovery.checkpoint_problem(os.path.join(run_dir, "ckpt-6")) is None
 
 
+def test_after_a_fall_back_the_stop_messages_name_the_restored_checkpoint_not_the_unreadable_one(synthetic_dir, tmp_path):
+    from hfgd_tf.train import NonFiniteLossError
+
+    run_dir = str(tmp_path)
+    _stop_after(_trainer(synthetic_dir, run_dir, steps=8, epoch_steps=2, max_checkpoints_to_keep=3), 2).train()
+    truncate(os.path.join(run_dir, "ckpt-4.data-00000-of-00001"))
+    resumed = _trainer(synthetic_dir, run_dir, steps=8, epoch_steps=2, max_checkpoints_to_keep=3)
+    assert resumed.restore() == 2
+    resumed.model.weights[0].assign(resumed.model.weights[0] * np.nan)
+    with pytest.raises(NonFiniteLossError, match=r"The last good checkpoint is '.*ckpt-2'\."):
+        resumed.save_checkpoint(3)
+
+
 def test_a_latest_checkpoint_whose_files_are_missing_falls_back_instead_of_starting_afresh(synthetic_dir, tmp_path):
     """`tf.train.latest_checkpoint` answers None when the newest checkpoint's index is missing: a resume
     would silently start again at step 0 and overwrite the older checkpoints."""
