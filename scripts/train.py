@@ -48,11 +48,19 @@ def main(argv):
         trainer = Trainer(model_config, data_config, optimizer_config, train_config, eval_config, strategy=strategy)
     except ValueError as error:
         cli_flags.config_error(error)
+    from hfgd_tf.train.distribute import end_multi_worker_run
+
     try:
         metrics = trainer.train()
-    except (ValueError, NonFiniteLossError, CheckpointSaveError) as error:
-        # A corrupt record (named with its shard), an unreadable checkpoint, a NaN/Inf or a failed save
-        # (e.g. a full disk): a message, no traceback.
+    except NonFiniteLossError as error:
+        sys.stderr.write(f"Training stopped: {error}\n")
+        # Every worker stops at the same step (the health counters are reduced across workers): they can
+        # meet and end together, so the chief does not report the others as crashed.
+        end_multi_worker_run(strategy, exit_code=1)
+        sys.exit(1)
+    except (ValueError, CheckpointSaveError) as error:
+        # A corrupt record (named with its shard), an unreadable checkpoint or a failed save (e.g. a full
+        # disk): a message, no traceback. Possibly on one worker only, so no meeting with the others.
         sys.stderr.write(f"Training stopped: {error}\n")
         sys.exit(1)
     if trainer.preempted:
@@ -61,13 +69,12 @@ def main(argv):
             f"Preempted (SIGTERM): saved a checkpoint in {train_config.checkpoint_dir}; rerun the same command to "
             f"resume. Exit status {PREEMPTED_EXIT_CODE}.\n"
         )
+        end_multi_worker_run(strategy, exit_code=PREEMPTED_EXIT_CODE)  # every worker stopped at the same step
         sys.exit(PREEMPTED_EXIT_CODE)
     if trainer.is_chief:  # the run directory is the chief's (the other workers wrote a temporary one)
         print(f"Checkpoints and TensorBoard logs: {train_config.checkpoint_dir}")
         if metrics is not None:
             print(f"Final mIoU: {100 * metrics['miou']:.2f}%")
-    from hfgd_tf.train.distribute import end_multi_worker_run
-
     end_multi_worker_run(strategy)
 
 
