@@ -12,12 +12,23 @@ _PATH = re.compile(r"^(?:stem_conv(\d)|c(\d)_block(\d+)_(conv\d|shortcut))/(conv
 _TORCH_BN = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 
 
-def _parse(relative):
-    match = _PATH.match(relative)
-    if not match:
-        return None
-    stem, level, block, unit, kind, variable = match.groups()
-    return (int(stem) if stem else None), (int(level) if level else None), (int(block) if block else None), unit, kind, variable
+def _names_table(stem_names, block_names, source):
+    """A name table from a source's naming rules.
+
+    `stem_names(index)` and `block_names(level, block, unit)` give the source's (conv, norm) layer names for
+    one of our stem convolutions or block units; `source(conv, norm, kind, variable)` gives the source
+    tensor's name (or names) and the transform to our layout for our variable `kind`/`variable`.
+    """
+
+    def table(relative):
+        match = _PATH.match(relative)
+        if not match:
+            return None
+        stem, level, block, unit, kind, variable = match.groups()
+        conv, norm = stem_names(int(stem)) if stem else block_names(int(level), int(block), unit)
+        return source(conv, norm, kind, variable)
+
+    return table
 
 
 def torch_table(backbone, tensors):
@@ -34,17 +45,12 @@ def torch_table(backbone, tensors):
         stem = {1: ("conv1", "bn1")}
     shortcut = ("downsample.1", "downsample.2") if backbone.avg_down else ("downsample.0", "downsample.1")
 
-    def table(relative):
-        parsed = _parse(relative)
-        if parsed is None:
-            return None
-        stem_index, level, block, unit, kind, variable = parsed
-        if stem_index is not None:
-            conv, norm = stem[stem_index]
-        elif unit == "shortcut":
-            conv, norm = (f"layer{level - 1}.{block}.{name}" for name in shortcut)
-        else:
-            conv, norm = f"layer{level - 1}.{block}.{unit}", f"layer{level - 1}.{block}.bn{unit[-1]}"
+    def block_names(level, block, unit):
+        if unit == "shortcut":
+            return tuple(f"layer{level - 1}.{block}.{name}" for name in shortcut)
+        return f"layer{level - 1}.{block}.{unit}", f"layer{level - 1}.{block}.bn{unit[-1]}"
+
+    def source(conv, norm, kind, variable):
         if kind == "conv":
             return f"{conv}.weight", conv_kernel
         return f"{norm}.{_TORCH_BN[variable]}", identity
@@ -56,22 +62,17 @@ def torch_table(backbone, tensors):
             return "classification head"
         return None
 
-    return table, ignore
+    return _names_table(stem.__getitem__, block_names, source), ignore
 
 
 def _keras_table(stem_conv, stem_norm, block_prefix, fold_bias):
     """Keras ResNet v1 names: `conv1_conv`, `conv1_bn`, `<block_prefix(level, block)>_{0,1,2,3}_{conv,bn}`."""
 
-    def table(relative):
-        parsed = _parse(relative)
-        if parsed is None:
-            return None
-        stem_index, level, block, unit, kind, variable = parsed
-        if stem_index is not None:
-            conv, norm = stem_conv, stem_norm
-        else:
-            index = "0" if unit == "shortcut" else unit[-1]
-            conv, norm = f"{block_prefix(level, block)}_{index}_conv", f"{block_prefix(level, block)}_{index}_bn"
+    def block_names(level, block, unit):
+        index = "0" if unit == "shortcut" else unit[-1]
+        return f"{block_prefix(level, block)}_{index}_conv", f"{block_prefix(level, block)}_{index}_bn"
+
+    def source(conv, norm, kind, variable):
         if kind == "conv":
             return f"{conv}/kernel", identity
         if variable == "moving_mean" and fold_bias:
@@ -84,7 +85,7 @@ def _keras_table(stem_conv, stem_norm, block_prefix, fold_bias):
             return "classification head"
         return None
 
-    return table, ignore
+    return _names_table(lambda index: (stem_conv, stem_norm), block_names, source), ignore
 
 
 def keras_applications_table(backbone, tensors):
