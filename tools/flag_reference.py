@@ -23,20 +23,26 @@ SCRIPTS = (
     "convert_tfrecord.py",
     "build_tfds.py",
     "convert_weights.py",
-    "benchmark_input.py",
-    "benchmark_data_sources.py",
-    "benchmark_train.py",
-    "model_stats.py",
-    "benchmark.py",
+    # One section per suite: each defines only its own flags (hfgd_tf/cli/benchmarks).
+    "benchmark.py --suite=models",
+    "benchmark.py --suite=deploy",
+    "benchmark.py --suite=stats",
+    "benchmark.py --suite=input",
+    "benchmark.py --suite=sources",
+    "benchmark.py --suite=train",
 )
 RUN_SCRIPTS = ("evaluate.py", "export.py", "predict.py")  # cli_flags.define_run_flags
 OUTPUT = os.path.join(os.path.dirname(SCRIPTS_DIR), "docs", "flags.md")
 
 
 def _flags_of(script):
-    """(name, type, default, help, defined_in) of the project's flags, read from `--helpxml`."""
+    """(name, type, default, help, defined_in) of the project's flags, read from `--helpxml`.
+
+    `script` is a file in scripts/, optionally followed by arguments (a benchmark suite).
+    """
+    name, *arguments = script.split()
     result = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS_DIR, script), "--helpxml"], capture_output=True, text=True, check=False
+        [sys.executable, os.path.join(SCRIPTS_DIR, name), *arguments, "--helpxml"], capture_output=True, text=True, check=False
     )
     xml = result.stdout
     if not xml.lstrip().startswith("<?xml"):  # absl exits 1 after printing --helpxml: check the output instead
@@ -44,7 +50,7 @@ def _flags_of(script):
     rows = []
     for flag in ElementTree.fromstring(xml).iter("flag"):
         source = os.path.basename(flag.findtext("file") or "")
-        if source not in ("hfgd_tf.cli.flags", script, "__main__"):
+        if source not in ("hfgd_tf.cli.flags", name, "__main__") and not source.startswith("hfgd_tf.cli.benchmarks"):
             continue
         rows.append(
             (

@@ -1,8 +1,8 @@
-"""What the benchmark scripts share (no flags here): the model zoo's rows, graph FLOPs, interleaved
+"""What the benchmark suites share (no flags here): the model zoo's rows, graph FLOPs, interleaved
 median timings, and the input-pipeline vs training-step rates.
 
-Imported by `scripts/benchmark.py` and the CamVid study, so that every benchmark counts and times the same
-way.
+Imported by the suites of `scripts/benchmark.py` (`hfgd_tf.cli.benchmarks`) and the CamVid study, so that
+every benchmark counts and times the same way.
 """
 
 import statistics

@@ -1,5 +1,6 @@
-"""scripts/benchmark.py at a tiny size: the tables' structure, and every printed ratio equal to the
-ratio of the printed values it is computed from (main table, targets, SavedModel, pipeline)."""
+"""scripts/benchmark.py at a tiny size. The models suite (the default): the tables' structure, and every
+printed ratio equal to the ratio of the printed values it is computed from (main table, targets,
+SavedModel, pipeline). The input and stats suites: their report, and the suite selection itself."""
 
 import os
 import re
@@ -132,11 +133,12 @@ def test_bad_flags_fail_naming_the_flag():
 
 def test_targets_are_not_marked_on_a_bfloat16_or_xla_run():
     # The targets are float32 without XLA; a bfloat16 or XLA page must not mark them met or missed. In a
-    # subprocess: importing the script defines its absl flags, which must not leak into this process.
+    # subprocess: defining the suite's absl flags must not leak into this process.
     check = (
-        "import sys; sys.path.insert(0, 'scripts'); import benchmark\n"
-        "benchmark.FLAGS(['benchmark.py', sys.argv[1]])\n"
-        "lines = benchmark.targets({}, {'GFLOPs': {}}, None, [], None)\n"
+        "import sys; from hfgd_tf.cli import benchmarks\n"
+        "models = benchmarks.define_flags(['benchmark.py', sys.argv[1]])\n"
+        "models.FLAGS(['benchmark.py', sys.argv[1]])\n"
+        "lines = models.targets({}, {'GFLOPs': {}}, None, [], None)\n"
         "assert not any(line.startswith('| ') for line in lines), lines\n"
         "print(lines[-1])\n"
     )
@@ -144,3 +146,48 @@ def test_targets_are_not_marked_on_a_bfloat16_or_xla_run():
         result = subprocess.run([sys.executable, "-c", check, flag], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         assert "not on this one" in result.stdout
+
+
+def test_an_unknown_suite_fails_naming_the_flag_and_the_suites():
+    result = _run("--suite=nope", "--output=")
+    assert result.returncode != 0
+    assert "--suite=nope" in result.stderr and "<models|deploy|stats|input|sources|train>" in result.stderr
+
+
+def test_each_suite_defines_only_its_own_flags():
+    # --rows is the models suite's: another suite rejects it rather than ignoring it.
+    result = _run("--suite=stats", "--rows=hfgd_r50_os4", "--output=")
+    assert result.returncode != 0
+    assert "Unknown command line flag 'rows'" in result.stderr
+
+
+def test_input_suite_prints_both_pipeline_rates_and_their_ratio_to_training(tmp_path):
+    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+
+    data_dir = write_synthetic_tfrecords(str(tmp_path / "records"), num_train=4, num_val=0, height=48, width=64)
+    result = _run(
+        "--suite=input", f"--data_dir={data_dir}", "--crop_height=32", "--crop_width=32", "--batch_size=2",
+        "--pipeline_batches=2", "--train_steps=1", "--backbone=resnet_tiny", "--num_channels=16",
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-4000:]}"
+    rates = {
+        int(calls): float(rate)
+        for calls, rate in re.findall(r"input pipeline, num_parallel_calls=(\d): +([\d.]+) images/s", result.stdout)
+    }
+    assert sorted(rates) == [1, 2] and min(rates.values()) > 0
+    training = float(re.search(r"HFGD-resnet_tiny training step \(fp32, this device\): +([\d.]+) images/s", result.stdout)[1])
+    ratio = float(re.search(r"input / training ratio: ([\d.]+)x -> input (is NOT the bottleneck|may limit training)", result.stdout)[1])
+    assert ratio == pytest.approx(max(rates.values()) / training, rel=0.02, abs=0.06)
+
+
+def test_stats_suite_writes_the_zoo_table_with_its_regeneration_command(tmp_path):
+    output = tmp_path / "model_zoo.md"
+    result = _run("--suite=stats", "--models=high_level_r50", "--image_size=64", "--num_classes=5", f"--output={output}")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-4000:]}"
+    text = output.read_text()
+    assert "Input 64x64x3, batch 1, 5 classes" in text
+    assert "`python scripts/benchmark.py --suite=stats`" in text
+    header, *rows = _tables(text)[""]
+    assert header == ["model", "key", "params (M)", "GFLOPs"]
+    assert [r[1] for r in rows] == ["`high_level_r50`"]
+    assert float(rows[0][2]) > 20 and float(rows[0][3]) > 0  # ResNet-50's ~23.5 M weights and more

@@ -1,29 +1,29 @@
-"""Is input the bottleneck? Training-pipeline images/s (1 and 2 parallel calls) beside the training step
-rate of a model at the same crop, measured in the same process (ratios matter; these machines are noisy).
-
-    python scripts/convert_tfrecord.py --dataset=camvid --data_dir=../shared/data/camvid --output_dir=records/camvid
-    python scripts/benchmark_input.py --dataset=camvid --data_dir=records/camvid --crop_height=352 --crop_width=480
+"""`scripts/benchmark.py --suite=input`: is input the bottleneck? Training-pipeline images/s (1 and 2 parallel
+calls) on real records beside the training step rate of a model at the same crop, measured in the same
+process (ratios matter; these machines are noisy).
 """
 
 import dataclasses
 
-from absl import app, flags
+from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
 from hfgd_tf.cli.benchmarking import pipeline_images_per_second, training_images_per_second
+from hfgd_tf.cli.benchmarks import check_no_arguments, define_records_flags
 
-cli_flags.define_config_flags(cli_flags.DataConfig)
-flags.DEFINE_integer("batch_size", 8, "Batch size of both the pipeline and the training steps.")
-flags.DEFINE_integer("pipeline_batches", 30, "Batches timed per pipeline setting (after 3 warm-up batches).")
-flags.DEFINE_integer("train_steps", 5, "Training steps timed (after 2 warm-up steps).")
-flags.DEFINE_string("backbone", "resnet50", "Backbone of the HFGD model whose step rate is measured.")
-flags.DEFINE_integer("num_channels", 256, "D of the HFGD model.")
 FLAGS = flags.FLAGS
 
 
+def define_flags():
+    define_records_flags("Batch size of both the pipeline and the training steps.")
+    flags.DEFINE_integer("pipeline_batches", 30, "Batches timed per pipeline setting (after 3 warm-up batches).")
+    flags.DEFINE_integer("train_steps", 5, "Training steps timed (after 2 warm-up steps).")
+    flags.DEFINE_string("backbone", "resnet50", "Backbone of the HFGD model whose step rate is measured.")
+    flags.DEFINE_integer("num_channels", 256, "D of the HFGD model.")
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    check_no_arguments(argv)
     try:
         config = cli_flags.data_config_from_flags()
         from hfgd_tf.models import ModelConfig
@@ -48,7 +48,3 @@ def main(argv):
     best = max(rates.values())
     verdict = "input is NOT the bottleneck" if best > 1.5 * training else "input may limit training"
     print(f"input / training ratio: {best / training:.1f}x -> {verdict}")
-
-
-if __name__ == "__main__":
-    app.run(main)

@@ -1,6 +1,5 @@
-"""Training step rate on 1 vs 2 replicas and evaluation time, on real records, in one process.
-
-    python scripts/benchmark_train.py --dataset=camvid --data_dir=records/camvid --backbone=resnet50
+"""`scripts/benchmark.py --suite=train`: training step rate on 1 vs 2 replicas and evaluation time, on real
+records, in one process. Takes every scripts/train.py flag.
 
 Replicas are logical CPU devices when there is no GPU (set up before TensorFlow starts), so on a CPU
 the 2-replica number measures the distribution overhead, not a speed-up. Ratios are printed against
@@ -9,15 +8,19 @@ the 1-replica run of the same process.
 
 import time
 
-from absl import app, flags
+from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
+from hfgd_tf.cli.benchmarks import check_no_arguments
 
-cli_flags.define_all()
-flags.DEFINE_integer("benchmark_steps", 3, "Timed training steps per strategy (after 1 warm-up step).")
-flags.DEFINE_integer("logical_cpus", 2, "Logical CPU devices to create when there is no GPU.")
-flags.DEFINE_bool("benchmark_eval", True, "Also time one evaluation pass over the eval split.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    cli_flags.define_all()
+    flags.DEFINE_integer("benchmark_steps", 3, "Timed training steps per strategy (after 1 warm-up step).")
+    flags.DEFINE_integer("logical_cpus", 2, "Logical CPU devices to create when there is no GPU.")
+    flags.DEFINE_bool("benchmark_eval", True, "Also time one evaluation pass over the eval split.")
 
 
 def _steps_per_second(trainer, steps):
@@ -31,8 +34,7 @@ def _steps_per_second(trainer, steps):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    check_no_arguments(argv)
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
@@ -76,7 +78,3 @@ def main(argv):
             )
     model = configs["model_config"]
     print(f"model {model.backbone} D={model.num_channels} OS{model.output_stride}, batch {configs['train_config'].batch_size}")
-
-
-if __name__ == "__main__":
-    app.run(main)

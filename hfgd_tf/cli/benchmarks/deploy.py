@@ -1,5 +1,5 @@
-"""The deployment table of `scripts/benchmark.py --deploy`: every exported form of a model beside Keras float32,
-measured in one process (no flags here; benchmark.py passes them).
+"""`scripts/benchmark.py --suite=deploy`: every exported form of a model beside Keras float32, measured in one
+process; rewrites the deployment section of --output (docs/performance.md), the rest of the page stays.
 
 For each model (HFGD-R50-OS4 at 512x512 with random weights, for latency and size; the demo model from a
 trained run, at its records' size, for latency, size and mIoU on its val records) every form runs the same
@@ -17,10 +17,30 @@ every form alike), after 2 warm-up calls each. Size: the bytes of the model file
 `.weights.h5`).
 """
 
+import datetime
 import os
+import shlex
 import statistics
+import sys
 import tempfile
 import time
+
+from absl import flags
+
+from hfgd_tf.cli import flags as cli_flags
+from hfgd_tf.cli.benchmarks import check_no_arguments
+from hfgd_tf.cli.benchmarks.models import REFERENCE, define_row_flags, machine_description, our_config
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    define_row_flags("Markdown page whose deployment section is rewritten (appended when it has none; '' prints only).")
+    flags.DEFINE_string(
+        "deploy_checkpoint_dir", "", "A trained demo run (scripts/demo.py's run/), scored on its val records; '' skips it."
+    )
+    flags.DEFINE_integer("deploy_val_images", 100, "Val images of --deploy_checkpoint_dir's records scored per form.")
+    flags.DEFINE_integer("deploy_calibration_steps", 100, "Training images that calibrate the int8 forms.")
 
 FORMS = (
     ("keras_fp32", "Keras fp32 (tf.function)"),
@@ -211,3 +231,110 @@ def measure_model(title, segmenter, config, size, calibration, runs, data_config
             log(f"  scored {count} val images")
         lines = deployment_table(title, forms, latencies, mious)
         return lines, forms, latencies, mious
+
+
+DEPLOY_HEADING = "## Deployment: exported forms beside Keras fp32"
+
+
+def cpu_features():
+    """The CPU flags that decide reduced-precision speed (from /proc/cpuinfo): which of them this CPU has."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    flags_line = ""
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as handle:
+            flags_line = next((line for line in handle if line.startswith("flags")), "")
+    present = set(flags_line.split(":", 1)[-1].split())
+    return {name: name in present for name in wanted}
+
+
+def deployment_section():
+    """Measures the deployment tables (HFGD-R50-OS4 at --image_size, and the demo run) in this process."""
+    import keras
+
+    from hfgd_tf.data.config import DataConfig
+    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+    from hfgd_tf.export.calibration import calibration_images
+    from hfgd_tf.models import build_model
+    from hfgd_tf.train.checkpoints import restore_model
+
+    size = FLAGS.image_size
+    lines = [DEPLOY_HEADING, ""]
+    features = cpu_features()
+    has = [name for name, present in features.items() if present]
+    lacks = [name for name, present in features.items() if not present]
+    lines += [
+        f"Measured by `scripts/benchmark.py --suite=deploy` in one process on "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC:",
+        "",
+        "```",
+        "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "```",
+        "",
+        f"Machine: {machine_description()}. CPU flags present: {', '.join(has) or 'none'}; absent: "
+        f"{', '.join(lacks)}. Other processes shared these cores during the run: absolute times are noisy, "
+        "the ratios (forms timed round-robin) less so.",
+        "",
+        "Every form runs the same function: uint8 images -> cast, normalisation, logits, argmax, softmax "
+        "(`SegmentationServingModel`), batch 1, single scale. Latency: median of "
+        f"{FLAGS.runs} calls per form, round-robin. Model file: the bytes of the artifact (Keras: `.weights.h5`). "
+        "int8 forms are calibrated on training records (HFGD-R50-OS4: synthetic scenes at its size).",
+        "",
+    ]
+    if FLAGS.deploy_checkpoint_dir:
+        model, config, data_config = restore_model(FLAGS.deploy_checkpoint_dir, "best")
+        from hfgd_tf.data.pipeline import build_eval_dataset
+
+        image, _ = next(iter(build_eval_dataset(data_config, 1)))
+        height, width = int(image.shape[1]), int(image.shape[2])
+        calibration = calibration_images(data_config, FLAGS.deploy_calibration_steps, height, width)
+        print(f"Deployment: demo model at {height}x{width}", flush=True)
+        demo_lines, _, latencies, mious = measure_model(
+            f"Demo model (`{config.backbone}`, D={config.num_channels}, trained run "
+            f"`{os.path.basename(os.path.abspath(FLAGS.deploy_checkpoint_dir))}`), {height}x{width}, batch 1; "
+            f"mIoU on {FLAGS.deploy_val_images} synthetic val images",
+            model, config, (height, width), calibration, FLAGS.runs, data_config, FLAGS.deploy_val_images,
+        )
+        print("\n".join(demo_lines), flush=True)  # kept in the log should a later part fail
+        lines += demo_lines + [""] + target_line(latencies, mious) + [""]
+        del model
+    with tempfile.TemporaryDirectory() as directory:
+        keras.utils.set_random_seed(0)
+        config = our_config(REFERENCE)
+        model = build_model(config)
+        data_dir = write_synthetic_tfrecords(os.path.join(directory, "r50_calibration"), 8, 0, size, size)
+        calibration = calibration_images(DataConfig("synthetic_streets", data_dir), 8, size, size)
+        print(f"Deployment: {REFERENCE} at {size}x{size}", flush=True)
+        r50_lines, *_ = measure_model(
+            f"HFGD-R50-OS4 (`{REFERENCE}`, random weights, {FLAGS.num_classes} classes), {size}x{size}, batch 1",
+            model, config, (size, size), calibration, FLAGS.runs,
+        )
+        print("\n".join(r50_lines), flush=True)  # kept in the log should a later part fail
+        lines += r50_lines + [""]
+        del model
+    return lines
+
+
+def rewrite_deploy_section(path, section):
+    """Replaces (or appends) the deployment section of `path`; the rest of the page stays as measured."""
+    lines = []
+    if os.path.exists(path):
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    if DEPLOY_HEADING in lines:
+        start = lines.index(DEPLOY_HEADING)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines = lines[:start] + section + ([""] + lines[end:] if end < len(lines) else [])
+    else:
+        lines += [""] + section
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def main(argv):
+    check_no_arguments(argv)
+    cli_flags.check_output_paths(output=(FLAGS.output, "file"))
+    section = deployment_section()
+    print("\n".join(section))
+    if FLAGS.output:
+        rewrite_deploy_section(FLAGS.output, section)
+        print(f"Rewrote the deployment section of {FLAGS.output}")

@@ -1,9 +1,6 @@
-"""Images/s of the input pipeline reading TFRecord shards vs a TFDS build of the same data, in one process
-(runs alternate, A B A B, so that machine noise hits both; the median is reported).
-
-    python scripts/convert_tfrecord.py --dataset=camvid --data_dir=../shared/data/camvid --output_dir=records/camvid
-    python scripts/build_tfds.py --dataset=camvid --manual_dir=../shared/data/camvid --tfds_data_dir=tfds_data
-    python scripts/benchmark_data_sources.py --dataset=camvid --data_dir=records/camvid --tfds_data_dir=tfds_data
+"""`scripts/benchmark.py --suite=sources`: images/s of the input pipeline reading TFRecord shards vs a TFDS
+build of the same data (scripts/build_tfds.py), in one process (runs alternate, A B A B, so that machine
+noise hits both; the median is reported).
 
 Both sources decode the same JPEG/PNG bytes and run the same augmentation; the training rate is for
 augmented crops (`--crop_height/--crop_width`), the evaluation rate for full-resolution decoded images.
@@ -13,27 +10,19 @@ import dataclasses
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
+from hfgd_tf.cli.benchmarking import pipeline_images_per_second
+from hfgd_tf.cli.benchmarks import check_no_arguments, define_records_flags
 
-cli_flags.define_config_flags(cli_flags.DataConfig)
-flags.DEFINE_integer("batch_size", 8, "Training batch size.")
-flags.DEFINE_integer("train_batches", 40, "Training batches timed per run (after 3 warm-up batches).")
-flags.DEFINE_integer("repeats", 3, "Runs per source (alternating).")
 FLAGS = flags.FLAGS
 
 
-def _train_rate(config, batch_size, batches):
-    from hfgd_tf.data.pipeline import build_train_dataset
-
-    iterator = iter(build_train_dataset(config, batch_size))
-    for _ in range(3):
-        next(iterator)
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(iterator)
-    return batches * batch_size / (time.perf_counter() - start)
+def define_flags():
+    define_records_flags("Training batch size.")
+    flags.DEFINE_integer("train_batches", 40, "Training batches timed per run (after 3 warm-up batches).")
+    flags.DEFINE_integer("repeats", 3, "Runs per source (alternating).")
 
 
 def _eval_rate(config):
@@ -46,8 +35,7 @@ def _eval_rate(config):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    check_no_arguments(argv)
     try:
         base = cli_flags.data_config_from_flags()
         configs = {
@@ -65,7 +53,7 @@ def main(argv):
     try:
         for _ in range(FLAGS.repeats):
             for name, config in configs.items():
-                train[name].append(_train_rate(config, FLAGS.batch_size, FLAGS.train_batches))
+                train[name].append(pipeline_images_per_second(config, FLAGS.batch_size, FLAGS.train_batches))
                 rate, count = _eval_rate(config)
                 evaluation[name].append(rate)
     except ValueError as error:
@@ -77,7 +65,3 @@ def main(argv):
         print(f"| {name} | {statistics.median(train[name]):.1f} (runs {runs}) | {statistics.median(evaluation[name]):.1f} |")
     ratio = statistics.median(train["tfds"]) / statistics.median(train["tfrecord"])
     print(f"tfds / tfrecord training rate: {ratio:.2f}")
-
-
-if __name__ == "__main__":
-    app.run(main)

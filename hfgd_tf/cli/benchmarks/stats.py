@@ -1,8 +1,6 @@
-"""Parameters and FLOPs (counted on the TF graph by the TensorFlow profiler) of the model zoo, written as
-a markdown table; optional forward timings reported as ratios to a peer measured in the same process.
-
-    python scripts/model_stats.py                         # rewrite docs/model_zoo.md (512x512, 59 classes)
-    python scripts/model_stats.py --time --time_runs=5    # also time HFGD-R50-OS4 vs SemanticFPN-R50
+"""`scripts/benchmark.py --suite=stats`: parameters and FLOPs (counted on the TF graph by the TensorFlow
+profiler) of the model zoo, written as a markdown table (docs/model_zoo.md); optional forward timings
+reported as ratios to a peer measured in the same process.
 """
 
 import os
@@ -11,15 +9,18 @@ from absl import app, flags
 
 from hfgd_tf.cli import flags as cli_flags
 from hfgd_tf.cli.benchmarking import MODELS, graph_flops, median_seconds
+from hfgd_tf.cli.benchmarks import check_no_arguments, define_zoo_size_flags
 
-flags.DEFINE_integer("image_size", 512, "Square input size for FLOPs and timing.")
-flags.DEFINE_integer("num_classes", 59, "Classes (Pascal Context 59 by default).")
-flags.DEFINE_string("output", os.path.join("docs", "model_zoo.md"), "Markdown file to write ('' prints only).")
-flags.DEFINE_list("models", [], "Subset of model keys (default: all).")
-flags.DEFINE_bool("time", False, "Also time the forward pass of --time_models (fp32, batch 1, this device).")
-flags.DEFINE_list("time_models", ["hfgd_r50_os4", "sfpn_r50"], "Models to time; ratios are to the last one.")
-flags.DEFINE_integer("time_runs", 5, "Timed forward passes per model (after 2 warm-up passes); the median is used.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    define_zoo_size_flags()
+    flags.DEFINE_string("output", os.path.join("docs", "model_zoo.md"), "Markdown file to write ('' prints only).")
+    flags.DEFINE_list("models", [], "Subset of model keys (default: all).")
+    flags.DEFINE_bool("time", False, "Also time the forward pass of --time_models (fp32, batch 1, this device).")
+    flags.DEFINE_list("time_models", ["hfgd_r50_os4", "sfpn_r50"], "Models to time; ratios are to the last one.")
+    flags.DEFINE_integer("time_runs", 5, "Timed forward passes per model (after 2 warm-up passes); the median is used.")
 
 
 def forward_seconds(model, size, runs):
@@ -31,8 +32,7 @@ def forward_seconds(model, size, runs):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    check_no_arguments(argv)
     cli_flags.check_output_paths(output=(FLAGS.output, "file"))
     import keras
     import numpy as np
@@ -60,7 +60,7 @@ def main(argv):
         f"Input {size}x{size}x3, batch 1, {FLAGS.num_classes} classes, inference graph (the high-level branch's",
         "auxiliary logits included, as they are computed). FLOPs are counted on the TensorFlow graph by",
         "`tf.profiler` (a multiply-add counts as 2 FLOPs); parameters are trainable weights. Regenerate with",
-        "`python scripts/model_stats.py`. HFGD models use D=256, a 1-block transformer CAE and a U-SFPN head",
+        "`python scripts/benchmark.py --suite=stats`. HFGD models use D=256, a 1-block transformer CAE and a U-SFPN head",
         "whose laterals and 3x3 stages are D/2 = 128 wide (`upsampler_num_channels=0`; the SemanticFPN baseline",
         "too), projected to D; the `hfgd_r50_os4_wide_head` row is the D-wide head used before",
         "(`upsampler_num_channels=256`).",
@@ -96,7 +96,3 @@ def main(argv):
         if FLAGS.output:
             with open(FLAGS.output, "a") as handle:
                 handle.write("\n".join(timing) + "\n")
-
-
-if __name__ == "__main__":
-    app.run(main)
