@@ -7,7 +7,10 @@ command line overrides the run's value. The protocol used is written into the re
 With --exported=<export dir> (any format scripts/export.py writes: SavedModel, LiteRT, ONNX, OpenVINO, float
 or quantized), that artifact is scored in its own runtime on the run's eval records, with the same
 confusion-matrix mIoU: `python scripts/evaluate.py --checkpoint_dir=runs/x --exported=runs/x/litert_int8`.
-Its protocol is the one baked in at export; a fixed-size export gets each image resized to its size.
+Its protocol is the one baked in at export (scripts/export.py bakes in the run's, unless flags override it); a
+protocol flag asking for another (--eval_scales, --flip, --sliding_window_*, --scored_output) is refused rather
+than ignored, and so is an export whose classes are not the dataset's. A fixed-size export gets each image
+resized to its size.
 """
 
 import dataclasses
@@ -57,21 +60,34 @@ def main(argv):
         strategy = create_strategy(FLAGS.strategy, FLAGS.tpu)
         # The records are checked before the model is built.
         _, data_config, run = read_run_config(FLAGS.checkpoint_dir)
+        # The protocol comes from the run; the batch from the flags (it depends on this machine's replicas).
+        stored = cli_flags.stored_eval_protocol(run)
+        if FLAGS.exported:
+            if not tf.io.gfile.isdir(FLAGS.exported):
+                raise ValueError(f"--exported {FLAGS.exported!r} is not a directory (an export written by scripts/export.py)")
+            # An export runs the protocol baked into it: a protocol flag asking for another is refused.
+            cli_flags.check_export_protocol_flags(FLAGS.exported, "exported", stored=stored)
         if FLAGS.eval_data_dir:
             if not tf.io.gfile.isdir(FLAGS.eval_data_dir):
                 raise ValueError(f"--eval_data_dir {FLAGS.eval_data_dir!r} does not exist or is not a directory")
             data_config = dataclasses.replace(data_config, data_dir=FLAGS.eval_data_dir)
         check_records(data_config, [data_config.eval_split], verify_checksums=FLAGS.verify_records)
-        # The protocol comes from the run; the batch from the flags (it depends on this machine's replicas).
-        stored = {k: v for k, v in run.get("eval", {}).items() if k != "eval_batch_size"}
         eval_config = cli_flags.eval_config_from_flags(stored=stored)
         global_eval_batch_size(eval_config.eval_batch_size, strategy.num_replicas_in_sync)
         if FLAGS.exported:
             from hfgd_tf.data.pipeline import build_eval_dataset
-            from hfgd_tf.export import load_exported
+            from hfgd_tf.export import load_exported, read_export_inference
             from hfgd_tf.export.scoring import evaluate_exported
 
             exported = load_exported(FLAGS.exported)
+            baked = read_export_inference(FLAGS.exported) or {"eval_scales": [1.0], "flip": False}
+            if (sorted(baked["eval_scales"]), baked["flip"]) != (sorted(eval_config.eval_scales), eval_config.flip):
+                print(
+                    f"Note: the run evaluates at scales {list(eval_config.eval_scales)} "
+                    f"{'with' if eval_config.flip else 'without'} flip; {FLAGS.exported} runs scales "
+                    f"{baked['eval_scales']} {'with' if baked['flip'] else 'without'} flip (baked in at export), "
+                    "which its results record"
+                )
             info = data_config.info
             metrics = evaluate_exported(
                 exported, build_eval_dataset(data_config, 1), info.num_classes, info.ignore_label, info.class_names,

@@ -7,8 +7,9 @@
 
 Every artifact takes uint8 images `[B, H, W, 3]` and returns `class_ids` int32 `[B, H, W]`, `probabilities`
 and `logits` float32 `[B, H, W, K]`; class names/colours and the protocol are in `<export_dir>/assets/`.
-int8 calibrates on --calibration_steps images of the run's training records. docs/export.md says which
-format suits which target.
+int8 calibrates on --calibration_steps images of the run's training records. The protocol (--eval_scales,
+--flip, ...) is the run's (its run_config.json, as evaluate.py scores it) unless flags override it; one a format
+cannot run is refused by name. docs/export.md says which format suits which target.
 """
 
 import os
@@ -30,12 +31,37 @@ flags.DEFINE_integer("calibration_steps", 100, "Training images that calibrate -
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-    eval_config = cli_flags.run_script_prologue(argv)
+def check_protocol_of_run(export_config, eval_config, stored):
+    """`check_protocol`, whose message also names the protocol fields that came from the run's
+    run_config.json (not from flags), and the flags that override them."""
+    from hfgd_tf.evaluation import EvalConfig
+    from hfgd_tf.export import check_protocol
+    from hfgd_tf.train.checkpoints import RUN_CONFIG
 
-    from hfgd_tf.export import ExportConfig, check_export_dir, check_protocol, export_model
+    try:
+        check_protocol(export_config, eval_config)
+    except ValueError as error:
+        default = EvalConfig()
+        from_run = [
+            name for name in cli_flags.PROTOCOL_FLAGS
+            if name in stored and not FLAGS[name].present
+            and cli_flags.flag_text(name, stored[name]) != cli_flags.flag_text(name, getattr(default, name))
+        ]
+        if not from_run:
+            raise
+        values = " ".join(cli_flags.flag_text(name, stored[name]) for name in from_run)
+        raise ValueError(
+            f"{error}. Those values are the run's evaluation protocol ({os.path.join(FLAGS.checkpoint_dir, RUN_CONFIG)}: "
+            f"{values}), which an export takes unless flags override it; give the flags the export should run"
+        ) from None
+
+
+def main(argv):
+    cli_flags.run_script_prologue(argv)
+
+    from hfgd_tf.export import ExportConfig, check_export_dir, export_model
     from hfgd_tf.export.calibration import calibration_images
-    from hfgd_tf.train.checkpoints import resolve_checkpoint, restore_model
+    from hfgd_tf.train.checkpoints import read_run_config, resolve_checkpoint, restore_model
 
     logging.set_verbosity(logging.INFO)
     try:
@@ -46,9 +72,15 @@ def main(argv):
             export_width=FLAGS.export_width,
             calibration_steps=FLAGS.calibration_steps,
         )
-        check_protocol(export_config, eval_config)
+        # The run's evaluation protocol, as evaluate.py scores it, unless protocol flags override it: an export
+        # then scores as evaluate.py does on the same run.
+        _, _, run = read_run_config(FLAGS.checkpoint_dir)
+        stored = cli_flags.stored_eval_protocol(run)
+        eval_config = cli_flags.eval_config_from_flags(stored=stored)
+        check_protocol_of_run(export_config, eval_config, stored)
     except ValueError as error:
         cli_flags.config_error(error)
+    logging.info("Exported protocol (the run's, overridden by the flags given): %s", eval_config.protocol())
     default_name = FLAGS.format + ("" if FLAGS.quantize == "none" else f"_{FLAGS.quantize}")
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, default_name)
     # The export is written beside its final name and renamed, so the parent must be writable.

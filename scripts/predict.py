@@ -8,7 +8,8 @@
 With an experiment flagfile (which sets --checkpoint_dir) and --saved_model, the SavedModel is used when it was
 exported from that run (scripts/export.py records its source run); the flagfile's model flags are checked
 against the run. A SavedModel predicts with the scales and flip baked in at export (recorded beside it); an
---eval_scales / --flip / --sliding_window_* that asks for another protocol is refused rather than ignored.
+--eval_scales / --flip / --sliding_window_* / --scored_output that asks for another protocol is refused rather
+than ignored.
 Writes `<stem>_label.png` (class ids), `<stem>_color.png` and `<stem>_overlay.png` per image.
 """
 
@@ -41,46 +42,6 @@ def list_images(path):
     if tf.io.gfile.exists(path):
         return [path]
     raise ValueError(f"--input {path!r} is neither an image file nor a folder")
-
-
-INFERENCE_FLAGS = ("eval_scales", "flip", "sliding_window_height", "sliding_window_width")
-
-
-def check_inference_flags(saved_model):
-    """--saved_model predicts with the scales and flip baked in at export: exits when --eval_scales, --flip
-    or a sliding window given (on the command line or in a flagfile, experiments/base.cfg sets the first two)
-    ask for another protocol, so that they are not silently ignored. The order of the scales does not matter
-    (their logits are averaged); a repeated scale does (it weighs more)."""
-    from hfgd_tf.export import read_export_inference
-
-    given = [name for name in INFERENCE_FLAGS if FLAGS[name].present]
-    if not given:
-        return
-    try:
-        wanted = cli_flags.eval_config_from_flags()
-        baked = read_export_inference(saved_model)
-    except ValueError as error:
-        cli_flags.config_error(error)
-    if wanted.sliding_window_height:
-        cli_flags.config_error(
-            f"--sliding_window_height/width given (command line or flagfile): --saved_model={saved_model!r} cannot "
-            "predict in sliding windows (a SavedModel has no static size); predict with --checkpoint_dir for "
-            "sliding-window inference, or add --sliding_window_height=0 --sliding_window_width=0"
-        )
-    asked = f"{', '.join('--' + name for name in given)} (command line or flagfile)"
-    if baked is None:
-        cli_flags.config_error(
-            f"{asked} given, but --saved_model={saved_model!r} does not record the scales and flip baked into it "
-            "(an export written before they were recorded): export it again (scripts/export.py, with the same "
-            "flags), or drop those flags"
-        )
-    if (sorted(wanted.eval_scales), wanted.flip) != (sorted(baked["eval_scales"]), baked["flip"]):
-        cli_flags.config_error(
-            f"--saved_model={saved_model!r} predicts at scales {baked['eval_scales']} "
-            f"{'with' if baked['flip'] else 'without'} flip (baked in at export), but {asked} asks for scales "
-            f"{list(wanted.eval_scales)} {'with' if wanted.flip else 'without'} flip: export again with those "
-            "flags (scripts/export.py), predict with --checkpoint_dir, or give the export's values"
-        )
 
 
 def check_saved_model_from_run(saved_model, checkpoint_dir):
@@ -143,7 +104,7 @@ def main(argv):
     if FLAGS.saved_model:
         if not tf.io.gfile.isdir(FLAGS.saved_model):
             cli_flags.config_error(f"--saved_model {FLAGS.saved_model!r} is not a directory")
-        check_inference_flags(FLAGS.saved_model)
+        cli_flags.check_export_protocol_flags(FLAGS.saved_model, "saved_model")
         if FLAGS.checkpoint_dir:
             check_saved_model_from_run(FLAGS.saved_model, FLAGS.checkpoint_dir)
         try:

@@ -616,6 +616,91 @@ def eval_config_from_flags(stored=None, **overrides):
     return EvalConfig(**_values(EvalConfig, stored=stored, **overrides))
 
 
+def stored_eval_protocol(run):
+    """The evaluation protocol a run was trained with (the `eval` dict of its run_config.json, read by
+    `read_run_config`), for `eval_config_from_flags(stored=...)`. The eval batch is left out: it depends on
+    the machine's replicas, so it always comes from the flags."""
+    return {key: value for key, value in run.get("eval", {}).items() if key != "eval_batch_size"}
+
+
+# The EvalConfig flags that shape the prediction itself (the eval batch only groups images).
+PROTOCOL_FLAGS = ("eval_scales", "flip", "sliding_window_height", "sliding_window_width", "scored_output")
+
+
+def flag_text(name, value):
+    """`--name=value` as a user types it (booleans lower-case, lists comma-separated)."""
+    if isinstance(value, bool):
+        value = str(value).lower()
+    elif isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return f"--{name}={value}"
+
+
+def _flag_text(name):
+    return flag_text(name, FLAGS[name].value)
+
+
+def _with_or_without(flip):
+    return "with" if flip else "without"
+
+
+def check_export_protocol_flags(export_dir, flag_name, stored=None):
+    """Exits naming the flag when a protocol flag given (command line or flagfile; experiments/base.cfg sets
+    --eval_scales and --flip) asks an export for what it does not run, so that the flag is not silently ignored.
+
+    An export runs the scales and flip baked into it at export (`assets/inference.json`), never a sliding
+    window, and serves the prediction's logits (`--scored_output=logits`). The order of the scales does not
+    matter (their logits are averaged); a repeated scale does (it weighs more).
+
+    Args:
+        export_dir: str. The export directory given as `--<flag_name>`.
+        flag_name: str. The script's flag naming the export ("saved_model" for predict.py, "exported" for
+            evaluate.py), for the messages.
+        stored: dict or None. The run's protocol (`stored_eval_protocol`): the values of the protocol flags
+            not given, as `evaluate.py` scores a checkpoint; None takes the flag defaults.
+    """
+    from hfgd_tf.export import read_export_inference
+
+    given = [name for name in PROTOCOL_FLAGS if FLAGS[name].present]
+    if not given:
+        return
+    try:
+        wanted = eval_config_from_flags(stored=stored)
+        baked = read_export_inference(export_dir)
+    except ValueError as error:
+        config_error(error)
+    export = f"--{flag_name}={export_dir!r}"
+    checkpoint = f"use the checkpoint instead (--checkpoint_dir without --{flag_name})"
+    windows = [name for name in given if name.startswith("sliding_window")]
+    if windows and wanted.sliding_window_height:
+        config_error(
+            f"{' '.join(_flag_text(name) for name in windows)} (command line or flagfile) asks for sliding-window "
+            f"inference, but {export} supports whole-image inference only (no export runs sliding windows: their "
+            f"windows need static sizes): add --sliding_window_height=0 --sliding_window_width=0, or {checkpoint}"
+        )
+    if "scored_output" in given and wanted.scored_output != "logits":
+        config_error(
+            f"{_flag_text('scored_output')} (command line or flagfile): {export} supports --scored_output=logits "
+            f"only (an export serves the prediction): drop the flag, or {checkpoint}"
+        )
+    scale_flags = [name for name in given if name in ("eval_scales", "flip")]
+    if not scale_flags:
+        return
+    asked = f"{' '.join(_flag_text(name) for name in scale_flags)} (command line or flagfile)"
+    if baked is None:
+        config_error(
+            f"{asked} given, but {export} does not record the scales and flip baked into it (an export written "
+            "before they were recorded): export it again (scripts/export.py, with the same flags), or drop those flags"
+        )
+    if (sorted(wanted.eval_scales), wanted.flip) != (sorted(baked["eval_scales"]), baked["flip"]):
+        config_error(
+            f"{asked} asks for scales {list(wanted.eval_scales)} {_with_or_without(wanted.flip)} flip, but {export} "
+            f"supports scales {baked['eval_scales']} {_with_or_without(baked['flip'])} flip only (baked in at "
+            "export): give those values or drop the flags, export again with these (scripts/export.py; several "
+            f"scales or flip need --format=saved_model), or {checkpoint}"
+        )
+
+
 def parent_directory(path):
     """The directory holding `path`: absolute for local paths, as given for `scheme://` ones (gs://...)."""
     return os.path.dirname(path) if "://" in path else os.path.dirname(os.path.abspath(path))

@@ -98,9 +98,15 @@ def check_protocol(export_config, eval_config):
     """Raises ValueError, naming the format and the flags, when `eval_config` asks for what the format's
     artifact does not run: a sliding window (no format: its windows need static sizes), several scales or
     flip (only the SavedModel runs them inside; the other artifacts run one forward pass, and their `logits`
-    output lets a caller average scales and flips itself)."""
+    output lets a caller average scales and flips itself), or another output than the prediction (every
+    format serves the prediction's logits: `--scored_output=logits`)."""
     if eval_config is None:
         return
+    if eval_config.scored_output != "logits":
+        raise ValueError(
+            f"--format={export_config.format} serves the prediction (--scored_output=logits), but "
+            f"--scored_output={eval_config.scored_output} was asked: export with --scored_output=logits"
+        )
     if eval_config.sliding_window_height:
         raise ValueError(
             f"--format={export_config.format} cannot export sliding-window inference (--sliding_window_height/"

@@ -43,6 +43,9 @@ def test_single_pass_formats_refuse_multi_scale_and_flip_by_name(format_name):
     check_protocol(ExportConfig(), EvalConfig(eval_scales=(0.75, 1.0), flip=True))
     with pytest.raises(ValueError, match="--format=saved_model cannot export sliding-window"):
         check_protocol(ExportConfig(), EvalConfig(sliding_window_height=32, sliding_window_width=32))
+    # Every format serves the prediction, not HFGD's guidance head.
+    with pytest.raises(ValueError, match="--format=saved_model serves the prediction \\(--scored_output=logits\\), but --scored_output=logits_high"):
+        check_protocol(ExportConfig(), EvalConfig(scored_output="logits_high"))
 
 
 def test_refusals_that_need_the_model(tmp_path):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from hfgd_tf.export import ExportConfig, export_model, load_exported, read_export_format, read_export_labels
 from tests.export.parity import CLASS_NAMES, COLORMAP, assert_parity, keras_outputs, tiny_segmenter, uint8_images
@@ -29,7 +30,7 @@ def test_float32_litert_matches_keras_logits_and_class_ids(exported):
     assert read_export_format(export_dir)["model_file"] == "model.tflite"
 
 
-def test_another_size_is_refused_unless_resized(exported):
+def test_another_size_is_refused_unless_resized_and_then_matches_keras(exported):
     model, export_dir = exported
     runtime = load_exported(export_dir)
     images = uint8_images(1, 40, 50, seed=1)
@@ -38,3 +39,13 @@ def test_another_size_is_refused_unless_resized(exported):
     outputs = runtime.predict(images, resize=True)
     assert outputs["class_ids"].shape == (1, 40, 50) and outputs["logits"].shape == (1, 40, 50, 4)
     np.testing.assert_array_equal(outputs["class_ids"], outputs["logits"].argmax(-1))
+    # What a caller serving another size gets from Keras: the image resized to the export size (bilinear,
+    # rounded to uint8), the model's logits there resized back (bilinear); the file must predict the same.
+    resized = tf.cast(tf.round(tf.image.resize(images, (HEIGHT, WIDTH), method="bilinear")), tf.uint8).numpy()
+    logits = tf.image.resize(keras_outputs(model, resized)["logits"], (40, 50), method="bilinear")
+    expected = {
+        "logits": logits.numpy(),
+        "probabilities": tf.nn.softmax(logits, axis=-1).numpy(),
+        "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int32).numpy(),
+    }
+    assert_parity(outputs, expected)

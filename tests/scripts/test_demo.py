@@ -138,8 +138,8 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
         check=False,
     )
     assert other_protocol.returncode == 2 and "Traceback" not in other_protocol.stderr
-    assert (f"--saved_model='{export_dir}' predicts at scales [1.0] without flip (baked in at export), but --flip "
-            "(command line or flagfile) asks for scales [1.0] with flip") in other_protocol.stderr
+    assert (f"Invalid flags: --flip=true (command line or flagfile) asks for scales [1.0] with flip, but "
+            f"--saved_model='{export_dir}' supports scales [1.0] without flip only (baked in at export)") in other_protocol.stderr
     assert not (tmp_path / "out7").exists()
     # An export with multi-scale and flip: the same scales in another order are that protocol; a flagfile's
     # single-scale values (as experiments/base.cfg sets them) are not.
@@ -154,13 +154,15 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
         f"--output_dir={tmp_path / 'out11'}", check=False,
     )
     assert from_flagfile.returncode == 2 and (
-        "predicts at scales [0.75, 1.0] with flip (baked in at export), but --eval_scales, --flip (command line or "
-        "flagfile) asks for scales [1.0] without flip") in from_flagfile.stderr
+        "Invalid flags: --eval_scales=1.0 --flip=false (command line or flagfile) asks for scales [1.0] without flip, "
+        f"but --saved_model='{multi_scale}' supports scales [0.75, 1.0] with flip only (baked in at export)") in from_flagfile.stderr
     windows = _run(
         "predict.py", f"--saved_model={export_dir}", "--sliding_window_height=32", "--sliding_window_width=32",
         f"--input={image_dir}", f"--output_dir={tmp_path / 'out8'}", check=False,
     )
-    assert windows.returncode == 2 and "cannot predict in sliding windows" in windows.stderr
+    assert windows.returncode == 2 and (
+        "Invalid flags: --sliding_window_height=32 --sliding_window_width=32 (command line or flagfile) asks for "
+        f"sliding-window inference, but --saved_model='{export_dir}' supports whole-image inference only") in windows.stderr
     unrecorded = tmp_path / "export_without_protocol"
     shutil.copytree(export_dir, unrecorded)
     os.remove(unrecorded / "assets" / "inference.json")
