@@ -50,7 +50,7 @@ def main(argv):
     from hfgd_tf.data.records import check_records
     from hfgd_tf.evaluation import evaluate, format_metrics_table, write_results
     from hfgd_tf.evaluation.evaluator import build_distributed_eval_dataset, global_eval_batch_size
-    from hfgd_tf.train.checkpoints import read_run_config, restore_model
+    from hfgd_tf.train.checkpoints import read_run_config, resolve_checkpoint, restore_model
     from hfgd_tf.train.distribute import create_strategy, end_multi_worker_run, is_chief
 
     logging.set_verbosity(logging.INFO)
@@ -99,8 +99,12 @@ def main(argv):
             print(f"Results ({metrics['num_images']} images, protocol {metrics['protocol']}): {path}")
             return
         logging.info("Evaluation protocol (the run's, overridden by the flags given): %s", eval_config.protocol())
+        # Resolved once: after a fall-back past unreadable checkpoints the results name the one scored.
+        scored_checkpoint = resolve_checkpoint(FLAGS.checkpoint_dir, FLAGS.checkpoint)
         with strategy.scope():
-            model, _, _ = restore_model(FLAGS.checkpoint_dir, FLAGS.checkpoint)
+            model, _, _ = restore_model(
+                FLAGS.checkpoint_dir, "best" if FLAGS.checkpoint == "best" else scored_checkpoint
+            )
         dataset = build_distributed_eval_dataset(strategy, data_config, eval_config.eval_batch_size)
     except ValueError as error:
         cli_flags.config_error(error)
@@ -121,7 +125,11 @@ def main(argv):
         return
     print(format_metrics_table(metrics))
     path = results_json
-    write_results(metrics, path, extra={"checkpoint_dir": FLAGS.checkpoint_dir, "checkpoint": FLAGS.checkpoint})
+    write_results(
+        metrics,
+        path,
+        extra={"checkpoint_dir": FLAGS.checkpoint_dir, "checkpoint": FLAGS.checkpoint, "checkpoint_path": scored_checkpoint},
+    )
     print(f"Results ({metrics['num_images']} images, protocol {metrics['protocol']}): {path}")
     end_multi_worker_run(strategy)
 

@@ -4,6 +4,7 @@ back with a warning and still ends at those weights; a shard damaged in place is
 it, with the last checkpoint intact (and at start with --verify_records); a save that fails with "no space
 left on device" (a patched file layer) stops with a named error and the previous checkpoint restores."""
 
+import json
 import os
 import shutil
 import signal
@@ -133,6 +134,16 @@ def test_a_truncated_latest_checkpoint_falls_back_with_a_warning_and_ends_at_the
     result = _run([sys.executable, "scripts/evaluate.py", f"--checkpoint_dir={run_dir}", f"--checkpoint=ckpt-{TOTAL_STEPS}"])
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert f"--checkpoint='ckpt-{TOTAL_STEPS}': '{latest}' cannot be read: ckpt-{TOTAL_STEPS}.data-00000-of-00001 (" in result.stderr
+    # evaluate.py --checkpoint=latest scores the newest readable one and its results say which.
+    results = str(tmp_path / "eval.json")
+    result = _run([sys.executable, "scripts/evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", "--max_eval_batches=1",
+                   f"--results_json={results}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    fallback = os.path.join(run_dir, f"ckpt-{TOTAL_STEPS - EPOCH_STEPS}")
+    assert f"Using ckpt-{TOTAL_STEPS - EPOCH_STEPS}" in result.stderr, result.stderr[-3000:]
+    with open(results) as handle:
+        recorded = json.load(handle)
+    assert (recorded["checkpoint"], recorded["checkpoint_path"]) == ("latest", fallback)
 
     result = _run(TRAIN + _arguments(data_dir, run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
