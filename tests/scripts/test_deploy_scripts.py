@@ -23,6 +23,7 @@ def _run(script, *arguments, returncode=0):
 
 
 def test_an_int8_litert_export_is_scored_and_predicts_in_its_runtime(tmp_path):
+    # Not the shared synthetic_records: non-square 48x64 images, the size of the fixed-size export below.
     records = write_synthetic_tfrecords(str(tmp_path / "records"), 4, 2, 48, 64, examples_per_shard=2)
     run_dir = str(tmp_path / "run")
     _run(
