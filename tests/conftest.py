@@ -1,5 +1,7 @@
-"""Shared fixtures: seeding, tiny configs, the CamVid location (skipped with a reason when absent)."""
+"""Shared fixtures: seeding, tiny configs, the standard synthetic dataset, the CamVid location (skipped with a
+reason when absent)."""
 
+import hashlib
 import os
 
 import keras
@@ -48,6 +50,36 @@ def pytest_configure(config):
 def seeded():
     keras.utils.set_random_seed(0)
     yield
+
+
+# The standard small synthetic dataset: 16 train and 4 val street scenes of 64x64 in shards of 8 (train-0,
+# train-1, val-0). A test that needs other sizes or counts writes its own and says why.
+SYNTHETIC_RECORDS = dict(num_train=16, num_val=4, height=64, width=64, examples_per_shard=8)
+
+
+def _file_digests(directory):
+    digests = {}
+    for parent, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as handle:
+                digests[os.path.relpath(path, directory)] = hashlib.sha256(handle.read()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="session")
+def synthetic_records(tmp_path_factory):
+    """The directory of the standard synthetic dataset (`SYNTHETIC_RECORDS`), written once per session (per
+    xdist worker). Tests share it, so they only read it: to damage, edit or convert records, copy it first
+    (`shutil.copytree`). At the end of the session it is checked to be exactly as written."""
+    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
+
+    data_dir = write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic_records")), **SYNTHETIC_RECORDS)
+    written = _file_digests(data_dir)
+    yield data_dir
+    assert _file_digests(data_dir) == written, (
+        f"a test changed the shared synthetic_records directory {data_dir}: copy it (shutil.copytree) before writing"
+    )
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def test_folder_conversion_reads_and_writes_through_gfile():
 @pytest.mark.slow
 def test_train_resume_evaluate_and_export_on_ram_filesystem():
     data_dir, run = _ram("data"), _ram("run")
-    write_synthetic_tfrecords(data_dir, 4, 2, 32, 32, examples_per_shard=2)
+    write_synthetic_tfrecords(data_dir, 4, 2, 32, 32, examples_per_shard=2)  # on ram://, not synthetic_records
 
     def trainer(epochs):
         return Trainer(

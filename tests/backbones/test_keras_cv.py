@@ -216,29 +216,25 @@ def test_a_preset_name_is_refused_rather_than_downloaded():
         build_backbone("keras_cv:ResNetBackbone", preset_dir="resnet50_imagenet")
 
 
-def _trainer(tmp_path, backbone, preset_dir, normalization, **train):
+def _trainer(tmp_path, data_dir, backbone, preset_dir, normalization, **train):
     from hfgd_tf.data import DataConfig
-    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
     from hfgd_tf.evaluation import EvalConfig
     from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 
-    data_dir = tmp_path / "data"
-    if not data_dir.exists():
-        write_synthetic_tfrecords(str(data_dir), 4, 2, 64, 64, examples_per_shard=4)
     config = tiny_model_config(
         backbone=backbone, backbone_preset_dir=str(preset_dir), num_classes=8, input_normalization=normalization
     )
     return Trainer(
-        config, DataConfig("synthetic_streets", str(data_dir), crop_height=64, crop_width=64),
+        config, DataConfig("synthetic_streets", data_dir, crop_height=64, crop_width=64),
         OptimizerConfig(), TrainConfig(checkpoint_dir=str(tmp_path / "run"), batch_size=2, **train), EvalConfig(),
     )
 
 
-def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resumes(tmp_path):
+def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resumes(synthetic_records, tmp_path):
     _published_style_preset(tmp_path / "preset")
 
     def trainer(normalization, **train):
-        return _trainer(tmp_path, "keras_cv:ResNetBackbone", tmp_path / "preset", normalization, **train)
+        return _trainer(tmp_path, synthetic_records, "keras_cv:ResNetBackbone", tmp_path / "preset", normalization, **train)
 
     message = (
         "keras-cv preset saved with include_rescaling=True: its weights were trained on images divided by 255 "
@@ -260,7 +256,7 @@ def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resum
         trainer("minus_one_one", restore_checkpoint=False)
 
 
-def test_training_refuses_to_start_a_keras_hub_preset_with_other_inputs(tmp_path):
+def test_training_refuses_to_start_a_keras_hub_preset_with_other_inputs(synthetic_records, tmp_path):
     # Refused before the backbone is built, so keras-hub (an optional extra) need not be installed.
     (tmp_path / "preset").mkdir()
     (tmp_path / "preset" / "image_converter.json").write_text(json.dumps(_keras_hub_converter(1 / 255, None)))
@@ -268,7 +264,7 @@ def test_training_refuses_to_start_a_keras_hub_preset_with_other_inputs(tmp_path
         "is a keras-hub preset whose image converter gives its backbone 'zero_one' inputs, so give "
         "--input_normalization=zero_one (ModelConfig.input_normalization; now 'imagenet')"
     )):
-        _trainer(tmp_path, "keras_hub:ResNetBackbone", tmp_path / "preset", "imagenet")
+        _trainer(tmp_path, synthetic_records, "keras_hub:ResNetBackbone", tmp_path / "preset", "imagenet")
 
 
 def test_config_round_trip_rebuilds_the_same_architecture():
@@ -283,18 +279,16 @@ def test_config_round_trip_rebuilds_the_same_architecture():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["keras_cv:MiTBackbone"])  # the fixed-size case; ResNet's path is the same
-def test_two_step_training_and_export(backbone, tmp_path):
+def test_two_step_training_and_export(backbone, synthetic_records, tmp_path):
     from hfgd_tf.data import DataConfig
-    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
     from hfgd_tf.evaluation import EvalConfig
     from hfgd_tf.evaluation.inference import predict_logits
     from hfgd_tf.export.saved_model import export_saved_model
     from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 
-    data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 8, 2, 64, 64, examples_per_shard=8)
     trainer = Trainer(
         _config(backbone, num_classes=8),
-        DataConfig("synthetic_streets", data_dir, crop_height=64, crop_width=64, shuffle_buffer=8),
+        DataConfig("synthetic_streets", synthetic_records, crop_height=64, crop_width=64, shuffle_buffer=8),
         OptimizerConfig(initial_lr=0.05),
         TrainConfig(
             checkpoint_dir=str(tmp_path / "run"), batch_size=2, train_epoch=1, epoch_steps=2, log_every_steps=1,

@@ -7,6 +7,7 @@ from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
+    # Not the shared synthetic_records: non-square 64x80 images in uneven shards (10, 10, 4; 6 val).
     return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 24, 6, 64, 80, examples_per_shard=10)
 
 

@@ -14,7 +14,6 @@ from PIL import Image
 from hfgd_tf.data.config import DataConfig
 from hfgd_tf.data.pipeline import build_eval_dataset, build_train_dataset
 from hfgd_tf.data.records import check_records
-from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 
 # Pascal Context 59 raw labels as the authors' converters store them: 0 = background, classes 1..59.
 RAW_PASCAL = np.array(
@@ -138,11 +137,6 @@ def test_raw_format_needs_a_dataset_with_a_raw_table():
         DataConfig(dataset="synthetic_streets", label_format="raw")
     with pytest.raises(ValueError, match=r"label_format must be one of \('train_ids', 'raw'\). Received: 'ids'"):
         DataConfig(dataset="camvid", label_format="ids")
-
-
-@pytest.fixture(scope="module")
-def synthetic_records(tmp_path_factory):
-    return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 2, 1, 32, 40, examples_per_shard=1)
 
 
 def _copy(source, destination):

@@ -19,6 +19,7 @@ NUM_VAL = 5  # does not fill the last global batch of 2 replicas
 
 @pytest.fixture(scope="module")
 def data_config(tmp_path_factory):
+    # Not the shared synthetic_records: NUM_VAL images, non-square (48x64) so that a height/width mix-up shows.
     data_dir = write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 2, NUM_VAL, 48, 64, examples_per_shard=2)
     return DataConfig("synthetic_streets", data_dir)
 

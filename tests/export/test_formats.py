@@ -111,6 +111,7 @@ def test_a_malformed_export_record_is_an_error_naming_the_file(tmp_path):
 
 
 def test_calibration_images_are_the_first_training_records_at_the_export_size(tmp_path):
+    # Not the shared synthetic_records: 3 records (refused below) of a non-square size unlike the export size.
     data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 3, 1, 40, 56)
     config = DataConfig("synthetic_streets", data_dir)
     images = list(calibration_images(config, 2, 32, 48)())

@@ -34,6 +34,7 @@ MIN_FLOAT32_MIOU = 10
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     directory = tmp_path_factory.mktemp("quantization")
+    # Not the shared synthetic_records: 64 training and 24 val images, enough to learn and calibrate.
     data_dir = write_synthetic_tfrecords(str(directory / "data"), 64, 24, HEIGHT, WIDTH)
     data_config = DataConfig("synthetic_streets", data_dir, crop_height=HEIGHT, crop_width=HEIGHT, shuffle_buffer=64)
     trainer = Trainer(

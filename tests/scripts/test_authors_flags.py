@@ -9,7 +9,6 @@ import textwrap
 
 import pytest
 
-from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from tests.conftest import ROOT
 
 # Parses argv with train.py's flags and prints the configs (or the error) as JSON: no training.
@@ -158,8 +157,8 @@ def _run(script, *arguments, returncode=0):
 
 
 @pytest.mark.slow
-def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_path):
-    records = write_synthetic_tfrecords(str(tmp_path / "records"), 4, 2, 48, 64, examples_per_shard=2)
+def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(synthetic_records, tmp_path):
+    records = synthetic_records
     run_dir = tmp_path / "run"
     train_cfg = tmp_path / "train.cfg"
     train_cfg.write_text(
@@ -220,7 +219,7 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_pat
     assert "mIoU" in _run("evaluate.py", f"--flagfile={eval_cfg}")
     with open(results) as handle:
         metrics = json.load(handle)
-    assert metrics["num_images"] == 2
+    assert metrics["num_images"] == 4
     assert metrics["protocol"]["scales"] == [0.75, 1.0]
     assert metrics["protocol"]["sliding_window"] == [32, 32]
 
@@ -233,7 +232,7 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(tmp_pat
     )
     assert "mIoU" in output
     with open(shared) as handle:
-        assert json.load(handle)["num_images"] == 2
+        assert json.load(handle)["num_images"] == 4
     error = _run("evaluate.py", f"--flagfile={train_cfg}", "--mode=val", "--num_channels=32", returncode=2)
     assert "1 model/data flag given here disagrees with" in error and "run_config.json: --num_channels=32" in error
     assert "--num_channels=32 differs from the run's num_channels=16." in error

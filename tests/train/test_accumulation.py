@@ -8,15 +8,9 @@ import pytest
 import tensorflow as tf
 
 from hfgd_tf.data import DataConfig
-from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.evaluation import EvalConfig
 from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 from tests.conftest import tiny_model_config
-
-
-@pytest.fixture(scope="module")
-def synthetic_dir(tmp_path_factory):
-    return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 16, 4, 64, 64, examples_per_shard=8)
 
 
 def _trainer(strategy, data_dir, checkpoint_dir, batch_size, accumulation_steps, loss="cross_entropy", **train):
@@ -66,25 +60,25 @@ def _device():
 
 
 @pytest.fixture(scope="module")
-def whole(synthetic_dir, tmp_path_factory):
+def whole(synthetic_records, tmp_path_factory):
     """Two plain updates with batch 4: (trainer, initial weights)."""
-    trainer = _trainer(_device(), synthetic_dir, str(tmp_path_factory.mktemp("whole")), batch_size=4, accumulation_steps=1)
+    trainer = _trainer(_device(), synthetic_records, str(tmp_path_factory.mktemp("whole")), batch_size=4, accumulation_steps=1)
     initial = [w.numpy() for w in trainer.model.weights]
     trainer.train()
     return trainer, initial
 
 
 @pytest.mark.slow
-def test_two_micro_batches_equal_one_double_batch_and_resume_counts_updates(synthetic_dir, tmp_path, whole):
+def test_two_micro_batches_equal_one_double_batch_and_resume_counts_updates(synthetic_records, tmp_path, whole):
     whole, initial = whole
     # The accumulated run is killed after its first update and resumed: the data stream must resume
     # after 2 micro-batches, not after 1.
-    first = _trainer(_device(), synthetic_dir, str(tmp_path), batch_size=2, accumulation_steps=2)
+    first = _trainer(_device(), synthetic_records, str(tmp_path), batch_size=2, accumulation_steps=2)
     np.testing.assert_array_equal(first.model.weights[0].numpy(), initial[0])
     first.train_config = dataclasses.replace(first.train_config, train_epoch=1)
     first.train()
     _assert_schedule_counts_updates(first, 1)
-    accumulated = _trainer(_device(), synthetic_dir, str(tmp_path), batch_size=2, accumulation_steps=2)
+    accumulated = _trainer(_device(), synthetic_records, str(tmp_path), batch_size=2, accumulation_steps=2)
     assert accumulated.restore() == 1
     accumulated.train()
     _assert_schedule_counts_updates(accumulated, 2)
@@ -96,18 +90,18 @@ def test_two_micro_batches_equal_one_double_batch_and_resume_counts_updates(synt
 
 
 @pytest.mark.slow
-def test_accumulation_on_two_replicas_equals_one_double_batch_on_one(synthetic_dir, tmp_path, whole, mirrored_strategy):
+def test_accumulation_on_two_replicas_equals_one_double_batch_on_one(synthetic_records, tmp_path, whole, mirrored_strategy):
     whole, initial = whole
     # Two replicas with one image each per micro-batch, two micro-batches per update.
-    accumulated = _trainer(mirrored_strategy, synthetic_dir, str(tmp_path), batch_size=2, accumulation_steps=2)
+    accumulated = _trainer(mirrored_strategy, synthetic_records, str(tmp_path), batch_size=2, accumulation_steps=2)
     accumulated.train()
     _assert_schedule_counts_updates(accumulated, 2)
     _assert_same_weights(whole, accumulated, initial)
 
 
 @pytest.mark.slow
-def test_accumulation_with_float16_loss_scaling_trains(synthetic_dir, tmp_path):
-    trainer = _trainer(_device(), synthetic_dir, str(tmp_path), batch_size=2, accumulation_steps=2, mixed_precision="float16")
+def test_accumulation_with_float16_loss_scaling_trains(synthetic_records, tmp_path):
+    trainer = _trainer(_device(), synthetic_records, str(tmp_path), batch_size=2, accumulation_steps=2, mixed_precision="float16")
     before = [v.numpy() for v in trainer.model.trainable_variables]
     trainer.train()
     assert int(trainer.optimizer.iterations.numpy()) == 2
@@ -117,20 +111,20 @@ def test_accumulation_with_float16_loss_scaling_trains(synthetic_dir, tmp_path):
     assert all(np.isfinite(v.numpy()).all() for v in trainer.model.weights)
 
 
-def test_accumulation_steps_is_validated_and_refused_with_ohem(synthetic_dir, tmp_path):
+def test_accumulation_steps_is_validated_and_refused_with_ohem(synthetic_records, tmp_path):
     with pytest.raises(ValueError, match="accumulation_steps must be >= 1"):
         TrainConfig(checkpoint_dir=str(tmp_path), accumulation_steps=0)
     with pytest.raises(ValueError, match="'ohem' cannot be combined with accumulation_steps > 1"):
-        _trainer(None, synthetic_dir, str(tmp_path), batch_size=2, accumulation_steps=2, loss="ohem")
+        _trainer(None, synthetic_records, str(tmp_path), batch_size=2, accumulation_steps=2, loss="ohem")
 
 
 @pytest.mark.slow
-def test_accumulation_on_swin_sums_its_sparse_position_bias_gradients(synthetic_dir, tmp_path):
+def test_accumulation_on_swin_sums_its_sparse_position_bias_gradients(synthetic_records, tmp_path):
     """Swin's relative position bias is a gather: its gradient is IndexedSlices, which must be summed densely."""
     keras.utils.set_random_seed(0)
     trainer = Trainer(
         tiny_model_config(num_classes=8, backbone="swin_tiny_test", norm_method="group_norm", drop_path_rate=0.0),
-        DataConfig("synthetic_streets", synthetic_dir, crop_height=64, crop_width=64, shuffle_buffer=8),
+        DataConfig("synthetic_streets", synthetic_records, crop_height=64, crop_width=64, shuffle_buffer=8),
         OptimizerConfig(initial_lr=0.01),
         TrainConfig(
             checkpoint_dir=str(tmp_path), batch_size=2, accumulation_steps=2, train_epoch=1, epoch_steps=1,

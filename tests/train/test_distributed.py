@@ -6,16 +6,10 @@ import pytest
 import tensorflow as tf
 
 from hfgd_tf.data import DataConfig
-from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.evaluation import EvalConfig
 from hfgd_tf.layers.drop_path import DropPath
 from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 from tests.conftest import tiny_model_config
-
-
-@pytest.fixture(scope="module")
-def synthetic_dir(tmp_path_factory):
-    return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 16, 4, 64, 64, examples_per_shard=8)
 
 
 def _devices():
@@ -64,11 +58,11 @@ TOLERANCES = {"float16_loss_scaling_sgd_clip": dict(rtol=1e-2, atol=5e-4)}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_two_replicas_match_one_replica_with_the_same_global_batch(synthetic_dir, tmp_path, case, mirrored_strategy):
+def test_two_replicas_match_one_replica_with_the_same_global_batch(synthetic_records, tmp_path, case, mirrored_strategy):
     runs = []
     for name, strategy in (("one", tf.distribute.OneDeviceStrategy(_devices()[0])), ("two", mirrored_strategy)):
         keras.utils.set_random_seed(0)
-        trainer = _trainer(strategy, synthetic_dir, str(tmp_path / name), **CASES[case])
+        trainer = _trainer(strategy, synthetic_records, str(tmp_path / name), **CASES[case])
         initial = [w.numpy() for w in trainer.model.weights]
         trainer.train()
         runs.append(trainer)
@@ -89,8 +83,8 @@ def test_two_replicas_match_one_replica_with_the_same_global_batch(synthetic_dir
 
 
 @pytest.mark.slow
-def test_float16_overflow_on_one_replica_skips_the_step_on_both(synthetic_dir, tmp_path, mirrored_strategy):
-    trainer = _trainer(mirrored_strategy, synthetic_dir, str(tmp_path), mixed_precision="float16")
+def test_float16_overflow_on_one_replica_skips_the_step_on_both(synthetic_records, tmp_path, mirrored_strategy):
+    trainer = _trainer(mirrored_strategy, synthetic_records, str(tmp_path), mixed_precision="float16")
     compute = trainer._gradient_fn
     overflow = tf.Variable(True, trainable=False)
 
@@ -130,16 +124,16 @@ def test_float16_overflow_on_one_replica_skips_the_step_on_both(synthetic_dir, t
     assert int(trainer.optimizer.iterations.numpy()) == 2
 
 
-def test_jit_compile_with_sync_batch_norm_on_two_replicas_is_refused(synthetic_dir, tmp_path, mirrored_strategy):
+def test_jit_compile_with_sync_batch_norm_on_two_replicas_is_refused(synthetic_records, tmp_path, mirrored_strategy):
     with pytest.raises(ValueError, match="--norm_method=batch_norm.*group_norm"):
-        _trainer(mirrored_strategy, synthetic_dir, str(tmp_path), jit_compile=True)
+        _trainer(mirrored_strategy, synthetic_records, str(tmp_path), jit_compile=True)
 
 
-def test_batch_not_divisible_by_replicas_is_rejected(synthetic_dir, tmp_path, mirrored_strategy):
+def test_batch_not_divisible_by_replicas_is_rejected(synthetic_records, tmp_path, mirrored_strategy):
     with pytest.raises(ValueError, match="divisible"):
         Trainer(
             tiny_model_config(num_classes=8),
-            DataConfig("synthetic_streets", synthetic_dir),
+            DataConfig("synthetic_streets", synthetic_records),
             OptimizerConfig(),
             TrainConfig(checkpoint_dir=str(tmp_path), batch_size=3),
             EvalConfig(),
@@ -147,11 +141,11 @@ def test_batch_not_divisible_by_replicas_is_rejected(synthetic_dir, tmp_path, mi
         )
 
 
-def test_eval_batch_not_a_multiple_of_the_replicas_is_rejected_at_start(synthetic_dir, tmp_path, mirrored_strategy):
+def test_eval_batch_not_a_multiple_of_the_replicas_is_rejected_at_start(synthetic_records, tmp_path, mirrored_strategy):
     with pytest.raises(ValueError, match="eval_batch_size.*multiple of the 2 replicas"):
         Trainer(
             tiny_model_config(num_classes=8),
-            DataConfig("synthetic_streets", synthetic_dir),
+            DataConfig("synthetic_streets", synthetic_records),
             OptimizerConfig(),
             TrainConfig(checkpoint_dir=str(tmp_path), batch_size=4),
             EvalConfig(eval_batch_size=3),
@@ -160,11 +154,11 @@ def test_eval_batch_not_a_multiple_of_the_replicas_is_rejected_at_start(syntheti
 
 
 @pytest.mark.slow
-def test_swin_with_drop_path_trains_and_saves_on_two_replicas(synthetic_dir, tmp_path, mirrored_strategy):
+def test_swin_with_drop_path_trains_and_saves_on_two_replicas(synthetic_records, tmp_path, mirrored_strategy):
     # Drop path call counters (int64 weights, one per replica) through mirrored steps and a checkpoint.
     trainer = Trainer(
         tiny_model_config(num_classes=8, backbone="swin_tiny_test", drop_path_rate=0.3, norm_method="sync_batch_norm"),
-        DataConfig("synthetic_streets", synthetic_dir, crop_height=48, crop_width=48, shuffle_buffer=8),
+        DataConfig("synthetic_streets", synthetic_records, crop_height=48, crop_width=48, shuffle_buffer=8),
         OptimizerConfig(initial_lr=0.05),
         TrainConfig(checkpoint_dir=str(tmp_path), batch_size=4, train_epoch=1, epoch_steps=2, evaluate_every_epoch=False),
         EvalConfig(eval_batch_size=4),

@@ -58,6 +58,7 @@ def _assert_same_weights(expected_dir, run_dir):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
+    # Not the shared synthetic_records: where the damaged shard is met (after ckpt-3) was set for 12 records in 3 shards.
     return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("data")), 12, 2, 64, 64, examples_per_shard=4)
 
 

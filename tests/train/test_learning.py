@@ -16,6 +16,7 @@ MIOU_LOWER_BOUND = 0.30
 
 
 def test_short_demo_run_reaches_a_clearly_non_trivial_miou(tmp_path):
+    # Not the shared synthetic_records: 200 scenes of 128x160, enough to learn the classes.
     data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 200, 40, 128, 160)
     trainer = Trainer(
         ModelConfig(num_classes=8, backbone="resnet_tiny", num_channels=32, cae_num_heads=4),

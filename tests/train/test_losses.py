@@ -172,13 +172,6 @@ def test_ohem_on_two_replicas_equals_one_replica():
     assert float(run(inputs)) == pytest.approx(single, rel=1e-5)
 
 
-@pytest.fixture(scope="module")
-def synthetic_dir(tmp_path_factory):
-    from hfgd_tf.data.synthetic import write_synthetic_tfrecords
-
-    return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 8, 2, 64, 64, examples_per_shard=8)
-
-
 def _trainer(data_dir, checkpoint_dir, strategy=None, **train_overrides):
     from hfgd_tf.data import DataConfig
     from hfgd_tf.evaluation import EvalConfig
@@ -199,9 +192,9 @@ def _trainer(data_dir, checkpoint_dir, strategy=None, **train_overrides):
 
 
 @pytest.mark.parametrize("name", ["ohem", "focal"])
-def test_trainer_uses_the_configured_loss_for_both_heads(synthetic_dir, tmp_path, name):
+def test_trainer_uses_the_configured_loss_for_both_heads(synthetic_records, tmp_path, name):
     trainer = _trainer(
-        synthetic_dir, str(tmp_path), tf.distribute.get_strategy(), loss=name, ohem_threshold=0.1, ohem_min_kept=3000,
+        synthetic_records, str(tmp_path), tf.distribute.get_strategy(), loss=name, ohem_threshold=0.1, ohem_min_kept=3000,
         focal_gamma=1.5,
     )
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)), tf.float32)
@@ -217,9 +210,9 @@ def test_trainer_uses_the_configured_loss_for_both_heads(synthetic_dir, tmp_path
         assert float(losses[key]) == pytest.approx(float(expected[key]), rel=1e-5), key
 
 
-def test_trainer_refuses_ohem_with_jit_compile(synthetic_dir, tmp_path):
+def test_trainer_refuses_ohem_with_jit_compile(synthetic_records, tmp_path):
     with pytest.raises(ValueError, match="jit_compile"):
-        _trainer(synthetic_dir, str(tmp_path), strategy=tf.distribute.get_strategy(), loss="ohem", jit_compile=True)
+        _trainer(synthetic_records, str(tmp_path), strategy=tf.distribute.get_strategy(), loss="ohem", jit_compile=True)
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def _workers(script_arguments, tmp_dir, extra_env=None):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    # 5 eval images: 3 on worker 0 and 2 (plus 1 padding image) on worker 1.
+    # Not the shared synthetic_records: 5 eval images, 3 on worker 0 and 2 (plus 1 padding image) on worker 1.
     return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("data")), 16, 5, 64, 64, examples_per_shard=4)
 
 

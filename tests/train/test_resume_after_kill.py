@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.train.checkpoints import restore_model
 from tests.conftest import ROOT
 
@@ -29,16 +28,15 @@ def _arguments(data_dir, checkpoint_dir):
     ]
 
 
-def test_sigkill_during_a_checkpoint_save_then_resume_equals_an_uninterrupted_run(tmp_path):
-    data_dir = write_synthetic_tfrecords(str(tmp_path / "data"), 12, 2, 64, 64, examples_per_shard=6)
+def test_sigkill_during_a_checkpoint_save_then_resume_equals_an_uninterrupted_run(synthetic_records, tmp_path):
     straight_dir, killed_dir = str(tmp_path / "straight"), str(tmp_path / "killed")
     train = [sys.executable, "scripts/train.py"]
-    subprocess.run(train + _arguments(data_dir, straight_dir), cwd=ROOT, check=True, capture_output=True, timeout=600)
+    subprocess.run(train + _arguments(synthetic_records, straight_dir), cwd=ROOT, check=True, capture_output=True, timeout=600)
 
     marker = str(tmp_path / "paused")
     environment = dict(os.environ, HFGD_TEST_PAUSE_AT="6", HFGD_TEST_SAVE_MARKER=marker)
     process = subprocess.Popen(
-        [sys.executable, PAUSING_TRAIN] + _arguments(data_dir, killed_dir),
+        [sys.executable, PAUSING_TRAIN] + _arguments(synthetic_records, killed_dir),
         cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
@@ -52,7 +50,7 @@ def test_sigkill_during_a_checkpoint_save_then_resume_equals_an_uninterrupted_ru
     assert killed_at and killed_at.endswith("ckpt-3"), killed_at
     assert os.path.isfile(killed_at + ".index")
 
-    result = subprocess.run(train + _arguments(data_dir, killed_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(train + _arguments(synthetic_records, killed_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Resumed from" in result.stderr and "ckpt-3 at step 3" in result.stderr
     straight, _, _ = restore_model(straight_dir, "latest")

@@ -2,19 +2,11 @@
 
 import logging
 
-import pytest
-
 from hfgd_tf.data import DataConfig
-from hfgd_tf.data.synthetic import write_synthetic_tfrecords
 from hfgd_tf.evaluation import EvalConfig
 from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 from hfgd_tf.train.run_banner import logs_above_progress_bar, run_banner
 from tests.conftest import tiny_model_config
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("data")), 12, 5, 64, 64, examples_per_shard=4)
 
 
 def _trainer(data_dir, run_dir, **train):
@@ -27,15 +19,15 @@ def _trainer(data_dir, run_dir, **train):
     )
 
 
-def test_the_banner_names_model_weights_data_steps_batch_strategy_and_run_directory(data_dir, tmp_path):
+def test_the_banner_names_model_weights_data_steps_batch_strategy_and_run_directory(synthetic_records, tmp_path):
     run_dir = str(tmp_path / "run")
-    trainer = _trainer(data_dir, run_dir, train_epoch=3, epoch_steps=4, accumulation_steps=2)
+    trainer = _trainer(synthetic_records, run_dir, train_epoch=3, epoch_steps=4, accumulation_steps=2)
     lines = run_banner(trainer, 0).splitlines()
     assert lines[0].startswith("Model: backbone resnet_tiny, 8 classes, D=8")
     assert f"; {trainer.model.count_params():,} parameters (" in lines[0]
     assert lines[1] == "Weights: random initialisation (no --backbone_weights_path)"
     assert lines[2] == (
-        f"Data: synthetic_streets from {data_dir}; train split 'train': 12 records; eval split 'val': 5 records; "
+        f"Data: synthetic_streets from {synthetic_records}; train split 'train': 16 records; eval split 'val': 4 records; "
         "crop 32x32"
     )
     assert lines[3].startswith("Steps: 12 (3 epochs of 4), from step 0; global batch 2 (2 micro-batches of 1), 1 per replica")
@@ -44,8 +36,8 @@ def test_the_banner_names_model_weights_data_steps_batch_strategy_and_run_direct
     assert "resumed at step 5" in run_banner(trainer, 5).splitlines()[1]
 
 
-def test_the_first_step_is_logged_with_its_time(data_dir, tmp_path, caplog):
-    trainer = _trainer(data_dir, str(tmp_path / "run"), train_epoch=1, epoch_steps=3, log_every_steps=50,
+def test_the_first_step_is_logged_with_its_time(synthetic_records, tmp_path, caplog):
+    trainer = _trainer(synthetic_records, str(tmp_path / "run"), train_epoch=1, epoch_steps=3, log_every_steps=50,
                        evaluate_every_epoch=False)
     # absl's logger has its own level: parsing absl flags in this process (another test may have) sets it to
     # WARNING, so the root logger's level alone would not let the trainer's INFO lines through.

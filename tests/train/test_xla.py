@@ -20,6 +20,7 @@ PROTOCOL = EvalConfig(eval_scales=(0.75, 1.0), sliding_window_height=24, sliding
 
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
+    # Not the shared synthetic_records: 32x32 images (XLA compiles every forward pass) and 6 val images.
     return write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 8, 6, 32, 32, examples_per_shard=8)
 
 
