@@ -17,8 +17,8 @@ def pytest_addoption(parser):
         "--run_slow",
         action="store_true",
         default=False,
-        help="Also run the tests marked slow (scripts end to end, training, multi-worker, kill/resume). "
-        "CI and the README's test command run them.",
+        help="Also run the tests marked slow (scripts end to end, training, exports, full-size backbones, "
+        "multi-worker, kill/resume). CI and the README's test command run them.",
     )
 
 
@@ -32,10 +32,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: trains or runs scripts end to end (tens of seconds)")
+    config.addinivalue_line("markers", "slow: trains, exports, builds a full-size backbone or runs scripts (seconds to minutes)")
     # The scripts import the package: the ones the tests start in subprocesses import this checkout's, not an
     # installed copy's.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # the pytest-xdist controller runs no test, and importing TensorFlow here delays its workers' start
     # Two logical CPU devices for the whole session, so that MirroredStrategy / synchronised BatchNorm
     # code paths run with 2 replicas (this must happen before TensorFlow initialises its devices).
     import tensorflow as tf

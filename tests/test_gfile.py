@@ -97,6 +97,7 @@ def test_train_resume_evaluate_and_export_on_ram_filesystem():
     assert read_json(run + "/eval_latest.json") == {"miou": 0.5}
 
 
+@pytest.mark.slow
 def test_saved_model_export_replaces_an_export_and_predictions_write_on_ram_filesystem():
     from hfgd_tf.data.datasets.synthetic_streets import INFO
     from hfgd_tf.models import build_model

@@ -72,6 +72,7 @@ def test_without_the_stop_gradient_the_upsampler_loss_reaches_the_keras_cv_backb
     assert _nonzero(tape, loss_up, model.variable_groups()["backbone"]) > 0
 
 
+@pytest.mark.slow
 def test_fixed_size_backbone_takes_other_sizes_through_resizing():
     model = build_model(_config("keras_cv:MiTBackbone"))
     outputs = model(random_images(height=48, width=80))
@@ -79,6 +80,7 @@ def test_fixed_size_backbone_takes_other_sizes_through_resizing():
     assert tuple(outputs["logits_high"].shape) == (2, 2, 3, 4)
 
 
+@pytest.mark.slow
 def test_output_stride_2_uses_the_stride_2_level_or_the_upsampler_image_stem():
     model = build_model(tiny_model_config(backbone="keras_cv:MobileNetV3Backbone", output_stride=2))
     assert tuple(model(random_images())["logits"].shape) == (2, 64, 64, 4)
@@ -230,6 +232,7 @@ def _trainer(tmp_path, data_dir, backbone, preset_dir, normalization, **train):
     )
 
 
+@pytest.mark.slow
 def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resumes(synthetic_records, tmp_path):
     _published_style_preset(tmp_path / "preset")
 

@@ -173,6 +173,7 @@ def test_manifest_has_checksums(tmp_path):
     assert len(shard["sha256"]) == 64 and manifest["num_classes"] == 3
 
 
+@pytest.mark.slow
 def test_convert_script_on_a_camvid_layout_and_a_missing_directory(tmp_path):
     import subprocess
     import sys

@@ -59,6 +59,7 @@ def test_refusals_that_need_the_model(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+@pytest.mark.slow
 def test_an_export_never_replaces_a_directory_that_is_not_an_export(tmp_path):
     """Exporting replaces its directory whole: a training run (or anything else) there is refused, intact."""
     model = tiny_segmenter()
@@ -78,6 +79,7 @@ def test_an_export_never_replaces_a_directory_that_is_not_an_export(tmp_path):
     assert read_export_format(first)["format"] == "saved_model" and not (tmp_path / ".export.old").exists()
 
 
+@pytest.mark.slow
 def test_fixed_size_saved_model_records_its_size_and_refuses_others(tmp_path):
     model = tiny_segmenter()
     export_dir = export_model(model, str(tmp_path / "export"), ExportConfig(export_height=32, export_width=48))

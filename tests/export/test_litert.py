@@ -20,6 +20,7 @@ def exported(tmp_path_factory):
     return model, export_dir
 
 
+@pytest.mark.slow
 def test_float32_litert_matches_keras_logits_and_class_ids(exported):
     model, export_dir = exported
     images = uint8_images(3, HEIGHT, WIDTH)  # a batch of 3 through a batch-1 file
@@ -30,6 +31,7 @@ def test_float32_litert_matches_keras_logits_and_class_ids(exported):
     assert read_export_format(export_dir)["model_file"] == "model.tflite"
 
 
+@pytest.mark.slow
 def test_another_size_is_refused_unless_resized_and_then_matches_keras(exported):
     model, export_dir = exported
     runtime = load_exported(export_dir)

@@ -9,6 +9,7 @@ pytest.importorskip("onnxruntime", reason="ONNX Runtime (onnxruntime) not instal
 pytest.importorskip("tf2onnx", reason="tf2onnx (Keras's ONNX exporter on TensorFlow) not installed: pip install 'hfgd_tf[deploy]'")
 
 
+@pytest.mark.slow
 def test_float32_onnx_matches_keras_at_several_sizes(tmp_path):
     model = tiny_segmenter()
     export_dir = export_model(model, str(tmp_path / "export"), ExportConfig("onnx"), CLASS_NAMES, COLORMAP)

@@ -8,6 +8,7 @@ from tests.export.parity import CLASS_NAMES, COLORMAP, assert_parity, keras_outp
 pytest.importorskip("openvino", reason="OpenVINO runtime (openvino) not installed: pip install 'hfgd_tf[deploy]'")
 
 
+@pytest.mark.slow
 def test_float32_openvino_matches_keras_at_several_sizes(tmp_path):
     model = tiny_segmenter()
     export_dir = export_model(model, str(tmp_path / "export"), ExportConfig("openvino"), CLASS_NAMES, COLORMAP)

@@ -19,6 +19,7 @@ from tests.conftest import random_images, tiny_model_config
 SIZES = [(2, 64, 96), (1, 57, 41), (3, 32, 128)]
 
 
+@pytest.mark.slow
 def test_fresh_process_with_only_tensorflow_gets_the_keras_labels(tmp_path):
     model = build_model(tiny_model_config())
     # Make BN statistics non-trivial so that inference mode matters.
@@ -54,6 +55,7 @@ def test_fresh_process_with_only_tensorflow_gets_the_keras_labels(tmp_path):
     assert names == ["a", "b", "c", "d"] and colours[3] == (3, 3, 3)
 
 
+@pytest.mark.slow
 def test_export_bakes_in_scales_and_flip(tmp_path):
     model = build_model(tiny_model_config())
     config = EvalConfig(eval_scales=(0.75, 1.0), flip=True)
@@ -96,6 +98,7 @@ def test_a_malformed_labels_record_is_an_error_naming_the_file(tmp_path):
             read_export_labels(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_re_export_replaces_the_old_export(tmp_path):
     model = build_model(tiny_model_config())
     export_dir = str(tmp_path / "export")

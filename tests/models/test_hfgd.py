@@ -67,7 +67,8 @@ def test_every_trainable_variable_trains_at_output_stride_2(backbone):
 
 
 @pytest.mark.parametrize(
-    "backbone, upsampler", [("swin_tiny_test", "usfpn"), ("convnext_tiny", "usfpn"), ("swin_tiny_test", "sfpn")]
+    "backbone, upsampler",
+    [("swin_tiny_test", "usfpn"), pytest.param("convnext_tiny", "usfpn", marks=pytest.mark.slow), ("swin_tiny_test", "sfpn")],
 )
 def test_no_s1_image_stem_below_output_stride_2(backbone, upsampler):
     model = build_model(tiny_model_config(backbone=backbone, output_stride=4, upsampler=upsampler))
@@ -172,8 +173,8 @@ def _layer_policies(model):
     "policy, overrides",
     [
         ("mixed_bfloat16", dict(output_stride=2)),
-        ("mixed_float16", dict(output_stride=2)),
-        ("mixed_bfloat16", dict(upsampler="sfpn", backbone="swin_tiny_test", output_stride=2)),
+        pytest.param("mixed_float16", dict(output_stride=2), marks=pytest.mark.slow),
+        pytest.param("mixed_bfloat16", dict(upsampler="sfpn", backbone="swin_tiny_test", output_stride=2), marks=pytest.mark.slow),
     ],
 )
 def test_mixed_precision_model_survives_keras_save_and_load(tmp_path, policy, overrides):
@@ -233,7 +234,7 @@ def test_bad_configs_name_the_field_and_allowed_values(overrides, field):
         ModelConfig(**arguments)
 
 
-@pytest.mark.parametrize("backbone", ["swin_tiny_test", "convnext_tiny"])
+@pytest.mark.parametrize("backbone", ["swin_tiny_test", pytest.param("convnext_tiny", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("output_stride", [8, 4, 2])
 def test_transformer_backbones_at_every_output_stride_and_odd_size(backbone, output_stride):
     model = build_model(tiny_model_config(backbone=backbone, output_stride=output_stride))
@@ -243,7 +244,7 @@ def test_transformer_backbones_at_every_output_stride_and_odd_size(backbone, out
     assert _nonzero(tape, loss_up, model.variable_groups()["backbone"]) == 0
 
 
-@pytest.mark.parametrize("backbone", ["resnet_tiny", "swin_tiny_test", "convnext_tiny"])
+@pytest.mark.parametrize("backbone", ["resnet_tiny", "swin_tiny_test", pytest.param("convnext_tiny", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_smoke_for_every_backbone(backbone, policy):
     model = build_model(tiny_model_config(backbone=backbone), dtype_policy=policy)

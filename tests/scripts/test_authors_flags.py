@@ -263,6 +263,7 @@ RUN_CHECK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
     import dataclasses
 
@@ -305,6 +306,7 @@ def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
         assert (outcome == "ok") if expected == "ok" else expected in outcome, (line, outcome)
 
 
+@pytest.mark.slow
 def test_predict_from_a_saved_model_still_checks_the_authors_flags(tmp_path):
     error = _run(
         "predict.py", f"--saved_model={tmp_path}", f"--input={tmp_path}", f"--output_dir={tmp_path / 'out'}",

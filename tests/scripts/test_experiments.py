@@ -31,6 +31,7 @@ CHECK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_every_flagfile_builds_valid_configs():
     paths = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "experiments", "*.cfg")))
     assert len(paths) >= 16
@@ -46,6 +47,7 @@ def test_every_flagfile_builds_valid_configs():
             assert f"experiments/{dataset}_{backbone}_hfgd.cfg" in lines
 
 
+@pytest.mark.slow
 def test_included_flagfiles_resolve_next_to_the_including_file_from_any_directory(tmp_path):
     # The experiments include their dataset's flagfile by a path relative to themselves, so a script run
     # from elsewhere (here: tmp_path) reads the same flags; train.py stops at the missing records, not before.

@@ -12,6 +12,7 @@ from tests.conftest import ROOT
 IMPORT_AND_RUN = "import hfgd_tf.cli.flags, tensorflow as tf; print(int(tf.constant(1) + 1))"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.isdir("/proc/driver/nvidia"), reason="NVIDIA driver present")
 def test_no_cuda_probe_messages_unless_asked_for():
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "HFGD_TF_SHOW_TF_STARTUP")}

@@ -14,6 +14,8 @@ from hfgd_tf.train.checkpoint_recovery import UnreadableCheckpointError
 from hfgd_tf.train.checkpoints import resolve_checkpoint, restore_model
 from tests.train.test_trainer import _trainer, _weights
 
+pytestmark = pytest.mark.slow  # every test trains (tens of seconds each)
+
 
 def truncate(path, keep=0.5):
     with open(path, "r+b") as handle:

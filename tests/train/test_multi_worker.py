@@ -164,6 +164,7 @@ def test_worker_flags_without_multi_worker_strategy_are_refused_by_train(tmp_pat
     assert "Invalid flags: --worker_hosts/--task_index need --strategy=multi_worker" in result.stderr
 
 
+@pytest.mark.slow
 def test_two_input_pipelines_split_every_global_batch_of_one_pipeline(data_dir):
     config = DataConfig("synthetic_streets", data_dir, crop_height=32, crop_width=32, shuffle_buffer=8)
     for start in (0, 5):  # 5 steps of 4: the resumed stream starts inside the second epoch of 16 records

@@ -2,6 +2,8 @@
 
 import logging
 
+import pytest
+
 from hfgd_tf.data import DataConfig
 from hfgd_tf.evaluation import EvalConfig
 from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
@@ -36,6 +38,7 @@ def test_the_banner_names_model_weights_data_steps_batch_strategy_and_run_direct
     assert "resumed at step 5" in run_banner(trainer, 5).splitlines()[1]
 
 
+@pytest.mark.slow
 def test_the_first_step_is_logged_with_its_time(synthetic_records, tmp_path, caplog):
     trainer = _trainer(synthetic_records, str(tmp_path / "run"), train_epoch=1, epoch_steps=3, log_every_steps=50,
                        evaluate_every_epoch=False)

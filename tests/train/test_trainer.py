@@ -56,6 +56,7 @@ def _logged_scalars(log_dir, tag):
     return values
 
 
+@pytest.mark.slow
 def test_loss_decreases_and_run_directory_is_complete(synthetic_records, tmp_path):
     trainer = _trainer(synthetic_records, str(tmp_path), steps=30, evaluate_every_epoch=True, lr=0.1, log_every_steps=1)
     # The loss on one fixed training batch (batch-statistics BN, as in training) before and after:
@@ -86,6 +87,7 @@ def test_loss_decreases_and_run_directory_is_complete(synthetic_records, tmp_pat
     assert after < 0.85 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(synthetic_records, tmp_path):
     straight = _trainer(synthetic_records, str(tmp_path / "straight"), steps=6, epoch_steps=3)
     straight.train()
@@ -102,6 +104,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(synthetic_records
     assert int(resumed.optimizer.iterations) == int(straight.optimizer.iterations) == 6
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_records, tmp_path):
     trainer = _trainer(synthetic_records, str(tmp_path), steps=4, epoch_steps=2)
     trainer.train_config = trainer.train_config.__class__(**{**trainer.train_config.__dict__, "train_epoch": 1})
@@ -127,6 +130,7 @@ def test_class_count_mismatch_is_rejected(synthetic_records, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_float16_training_uses_loss_scaling_and_stays_finite(synthetic_records, tmp_path):
     import keras
 
@@ -138,6 +142,7 @@ def test_float16_training_uses_loss_scaling_and_stays_finite(synthetic_records, 
     assert int(trainer.optimizer.iterations) == 2
 
 
+@pytest.mark.slow
 def test_adamw_with_warmup_and_clipping_trains(synthetic_records, tmp_path):
     import keras
 
@@ -150,6 +155,7 @@ def test_adamw_with_warmup_and_clipping_trains(synthetic_records, tmp_path):
     assert changed > len(before) // 2
 
 
+@pytest.mark.slow
 def test_class_weighting_reads_the_manifest(synthetic_records, tmp_path):
     trainer = _trainer(synthetic_records, str(tmp_path), steps=1, class_weighting="median")
     weights = trainer.class_weights.numpy()
@@ -159,6 +165,7 @@ def test_class_weighting_reads_the_manifest(synthetic_records, tmp_path):
         _trainer(str(tmp_path), str(tmp_path / "other"), steps=1, class_weighting="median")
 
 
+@pytest.mark.slow
 def test_xla_compiled_train_step_matches_the_uncompiled_one(synthetic_records, tmp_path):
     plain = _trainer(synthetic_records, str(tmp_path / "plain"), steps=2, op_determinism=False)
     plain.train()
@@ -197,6 +204,7 @@ def test_a_missing_or_cut_short_init_weights_file_names_the_flag(synthetic_recor
         _trainer(synthetic_records, str(tmp_path / "b"), steps=1, init_weights_path=path)
 
 
+@pytest.mark.slow
 def test_a_non_finite_gradient_with_a_finite_loss_is_not_applied_nor_saved(synthetic_records, tmp_path):
     first = _trainer(synthetic_records, str(tmp_path), steps=2, epoch_steps=1)
     first.train_config = first.train_config.__class__(**{**first.train_config.__dict__, "train_epoch": 1})
@@ -221,6 +229,7 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_not_applied_nor_saved(synth
         np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
 
 
+@pytest.mark.slow
 def test_the_loop_reads_the_device_only_at_log_steps_and_a_nan_gradient_freezes_the_weights(synthetic_records, tmp_path):
     # Log and checkpoint at step 4 only; the gradient is NaN at step 2 only. The host notices at step 4,
     # but steps 2-4 (3 and 4 with finite gradients) must not have moved a trainable weight, and no
@@ -286,6 +295,7 @@ def test_the_finite_weights_check_passes_models_with_integer_state(synthetic_rec
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_backbone_lr_multiplier_scales_the_backbone_update_only(synthetic_records, tmp_path, optimizer):
     deltas = {}
@@ -313,6 +323,7 @@ def test_backbone_lr_multiplier_scales_the_backbone_update_only(synthetic_record
     assert num_backbone > 0 and np.abs(deltas[1.0][0][2]).max() > 0
 
 
+@pytest.mark.slow
 def test_freeze_backbone_bn_keeps_backbone_statistics_and_affine_parameters(synthetic_records, tmp_path):
     trainer = _trainer(synthetic_records, str(tmp_path), steps=2, freeze_backbone_bn=True)
     backbone_bn = [
@@ -342,6 +353,7 @@ def test_freeze_backbone_bn_keeps_backbone_statistics_and_affine_parameters(synt
     )
 
 
+@pytest.mark.slow
 def test_a_corrupt_training_record_names_its_shard(synthetic_records, tmp_path):
     data_dir = shutil.copytree(synthetic_records, str(tmp_path / "data"))  # damaged below: a copy
     shard = os.path.join(data_dir, "train-1.tfrecord")
@@ -368,6 +380,7 @@ def test_restore_model_takes_a_checkpoint_name_of_the_run_and_refuses_a_missing_
     assert resolve_checkpoint(str(tmp_path), "latest") == resolve_checkpoint(str(tmp_path), "ckpt-1") == str(tmp_path / "ckpt-1")
 
 
+@pytest.mark.slow
 def test_freeze_backbone_trains_the_head_only(synthetic_records, tmp_path):
     trainer = _trainer(
         synthetic_records,
@@ -385,6 +398,7 @@ def test_freeze_backbone_trains_the_head_only(synthetic_records, tmp_path):
     assert any(not np.array_equal(v.numpy(), head[v.path]) for v in trainer.model.upsampler.trainable_variables)
 
 
+@pytest.mark.slow
 def test_resuming_with_another_model_configuration_is_refused_by_name(synthetic_records, tmp_path):
     """E.g. a run trained with the D-wide head, resumed under the newer D/2 default."""
     _trainer(synthetic_records, str(tmp_path), steps=1, model_overrides=dict(upsampler_num_channels=16)).train()

@@ -49,6 +49,7 @@ def test_the_xla_train_step_traces_once_on_two_replicas(synthetic_dir, tmp_path,
     assert trainer._gradient_fn.experimental_get_tracing_count() == mirrored_strategy.num_replicas_in_sync == 2
 
 
+@pytest.mark.slow
 def test_the_bfloat16_xla_train_step_compiles_and_trains(synthetic_dir, tmp_path):
     # XLA used to refuse this step: the gradient of a bfloat16 bilinear resize came out as float32
     # ("Seen floating point types of different precisions in ReluGrad", tensorflow/tensorflow#81273).
@@ -103,6 +104,7 @@ def test_the_xla_eval_step_traces_once_and_matches_the_uncompiled_one(synthetic_
     np.testing.assert_array_equal(results[True]["confusion_matrix"], results[False]["confusion_matrix"])
 
 
+@pytest.mark.slow
 def test_xla_inference_traces_once_and_matches_the_uncompiled_logits():
     model = build_model(tiny_model_config(num_classes=8, norm_method="group_norm"))
     compiled = tf.function(lambda images: predict_logits(model, images, PROTOCOL), jit_compile=True)
