@@ -77,7 +77,9 @@ def read_json(path):
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path!r} is not valid JSON (cut short or damaged? {error}): copy it again or rewrite it") from None
+        raise ValueError(
+            f"{path!r} is not valid JSON (cut short or damaged? {error}): copy it again or rewrite it"
+        ) from None
 
 
 def write_bytes_atomic(path, data):

@@ -20,7 +20,9 @@ from hfgd_tf.cli import flags as cli_flags
 flags.DEFINE_string("dataset", None, "Dataset name (see hfgd_tf.data.registry); picks our builder hfgd_<dataset>.")
 flags.DEFINE_string("manual_dir", None, "The downloaded dataset (official layout, or TFDS's expected zips).")
 flags.DEFINE_string("tfds_data_dir", "", "TFDS data_dir to write into; '' is TFDS's default (~/tensorflow_datasets).")
-flags.DEFINE_string("tfds_name", "", "Build this TFDS dataset instead of our builder (e.g. cityscapes/semantic_segmentation).")
+flags.DEFINE_string(
+    "tfds_name", "", "Build this TFDS dataset instead of our builder (e.g. cityscapes/semantic_segmentation)."
+)
 flags.mark_flags_as_required(["dataset", "manual_dir"])
 FLAGS = flags.FLAGS
 

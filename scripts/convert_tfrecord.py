@@ -23,7 +23,9 @@ flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go.")
 flags.DEFINE_list("split", [], "Splits to convert; default: the dataset's train and val.")
 flags.DEFINE_integer("examples_per_shard", 500, "Examples per shard file.")
 flags.DEFINE_integer("num_workers", 4, "Threads reading and encoding samples.")
-flags.DEFINE_enum("on_error", "stop", ["stop", "skip"], "At a bad sample: stop, or skip it and report it in the manifest.")
+flags.DEFINE_enum(
+    "on_error", "stop", ["stop", "skip"], "At a bad sample: stop, or skip it and report it in the manifest."
+)
 flags.DEFINE_bool("compress", True, "ZLIB-compress the shards (the authors' default).")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.DEFINE_bool(

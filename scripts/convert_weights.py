@@ -22,9 +22,17 @@ from absl import app, flags
 
 from hfgd_tf.cli import flags as cli_flags
 
-flags.DEFINE_string("source", None, "The checkpoint: .safetensors / .npz state dict (timm, torchvision) or Keras .h5 / .weights.h5.")
-flags.DEFINE_enum("format", None, ["timm", "torchvision", "keras_applications", "keras_cv"], "Where the checkpoint comes from.")
-flags.DEFINE_string("backbone", None, "Target backbone preset (hfgd_tf.backbones.BACKBONE_PRESETS), e.g. resnet50, resnet50d, convnext_tiny, swin_tiny.")
+flags.DEFINE_string(
+    "source", None, "The checkpoint: .safetensors / .npz state dict (timm, torchvision) or Keras .h5 / .weights.h5."
+)
+flags.DEFINE_enum(
+    "format", None, ["timm", "torchvision", "keras_applications", "keras_cv"], "Where the checkpoint comes from."
+)
+flags.DEFINE_string(
+    "backbone",
+    None,
+    "Target backbone preset (hfgd_tf.backbones.BACKBONE_PRESETS), e.g. resnet50, resnet50d, convnext_tiny, swin_tiny.",
+)
 flags.DEFINE_string("output", None, "Output file, ending in .weights.h5.")
 flags.DEFINE_string("report_json", "", "Optional: also write the tensor accounting (counts and names) as JSON here.")
 flags.mark_flags_as_required(["source", "format", "backbone", "output"])

@@ -28,10 +28,16 @@ flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu|auto.")
 cli_flags.define_cluster_flags()
 cli_flags.define_run_flags(mode="val")
 cli_flags.define_verify_records_flag()
-flags.DEFINE_string("results_json", "", "Where to write the metrics JSON; default <checkpoint_dir>/eval_<checkpoint>.json.")
+flags.DEFINE_string(
+    "results_json", "", "Where to write the metrics JSON; default <checkpoint_dir>/eval_<checkpoint>.json."
+)
 flags.DEFINE_string("eval_data_dir", "", "Override the run's data_dir (TFRecords of the eval split).")
 flags.DEFINE_integer("max_eval_batches", 0, "Evaluate only this many batches (0 = the whole split).")
-flags.DEFINE_string("exported", "", "Score this export directory (scripts/export.py, any format) in its own runtime instead of the checkpoint.")
+flags.DEFINE_string(
+    "exported",
+    "",
+    "Score this export directory (scripts/export.py, any format) in its own runtime instead of the checkpoint.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -41,7 +47,9 @@ def main(argv):
     if FLAGS.exported:
         default_name = "exported_" + os.path.basename(FLAGS.exported.rstrip("/"))
     else:
-        default_name = FLAGS.checkpoint if FLAGS.checkpoint in ("latest", "best") else os.path.basename(FLAGS.checkpoint)
+        default_name = (
+            FLAGS.checkpoint if FLAGS.checkpoint in ("latest", "best") else os.path.basename(FLAGS.checkpoint)
+        )
     results_json = FLAGS.results_json or os.path.join(FLAGS.checkpoint_dir, f"eval_{default_name}.json")
     cli_flags.check_output_paths(results_json=(results_json, "file"))
 
@@ -64,7 +72,9 @@ def main(argv):
         stored = cli_flags.stored_eval_protocol(run)
         if FLAGS.exported:
             if not tf.io.gfile.isdir(FLAGS.exported):
-                raise ValueError(f"--exported {FLAGS.exported!r} is not a directory (an export written by scripts/export.py)")
+                raise ValueError(
+                    f"--exported {FLAGS.exported!r} is not a directory (an export written by scripts/export.py)"
+                )
             # An export runs the protocol baked into it: a protocol flag asking for another is refused.
             cli_flags.check_export_protocol_flags(FLAGS.exported, "exported", stored=stored)
         if FLAGS.eval_data_dir:
@@ -90,7 +100,11 @@ def main(argv):
                 )
             info = data_config.info
             metrics = evaluate_exported(
-                exported, build_eval_dataset(data_config, 1), info.num_classes, info.ignore_label, info.class_names,
+                exported,
+                build_eval_dataset(data_config, 1),
+                info.num_classes,
+                info.ignore_label,
+                info.class_names,
                 max_batches=FLAGS.max_eval_batches or None,
             )
             print(format_metrics_table(metrics))
@@ -128,7 +142,11 @@ def main(argv):
     write_results(
         metrics,
         path,
-        extra={"checkpoint_dir": FLAGS.checkpoint_dir, "checkpoint": FLAGS.checkpoint, "checkpoint_path": scored_checkpoint},
+        extra={
+            "checkpoint_dir": FLAGS.checkpoint_dir,
+            "checkpoint": FLAGS.checkpoint,
+            "checkpoint_path": scored_checkpoint,
+        },
     )
     print(f"Results ({metrics['num_images']} images, protocol {metrics['protocol']}): {path}")
     end_multi_worker_run(strategy)

@@ -22,7 +22,9 @@ cli_flags.define_run_flags()
 flags.DEFINE_string("export_dir", "", "Output directory; default <checkpoint_dir>/<format>[_<quantize>].")
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert", "onnx", "openvino"], "Artifact format.")
 flags.DEFINE_enum(
-    "quantize", "none", ["none", "float16", "int8", "bfloat16"],
+    "quantize",
+    "none",
+    ["none", "float16", "int8", "bfloat16"],
     "none (float32); float16 (litert); int8 (litert, onnx; calibrated on the training records); bfloat16 (saved_model).",
 )
 flags.DEFINE_integer("export_height", 0, "Fixed input height (litert needs one); 0: any size.")
@@ -43,8 +45,10 @@ def check_protocol_of_run(export_config, eval_config, stored):
     except ValueError as error:
         default = EvalConfig()
         from_run = [
-            name for name in cli_flags.PROTOCOL_FLAGS
-            if name in stored and not FLAGS[name].present
+            name
+            for name in cli_flags.PROTOCOL_FLAGS
+            if name in stored
+            and not FLAGS[name].present
             and cli_flags.flag_text(name, stored[name]) != cli_flags.flag_text(name, getattr(default, name))
         ]
         if not from_run:

@@ -20,7 +20,11 @@ from absl import app, flags
 from hfgd_tf.cli import flags as cli_flags
 
 cli_flags.define_run_flags(mode="test_dir")
-flags.DEFINE_string("saved_model", "", "An export written by scripts/export.py (any --format) or demo.py, run in its own runtime. With --checkpoint_dir too (an experiment flagfile sets it), the export must come from that run.")
+flags.DEFINE_string(
+    "saved_model",
+    "",
+    "An export written by scripts/export.py (any --format) or demo.py, run in its own runtime. With --checkpoint_dir too (an experiment flagfile sets it), the export must come from that run.",
+)
 flags.DEFINE_alias("exported", "saved_model")
 flags.DEFINE_string("input", "", "An image file or a folder of images (.jpg, .jpeg, .png).")
 flags.DEFINE_string("output_dir", "predictions", "Where the PNGs go.")

@@ -32,7 +32,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: trains, exports, builds a full-size backbone or runs scripts (seconds to minutes)")
+    config.addinivalue_line(
+        "markers", "slow: trains, exports, builds a full-size backbone or runs scripts (seconds to minutes)"
+    )
     # The scripts import the package: the ones the tests start in subprocesses import this checkout's, not an
     # installed copy's.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)

@@ -38,7 +38,9 @@ def test_relative_links_resolve(page):
 
 
 def test_the_link_check_sees_a_broken_link():
-    assert list(_relative_links("see [a](docs/x.md#part), `[b](no.md)`, [c](https://e.org), [d](#top)")) == ["docs/x.md"]
+    assert list(_relative_links("see [a](docs/x.md#part), `[b](no.md)`, [c](https://e.org), [d](#top)")) == [
+        "docs/x.md"
+    ]
 
 
 def test_no_file_cites_the_internal_spec_or_an_issue_number():
@@ -47,9 +49,11 @@ def test_no_file_cites_the_internal_spec_or_an_issue_number():
     found = []
     for top in ("hfgd_tf", "scripts", "docs", "experiments", "tools", "README.md"):
         path = os.path.join(ROOT, top)
-        files = [path] if os.path.isfile(path) else [
-            os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
-        ]
+        files = (
+            [path]
+            if os.path.isfile(path)
+            else [os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names]
+        )
         for file in files:
             if not file.endswith((".py", ".md", ".cfg", ".txt", ".json")):
                 continue

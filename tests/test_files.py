@@ -14,9 +14,14 @@ from hfgd_tf.files import check_output_paths, local_copy, output_path_problem, r
 def test_an_output_directory_under_a_regular_file_is_named(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    assert output_path_problem(str(blocker / "out" / "deeper")) == f"{str(blocker)!r} (on the way to it) is a file, not a directory"
+    assert (
+        output_path_problem(str(blocker / "out" / "deeper"))
+        == f"{str(blocker)!r} (on the way to it) is a file, not a directory"
+    )
     assert output_path_problem(str(blocker)) == f"{str(blocker)!r} is a file, not a directory"
-    with pytest.raises(ValueError, match=r"^--output_dir='.*a_file/out' cannot be written as a directory: '.*a_file' \(on the way"):
+    with pytest.raises(
+        ValueError, match=r"^--output_dir='.*a_file/out' cannot be written as a directory: '.*a_file' \(on the way"
+    ):
         check_output_paths({"output_dir": (str(blocker / "out"), "directory")})
 
 

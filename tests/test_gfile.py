@@ -111,6 +111,8 @@ def test_saved_model_export_replaces_an_export_and_predictions_write_on_ram_file
     serving = tf.saved_model.load(export).signatures["serving_default"]
     class_ids = serving(images=tf.zeros([1, 32, 32, 3], tf.uint8))["class_ids"]
     assert class_ids.shape == (1, 32, 32)
-    written = save_prediction_pngs(_ram("pred") + "/x", np.zeros((32, 32, 3), np.uint8), class_ids[0].numpy(), INFO.colormap)
+    written = save_prediction_pngs(
+        _ram("pred") + "/x", np.zeros((32, 32, 3), np.uint8), class_ids[0].numpy(), INFO.colormap
+    )
     with tf.io.gfile.GFile(written["label"], "rb") as handle, Image.open(handle) as image:
         assert image.size == (32, 32)

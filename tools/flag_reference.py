@@ -1,7 +1,7 @@
 """Writes docs/flags.md, the flag reference, from the scripts' own absl flag definitions.
 
-    python tools/flag_reference.py            # rewrite docs/flags.md
-    python tools/flag_reference.py --check    # exit 1 if docs/flags.md is out of date (tests use it)
+python tools/flag_reference.py            # rewrite docs/flags.md
+python tools/flag_reference.py --check    # exit 1 if docs/flags.md is out of date (tests use it)
 """
 
 import concurrent.futures
@@ -42,7 +42,10 @@ def _flags_of(script):
     """
     name, *arguments = script.split()
     result = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS_DIR, name), *arguments, "--helpxml"], capture_output=True, text=True, check=False
+        [sys.executable, os.path.join(SCRIPTS_DIR, name), *arguments, "--helpxml"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     xml = result.stdout
     if not xml.lstrip().startswith("<?xml"):  # absl exits 1 after printing --helpxml: check the output instead
@@ -66,6 +69,7 @@ def _flags_of(script):
 
 def _authors_rows(per_script):
     """The authors' flag names: what each becomes here, and in which scripts."""
+
     def scripts_with(name):
         found = [script for script, names in per_script.items() if name in names]
         return ", ".join(f"`{s}`" for s in found) or "-"
@@ -76,10 +80,19 @@ def _authors_rows(per_script):
         rows.append((theirs, f"`--{ours}`", "alias (same meaning)", scripts_with(theirs)))
     for theirs, (ours, note) in sorted(cli_flags.AUTHORS_TRANSLATED.items()):
         example = theirs.replace("<dataset>", "cityscapes").replace("<backbone>", "resnet50")
-        rows.append((theirs, f"`{ours}`" if ours.startswith("--") else ours, f"translated: {note}", scripts_with(example)))
+        rows.append(
+            (theirs, f"`{ours}`" if ours.startswith("--") else ours, f"translated: {note}", scripts_with(example))
+        )
     for theirs, (_, _, _, accepted, use) in sorted(cli_flags._UNSUPPORTED.items()):
         allowed = cli_flags.UNSUPPORTED_ACCEPTED.get(theirs) or "/".join(str(v) or "''" for v in accepted)
-        rows.append((theirs, "-", f"not supported: accepted with {allowed}, any other value fails: use {use}", scripts_with(theirs)))
+        rows.append(
+            (
+                theirs,
+                "-",
+                f"not supported: accepted with {allowed}, any other value fails: use {use}",
+                scripts_with(theirs),
+            )
+        )
     for name, note in sorted(cli_flags.AUTHORS_SAME_NAMES.items()):
         rows.append((name, f"`--{name}`", "same name" + (f": {note}" if note else ""), scripts_with(name)))
     return rows

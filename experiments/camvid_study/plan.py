@@ -111,23 +111,23 @@ POOLED_WITH = {"PE": "B'"}
 # Said under a protocol's table.
 PROTOCOL_NOTES = {
     "PE": "The CAE's sine encoding of absolute row/column indices sees 7x7 token grids in training (224x224 crops at "
-          "OS32) and 12x15 on a whole 360x480 frame: rows 7-11 and columns 7-14 are positions it never saw. "
-          "Normalized positions span the same range on any grid. Scored both ways: a sliding window at the training "
-          "crop shows every window the grid the CAE trained on.",
+    "OS32) and 12x15 on a whole 360x480 frame: rows 7-11 and columns 7-14 are positions it never saw. "
+    "Normalized positions span the same range on any grid. Scored both ways: a sliding window at the training "
+    "crop shows every window the grid the CAE trained on.",
     "A'": "Every row starts from one pretraining (`A2_pretrain`, its hash recorded and checked): the HFGD rows from "
-          "the whole high-level model (backbone, CAE, class kernels; only the upsampler is fresh), SemanticFPN from "
-          "its backbone. The backbone trains at the full LR for the whole schedule, where a jointly trained head can "
-          "move the pretrained features; each head has its own frozen-backbone reference.",
+    "the whole high-level model (backbone, CAE, class kernels; only the upsampler is fresh), SemanticFPN from "
+    "its backbone. The backbone trains at the full LR for the whole schedule, where a jointly trained head can "
+    "move the pretrained features; each head has its own frozen-backbone reference.",
     "B'": "`B2_hfgd`'s seed 0 is the position-encoding row of the chosen encoding (the same configs, run once).",
     "D": "Backbone frozen, high-level loss weighted 0: with HFGD's stop-gradients nothing but weight decay and "
-         "BatchNorm statistics reaches the CAE and the kernels, so the series shows what the upsampler makes of a "
-         "fixed guidance (agreement: share of labelled pixels of 20 val frames where the prediction's class is the "
-         "guidance's).",
+    "BatchNorm statistics reaches the CAE and the kernels, so the series shows what the upsampler makes of a "
+    "fixed guidance (agreement: share of labelled pixels of 20 val frames where the prediction's class is the "
+    "guidance's).",
     "A": "Superseded by A' and left out of the claims: only the backbone was carried over (HFGD re-learned its CAE, "
-         "kernels and upsampler in 250 steps on the held-back frames), and backbone LR x0.1 for 250 steps barely "
-         "moved the backbone, which left HFGD's stop-gradients nothing to protect.",
+    "kernels and upsampler in 250 steps on the held-back frames), and backbone LR x0.1 for 250 steps barely "
+    "moved the backbone, which left HFGD's stop-gradients nothing to protect.",
     "B": "Run with the index position encoding, scored whole-image only: every CAE row (the HFGD rows) was scored on "
-         "token positions it never saw in training; SemanticFPN, DeepLabV3+ and `B_hfgd_no_cae` are not affected.",
+    "token positions it never saw in training; SemanticFPN, DeepLabV3+ and `B_hfgd_no_cae` are not affected.",
 }
 # CPU seconds per training step at batch 4 (224x224, ResNet-18, D=128) and per scoring pass over the 101 val
 # frames, from the first study's runs on this 2-core machine: 5.4 s per step at batch 8 from scratch (B rows), 2.5
@@ -149,6 +149,8 @@ def run_cpu_seconds(row, settings):
     steps = row_steps(row, settings)
     points = steps // row.train.get("epoch_steps", steps) + 1 if row.diagnostic else 0
     return steps * per_step + scoring + points * DIAGNOSTIC_POINT_SECONDS
+
+
 # The CAE's position encoding for every new row after the measurement (rows PE_index and PE_normalized, scored
 # whole-image and by sliding window at the training crop): the one that does not depend on the grid size, unless
 # the measurement says otherwise. None: not measured yet, and the rows that need the choice wait for it.
@@ -156,8 +158,15 @@ CHOSEN_POSITION_ENCODING = None
 # The settings of the new rows: the first study's model and crop, half its batch and shorter schedules from scratch,
 # to fit ~15 CPU-hours (`run_cpu_seconds`); fine-tuning with the backbone at the full LR for 1000 steps, where a
 # jointly trained head can move (and so contaminate) the pretrained features.
-NEW_SETTINGS = dict(batch_size=4, scratch_steps=750, pretrain_steps=1250, finetune_steps=1000,
-                    finetune_backbone_lr_multiplier=1.0, finetune_warmup_steps=50, epoch_steps=250)
+NEW_SETTINGS = dict(
+    batch_size=4,
+    scratch_steps=750,
+    pretrain_steps=1250,
+    finetune_steps=1000,
+    finetune_backbone_lr_multiplier=1.0,
+    finetune_warmup_steps=50,
+    epoch_steps=250,
+)
 
 
 def study_rows(chosen=None):
@@ -166,61 +175,195 @@ def study_rows(chosen=None):
     chosen = chosen or CHOSEN_POSITION_ENCODING
     three, two, one = (0, 1, 2), (0, 1), (0,)
     rows = [
-        Row("PE_index", "PE", "HFGD full, index positions (the first study's encoding)", "scratch", one,
-            model=dict(cae_position_encoding="index")),
-        Row("PE_normalized", "PE", "HFGD full, positions normalized to the grid", "scratch", one,
-            model=dict(cae_position_encoding="normalized")),
+        Row(
+            "PE_index",
+            "PE",
+            "HFGD full, index positions (the first study's encoding)",
+            "scratch",
+            one,
+            model=dict(cae_position_encoding="index"),
+        ),
+        Row(
+            "PE_normalized",
+            "PE",
+            "HFGD full, positions normalized to the grid",
+            "scratch",
+            one,
+            model=dict(cae_position_encoding="normalized"),
+        ),
     ]
     if chosen:
         encoding = dict(cae_position_encoding=chosen)
         frozen = dict(freeze_backbone=True)
         rows += [
-            Row("A2_pretrain", "A'", "Pretraining: high-level-only model on the pretrain split", "pretrain", one,
-                model=dict(upsampler="none", **encoding)),
-            Row("A2_frozen_hfgd", "A'", "Reference: HFGD from the pretrained model, backbone frozen", "finetune",
-                three, model=encoding, train=frozen, init_from="A2_pretrain", init="model"),
-            Row("A2_frozen_sfpn", "A'", "Reference: SemanticFPN head on the frozen pretrained backbone", "finetune",
-                three, model=dict(upsampler="sfpn"), train=frozen, init_from="A2_pretrain"),
-            Row("A2_sfpn", "A'", "SemanticFPN (joint) from the pretrained backbone", "finetune", three,
-                model=dict(upsampler="sfpn"), init_from="A2_pretrain"),
-            Row("A2_hfgd", "A'", "HFGD full from the pretrained model", "finetune", three, model=encoding,
-                init_from="A2_pretrain", init="model"),
-            Row("A2_hfgd_no_stop_gradients", "A'", "HFGD without stop-gradients from the pretrained model",
-                "finetune", two, model=dict(NO_STOP_GRADIENTS, **encoding), init_from="A2_pretrain", init="model"),
+            Row(
+                "A2_pretrain",
+                "A'",
+                "Pretraining: high-level-only model on the pretrain split",
+                "pretrain",
+                one,
+                model=dict(upsampler="none", **encoding),
+            ),
+            Row(
+                "A2_frozen_hfgd",
+                "A'",
+                "Reference: HFGD from the pretrained model, backbone frozen",
+                "finetune",
+                three,
+                model=encoding,
+                train=frozen,
+                init_from="A2_pretrain",
+                init="model",
+            ),
+            Row(
+                "A2_frozen_sfpn",
+                "A'",
+                "Reference: SemanticFPN head on the frozen pretrained backbone",
+                "finetune",
+                three,
+                model=dict(upsampler="sfpn"),
+                train=frozen,
+                init_from="A2_pretrain",
+            ),
+            Row(
+                "A2_sfpn",
+                "A'",
+                "SemanticFPN (joint) from the pretrained backbone",
+                "finetune",
+                three,
+                model=dict(upsampler="sfpn"),
+                init_from="A2_pretrain",
+            ),
+            Row(
+                "A2_hfgd",
+                "A'",
+                "HFGD full from the pretrained model",
+                "finetune",
+                three,
+                model=encoding,
+                init_from="A2_pretrain",
+                init="model",
+            ),
+            Row(
+                "A2_hfgd_no_stop_gradients",
+                "A'",
+                "HFGD without stop-gradients from the pretrained model",
+                "finetune",
+                two,
+                model=dict(NO_STOP_GRADIENTS, **encoding),
+                init_from="A2_pretrain",
+                init="model",
+            ),
             Row("B2_sfpn", "B'", "SemanticFPN (joint)", "scratch", three, model=dict(upsampler="sfpn")),
-            Row("B2_hfgd", "B'", f"HFGD full ({chosen} positions; seed 0 is `PE_{chosen}`)", "scratch", (1, 2),
-                model=encoding, borrowed_seed0=f"PE_{chosen}"),
+            Row(
+                "B2_hfgd",
+                "B'",
+                f"HFGD full ({chosen} positions; seed 0 is `PE_{chosen}`)",
+                "scratch",
+                (1, 2),
+                model=encoding,
+                borrowed_seed0=f"PE_{chosen}",
+            ),
             # The high-level loss weighs nothing and the backbone is frozen: with HFGD's stop-gradients, nothing
             # but weight decay and BatchNorm statistics reaches the backbone, the CAE and the kernels.
-            Row("D_upsampler_only", "D", "Only the upsampler trains, on the converged high-level model", "finetune",
-                one, model=encoding, train=dict(freeze_backbone=True, high_loss_weight=0.0, epoch_steps=100),
-                init_from="A2_pretrain", init="model", diagnostic=True),
+            Row(
+                "D_upsampler_only",
+                "D",
+                "Only the upsampler trains, on the converged high-level model",
+                "finetune",
+                one,
+                model=encoding,
+                train=dict(freeze_backbone=True, high_loss_weight=0.0, epoch_steps=100),
+                init_from="A2_pretrain",
+                init="model",
+                diagnostic=True,
+            ),
         ]
     three, one = (0, 1, 2), (0,)
     legacy = [
-        Row("A_pretrain", "A", "Pretraining: high-level-only model on the pretrain split", "pretrain", one,
-            model=dict(upsampler="none")),
-        Row("A_frozen", "A", "Reference: pretrained backbone frozen, fresh HFGD head", "finetune", three,
-            train=dict(freeze_backbone=True), init_from="A_pretrain"),
-        Row("A_sfpn", "A", "SemanticFPN (joint)", "finetune", three, model=dict(upsampler="sfpn"), init_from="A_pretrain"),
+        Row(
+            "A_pretrain",
+            "A",
+            "Pretraining: high-level-only model on the pretrain split",
+            "pretrain",
+            one,
+            model=dict(upsampler="none"),
+        ),
+        Row(
+            "A_frozen",
+            "A",
+            "Reference: pretrained backbone frozen, fresh HFGD head",
+            "finetune",
+            three,
+            train=dict(freeze_backbone=True),
+            init_from="A_pretrain",
+        ),
+        Row(
+            "A_sfpn",
+            "A",
+            "SemanticFPN (joint)",
+            "finetune",
+            three,
+            model=dict(upsampler="sfpn"),
+            init_from="A_pretrain",
+        ),
         Row("A_hfgd", "A", "HFGD full", "finetune", three, init_from="A_pretrain"),
-        Row("A_hfgd_no_stop_gradients", "A", "HFGD without stop-gradients", "finetune", three, model=NO_STOP_GRADIENTS,
-            init_from="A_pretrain"),
-        Row("A_hfgd_unshared_kernels", "A", "HFGD without shared class kernels", "finetune", three,
-            model=dict(share_class_kernels=False), init_from="A_pretrain"),
+        Row(
+            "A_hfgd_no_stop_gradients",
+            "A",
+            "HFGD without stop-gradients",
+            "finetune",
+            three,
+            model=NO_STOP_GRADIENTS,
+            init_from="A_pretrain",
+        ),
+        Row(
+            "A_hfgd_unshared_kernels",
+            "A",
+            "HFGD without shared class kernels",
+            "finetune",
+            three,
+            model=dict(share_class_kernels=False),
+            init_from="A_pretrain",
+        ),
         Row("B_sfpn", "B", "SemanticFPN (joint)", "scratch", three, model=dict(upsampler="sfpn")),
         Row("B_hfgd", "B", "HFGD full (OS4)", "scratch", three),
-        Row("B_hfgd_no_cae", "B", "HFGD without CAE (one 3x3 conv on C5 in its place)", "scratch", one,
-            model=dict(cae="none")),
+        Row(
+            "B_hfgd_no_cae",
+            "B",
+            "HFGD without CAE (one 3x3 conv on C5 in its place)",
+            "scratch",
+            one,
+            model=dict(cae="none"),
+        ),
         Row("B_hfgd_no_stop_gradients", "B", "HFGD without stop-gradients", "scratch", one, model=NO_STOP_GRADIENTS),
-        Row("B_hfgd_unshared_kernels", "B", "HFGD without shared class kernels", "scratch", one,
-            model=dict(share_class_kernels=False)),
+        Row(
+            "B_hfgd_unshared_kernels",
+            "B",
+            "HFGD without shared class kernels",
+            "scratch",
+            one,
+            model=dict(share_class_kernels=False),
+        ),
         Row("B_high_level_only", "B", "High-level branch only (OS32)", "scratch", one, model=dict(upsampler="none")),
         Row("B_hfgd_os8", "B", "HFGD at OS8", "scratch", one, model=dict(output_stride=8)),
         Row("B_hfgd_os2", "B", "HFGD at OS2", "scratch", one, model=dict(output_stride=2)),
-        Row("B_hfgd_wide_head", "B", "HFGD with the D-wide head (before the cheaper default)", "scratch", one,
-            model=dict(upsampler_num_channels=-1)),
-        Row("B_deeplabv3plus", "B", "DeepLabV3+ (dilated backbone)", "scratch", one, model=dict(upsampler="deeplabv3plus")),
+        Row(
+            "B_hfgd_wide_head",
+            "B",
+            "HFGD with the D-wide head (before the cheaper default)",
+            "scratch",
+            one,
+            model=dict(upsampler_num_channels=-1),
+        ),
+        Row(
+            "B_deeplabv3plus",
+            "B",
+            "DeepLabV3+ (dilated backbone)",
+            "scratch",
+            one,
+            model=dict(upsampler="deeplabv3plus"),
+        ),
     ]
     return rows + [dataclasses.replace(row, legacy=True) for row in legacy]
 
@@ -235,27 +378,33 @@ class Claim(typing.NamedTuple):
     kind: str = "better"
 
 
-CLAIMS = tuple(Claim(*claim) for claim in (
-    ("Normalized positions beat index positions (HFGD from scratch, whole image)", "PE_normalized", "PE_index"),
-    # The premise: a jointly trained upsampler contaminates pretrained features, isolating it protects them.
-    ("HFGD beats a jointly trained SemanticFPN (pretrained high-level model)", "A2_hfgd", "A2_sfpn"),
-    ("Stop-gradients help (pretrained high-level model)", "A2_hfgd", "A2_hfgd_no_stop_gradients"),
-    ("Fine-tuning through HFGD beats its frozen-backbone reference", "A2_hfgd", "A2_frozen_hfgd"),
-    ("Fine-tuning through SemanticFPN beats its frozen-backbone reference", "A2_sfpn", "A2_frozen_sfpn"),
-    ("Fine-tuning through HFGD without stop-gradients beats HFGD's frozen-backbone reference",
-     "A2_hfgd_no_stop_gradients", "A2_frozen_hfgd"),
-    ("HFGD's head beats SemanticFPN's on the same frozen backbone", "A2_frozen_hfgd", "A2_frozen_sfpn"),
-    ("HFGD beats a jointly trained SemanticFPN (from scratch, chosen encoding)", "B2_hfgd", "B2_sfpn"),
-    # HFGD and SemanticFPN differ in more than the isolation (HFGD also has the CAE and the high-level loss).
-    ("HFGD beats a jointly trained SemanticFPN (from scratch)", "B_hfgd", "B_sfpn"),
-    ("The CAE helps", "B_hfgd", "B_hfgd_no_cae"),
-    ("Stop-gradients help (from scratch)", "B_hfgd", "B_hfgd_no_stop_gradients"),
-    ("Shared class kernels help (from scratch)", "B_hfgd", "B_hfgd_unshared_kernels"),
-    ("The upsampler adds accuracy over the high-level branch alone", "B_hfgd", "B_high_level_only"),
-    ("OS4 beats OS8", "B_hfgd", "B_hfgd_os8"),
-    ("OS2 beats OS4", "B_hfgd_os2", "B_hfgd"),
-    ("The cheaper head (D/2) is not worse than the D-wide head", "B_hfgd", "B_hfgd_wide_head", "not_worse"),
-))
+CLAIMS = tuple(
+    Claim(*claim)
+    for claim in (
+        ("Normalized positions beat index positions (HFGD from scratch, whole image)", "PE_normalized", "PE_index"),
+        # The premise: a jointly trained upsampler contaminates pretrained features, isolating it protects them.
+        ("HFGD beats a jointly trained SemanticFPN (pretrained high-level model)", "A2_hfgd", "A2_sfpn"),
+        ("Stop-gradients help (pretrained high-level model)", "A2_hfgd", "A2_hfgd_no_stop_gradients"),
+        ("Fine-tuning through HFGD beats its frozen-backbone reference", "A2_hfgd", "A2_frozen_hfgd"),
+        ("Fine-tuning through SemanticFPN beats its frozen-backbone reference", "A2_sfpn", "A2_frozen_sfpn"),
+        (
+            "Fine-tuning through HFGD without stop-gradients beats HFGD's frozen-backbone reference",
+            "A2_hfgd_no_stop_gradients",
+            "A2_frozen_hfgd",
+        ),
+        ("HFGD's head beats SemanticFPN's on the same frozen backbone", "A2_frozen_hfgd", "A2_frozen_sfpn"),
+        ("HFGD beats a jointly trained SemanticFPN (from scratch, chosen encoding)", "B2_hfgd", "B2_sfpn"),
+        # HFGD and SemanticFPN differ in more than the isolation (HFGD also has the CAE and the high-level loss).
+        ("HFGD beats a jointly trained SemanticFPN (from scratch)", "B_hfgd", "B_sfpn"),
+        ("The CAE helps", "B_hfgd", "B_hfgd_no_cae"),
+        ("Stop-gradients help (from scratch)", "B_hfgd", "B_hfgd_no_stop_gradients"),
+        ("Shared class kernels help (from scratch)", "B_hfgd", "B_hfgd_unshared_kernels"),
+        ("The upsampler adds accuracy over the high-level branch alone", "B_hfgd", "B_high_level_only"),
+        ("OS4 beats OS8", "B_hfgd", "B_hfgd_os8"),
+        ("OS2 beats OS4", "B_hfgd_os2", "B_hfgd"),
+        ("The cheaper head (D/2) is not worse than the D-wide head", "B_hfgd", "B_hfgd_wide_head", "not_worse"),
+    )
+)
 
 
 def _frame(stem):
@@ -285,7 +434,7 @@ def holdback_split(stems, fraction, avoid=()):
     for sequence, frames in sorted(sequences.items()):
         frames.sort()
         held = max(1, math.ceil(fraction * len(frames)))
-        head, tail = frames[:held], frames[len(frames) - held:]
+        head, tail = frames[:held], frames[len(frames) - held :]
 
         def distance(block):
             return min(abs(number - other) for number, _ in block for other in avoided[sequence])
@@ -311,8 +460,11 @@ def seeds_with_results(row):
 
 
 def row_steps(row, settings):
-    return {"pretrain": settings.pretrain_steps, "finetune": settings.finetune_steps,
-            "scratch": settings.scratch_steps}[row.stage]
+    return {
+        "pretrain": settings.pretrain_steps,
+        "finetune": settings.finetune_steps,
+        "scratch": settings.scratch_steps,
+    }[row.stage]
 
 
 def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrained_backbone="", pretrained_model=""):
@@ -328,15 +480,25 @@ def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrain
     if overrides.get("upsampler") == "deeplabv3plus":
         overrides["backbone_output_stride"] = settings.deeplab_output_stride
     model = ModelConfig(
-        num_classes=num_classes, backbone=settings.backbone, num_channels=settings.num_channels, cae_num_heads=4,
+        num_classes=num_classes,
+        backbone=settings.backbone,
+        num_channels=settings.num_channels,
+        cae_num_heads=4,
         norm_method="batch_norm",  # one replica: synchronised BatchNorm would be the same, slower
-        backbone_weights_path=pretrained_backbone if finetune and row.init == "backbone" else "", **overrides,
+        backbone_weights_path=pretrained_backbone if finetune and row.init == "backbone" else "",
+        **overrides,
     )
     data = DataConfig(
-        "camvid", records_dir, train_split={"pretrain": PRETRAIN_SPLIT, "finetune": FINETUNE_SPLIT,
-                                            "scratch": "train"}[row.stage],
-        eval_split="val", crop_height=settings.crop_height, crop_width=settings.crop_width,
-        eval_crop_height=EVAL_HEIGHT, eval_crop_width=EVAL_WIDTH, shuffle_buffer=400, seed=seed,
+        "camvid",
+        records_dir,
+        train_split={"pretrain": PRETRAIN_SPLIT, "finetune": FINETUNE_SPLIT, "scratch": "train"}[row.stage],
+        eval_split="val",
+        crop_height=settings.crop_height,
+        crop_width=settings.crop_width,
+        eval_crop_height=EVAL_HEIGHT,
+        eval_crop_width=EVAL_WIDTH,
+        shuffle_buffer=400,
+        seed=seed,
     )
     optimizer = OptimizerConfig(
         initial_lr=settings.finetune_lr if finetune else settings.initial_lr,
@@ -344,11 +506,17 @@ def run_configs(row, seed, settings, records_dir, run_dir, num_classes, pretrain
         backbone_lr_multiplier=settings.finetune_backbone_lr_multiplier if finetune else 1.0,
     )
     train = TrainConfig(
-        checkpoint_dir=run_dir, batch_size=settings.batch_size, train_epoch=steps // epoch_steps,
-        epoch_steps=epoch_steps, strategy="one_device",
+        checkpoint_dir=run_dir,
+        batch_size=settings.batch_size,
+        train_epoch=steps // epoch_steps,
+        epoch_steps=epoch_steps,
+        strategy="one_device",
         # The final weights are scored once (no model selection on val); a diagnostic row logs every epoch.
         evaluate_every_epoch=row.diagnostic,
-        log_every_steps=50, seed=seed, max_checkpoints_to_keep=1,
-        init_weights_path=pretrained_model if finetune and row.init == "model" else "", **train_overrides,
+        log_every_steps=50,
+        seed=seed,
+        max_checkpoints_to_keep=1,
+        init_weights_path=pretrained_model if finetune and row.init == "model" else "",
+        **train_overrides,
     )
     return model, data, optimizer, train, EvalConfig(eval_batch_size=1)

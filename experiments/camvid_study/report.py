@@ -10,13 +10,32 @@ import stats
 
 # Checked in every result JSON, with its type (an int passes for a float).
 RESULT_FIELDS = {
-    "row": str, "protocol": str, "seed": int, "miou": float, "pixel_accuracy": float, "per_class_iou": dict,
-    "params_m": float, "gflops": float, "steps": int, "train_cpu_seconds": float, "commit": str, "machine": str,
-    "settings": dict, "model_config": dict,
+    "row": str,
+    "protocol": str,
+    "seed": int,
+    "miou": float,
+    "pixel_accuracy": float,
+    "per_class_iou": dict,
+    "params_m": float,
+    "gflops": float,
+    "steps": int,
+    "train_cpu_seconds": float,
+    "commit": str,
+    "machine": str,
+    "settings": dict,
+    "model_config": dict,
 }
 # Config fields that do not change what a run computes.
-NOT_COMPARED = {"backbone_weights_path", "checkpoint_dir", "max_checkpoints_to_keep", "restore_checkpoint",
-                "log_every_steps", "training_progress_bar", "evaluate_every_epoch", "init_weights_path"}
+NOT_COMPARED = {
+    "backbone_weights_path",
+    "checkpoint_dir",
+    "max_checkpoints_to_keep",
+    "restore_checkpoint",
+    "log_every_steps",
+    "training_progress_bar",
+    "evaluate_every_epoch",
+    "init_weights_path",
+}
 
 
 def result_path(results_dir, row_name, seed):
@@ -55,8 +74,12 @@ def stale_reasons(row, result, settings, num_classes):
     'transformer' now", ...; empty when it matches. Compared: the settings and the model, optimizer and train
     configs, on the fields both sides have (a result predates fields added since), minus `NOT_COMPARED`."""
     configs = plan.run_configs(row, result["seed"], settings, "<records>", "<run>", num_classes)
-    now = {"settings": dataclasses.asdict(settings), "model_config": dataclasses.asdict(configs[0]),
-           "optimizer_config": dataclasses.asdict(configs[2]), "train_config": dataclasses.asdict(configs[3])}
+    now = {
+        "settings": dataclasses.asdict(settings),
+        "model_config": dataclasses.asdict(configs[0]),
+        "optimizer_config": dataclasses.asdict(configs[2]),
+        "train_config": dataclasses.asdict(configs[3]),
+    }
     reasons = []
     for key, current in now.items():
         stored, current = result.get(key), _json_like(current)
@@ -84,22 +107,30 @@ def load_results(results_dir, rows, settings_of, num_classes):
         result = read_result(path)
         row = by_name.get(result["row"])
         if row is None or result["seed"] not in row.seeds:
-            raise ValueError(f"{path}: {result['row']} seed {result['seed']} is not a run of the study (--plan lists "
-                             "them); move it away")
+            raise ValueError(
+                f"{path}: {result['row']} seed {result['seed']} is not a run of the study (--plan lists "
+                "them); move it away"
+            )
         if result["protocol"] != row.protocol:
-            raise ValueError(f"{path}: {row.name} is a Protocol {row.protocol} row, the file says {result['protocol']!r}")
+            raise ValueError(
+                f"{path}: {row.name} is a Protocol {row.protocol} row, the file says {result['protocol']!r}"
+            )
         reasons = stale_reasons(row, result, settings_of(row), num_classes)
         if reasons:
-            raise ValueError(f"{path}: ran with other configs than {row.name} gives now ({'; '.join(reasons[:3])}): "
-                             "move the file away to run it again, or restore the row or default that changed")
+            raise ValueError(
+                f"{path}: ran with other configs than {row.name} gives now ({'; '.join(reasons[:3])}): "
+                "move the file away to run it again, or restore the row or default that changed"
+            )
         if result.get("pretrained_backbone_sha256") and row.stage == "finetune":
             pretrainings.setdefault(row.init_from, {}).setdefault(result["pretrained_backbone_sha256"], []).append(name)
         results.append(result)
     for source, hashes in pretrainings.items():
         if len(hashes) > 1:
-            raise ValueError(f"The fine-tuning results from {source} in {results_dir} start from different "
-                             f"pretrainings ({'; '.join(f'{h[:12]}: {n}' for h, n in hashes.items())}): rerun them "
-                             "from one")
+            raise ValueError(
+                f"The fine-tuning results from {source} in {results_dir} start from different "
+                f"pretrainings ({'; '.join(f'{h[:12]}: {n}' for h, n in hashes.items())}): rerun them "
+                "from one"
+            )
     return results
 
 
@@ -151,10 +182,16 @@ def _table(members, grouped):
     """A protocol's table. New rows: the prediction and the guidance head, whole-image and by sliding window, and
     what the upsampler adds over its own guidance (prediction minus guidance, per seed)."""
     new = not members[0].legacy
-    scored = (" mIoU whole | mIoU sliding | guidance whole | guidance sliding | upsampler adds, whole |"
-              " upsampler adds, sliding |" if new else " mIoU |")
-    lines = [f"| row | what | seeds |{scored} params (M) | GFLOPs (360x480) | train CPU min |",
-             "| --- | --- | --- |" + " ---: |" * (scored.count("|") + 3)]
+    scored = (
+        " mIoU whole | mIoU sliding | guidance whole | guidance sliding | upsampler adds, whole |"
+        " upsampler adds, sliding |"
+        if new
+        else " mIoU |"
+    )
+    lines = [
+        f"| row | what | seeds |{scored} params (M) | GFLOPs (360x480) | train CPU min |",
+        "| --- | --- | --- |" + " ---: |" * (scored.count("|") + 3),
+    ]
     for row in members:
         entries, planned = grouped.get(row.name), len(plan.seeds_with_results(row))
         if not entries:
@@ -166,12 +203,17 @@ def _table(members, grouped):
             for mode in ("whole", "sliding"):
                 prediction, guidance = score_values(entries, "logits", mode), score_values(entries, "logits_high", mode)
                 adds[mode] = None if guidance is None else [p - g for p, g in zip(prediction, guidance)]
-            cells = [_format(score_values(entries, head, mode)) for head in ("logits", "logits_high")
-                     for mode in ("whole", "sliding")] + [_signed(adds["whole"]), _signed(adds["sliding"])]
+            cells = [
+                _format(score_values(entries, head, mode))
+                for head in ("logits", "logits_high")
+                for mode in ("whole", "sliding")
+            ] + [_signed(adds["whole"]), _signed(adds["sliding"])]
         lower = "≥ " if any(r.get("untimed_steps") or "train_processes" not in r for r in entries) else ""
         cpu = statistics.fmean(r["train_cpu_seconds"] for r in entries) / 60
-        lines.append(f"| `{row.name}` | {row.title} | {len(entries)}/{planned} | {' | '.join(cells)} | "
-                     f"{entries[-1]['params_m']:.2f} | {entries[-1]['gflops']:.1f} | {lower}{cpu:.1f} |")
+        lines.append(
+            f"| `{row.name}` | {row.title} | {len(entries)}/{planned} | {' | '.join(cells)} | "
+            f"{entries[-1]['params_m']:.2f} | {entries[-1]['gflops']:.1f} | {lower}{cpu:.1f} |"
+        )
     return lines
 
 
@@ -180,19 +222,25 @@ def judge_claims(rows, grouped):
     protocol's pooled seed SD; None when a row has not run)."""
     # The position-encoding rows have one seed each: they take the spread of Protocol B', trained alike.
     protocol_of = {row.name: plan.POOLED_WITH.get(row.protocol, row.protocol) for row in rows}
-    pooled = {protocol: stats.pooled_sd([_mious(entries) for name, entries in grouped.items()
-                                         if protocol_of.get(name) == protocol])
-              for protocol in set(protocol_of.values())}
+    pooled = {
+        protocol: stats.pooled_sd(
+            [_mious(entries) for name, entries in grouped.items() if protocol_of.get(name) == protocol]
+        )
+        for protocol in set(protocol_of.values())
+    }
     judged = []
     for claim in plan.CLAIMS:
         if claim.better not in grouped or claim.worse not in grouped:
             judged.append((claim, None))
             continue
-        verdict = stats.compare(_mious(grouped[claim.better]), _mious(grouped[claim.worse]),
-                                pooled[protocol_of[claim.better]])
+        verdict = stats.compare(
+            _mious(grouped[claim.better]), _mious(grouped[claim.worse]), pooled[protocol_of[claim.better]]
+        )
         if claim.kind == "not_worse" and verdict["outcome"] == "within seed noise":
-            verdict["outcome"] = (f"no cost detected (a cost up to {100 * (verdict['bar'] - verdict['difference']):.1f}"
-                                  " points is not excluded, 97.5% one-sided)")
+            verdict["outcome"] = (
+                f"no cost detected (a cost up to {100 * (verdict['bar'] - verdict['difference']):.1f}"
+                " points is not excluded, 97.5% one-sided)"
+            )
         judged.append((claim, verdict))
     with_p = [(claim, verdict) for claim, verdict in judged if verdict and verdict["p"] is not None]
     rejected = stats.holm([verdict["p"] for _, verdict in with_p])
@@ -201,12 +249,14 @@ def judge_claims(rows, grouped):
 
 
 def _describe(settings):
-    return (f"{settings.backbone}, D={settings.num_channels}, crop {settings.crop_height}x{settings.crop_width}, batch "
-            f"{settings.batch_size}; from scratch {settings.scratch_steps} steps at LR {settings.initial_lr}; "
-            f"pretraining {settings.pretrain_steps} steps on the train split minus {settings.holdback_fraction:.0%} of "
-            f"each sequence; fine-tuning {settings.finetune_steps} steps on those held-back frames, LR "
-            f"{settings.finetune_lr}, backbone LR x{settings.finetune_backbone_lr_multiplier}, "
-            f"{settings.finetune_warmup_steps} warmup steps")
+    return (
+        f"{settings.backbone}, D={settings.num_channels}, crop {settings.crop_height}x{settings.crop_width}, batch "
+        f"{settings.batch_size}; from scratch {settings.scratch_steps} steps at LR {settings.initial_lr}; "
+        f"pretraining {settings.pretrain_steps} steps on the train split minus {settings.holdback_fraction:.0%} of "
+        f"each sequence; fine-tuning {settings.finetune_steps} steps on those held-back frames, LR "
+        f"{settings.finetune_lr}, backbone LR x{settings.finetune_backbone_lr_multiplier}, "
+        f"{settings.finetune_warmup_steps} warmup steps"
+    )
 
 
 def render_page(rows, results, settings_of, class_names, meta):
@@ -217,18 +267,30 @@ def render_page(rows, results, settings_of, class_names, meta):
         class_names: list of str; meta: dict with "command" and "source" (where the JSONs are).
     """
     grouped = group(results, rows)
-    missing = [f"{row.name} seed {seed}" for row in rows for seed in row.seeds
-               if seed not in {r["seed"] for r in results if r["row"] == row.name}]
+    missing = [
+        f"{row.name} seed {seed}"
+        for row in rows
+        for seed in row.seeds
+        if seed not in {r["seed"] for r in results if r["row"] == row.name}
+    ]
     runs = sum(len(row.seeds) for row in rows)
     lines = ["# Results: HFGD's claims tested on CamVid", ""]
-    lines += [f"**Incomplete: {runs - len(missing)} of {runs} runs finished.** Missing: {', '.join(missing)}."
-              if missing else f"Complete: all {runs} runs finished.", ""]
+    lines += [
+        f"**Incomplete: {runs - len(missing)} of {runs} runs finished.** Missing: {', '.join(missing)}."
+        if missing
+        else f"Complete: all {runs} runs finished.",
+        "",
+    ]
     legacy = {row.name for row in rows if row.legacy}
     hours = {}
-    for kind, selected in (("new", [r for r in results if r["row"] not in legacy]),
-                           ("first", [r for r in results if r["row"] in legacy])):
-        hours[kind] = (sum(r["train_cpu_seconds"] for r in selected) / 3600,
-                       sum(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in selected) / 3600)
+    for kind, selected in (
+        ("new", [r for r in results if r["row"] not in legacy]),
+        ("first", [r for r in results if r["row"] in legacy]),
+    ):
+        hours[kind] = (
+            sum(r["train_cpu_seconds"] for r in selected) / 3600,
+            sum(r.get("eval_cpu_seconds", r.get("eval_seconds", 0.0)) for r in selected) / 3600,
+        )
     commits = sorted({c for r in results for c in r.get("process_commits") or [r["commit"]]})
     lines += [
         f"Every number on this page is written by `{meta['command']}` from `{meta['source']}/*.json` (one file per",
@@ -240,13 +302,18 @@ def render_page(rows, results, settings_of, class_names, meta):
         f"+ {hours['first'][1]:.2f} h.",
         f"- Commits of the runs: {', '.join(commits) or 'none yet'} (each result JSON names its own; -dirty: the "
         "process started with uncommitted changes).",
-        *[f"- {what}: {_describe(settings_of(row))}" for what, row in (
-            ("New rows", next((r for r in rows if not r.legacy), None)),
-            ("First study (Protocols A and B)", next((r for r in rows if r.legacy), None))) if row],
+        *[
+            f"- {what}: {_describe(settings_of(row))}"
+            for what, row in (
+                ("New rows", next((r for r in rows if not r.legacy), None)),
+                ("First study (Protocols A and B)", next((r for r in rows if r.legacy), None)),
+            )
+            if row
+        ],
         "- Every run: SGD momentum 0.9, poly LR, weight decay 1e-4, random scale 0.5-2.0, flip, brightness; plain "
         "BatchNorm, float32, one CPU device. Evaluation: CamVid val (101 frames, 360x480), the final weights of each "
-        "run (no model selection on val); mIoU in %, mean ± sample SD over the seeds; \"sliding\": windows of the "
-        "training crop, stride 2/3 of it; \"guidance\": HFGD's OS32 head (`logits_high`) resized to the frame.",
+        'run (no model selection on val); mIoU in %, mean ± sample SD over the seeds; "sliding": windows of the '
+        'training crop, stride 2/3 of it; "guidance": HFGD\'s OS32 head (`logits_high`) resized to the frame.',
         *[f"- {note}" for note in meta.get("notes", ())],
         "",
     ]
@@ -255,14 +322,23 @@ def render_page(rows, results, settings_of, class_names, meta):
         if members:
             lines += [f"## {heading}", "", plan.PROTOCOL_NOTES[protocol], "", *_table(members, grouped), ""]
         for result in (r for row in members if row.diagnostic for r in grouped.get(row.name, [])):
-            lines += [f"`{result['row']}` seed {result['seed']} over training:", "",
-                      "| step | prediction = guidance (% of labelled pixels) | class kernels' norm |",
-                      "| ---: | ---: | ---: |"]
-            lines += [f"| {p['step']} | {100 * p['agreement']:.1f} | {p['kernel_norm']:.3f} |"
-                      for p in result.get("diagnostic", [])] + [""]
+            lines += [
+                f"`{result['row']}` seed {result['seed']} over training:",
+                "",
+                "| step | prediction = guidance (% of labelled pixels) | class kernels' norm |",
+                "| ---: | ---: | ---: |",
+            ]
+            lines += [
+                f"| {p['step']} | {100 * p['agreement']:.1f} | {p['kernel_norm']:.3f} |"
+                for p in result.get("diagnostic", [])
+            ] + [""]
     judged, pooled = judge_claims(rows, grouped)
-    lines += ["## Claims at this scale", "", "| claim | rows | difference (mIoU points) | 95% bar (±) | verdict |",
-              "| --- | --- | ---: | ---: | --- |"]
+    lines += [
+        "## Claims at this scale",
+        "",
+        "| claim | rows | difference (mIoU points) | 95% bar (±) | verdict |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
     for claim, verdict, stands in judged:
         names = f"`{claim.better}` vs `{claim.worse}`"
         if verdict is None:
@@ -270,31 +346,41 @@ def render_page(rows, results, settings_of, class_names, meta):
             continue
         caveat = "; not after Holm's correction" if verdict["outcome"] in stats.DECIDED and not stands else ""
         bar = "-" if verdict["bar"] is None else f"{100 * verdict['bar']:.1f}"
-        lines.append(f"| {claim.text} | {names} | {100 * verdict['difference']:+.1f} | {bar} | "
-                     f"{verdict['outcome']}{caveat} |")
-    spreads = "; ".join(f"Protocol {p} {100 * sd:.1f} points over {dof} degrees of freedom (t = {stats.t_critical(dof):.2f})"
-                        for p, (sd, dof) in sorted(pooled.items()) if sd is not None)
+        lines.append(
+            f"| {claim.text} | {names} | {100 * verdict['difference']:+.1f} | {bar} | {verdict['outcome']}{caveat} |"
+        )
+    spreads = "; ".join(
+        f"Protocol {p} {100 * sd:.1f} points over {dof} degrees of freedom (t = {stats.t_critical(dof):.2f})"
+        for p, (sd, dof) in sorted(pooled.items())
+        if sd is not None
+    )
     with_bar = sum(1 for _, verdict, _ in judged if verdict and verdict["bar"] is not None)
     lines += [
         "",
-        "Verdict rule: \"holds\" when the difference of the means is beyond the 95% bar `t sqrt(s1^2/n1 + s2^2/n2)`, "
-        "\"does not hold\" when it is that far the other way, \"within seed noise\" between. Each row's s is the larger "
+        'Verdict rule: "holds" when the difference of the means is beyond the 95% bar `t sqrt(s1^2/n1 + s2^2/n2)`, '
+        '"does not hold" when it is that far the other way, "within seed noise" between. Each row\'s s is the larger '
         f"of its own seed SD and the one pooled over its protocol's rows with several seeds ({spreads or 'none yet'}); "
         "t is Student's for the pooled degrees of freedom. \"; not after Holm's correction\" marks a verdict that "
         f"does not survive Holm's step-down correction over the {with_bar} claims with a bar (familywise 5%). A "
-        "\"not worse\" claim is a test for a cost: within seed noise it names the largest cost the bar does not "
+        '"not worse" claim is a test for a cost: within seed noise it names the largest cost the bar does not '
         "exclude.",
         "",
-        "## Per-class IoU (mean over seeds, %)", "",
-        "| row | " + " | ".join(class_names) + " |", "| --- |" + " ---: |" * len(class_names),
+        "## Per-class IoU (mean over seeds, %)",
+        "",
+        "| row | " + " | ".join(class_names) + " |",
+        "| --- |" + " ---: |" * len(class_names),
     ]
     for row in rows:
         if row.name in grouped:
-            cells = [f"{100 * statistics.fmean(r['per_class_iou'][c] for r in grouped[row.name]):.1f}" for c in class_names]
+            cells = [
+                f"{100 * statistics.fmean(r['per_class_iou'][c] for r in grouped[row.name]):.1f}" for c in class_names
+            ]
             lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
     never = [c for c in class_names if results and all(r["per_class_iou"].get(c, 0.0) == 0.0 for r in results)]
     lines += ["", "## What this can and cannot show", "", *meta.get("limits", ())]
     if never:
-        lines.append(f"- {len(never)} of the {len(class_names)} classes ({', '.join(never)}) score 0.0 IoU in every "
-                     "run: mIoU is decided by the large classes, where a finer output stride matters least.")
+        lines.append(
+            f"- {len(never)} of the {len(class_names)} classes ({', '.join(never)}) score 0.0 IoU in every "
+            "run: mIoU is decided by the large classes, where a finer output stride matters least."
+        )
     return "\n".join(lines) + "\n"

@@ -27,31 +27,47 @@ from hfgd_tf.files import write_bytes_atomic, write_json_atomic
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
-flags.DEFINE_string("camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"),
-                    "CamVid in the SegNet layout.")
-flags.DEFINE_string("work_dir", os.path.join(os.path.dirname(ROOT), "hfgd_study_work"),
-                    "Records, checkpoints and pretrained weights (outside the repository).")
+flags.DEFINE_string(
+    "camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"), "CamVid in the SegNet layout."
+)
+flags.DEFINE_string(
+    "work_dir",
+    os.path.join(os.path.dirname(ROOT), "hfgd_study_work"),
+    "Records, checkpoints and pretrained weights (outside the repository).",
+)
 DEFAULT_RESULTS = os.path.join(HERE, "results")
 flags.DEFINE_string("results_dir", DEFAULT_RESULTS, "One JSON per finished (row, seed).")
-flags.DEFINE_string("report", "", "The page to write; default docs/results.md for the default --results_dir, "
-                    "else <results_dir>/results.md (a study elsewhere does not overwrite the repository's page).")
+flags.DEFINE_string(
+    "report",
+    "",
+    "The page to write; default docs/results.md for the default --results_dir, "
+    "else <results_dir>/results.md (a study elsewhere does not overwrite the repository's page).",
+)
 flags.DEFINE_list("rows", [], "Rows to run (default: all unfinished, every row's first seed before any next seed).")
 flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).", lower_bound=0)
 flags.DEFINE_bool("plan", False, "Print the rows, their state and the planned CPU hours; run nothing.")
 flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
 flags.DEFINE_bool("git_commit", False, "git-commit each finished run's JSON and the page.")
-flags.DEFINE_enum("position_encoding", None, ["index", "normalized"],
-                  "Overrides plan.CHOSEN_POSITION_ENCODING (tiny studies and tests; the study's choice is made there).")
+flags.DEFINE_enum(
+    "position_encoding",
+    None,
+    ["index", "normalized"],
+    "Overrides plan.CHOSEN_POSITION_ENCODING (tiny studies and tests; the study's choice is made there).",
+)
 for _field in dataclasses.fields(plan.StudySettings):
     {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}[_field.type](
-        f"study_{_field.name}", None, f"Overrides StudySettings.{_field.name} (tiny studies and tests).")
+        f"study_{_field.name}", None, f"Overrides StudySettings.{_field.name} (tiny studies and tests)."
+    )
 FLAGS = flags.FLAGS
 
 
 def settings_of(row):
     """The row's settings (`plan.row_settings`) with the --study_* overrides."""
-    overrides = {f.name: FLAGS[f"study_{f.name}"].value for f in dataclasses.fields(plan.StudySettings)
-                 if FLAGS[f"study_{f.name}"].value is not None}
+    overrides = {
+        f.name: FLAGS[f"study_{f.name}"].value
+        for f in dataclasses.fields(plan.StudySettings)
+        if FLAGS[f"study_{f.name}"].value is not None
+    }
     return plan.row_settings(row, overrides)
 
 
@@ -68,14 +84,18 @@ def _git(*args):
 def loaded_commit():
     """The commit of the code this process runs, -dirty with uncommitted changes to the library or the study."""
     results = f":(exclude){os.path.relpath(DEFAULT_RESULTS, ROOT)}"  # written by the study itself
-    dirty = _git("status", "--porcelain", "--", "hfgd_tf", "scripts", os.path.relpath(HERE, ROOT), results).stdout.strip()
+    dirty = _git(
+        "status", "--porcelain", "--", "hfgd_tf", "scripts", os.path.relpath(HERE, ROOT), results
+    ).stdout.strip()
     return _git("rev-parse", "--short", "HEAD").stdout.strip() + ("-dirty" if dirty else "")
 
 
 def commit(paths, message):
     """git-commits `paths` and result JSONs a killed process left untracked, nothing else that is staged."""
     untracked = _git("ls-files", "--others", "--exclude-standard", "--", FLAGS.results_dir).stdout.split()
-    paths = sorted({os.path.abspath(p) for p in paths} | {os.path.join(ROOT, p) for p in untracked if p.endswith(".json")})
+    paths = sorted(
+        {os.path.abspath(p) for p in paths} | {os.path.join(ROOT, p) for p in untracked if p.endswith(".json")}
+    )
     for command in (["add", *paths], ["commit", "-q", "-m", message, "--", *paths]):
         done = _git(*command)
         if done.returncode:
@@ -91,18 +111,30 @@ def prepare_records(records_dir, settings):
 
     spec = get_dataset_spec("camvid")
     train, val = (spec.list_samples(FLAGS.camvid_dir, split) for split in ("train", "val"))
-    pretrain, finetune = plan.holdback_split([s.name for s in train], settings.holdback_fraction,
-                                             avoid=[s.name for s in val])
+    pretrain, finetune = plan.holdback_split(
+        [s.name for s in train], settings.holdback_fraction, avoid=[s.name for s in val]
+    )
     by_name = {s.name: s for s in train}
-    splits = {"train": train, "val": val, plan.PRETRAIN_SPLIT: [by_name[n] for n in pretrain],
-              plan.FINETUNE_SPLIT: [by_name[n] for n in finetune]}
-    source = {"data_dir": os.path.abspath(FLAGS.camvid_dir), "frames_sha256": {
-        split: hashlib.sha256("\n".join(s.name for s in samples).encode()).hexdigest() for split, samples in splits.items()}}
+    splits = {
+        "train": train,
+        "val": val,
+        plan.PRETRAIN_SPLIT: [by_name[n] for n in pretrain],
+        plan.FINETUNE_SPLIT: [by_name[n] for n in finetune],
+    }
+    source = {
+        "data_dir": os.path.abspath(FLAGS.camvid_dir),
+        "frames_sha256": {
+            split: hashlib.sha256("\n".join(s.name for s in samples).encode()).hexdigest()
+            for split, samples in splits.items()
+        },
+    }
     if (read_manifest(records_dir) or {}).get("source") == source:
         return
     options = ConvertOptions(progress=False, overwrite=True)
-    done = {split: convert_split(samples, records_dir, split, spec.info, spec.label_table, options)
-            for split, samples in splits.items()}
+    done = {
+        split: convert_split(samples, records_dir, split, spec.info, spec.label_table, options)
+        for split, samples in splits.items()
+    }
     write_manifest(records_dir, spec.info, done, source=source)
 
 
@@ -119,7 +151,9 @@ def run_dir(row, seed):
     edited row) gets a fresh directory instead of resuming checkpoints of another schedule."""
     configs = plan.run_configs(row, seed, settings_of(row), "<records>", "<run>", num_classes())
     text = json.dumps([dataclasses.asdict(config) for config in configs], sort_keys=True, default=str)
-    return os.path.join(FLAGS.work_dir, "runs", row.name, f"seed{seed}-{hashlib.sha256(text.encode()).hexdigest()[:10]}")
+    return os.path.join(
+        FLAGS.work_dir, "runs", row.name, f"seed{seed}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+    )
 
 
 def checkpoint_step(directory):
@@ -131,7 +165,9 @@ def checkpoint_step(directory):
 
 def pretrained_files(name):
     """The backbone and the whole-model weights a pretraining row leaves for the rows that start from it."""
-    return tuple(os.path.join(FLAGS.work_dir, "pretrained", f"{name}.{part}.weights.h5") for part in ("backbone", "model"))
+    return tuple(
+        os.path.join(FLAGS.work_dir, "pretrained", f"{name}.{part}.weights.h5") for part in ("backbone", "model")
+    )
 
 
 def pretrained_weights(row, seed):
@@ -141,8 +177,9 @@ def pretrained_weights(row, seed):
     """
     backbone, model = pretrained_files(row.init_from)
     if not os.path.isfile(backbone if row.init == "backbone" else model):
-        raise ValueError(f"{row.name} starts from {row.init_from}'s weights ({os.path.dirname(backbone)}): run "
-                         f"{row.init_from} first")
+        raise ValueError(
+            f"{row.name} starts from {row.init_from}'s weights ({os.path.dirname(backbone)}): run {row.init_from} first"
+        )
     sha256 = file_sha256(backbone)
     record = os.path.join(run_dir(row, seed), "pretrained.sha256")
     if os.path.isfile(record) and open(record).read().strip() != sha256:
@@ -172,8 +209,10 @@ def check_initialised(trainer, model_file):
 
     loaded = load_weights_by_name(trainer.model, model_file, skip_mismatch=True)  # the same values again
     if loaded["unexpected"] or loaded["mismatched"]:
-        raise ValueError(f"{model_file} does not fit the fine-tuned model: not loaded "
-                         f"{(loaded['unexpected'] + loaded['mismatched'])[:5]}")
+        raise ValueError(
+            f"{model_file} does not fit the fine-tuned model: not loaded "
+            f"{(loaded['unexpected'] + loaded['mismatched'])[:5]}"
+        )
 
 
 def score(trainer, settings):
@@ -185,10 +224,13 @@ def score(trainer, settings):
     scores = {}
     for head in heads:
         for mode, window in (("whole", (0, 0)), ("sliding", (settings.crop_height, settings.crop_width))):
-            trainer.eval_config = EvalConfig(eval_batch_size=1, scored_output=head, sliding_window_height=window[0],
-                                             sliding_window_width=window[1])
+            trainer.eval_config = EvalConfig(
+                eval_batch_size=1, scored_output=head, sliding_window_height=window[0], sliding_window_width=window[1]
+            )
             metrics = trainer.evaluate()
-            scores.setdefault(head, {})[mode] = {key: metrics[key] for key in ("miou", "pixel_accuracy", "per_class_iou")}
+            scores.setdefault(head, {})[mode] = {
+                key: metrics[key] for key in ("miou", "pixel_accuracy", "per_class_iou")
+            }
     return scores
 
 
@@ -208,8 +250,11 @@ def diagnostic_point(model, data_config, num_images=20):
         agree = tf.argmax(outputs["logits"], -1).numpy() == tf.argmax(guidance, -1).numpy()
         same, total = same + int(np.sum(agree & valid)), total + int(np.sum(valid))
     kernel = next(w for w in model.class_kernels.weights if w.path.endswith("kernel"))
-    return {"agreement": same / max(total, 1), "kernel_norm": float(np.linalg.norm(kernel.numpy())),
-            "num_images": num_images}
+    return {
+        "agreement": same / max(total, 1),
+        "kernel_norm": float(np.linalg.norm(kernel.numpy())),
+        "num_images": num_images,
+    }
 
 
 def diagnostic_recorder(trainer, directory):
@@ -231,15 +276,25 @@ def add_timing(directory, start_step, end_step, wall, cpu, commit_name):
     Steps no process timed (a killed process's, up to its checkpoint) count as `untimed_steps`."""
 
     path = os.path.join(directory, "timing.json")
-    timing = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "processes": 0, "untimed_steps": 0, "timed_until_step": 0,
-              "commits": []}
+    timing = {
+        "wall_seconds": 0.0,
+        "cpu_seconds": 0.0,
+        "processes": 0,
+        "untimed_steps": 0,
+        "timed_until_step": 0,
+        "commits": [],
+    }
     if os.path.isfile(path):
         with open(path) as handle:
             timing.update(json.load(handle))
     timing["untimed_steps"] += max(0, start_step - timing["timed_until_step"])
-    timing.update(wall_seconds=timing["wall_seconds"] + wall, cpu_seconds=timing["cpu_seconds"] + cpu,
-                  processes=timing["processes"] + 1, timed_until_step=end_step,
-                  commits=timing["commits"] + [commit_name])
+    timing.update(
+        wall_seconds=timing["wall_seconds"] + wall,
+        cpu_seconds=timing["cpu_seconds"] + cpu,
+        processes=timing["processes"] + 1,
+        timed_until_step=end_step,
+        commits=timing["commits"] + [commit_name],
+    )
     write_json_atomic(path, timing)
     return timing
 
@@ -256,8 +311,9 @@ def run_one(row, seed, rows, commit_name):
     directory = run_dir(row, seed)
     os.makedirs(directory, exist_ok=True)
     backbone, whole, sha256 = pretrained_weights(row, seed) if row.stage == "finetune" else ("", "", None)
-    configs = plan.run_configs(row, seed, settings, os.path.join(FLAGS.work_dir, "records"), directory,
-                               num_classes(), backbone, whole)
+    configs = plan.run_configs(
+        row, seed, settings, os.path.join(FLAGS.work_dir, "records"), directory, num_classes(), backbone, whole
+    )
     keras.backend.clear_session()
     trainer = Trainer(*configs)
     if configs[3].init_weights_path:
@@ -270,8 +326,10 @@ def run_one(row, seed, rows, commit_name):
     step = int(trainer.step.numpy())
     timing = add_timing(directory, start_step, step, time.time() - start, time.process_time() - cpu_start, commit_name)
     if trainer.preempted or step != configs[3].total_steps:
-        raise ValueError(f"{row.name} seed {seed} stopped at step {step} of {configs[3].total_steps}; rerun to resume"
-                         + ("" if trainer.preempted else f" (or remove {directory}: its checkpoints are of another schedule)"))
+        raise ValueError(
+            f"{row.name} seed {seed} stopped at step {step} of {configs[3].total_steps}; rerun to resume"
+            + ("" if trainer.preempted else f" (or remove {directory}: its checkpoints are of another schedule)")
+        )
     cpu_start = time.process_time()
     scores = score(trainer, settings)
     metrics = scores["logits"]["whole"]
@@ -279,24 +337,46 @@ def run_one(row, seed, rows, commit_name):
     if row.stage == "pretrain":
         sha256 = save_pretrained(row, trainer.model)
     model = trainer.model
-    variables = model.trainable_variables if not configs[3].freeze_backbone else [
-        v for v in model.weights if "moving" not in v.path]
+    variables = (
+        model.trainable_variables
+        if not configs[3].freeze_backbone
+        else [v for v in model.weights if "moving" not in v.path]
+    )
     result = {
-        "row": row.name, "protocol": row.protocol, "title": row.title, "seed": seed,
+        "row": row.name,
+        "protocol": row.protocol,
+        "title": row.title,
+        "seed": seed,
         "settings": dataclasses.asdict(settings),
-        "model_config": dataclasses.asdict(configs[0]), "optimizer_config": dataclasses.asdict(configs[2]),
+        "model_config": dataclasses.asdict(configs[0]),
+        "optimizer_config": dataclasses.asdict(configs[2]),
         "train_config": {k: v for k, v in dataclasses.asdict(configs[3]).items() if k != "checkpoint_dir"},
         "data_config": {k: v for k, v in dataclasses.asdict(configs[1]).items() if k not in ("records_dir", "info")},
-        "steps": configs[3].total_steps, "train_split": configs[1].train_split,
-        "miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"], "per_class_iou": metrics["per_class_iou"],
+        "steps": configs[3].total_steps,
+        "train_split": configs[1].train_split,
+        "miou": metrics["miou"],
+        "pixel_accuracy": metrics["pixel_accuracy"],
+        "per_class_iou": metrics["per_class_iou"],
         "scores": scores,
-        **({"diagnostic": [{"step": int(step), **point} for step, point in sorted(
-            json.load(open(series_path)).items(), key=lambda item: int(item[0]))]} if row.diagnostic else {}),
+        **(
+            {
+                "diagnostic": [
+                    {"step": int(step), **point}
+                    for step, point in sorted(json.load(open(series_path)).items(), key=lambda item: int(item[0]))
+                ]
+            }
+            if row.diagnostic
+            else {}
+        ),
         "params_m": sum(int(np.prod(v.shape)) for v in variables) / 1e6,
         "gflops": graph_flops(model, (plan.EVAL_HEIGHT, plan.EVAL_WIDTH)) / 1e9,
-        "train_seconds": round(timing["wall_seconds"], 1), "train_cpu_seconds": round(timing["cpu_seconds"], 1),
-        "train_processes": timing["processes"], "untimed_steps": timing["untimed_steps"],
-        "eval_cpu_seconds": round(eval_cpu, 1), "pretrained_backbone_sha256": sha256, "commit": commit_name,
+        "train_seconds": round(timing["wall_seconds"], 1),
+        "train_cpu_seconds": round(timing["cpu_seconds"], 1),
+        "train_processes": timing["processes"],
+        "untimed_steps": timing["untimed_steps"],
+        "eval_cpu_seconds": round(eval_cpu, 1),
+        "pretrained_backbone_sha256": sha256,
+        "commit": commit_name,
         **({"process_commits": timing["commits"]} if len(set(timing["commits"])) > 1 else {}),
         "machine": f"{cpu_model()}, {os.cpu_count()} cores, no GPU",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -310,7 +390,7 @@ def run_one(row, seed, rows, commit_name):
 LIMITS = (
     "- Scale: ResNet-18 from random weights or pretrained on 75% of CamVid's 367 train frames is far from the "
     "paper's setting (ImageNet-pretrained ResNet-101 / ConvNeXt / Swin, Pascal Context or COCO-Stuff, 30k-80k "
-    "iterations of batch 16 on 8 GPUs). Where a verdict says \"does not hold\" or \"within seed noise\", the claim is "
+    'iterations of batch 16 on 8 GPUs). Where a verdict says "does not hold" or "within seed noise", the claim is '
     "not confirmed at this scale; that is not evidence against it at the paper's scale, which needs ImageNet weights "
     "(`--backbone_weights_path`), Pascal Context 59 and GPUs.",
     "- Protocol A' pretrains on CamVid itself, a weak stand-in for the ImageNet features HFGD means to protect, "
@@ -321,7 +401,7 @@ LIMITS = (
     "frames a second away from val, so val mIoU is optimistic (fine-tuning holds back the 0016E5 block farthest "
     "from val).",
     "- SemanticFPN is the paper's baseline as published: a jointly trained FPN head with no CAE and no high-level "
-    "branch or loss. \"HFGD beats SemanticFPN\" compares more than the isolation of the upsampler; the rows that "
+    'branch or loss. "HFGD beats SemanticFPN" compares more than the isolation of the upsampler; the rows that '
     "take one part away from HFGD full test the parts one by one.",
 )
 
@@ -339,16 +419,19 @@ def page_meta():
     source = os.path.relpath(FLAGS.results_dir, ROOT)
     notes = []
     if not (FLAGS.position_encoding or plan.CHOSEN_POSITION_ENCODING):
-        notes.append("Not planned yet: Protocols A', B' and the diagnostic wait for the position-encoding choice "
-                     "(rows `PE_index` and `PE_normalized`).")
+        notes.append(
+            "Not planned yet: Protocols A', B' and the diagnostic wait for the position-encoding choice "
+            "(rows `PE_index` and `PE_normalized`)."
+        )
     return {"command": "python experiments/camvid_study/run.py", "source": source, "limits": LIMITS, "notes": notes}
 
 
 def write_page(rows, results):
     from hfgd_tf.data.registry import get_dataset_spec
 
-    text = report.render_page(rows, results, settings_of, list(get_dataset_spec("camvid").info.class_names),
-                              page_meta())
+    text = report.render_page(
+        rows, results, settings_of, list(get_dataset_spec("camvid").info.class_names), page_meta()
+    )
     return write_bytes_atomic(page_path(), text.encode())
 
 
@@ -372,21 +455,34 @@ def main(argv):
     finished = {(r["row"], r["seed"]) for r in results}
     # Every row's first seed before any row's next one (a pretraining before the rows that start from it): a
     # study cut short still has every row. Legacy rows are never run again.
-    pending = sorted(((row, seed) for row in rows if not row.legacy and (not FLAGS.rows or row.name in FLAGS.rows)
-                      for seed in row.seeds if (row.name, seed) not in finished),
-                     key=lambda run: (run[1], rows.index(run[0])))
+    pending = sorted(
+        (
+            (row, seed)
+            for row in rows
+            if not row.legacy and (not FLAGS.rows or row.name in FLAGS.rows)
+            for seed in row.seeds
+            if (row.name, seed) not in finished
+        ),
+        key=lambda run: (run[1], rows.index(run[0])),
+    )
     if FLAGS.plan:
         for row in rows:
             state = ["done" if (row.name, s) in finished else "kept" if row.legacy else "todo" for s in row.seeds]
-            print(f"{row.name:28s} {row.stage:9s} {plan.row_steps(row, settings_of(row)):5d} steps  seeds "
-                  f"{list(row.seeds)} {state}  {row.title}")
+            print(
+                f"{row.name:28s} {row.stage:9s} {plan.row_steps(row, settings_of(row)):5d} steps  seeds "
+                f"{list(row.seeds)} {state}  {row.title}"
+            )
         hours = sum(plan.run_cpu_seconds(row, settings_of(row)) for row, _ in pending) / 3600
         print(f"{len(pending)} runs to do: {', '.join(f'{row.name} seed {seed}' for row, seed in pending) or 'none'}")
-        print(f"Planned: about {hours:.1f} CPU-hours for them (plan.SECONDS_PER_STEP and SECONDS_PER_SCORING: the "
-              "first study's measured costs; contention on a shared machine can double them)")
+        print(
+            f"Planned: about {hours:.1f} CPU-hours for them (plan.SECONDS_PER_STEP and SECONDS_PER_SCORING: the "
+            "first study's measured costs; contention on a shared machine can double them)"
+        )
         if not (FLAGS.position_encoding or plan.CHOSEN_POSITION_ENCODING):
-            print("Not planned yet: the rows that need the position-encoding choice (Protocols A', B', the "
-                  "diagnostic); once PE_index and PE_normalized are scored, set plan.CHOSEN_POSITION_ENCODING")
+            print(
+                "Not planned yet: the rows that need the position-encoding choice (Protocols A', B', the "
+                "diagnostic); once PE_index and PE_normalized are scored, set plan.CHOSEN_POSITION_ENCODING"
+            )
         return
     if not FLAGS.report_only and pending:
         if not os.path.isdir(FLAGS.camvid_dir):

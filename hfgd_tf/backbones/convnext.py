@@ -36,7 +36,9 @@ def stage_output_norm(level, epsilon, name):
     there would be redundant and would never train. C5 feeds the context encoder and trains with the
     high-level loss. The variables stay (same weight files, converters list them as fresh).
     """
-    return keras.layers.LayerNormalization(epsilon=epsilon, trainable=level == "C5", name=f"{name}_{level.lower()}_norm")
+    return keras.layers.LayerNormalization(
+        epsilon=epsilon, trainable=level == "C5", name=f"{name}_{level.lower()}_norm"
+    )
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")

@@ -59,11 +59,15 @@ _HARD_SWISH = "hard_swish"
 
 KERAS_CV_DEFAULTS = {
     "ResNetBackbone": dict(
-        stackwise_filters=[64, 128, 256, 512], stackwise_blocks=[2, 2, 2, 2], stackwise_strides=[1, 2, 2, 2],
+        stackwise_filters=[64, 128, 256, 512],
+        stackwise_blocks=[2, 2, 2, 2],
+        stackwise_strides=[1, 2, 2, 2],
         block_type="basic_block",
     ),
     "ResNetV2Backbone": dict(
-        stackwise_filters=[64, 128, 256, 512], stackwise_blocks=[2, 2, 2, 2], stackwise_strides=[1, 2, 2, 2],
+        stackwise_filters=[64, 128, 256, 512],
+        stackwise_blocks=[2, 2, 2, 2],
+        stackwise_strides=[1, 2, 2, 2],
         block_type="basic_block",
     ),
     "MobileNetV3Backbone": dict(
@@ -75,10 +79,15 @@ KERAS_CV_DEFAULTS = {
         stackwise_activation=["relu", "relu", "relu"] + [_HARD_SWISH] * 8,
     ),
     "EfficientNetV2Backbone": dict(
-        width_coefficient=1.0, depth_coefficient=1.0, stackwise_kernel_sizes=[3, 3, 3, 3, 3, 3],
-        stackwise_num_repeats=[1, 2, 2, 3, 5, 8], stackwise_input_filters=[32, 16, 32, 48, 96, 112],
-        stackwise_output_filters=[16, 32, 48, 96, 112, 192], stackwise_expansion_ratios=[1, 4, 4, 4, 6, 6],
-        stackwise_squeeze_and_excite_ratios=[0, 0, 0, 0.25, 0.25, 0.25], stackwise_strides=[1, 2, 2, 2, 1, 2],
+        width_coefficient=1.0,
+        depth_coefficient=1.0,
+        stackwise_kernel_sizes=[3, 3, 3, 3, 3, 3],
+        stackwise_num_repeats=[1, 2, 2, 3, 5, 8],
+        stackwise_input_filters=[32, 16, 32, 48, 96, 112],
+        stackwise_output_filters=[16, 32, 48, 96, 112, 192],
+        stackwise_expansion_ratios=[1, 4, 4, 4, 6, 6],
+        stackwise_squeeze_and_excite_ratios=[0, 0, 0, 0.25, 0.25, 0.25],
+        stackwise_strides=[1, 2, 2, 2, 1, 2],
         stackwise_conv_types=["fused", "fused", "fused", "unfused", "unfused", "unfused"],
     ),
     "CSPDarkNetBackbone": dict(stackwise_channels=[48, 96, 192, 384], stackwise_depth=[1, 3, 3, 1]),
@@ -87,14 +96,25 @@ KERAS_CV_DEFAULTS = {
 # keras-hub (>= 0.32): the same architectures under keras-hub's argument names.
 KERAS_HUB_DEFAULTS = {
     "ResNetBackbone": dict(
-        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
-        stackwise_num_blocks=[2, 2, 2, 2], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block_vd",
-        use_pre_activation=False, image_shape=[None, None, 3],
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[2, 2, 2, 2],
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="basic_block_vd",
+        use_pre_activation=False,
+        image_shape=[None, None, 3],
     ),
     "MiTBackbone": dict(
-        layerwise_depths=[2, 2, 2, 2], num_layers=4, hidden_dims=[32, 64, 160, 256], image_shape=[512, 512, 3],
-        layerwise_num_heads=[1, 2, 5, 8], layerwise_sr_ratios=[8, 4, 2, 1], max_drop_path_rate=0.1,
-        layerwise_patch_sizes=[7, 3, 3, 3], layerwise_strides=[4, 2, 2, 2],
+        layerwise_depths=[2, 2, 2, 2],
+        num_layers=4,
+        hidden_dims=[32, 64, 160, 256],
+        image_shape=[512, 512, 3],
+        layerwise_num_heads=[1, 2, 5, 8],
+        layerwise_sr_ratios=[8, 4, 2, 1],
+        max_drop_path_rate=0.1,
+        layerwise_patch_sizes=[7, 3, 3, 3],
+        layerwise_strides=[4, 2, 2, 2],
     ),
 }
 _DEFAULTS = {"keras_cv": KERAS_CV_DEFAULTS, "keras_hub": KERAS_HUB_DEFAULTS}
@@ -190,7 +210,9 @@ def _check_arguments(cls, name, kwargs):
     allowed = {n for n, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
     unknown = sorted(set(kwargs) - allowed - {"name", "dtype", "trainable"})
     if unknown:
-        raise ValueError(f"{name} does not take the arguments {unknown} (--backbone_kwargs). It takes: {sorted(allowed)}")
+        raise ValueError(
+            f"{name} does not take the arguments {unknown} (--backbone_kwargs). It takes: {sorted(allowed)}"
+        )
 
 
 def _check_fixed_square(name, shape_argument, shape):
@@ -436,7 +458,10 @@ def preset_input_normalization(backbone, preset_dir):
     if method is None:
         logging.warning(
             "%s: its image converter maps inputs by x * %s + %s, which no input_normalization reproduces; the "
-            "backbone will see other inputs than it was trained on", preset_dir, scale, offset,
+            "backbone will see other inputs than it was trained on",
+            preset_dir,
+            scale,
+            offset,
         )
     return method
 

@@ -23,7 +23,9 @@ def check_backbone_name(name):
         )
 
 
-def build_backbone(name, output_stride=32, norm=None, weights_path=None, backbone_kwargs=None, preset_dir="", **overrides):
+def build_backbone(
+    name, output_stride=32, norm=None, weights_path=None, backbone_kwargs=None, preset_dir="", **overrides
+):
     """Builds a backbone preset, or a keras-cv / keras-hub backbone (`hfgd_tf.backbones.external`).
 
     Args:
@@ -46,7 +48,9 @@ def build_backbone(name, output_stride=32, norm=None, weights_path=None, backbon
     check_backbone_name(name)
     if parse_backbone_name(name) is not None:
         if output_stride != 32:
-            raise ValueError(f"Backbone {name!r} supports only output_stride=32. Received: backbone_output_stride={output_stride}")
+            raise ValueError(
+                f"Backbone {name!r} supports only output_stride=32. Received: backbone_output_stride={output_stride}"
+            )
         return build_external_backbone(name, backbone_kwargs, preset_dir, weights_path)
     if backbone_kwargs or preset_dir:
         raise ValueError(

@@ -27,7 +27,9 @@ def load_backbone_weights(backbone, weights_path):
     ours = isinstance(backbone, (ResNetBackbone, ConvNeXtBackbone, SwinBackbone))
     if not weights_path.endswith(".weights.h5"):
         if ours:
-            raise ValueError(f"Backbone weights must be a '.weights.h5' file: {unconverted_file_message(weights_path, backbone.name)}")
+            raise ValueError(
+                f"Backbone weights must be a '.weights.h5' file: {unconverted_file_message(weights_path, backbone.name)}"
+            )
         raise ValueError(f"Backbone weights must be a Keras '.weights.h5' file. Received: {weights_path!r}")
     if _check_keras_format_file(backbone, weights_path, ours):
         try:

@@ -65,7 +65,9 @@ def _residual_block(
     if block_type == "bottleneck":
         strides_1x1, strides_3x3 = (strides, 1) if stride_in_1x1 else (1, strides)
         y = ConvNormAct(filters, 1, strides=strides_1x1, name=f"{name}_conv1", **common)(x)
-        y = ConvNormAct(filters, 3, strides=strides_3x3, dilation_rate=first_dilation, name=f"{name}_conv2", **common)(y)
+        y = ConvNormAct(filters, 3, strides=strides_3x3, dilation_rate=first_dilation, name=f"{name}_conv2", **common)(
+            y
+        )
         y = ConvNormAct(out_channels, 1, activation=None, name=f"{name}_conv3", **common)(y)
     else:
         y = ConvNormAct(filters, 3, strides=strides, dilation_rate=first_dilation, name=f"{name}_conv1", **common)(x)

@@ -53,7 +53,9 @@ class SwinBlock(keras.layers.Layer):
         `[B, H, W, C]`.
     """
 
-    def __init__(self, num_channels, num_heads, window_size=7, shift=False, mlp_ratio=4.0, drop_path_rate=0.0, **kwargs):
+    def __init__(
+        self, num_channels, num_heads, window_size=7, shift=False, mlp_ratio=4.0, drop_path_rate=0.0, **kwargs
+    ):
         super().__init__(**kwargs)
         if num_channels % num_heads:
             raise ValueError(f"`num_channels` must be divisible by `num_heads`. Received: {num_channels}, {num_heads}")
@@ -221,7 +223,13 @@ class SwinBackbone(FeatureBackbone):
     """
 
     CONFIG_KEYS = (
-        "embed_dim", "depths", "num_heads", "window_size", "drop_path_rate", "norm", "image_shape",
+        "embed_dim",
+        "depths",
+        "num_heads",
+        "window_size",
+        "drop_path_rate",
+        "norm",
+        "image_shape",
     )
 
     def __init__(

@@ -105,6 +105,10 @@ def load_weights_by_name(model, path, skip_mismatch=False):
     if missing or unexpected or mismatched:
         logging.warning(
             "Loaded %d weights from %s; kept initial values for missing %s and wrong-shape %s; ignored unexpected %s",
-            len(loaded), path, _listing(missing), _listing(mismatched), _listing(unexpected),
+            len(loaded),
+            path,
+            _listing(missing),
+            _listing(mismatched),
+            _listing(unexpected),
         )
     return {"loaded": loaded, "missing": missing, "unexpected": unexpected, "mismatched": mismatched}

@@ -23,7 +23,10 @@ MODELS = {
     "hfgd_swin_t_os4": ("HFGD, Swin-T, U-SFPN OS4", dict(backbone="swin_tiny", output_stride=4)),
     "hfgd_swin_t_os2": ("HFGD, Swin-T, U-SFPN OS2", dict(backbone="swin_tiny", output_stride=2)),
     "sfpn_r50": ("SemanticFPN baseline, ResNet-50, OS4", dict(backbone="resnet50", upsampler="sfpn", output_stride=4)),
-    "high_level_r50": ("High-level branch only (CAE head, OS32), ResNet-50", dict(backbone="resnet50", upsampler="none")),
+    "high_level_r50": (
+        "High-level branch only (CAE head, OS32), ResNet-50",
+        dict(backbone="resnet50", upsampler="none"),
+    ),
     "deeplabv3plus_r50_d8": (
         "DeepLabV3+ baseline, dilated ResNet-50 (OS8)",
         dict(backbone="resnet50", upsampler="deeplabv3plus", backbone_output_stride=8),

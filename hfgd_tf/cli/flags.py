@@ -31,7 +31,7 @@ def _flagfile_argument(argument):
     """The path of a `--flagfile=PATH` / `-flagfile=PATH` argument, or None."""
     for prefix in ("--flagfile=", "-flagfile="):
         if argument.startswith(prefix):
-            return argument[len(prefix):]
+            return argument[len(prefix) :]
     return None
 
 
@@ -234,11 +234,26 @@ TRAINING_ONLY_FIELDS = frozenset(
     {
         # Initial weights (a preset dir also sets the architecture: compared), regularisers, and the
         # stop-gradients, which change gradients only: the restored forward pass is the same.
-        "backbone_weights_path", "drop_path_rate", "bn_momentum",
-        "stop_gradient_backbone", "stop_gradient_guidance", "stop_gradient_class_kernels",
-        "train_split", "crop_height", "crop_width", "min_scale", "max_scale", "scale_step", "random_brightness",
-        "brightness_max_delta", "photo_metric_distortion", "random_flip", "shuffle_buffer", "num_parallel_calls",
-        "deterministic", "seed",
+        "backbone_weights_path",
+        "drop_path_rate",
+        "bn_momentum",
+        "stop_gradient_backbone",
+        "stop_gradient_guidance",
+        "stop_gradient_class_kernels",
+        "train_split",
+        "crop_height",
+        "crop_width",
+        "min_scale",
+        "max_scale",
+        "scale_step",
+        "random_brightness",
+        "brightness_max_delta",
+        "photo_metric_distortion",
+        "random_flip",
+        "shuffle_buffer",
+        "num_parallel_calls",
+        "deterministic",
+        "seed",
     }
 )
 
@@ -286,7 +301,8 @@ def check_flags_match_run(checkpoint_dir):
     checks = []
     for cls in (ModelConfig, DataConfig):
         given = [
-            f.name for f in dataclasses.fields(cls)
+            f.name
+            for f in dataclasses.fields(cls)
             if (_present(f.name) or f.name in translated) and f.name not in TRAINING_ONLY_FIELDS
         ]
         checks.append((cls, given))
@@ -378,11 +394,17 @@ AUTHORS_SAME_NAMES = {
 }
 # For docs/flags.md: the translated flags, what they become.
 AUTHORS_TRANSLATED = {
-    "<dataset>_path": ("--data_dir", "the one of the dataset chosen by --dataset / --train_datasets; the others are ignored"),
+    "<dataset>_path": (
+        "--data_dir",
+        "the one of the dataset chosen by --dataset / --train_datasets; the others are ignored",
+    ),
     "<backbone>_weights_path": ("--backbone_weights_path", "the one of the chosen --backbone; the others are ignored"),
     "train_datasets": ("--dataset", "exactly one dataset"),
     "val_datasets": ("--dataset", "must name the training dataset (evaluation reads its --eval_split)"),
-    "compress": ("--compression", "true -> ZLIB, false -> '' (uncompressed records); scripts/convert_tfrecord.py has --compress itself"),
+    "compress": (
+        "--compression",
+        "true -> ZLIB, false -> '' (uncompressed records); scripts/convert_tfrecord.py has --compress itself",
+    ),
     "adamw_weight_decay": ("--weight_decay", "when --optimizer=adamw (ignored otherwise, as theirs)"),
     "mode": (
         "(the script)",
@@ -408,24 +430,62 @@ def _weights_path_flags():
 # name -> (define function, default, help, accepted values (a given other value fails; None: see
 # `_authors_overrides`), what to use)
 _UNSUPPORTED = {
-    "use_tfrecord": (flags.DEFINE_bool, True, "Authors' flag: records are always TFRecords.", (True,),
-                     "convert the raw folders with scripts/convert_tfrecord.py and give --data_dir"),
-    "trainval": (flags.DEFINE_bool, False, "Authors' flag: train on train + val.", (False,),
-                 "convert train and val into one split (e.g. --split=trainval) and set --train_split=trainval"),
-    "aux_loss": (flags.DEFINE_bool, False, "Authors' flag: auxiliary FCN head.", (False,),
-                 "HFGD has no auxiliary head; its high-level branch loss is weighted by --high_loss_weight"),
-    "aux_loss_rate": (flags.DEFINE_float, 0.2, "Authors' flag: weight of the auxiliary head's loss.", None,
-                      "--high_loss_weight (weight of HFGD's high-level loss)"),
-    "backbone_bn_momentum": (flags.DEFINE_float, None, "Authors' flag: BN momentum of the backbone only.", None,
-                             "--bn_momentum (one momentum for the whole model)"),
-    "initial_epoch": (flags.DEFINE_integer, 0, "Authors' flag: epoch to start at.", (0,),
-                      "rerun the same command: training resumes from the last checkpoint in --checkpoint_dir"),
-    "tensorboard_dir": (flags.DEFINE_string, "", "Authors' flag: TensorBoard log directory.", ("",),
-                        "TensorBoard logs go to <--checkpoint_dir>/logs (tensorboard --logdir=<checkpoint_dir>/logs)"),
+    "use_tfrecord": (
+        flags.DEFINE_bool,
+        True,
+        "Authors' flag: records are always TFRecords.",
+        (True,),
+        "convert the raw folders with scripts/convert_tfrecord.py and give --data_dir",
+    ),
+    "trainval": (
+        flags.DEFINE_bool,
+        False,
+        "Authors' flag: train on train + val.",
+        (False,),
+        "convert train and val into one split (e.g. --split=trainval) and set --train_split=trainval",
+    ),
+    "aux_loss": (
+        flags.DEFINE_bool,
+        False,
+        "Authors' flag: auxiliary FCN head.",
+        (False,),
+        "HFGD has no auxiliary head; its high-level branch loss is weighted by --high_loss_weight",
+    ),
+    "aux_loss_rate": (
+        flags.DEFINE_float,
+        0.2,
+        "Authors' flag: weight of the auxiliary head's loss.",
+        None,
+        "--high_loss_weight (weight of HFGD's high-level loss)",
+    ),
+    "backbone_bn_momentum": (
+        flags.DEFINE_float,
+        None,
+        "Authors' flag: BN momentum of the backbone only.",
+        None,
+        "--bn_momentum (one momentum for the whole model)",
+    ),
+    "initial_epoch": (
+        flags.DEFINE_integer,
+        0,
+        "Authors' flag: epoch to start at.",
+        (0,),
+        "rerun the same command: training resumes from the last checkpoint in --checkpoint_dir",
+    ),
+    "tensorboard_dir": (
+        flags.DEFINE_string,
+        "",
+        "Authors' flag: TensorBoard log directory.",
+        ("",),
+        "TensorBoard logs go to <--checkpoint_dir>/logs (tensorboard --logdir=<checkpoint_dir>/logs)",
+    ),
 }
 
 
-UNSUPPORTED_ACCEPTED = {"aux_loss_rate": "any value while --aux_loss is off", "backbone_bn_momentum": "the --bn_momentum value"}
+UNSUPPORTED_ACCEPTED = {
+    "aux_loss_rate": "any value while --aux_loss is off",
+    "backbone_bn_momentum": "the --bn_momentum value",
+}
 
 
 def authors_expanded_names():
@@ -452,7 +512,9 @@ def define_authors_flags(mode=None):
         for name, backbone in _weights_path_flags().items():
             flags.DEFINE_string(name, None, f"Authors' flag: --backbone_weights_path when --backbone={backbone}.")
         flags.DEFINE_list("train_datasets", None, "Authors' flag: the training dataset, i.e. --dataset (one).")
-        flags.DEFINE_list("val_datasets", None, "Authors' flag: the evaluation dataset; must be --dataset (its --eval_split).")
+        flags.DEFINE_list(
+            "val_datasets", None, "Authors' flag: the evaluation dataset; must be --dataset (its --eval_split)."
+        )
         flags.DEFINE_bool("compress", None, "Authors' flag: ZLIB-compressed records, i.e. --compression=ZLIB (or '').")
         flags.DEFINE_float("adamw_weight_decay", None, "Authors' flag: --weight_decay when --optimizer=adamw.")
         flags.DEFINE_bool("gpu_memory_growth", True, "Authors' flag: allocate GPU memory as needed.")
@@ -485,7 +547,11 @@ def _authors_overrides(with_sources=False):
     # training flagfile it shares: that flagfile names the run, the script does its own job.
     run_script_mode = "checkpoint" in FLAGS and _present("mode") and FLAGS.mode == "train"
     if _present("mode") and FLAGS.mode != FLAGS["mode"].default and not run_script_mode:
-        use = {"train": "scripts/train.py", "val": "scripts/evaluate.py", "test_dir": "scripts/predict.py --input=<dir>"}
+        use = {
+            "train": "scripts/train.py",
+            "val": "scripts/evaluate.py",
+            "test_dir": "scripts/predict.py --input=<dir>",
+        }
         raise ValueError(
             f"--mode={FLAGS.mode}: each mode is its own script here; use {use.get(FLAGS.mode, list(use.values()))}"
         )
@@ -508,7 +574,9 @@ def _authors_overrides(with_sources=False):
         _set_once(overrides, "dataset", names[0], f"--train_datasets={names[0]}")
     dataset = overrides.get("dataset", (FLAGS.dataset,))[0]
     if _present("val_datasets") and FLAGS.val_datasets != [dataset]:
-        raise ValueError(f"--val_datasets={','.join(FLAGS.val_datasets)}: evaluation uses --dataset={dataset}'s --eval_split")
+        raise ValueError(
+            f"--val_datasets={','.join(FLAGS.val_datasets)}: evaluation uses --dataset={dataset}'s --eval_split"
+        )
     for name, target in _data_path_flags().items():
         if _present(name) and target == dataset:
             _set_once(overrides, "data_dir", FLAGS[name].value, f"--{name}")

@@ -34,7 +34,11 @@ def _stderr_to_devnull():
 
 
 # TensorFlow's INFO lines logged again each time a step function is traced, once per worker.
-_REPEATED_TF_MESSAGES = ("Collective all_reduce tensors", "Collective all_gather tensors", "Collective batch_all_reduce")
+_REPEATED_TF_MESSAGES = (
+    "Collective all_reduce tensors",
+    "Collective all_gather tensors",
+    "Collective batch_all_reduce",
+)
 
 
 class _DropRepeatedTensorFlowInfo(logging.Filter):

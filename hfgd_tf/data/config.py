@@ -79,7 +79,9 @@ class DataConfig:
             object.__setattr__(self, "crop_width", crop[1])
         for name in ("crop_height", "crop_width"):
             if getattr(self, name) < 1:
-                raise ValueError(f"DataConfig.{name} must be >= 1 (or both 0 for the default). Received: {getattr(self, name)}")
+                raise ValueError(
+                    f"DataConfig.{name} must be >= 1 (or both 0 for the default). Received: {getattr(self, name)}"
+                )
         for name in ("eval_crop_height", "eval_crop_width"):
             if getattr(self, name) < 0:
                 raise ValueError(f"DataConfig.{name} must be >= 0. Received: {getattr(self, name)}")

@@ -205,7 +205,11 @@ def write_manifest(output_dir, info, splits, source=None):
     keep their entries, so converting `--split=val` alone does not orphan the train shards.
     """
     previous = tfrecord.read_manifest(output_dir)
-    if previous is not None and previous.get("dataset") == info.name and previous.get("class_names") == list(info.class_names):
+    if (
+        previous is not None
+        and previous.get("dataset") == info.name
+        and previous.get("class_names") == list(info.class_names)
+    ):
         splits = {**previous.get("splits", {}), **splits}
     manifest = {
         "dataset": info.name,

@@ -8,7 +8,6 @@ scales and layouts vary per scene, so a model must use shape and context, not co
 Classes and colours are `hfgd_tf.data.datasets.synthetic_streets.INFO`; the same seed always gives the same scene.
 """
 
-
 import numpy as np
 
 from hfgd_tf.data.dataset_info import IGNORE_LABEL
@@ -94,7 +93,14 @@ def _draw_vegetation(canvas, horizon):
     rng = canvas.rng
     for _ in range(rng.integers(0, 4)):
         size = rng.uniform(0.06, 0.2) * canvas.height
-        mask = _blob(canvas, horizon - rng.uniform(0, 1.5) * size, rng.uniform(0, canvas.width), size, size * rng.uniform(0.8, 1.6), 0.15)
+        mask = _blob(
+            canvas,
+            horizon - rng.uniform(0, 1.5) * size,
+            rng.uniform(0, canvas.width),
+            size,
+            size * rng.uniform(0.8, 1.6),
+            0.15,
+        )
         canvas.paint(mask, _random_colour(rng, (70, 130, 50), 30), VEGETATION, noise=22.0)
 
 
@@ -126,7 +132,9 @@ def _car(canvas, horizon, row, col, scale):
     width = canvas.width * 0.28 * scale * rng.uniform(0.8, 1.2)
     height = width * rng.uniform(0.45, 0.6)
     body = (np.abs(canvas.cols - col) < width / 2) & (canvas.rows > row - height * 0.65) & (canvas.rows < row)
-    cabin = (np.abs(canvas.cols - col) < width * 0.32) & (canvas.rows > row - height) & (canvas.rows <= row - height * 0.6)
+    cabin = (
+        (np.abs(canvas.cols - col) < width * 0.32) & (canvas.rows > row - height) & (canvas.rows <= row - height * 0.6)
+    )
     colour = rng.choice([_random_colour(rng), _random_colour(rng, (100, 100, 105), 10)])
     canvas.paint(body | cabin, colour, CAR, noise=4.0)
     canvas.shade(cabin & (np.abs(canvas.cols - col) < width * 0.27) & (canvas.rows > row - height * 0.93), 0.35)
@@ -152,7 +160,12 @@ def _pole(canvas, horizon, row, col, scale):
     colour = _random_colour(rng, (110, 110, 110), 50)
     canvas.paint(mask, colour, POLE, noise=3.0)
     if rng.uniform() < 0.5:  # a lamp arm or sign board: still pole
-        arm = (canvas.rows >= top) & (canvas.rows < top + thickness + 1) & (canvas.cols > col) & (canvas.cols < col + 6 * thickness + 4)
+        arm = (
+            (canvas.rows >= top)
+            & (canvas.rows < top + thickness + 1)
+            & (canvas.cols > col)
+            & (canvas.cols < col + 6 * thickness + 4)
+        )
         canvas.paint(arm, colour, POLE, noise=3.0)
 
 
@@ -166,11 +179,23 @@ def _draw_objects(canvas, horizon, vanish, half_width):
     for _ in range(rng.integers(1, 5)):
         row = rng.uniform(horizon + 4, canvas.height)
         side = rng.choice([-1, 1])
-        objects.append(("person", row, vanish + side * canvas.width * rng.uniform(0.25, 0.5) * (0.3 + (row - horizon) / canvas.height)))
+        objects.append(
+            (
+                "person",
+                row,
+                vanish + side * canvas.width * rng.uniform(0.25, 0.5) * (0.3 + (row - horizon) / canvas.height),
+            )
+        )
     for _ in range(rng.integers(1, 4)):
         row = rng.uniform(horizon + 2, canvas.height)
         side = rng.choice([-1, 1])
-        objects.append(("pole", row, vanish + side * canvas.width * rng.uniform(0.3, 0.6) * (0.3 + (row - horizon) / canvas.height)))
+        objects.append(
+            (
+                "pole",
+                row,
+                vanish + side * canvas.width * rng.uniform(0.3, 0.6) * (0.3 + (row - horizon) / canvas.height),
+            )
+        )
     # Far to near: nearer (lower) objects occlude farther ones.
     for kind, row, col in sorted(objects, key=lambda item: item[1]):
         scale = _object_scale(canvas, row, horizon)
@@ -229,7 +254,9 @@ def generate_split(num_images, seed, height=128, width=160):
         yield f"scene_{seed}_{index:05d}", image, label
 
 
-def write_synthetic_tfrecords(output_dir, num_train=300, num_val=60, height=128, width=160, seed=0, examples_per_shard=100):
+def write_synthetic_tfrecords(
+    output_dir, num_train=300, num_val=60, height=128, width=160, seed=0, examples_per_shard=100
+):
     """Writes the synthetic dataset as `train-K.tfrecord` / `val-K.tfrecord` shards and a manifest.
 
     Train and val use disjoint seeds (`seed` and `seed + 1`). An existing directory written with the
@@ -242,7 +269,9 @@ def write_synthetic_tfrecords(output_dir, num_train=300, num_val=60, height=128,
     # Imported here so that scene generation itself needs only numpy.
     from hfgd_tf.data import converter, tfrecord
 
-    parameters = dict(generator="hfgd_tf.data.synthetic", num_train=num_train, num_val=num_val, height=height, width=width, seed=seed)
+    parameters = dict(
+        generator="hfgd_tf.data.synthetic", num_train=num_train, num_val=num_val, height=height, width=width, seed=seed
+    )
     manifest = tfrecord.read_manifest(output_dir)
     if manifest is not None and manifest.get("source") == parameters:
         return output_dir

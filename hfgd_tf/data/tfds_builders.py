@@ -125,11 +125,14 @@ class _SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
                     f"Image {sample.image_path} is {image_size[0]}x{image_size[1]} but its label "
                     f"{sample.label_path} is {label_size[0]}x{label_size[1]} (width x height)"
                 )
-            yield index, {
-                FEATURE_IMAGE: image_bytes,
-                FEATURE_MASK: tfrecord.encode_png(label.astype(np.uint8)),
-                FEATURE_FILE_NAME: sample.name,
-            }
+            yield (
+                index,
+                {
+                    FEATURE_IMAGE: image_bytes,
+                    FEATURE_MASK: tfrecord.encode_png(label.astype(np.uint8)),
+                    FEATURE_FILE_NAME: sample.name,
+                },
+            )
 
 
 def _builder(class_name, dataset):

@@ -106,9 +106,7 @@ def load_builder(config):
             f"python scripts/build_tfds.py --dataset={config.dataset} --tfds_name={name} "
             f"--manual_dir=<the downloaded dataset> --tfds_data_dir={config.tfds_data_dir or '<dir>'}"
         )
-        raise ValueError(
-            f"TFDS dataset {name!r} is not built in {where} (--tfds_data_dir). Build it first: {command}"
-        )
+        raise ValueError(f"TFDS dataset {name!r} is not built in {where} (--tfds_data_dir). Build it first: {command}")
     return builder
 
 

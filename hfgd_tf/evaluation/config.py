@@ -34,7 +34,9 @@ class EvalConfig:
     def __post_init__(self):
         object.__setattr__(self, "eval_scales", tuple(float(s) for s in self.eval_scales))
         if not self.eval_scales or min(self.eval_scales) <= 0:
-            raise ValueError(f"EvalConfig.eval_scales must be positive numbers. Received: eval_scales={self.eval_scales}")
+            raise ValueError(
+                f"EvalConfig.eval_scales must be positive numbers. Received: eval_scales={self.eval_scales}"
+            )
         if (self.sliding_window_height > 0) != (self.sliding_window_width > 0):
             raise ValueError(
                 "EvalConfig.sliding_window_height and sliding_window_width must be both > 0 or both 0. "

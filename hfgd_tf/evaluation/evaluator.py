@@ -64,7 +64,11 @@ def build_distributed_eval_dataset(strategy, data_config, eval_batch_size):
         images_labels = build_eval_dataset(data_config, context.num_replicas_in_sync, context).unbatch()
         real = images_labels.map(lambda image, label: (image, label, tf.constant(1, tf.int32)))
         padding = images_labels.take(1).map(
-            lambda image, label: (image, tf.fill(tf.shape(label), tf.constant(ignore_label, label.dtype)), tf.constant(0, tf.int32))
+            lambda image, label: (
+                image,
+                tf.fill(tf.shape(label), tf.constant(ignore_label, label.dtype)),
+                tf.constant(0, tf.int32),
+            )
         )
         padded = real.concatenate(padding.repeat(steps * step_elements - local_records))
         return padded.batch(per_replica, drop_remainder=True)

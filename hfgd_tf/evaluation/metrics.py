@@ -27,7 +27,9 @@ def confusion_matrix(labels, predictions, num_classes, ignore_label):
     labels = tf.boolean_mask(labels, valid)
     predictions = tf.clip_by_value(tf.boolean_mask(predictions, valid), 0, num_classes - 1)
     indices = labels * num_classes + predictions
-    counts = tf.math.bincount(indices, minlength=num_classes * num_classes, maxlength=num_classes * num_classes, dtype=tf.int64)
+    counts = tf.math.bincount(
+        indices, minlength=num_classes * num_classes, maxlength=num_classes * num_classes, dtype=tf.int64
+    )
     return tf.reshape(counts, [num_classes, num_classes])
 
 

@@ -42,7 +42,12 @@ QUANTIZATIONS = {
     "openvino": ("none",),
 }
 # The runtime package each format's export and predictions need (the `deploy` extra installs them all).
-REQUIRED_PACKAGES = {"saved_model": (), "litert": ("ai_edge_litert",), "onnx": ("tf2onnx", "onnx", "onnxruntime"), "openvino": ("openvino",)}
+REQUIRED_PACKAGES = {
+    "saved_model": (),
+    "litert": ("ai_edge_litert",),
+    "onnx": ("tf2onnx", "onnx", "onnxruntime"),
+    "openvino": ("openvino",),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +91,9 @@ class ExportConfig:
                 "eval images' size); serve other sizes by resizing the image, or by windows in the caller"
             )
         if self.quantize == "int8" and self.calibration_steps < 1:
-            raise ValueError(f"--calibration_steps must be >= 1 for --quantize=int8. Received: {self.calibration_steps}")
+            raise ValueError(
+                f"--calibration_steps must be >= 1 for --quantize=int8. Received: {self.calibration_steps}"
+            )
 
     @property
     def input_size(self):
@@ -206,7 +213,10 @@ def _write_model_file(serving, export_config, local_dir, calibration_images):
     path = os.path.join(local_dir, MODEL_FILES[export_config.format])
     if export_config.format == "litert":
         serving.export(
-            path, format="litert", input_signature=signature, verbose=False,
+            path,
+            format="litert",
+            input_signature=signature,
+            verbose=False,
             **_litert_converter_options(export_config, calibration_images),
         )
     elif export_config.format == "onnx":
@@ -305,7 +315,9 @@ def export_model(
     labels = {"class_names": list(class_names or []), "colormap": [list(c) for c in (colormap or [])]}
     write_json_atomic(os.path.join(assets, LABELS_FILE), labels)
     protocol = eval_config or EvalConfig()
-    write_json_atomic(os.path.join(assets, INFERENCE_FILE), {"eval_scales": list(protocol.eval_scales), "flip": protocol.flip})
+    write_json_atomic(
+        os.path.join(assets, INFERENCE_FILE), {"eval_scales": list(protocol.eval_scales), "flip": protocol.flip}
+    )
     if source is not None:
         write_json_atomic(os.path.join(assets, SOURCE_FILE), dict(source))
     if tf.io.gfile.isdir(export_dir):

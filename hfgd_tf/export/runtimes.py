@@ -143,7 +143,12 @@ def _check_names(path, names):
         raise ValueError(f"{path!r} has outputs {names}, not {list(OUTPUT_NAMES)}: export the run again")
 
 
-RUNNERS = {"saved_model": _saved_model_runner, "litert": _litert_runner, "onnx": _onnx_runner, "openvino": _openvino_runner}
+RUNNERS = {
+    "saved_model": _saved_model_runner,
+    "litert": _litert_runner,
+    "onnx": _onnx_runner,
+    "openvino": _openvino_runner,
+}
 
 
 def load_exported(export_dir, num_threads=0):

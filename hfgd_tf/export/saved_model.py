@@ -66,7 +66,7 @@ def read_export_labels(export_dir):
         or len(colours) > 256
     ):
         raise ValueError(
-            f"{path!r} must hold {{\"class_names\": [strings], \"colormap\": [[r, g, b] in 0..255, ...]}} "
+            f'{path!r} must hold {{"class_names": [strings], "colormap": [[r, g, b] in 0..255, ...]}} '
             "(at most 256 colours); export the run again"
         )
     return names, [tuple(colour) for colour in colours]
@@ -108,7 +108,7 @@ def read_export_source(export_dir):
         return None
     path, source = record
     if not isinstance(source, dict) or not {"checkpoint_dir", "checkpoint"} <= set(source):
-        raise ValueError(f"{path!r} must hold {{\"checkpoint_dir\": ..., \"checkpoint\": ...}}; export the run again")
+        raise ValueError(f'{path!r} must hold {{"checkpoint_dir": ..., "checkpoint": ...}}; export the run again')
     return source
 
 
@@ -132,7 +132,7 @@ def read_export_inference(export_dir):
         or not isinstance(inference.get("flip"), bool)
     ):
         raise ValueError(
-            f"{path!r} must hold {{\"eval_scales\": [positive numbers], \"flip\": true|false}}; export the run again"
+            f'{path!r} must hold {{"eval_scales": [positive numbers], "flip": true|false}}; export the run again'
         )
     return {"eval_scales": [float(scale) for scale in inference["eval_scales"]], "flip": inference["flip"]}
 
@@ -151,8 +151,13 @@ def read_export_format(export_dir):
     record = _read_record(export_dir, EXPORT_FILE)
     if record is None:
         if tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb")):
-            return {"format": "saved_model", "quantize": "none", "input_size": None, "batch_size": None,
-                    "model_file": "saved_model.pb"}
+            return {
+                "format": "saved_model",
+                "quantize": "none",
+                "input_size": None,
+                "batch_size": None,
+                "model_file": "saved_model.pb",
+            }
         raise ValueError(
             f"{export_dir!r} is not an export directory (no assets/{EXPORT_FILE} and no saved_model.pb): give a "
             "directory written by scripts/export.py"
@@ -165,12 +170,18 @@ def read_export_format(export_dir):
         or content.get("format") not in FORMATS
         or content.get("model_file") != MODEL_FILES[content["format"]]
         or not isinstance(content.get("quantize"), str)
-        or not (size is None or (isinstance(size, list) and len(size) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)))
+        or not (
+            size is None
+            or (
+                isinstance(size, list)
+                and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+            )
+        )
         or not (batch is None or (isinstance(batch, int) and not isinstance(batch, bool) and batch > 0))
     ):
         raise ValueError(
-            f"{path!r} must hold {{\"format\": one of {list(FORMATS)}, \"quantize\": str, \"input_size\": [h, w] or "
-            "null, \"batch_size\": int or null, \"model_file\": the format's file}; export the run again"
+            f'{path!r} must hold {{"format": one of {list(FORMATS)}, "quantize": str, "input_size": [h, w] or '
+            'null, "batch_size": int or null, "model_file": the format\'s file}; export the run again'
         )
     return {key: content[key] for key in ("format", "quantize", "input_size", "batch_size", "model_file")}

@@ -22,7 +22,10 @@ def check_export_classes(exported, num_classes, class_names=None, num_predicted=
     """
     names, _ = read_export_labels(exported.export_dir)
     advice = "score it on the dataset it was trained on (its run's --checkpoint_dir), or export this run"
-    for count, where in ((len(names) if names else None, "its assets/labels.json names"), (num_predicted, "its logits have")):
+    for count, where in (
+        (len(names) if names else None, "its assets/labels.json names"),
+        (num_predicted, "its logits have"),
+    ):
         if count is not None and count != num_classes:
             raise ValueError(
                 f"{exported.export_dir!r} predicts {count} classes ({where} {count}), but the dataset evaluated "

@@ -114,13 +114,17 @@ class ContextAugmentationEncoder(_ContextEncoderBase):
         )
         self.attention_norms, self.attentions, self.mlp_norms, self.mlps = [], [], [], []
         for i in range(num_blocks):
-            self.attention_norms.append(keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy, name=f"block{i}_attention_norm"))
+            self.attention_norms.append(
+                keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy, name=f"block{i}_attention_norm")
+            )
             self.attentions.append(
                 keras.layers.MultiHeadAttention(
                     num_heads, num_channels // num_heads, dropout=dropout, dtype=policy, name=f"block{i}_attention"
                 )
             )
-            self.mlp_norms.append(keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy, name=f"block{i}_mlp_norm"))
+            self.mlp_norms.append(
+                keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy, name=f"block{i}_mlp_norm")
+            )
             # keras.Sequential takes no `dtype`: it gets this layer's policy from the scope (on load too).
             with dtype_policy_scope(policy):
                 self.mlps.append(
@@ -205,7 +209,9 @@ class ASPPEncoder(_ContextEncoderBase):
         self.branches = [ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="branch_1x1")]
         for rate in self.dilation_rates:
             self.branches.append(
-                ConvNormAct(num_channels, 3, dilation_rate=rate, norm=self.norm, dtype=policy, name=f"branch_rate{rate}")
+                ConvNormAct(
+                    num_channels, 3, dilation_rate=rate, norm=self.norm, dtype=policy, name=f"branch_rate{rate}"
+                )
             )
         self.pooling_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="image_pooling")
         self.output_projection = ConvNormAct(num_channels, 1, norm=self.norm, dtype=policy, name="output_projection")

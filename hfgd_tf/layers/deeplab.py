@@ -36,8 +36,12 @@ class DeepLabV3PlusDecoder(keras.layers.Layer):
         self.low_level_channels = low_level_channels
         self.norm = normalize_norm_spec(norm)
         policy = self.dtype_policy
-        self.aspp = ASPPEncoder(num_channels, dilation_rates=self.dilation_rates, norm=self.norm, dtype=policy, name="aspp")
-        self.low_level_projection = ConvNormAct(low_level_channels, 1, norm=self.norm, dtype=policy, name="low_level_projection")
+        self.aspp = ASPPEncoder(
+            num_channels, dilation_rates=self.dilation_rates, norm=self.norm, dtype=policy, name="aspp"
+        )
+        self.low_level_projection = ConvNormAct(
+            low_level_channels, 1, norm=self.norm, dtype=policy, name="low_level_projection"
+        )
         self.fusion1 = ConvNormAct(num_channels, 3, norm=self.norm, dtype=policy, name="fusion1")
         self.fusion2 = ConvNormAct(num_channels, 3, norm=self.norm, dtype=policy, name="fusion2")
         self.resize = ResizeLike(dtype=policy, name="resize")

@@ -68,7 +68,9 @@ def normalization_named(scale, offset):
             continue
         expected_scale, expected_offset = input_scale_and_offset(method)
         # To 0.1%: values stored in float32 match; values rounded to 3 significant digits may not (then None).
-        if np.allclose(scale, expected_scale, rtol=1e-3, atol=0) and np.allclose(offset, expected_offset, rtol=1e-3, atol=1e-6):
+        if np.allclose(scale, expected_scale, rtol=1e-3, atol=0) and np.allclose(
+            offset, expected_offset, rtol=1e-3, atol=1e-6
+        ):
             return method
     return None
 

@@ -85,4 +85,3 @@ class SinePositionEncoding2D(keras.layers.Layer):
         config = super().get_config()
         config.update(max_wavelength=self.max_wavelength, positions=self.positions)
         return config
-

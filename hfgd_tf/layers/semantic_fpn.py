@@ -86,7 +86,9 @@ class SemanticFPN(keras.layers.Layer):
                 f"Received: num_channels={num_channels}, output_channels={output_channels}"
             )
         if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"`output_stride` must be one of {OUTPUT_STRIDES}. Received: output_stride={output_stride}")
+            raise ValueError(
+                f"`output_stride` must be one of {OUTPUT_STRIDES}. Received: output_stride={output_stride}"
+            )
         if image_stem_num_channels < 0 or (image_stem_num_channels and output_stride != 2):
             raise ValueError(
                 "`image_stem_num_channels` must be 0, or > 0 with output_stride=2 (S1 is used only at OS2). "

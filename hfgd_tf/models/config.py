@@ -139,7 +139,9 @@ class ModelConfig:
         _check_choice("backbone_shortcut", self.backbone_shortcut, ("", "conv", "avg_down"))
         _check_choice("backbone_first_block_dilation", self.backbone_first_block_dilation, FIRST_BLOCK_DILATIONS)
         if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ValueError(f"ModelConfig.drop_path_rate must be in [0, 1). Received: drop_path_rate={self.drop_path_rate}")
+            raise ValueError(
+                f"ModelConfig.drop_path_rate must be in [0, 1). Received: drop_path_rate={self.drop_path_rate}"
+            )
         if not self.backbone_bn_epsilon > 0:
             raise ValueError(f"ModelConfig.backbone_bn_epsilon must be > 0. Received: {self.backbone_bn_epsilon}")
         if self.backbone_stem_width < 0 or not self.backbone_multi_grid or min(self.backbone_multi_grid) < 1:

@@ -75,11 +75,15 @@ def build_model(config, dtype_policy="float32"):
         )
         if config.upsampler == "sfpn":
             decoder = SemanticFPN(config.upsampler_width, name="decoder", **fpn_arguments)
-            return BaselineSegmenter(backbone, decoder, config.num_classes, input_normalization=config.input_normalization)
+            return BaselineSegmenter(
+                backbone, decoder, config.num_classes, input_normalization=config.input_normalization
+            )
         if config.upsampler == "deeplabv3plus":
             rates = tuple(r * 16 // config.backbone_output_stride for r in (6, 12, 18))
             decoder = DeepLabV3PlusDecoder(config.num_channels, dilation_rates=rates, norm=config.norm, name="decoder")
-            return BaselineSegmenter(backbone, decoder, config.num_classes, input_normalization=config.input_normalization)
+            return BaselineSegmenter(
+                backbone, decoder, config.num_classes, input_normalization=config.input_normalization
+            )
         upsampler = None
         if config.upsampler == "usfpn":
             upsampler = GuidedUpsampler(config.upsampler_width, name="guided_upsampler", **fpn_arguments)

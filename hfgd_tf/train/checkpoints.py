@@ -134,7 +134,9 @@ def resolve_checkpoint(checkpoint_dir, which="latest"):
     if which == "best":
         path = os.path.join(checkpoint_dir, BEST_DIR, BEST_WEIGHTS)
         if not tf.io.gfile.exists(path):
-            raise ValueError(f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use --checkpoint=latest (which='latest' from Python)")
+            raise ValueError(
+                f"No best-mIoU weights at {path!r} (the run has not evaluated yet); use --checkpoint=latest (which='latest' from Python)"
+            )
         return path
     if which == "latest":
         path, unreadable = newest_readable_checkpoint(

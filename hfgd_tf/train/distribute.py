@@ -76,10 +76,16 @@ def check_tf_config(text):
     cluster = config.get("cluster") if isinstance(config, dict) else None
     task = config.get("task") if isinstance(config, dict) else None
     example = '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}'
-    if not isinstance(cluster, dict) or not any(isinstance(cluster.get(k), list) and cluster[k] for k in ("worker", "chief")):
-        raise ValueError(f"TF_CONFIG needs a \"cluster\" with a non-empty \"worker\" (or \"chief\") host list, e.g. {example}. Received: {text}")
+    if not isinstance(cluster, dict) or not any(
+        isinstance(cluster.get(k), list) and cluster[k] for k in ("worker", "chief")
+    ):
+        raise ValueError(
+            f'TF_CONFIG needs a "cluster" with a non-empty "worker" (or "chief") host list, e.g. {example}. Received: {text}'
+        )
     if not isinstance(task, dict) or task.get("type") not in cluster:
-        raise ValueError(f"TF_CONFIG needs a \"task\" whose \"type\" is a job of its cluster, e.g. {example}. Received: {text}")
+        raise ValueError(
+            f'TF_CONFIG needs a "task" whose "type" is a job of its cluster, e.g. {example}. Received: {text}'
+        )
     index = task.get("index", 0)
     if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
         raise ValueError(

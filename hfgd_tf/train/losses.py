@@ -104,7 +104,9 @@ class SegmentationLoss:
         if not 0.0 < ohem_threshold <= 1.0:
             raise ValueError(f"`ohem_threshold` must be in (0, 1]. Received: ohem_threshold={ohem_threshold}")
         if ohem_min_kept < 0 or focal_gamma < 0:
-            raise ValueError(f"`ohem_min_kept` and `focal_gamma` must be >= 0. Received: {ohem_min_kept}, {focal_gamma}")
+            raise ValueError(
+                f"`ohem_min_kept` and `focal_gamma` must be >= 0. Received: {ohem_min_kept}, {focal_gamma}"
+            )
         self.loss = loss
         self.ignore_label = ignore_label
         self.class_weights = class_weights

@@ -41,7 +41,11 @@ def run_banner(trainer, start_step):
         weights = "random initialisation (no --backbone_weights_path)"
     if start_step:
         weights += f"; resumed at step {start_step} from {train.checkpoint_dir}"
-    source = data.data_dir if data.data_source == "tfrecord" else f"TFDS {data.tfds_name or data.dataset} in {data.tfds_data_dir or '~/tensorflow_datasets'}"
+    source = (
+        data.data_dir
+        if data.data_source == "tfrecord"
+        else f"TFDS {data.tfds_name or data.dataset} in {data.tfds_data_dir or '~/tensorflow_datasets'}"
+    )
     splits = [f"train split {data.train_split!r}: {_records(data, data.train_split)}"]
     if train.evaluate_every_epoch:
         splits.append(f"eval split {data.eval_split!r}: {_records(data, data.eval_split)}")

@@ -657,8 +657,11 @@ class Trainer:
         else:
             resolver = getattr(self.strategy, "cluster_resolver", None)
             task_id = getattr(resolver, "task_id", None)
-            logging.info("Worker %s of a %d-worker run; the chief logs the run",
-                         "?" if task_id is None else task_id, num_workers(self.strategy))
+            logging.info(
+                "Worker %s of a %d-worker run; the chief logs the run",
+                "?" if task_id is None else task_id,
+                num_workers(self.strategy),
+            )
         with contextlib.ExitStack() as stack:
             bar = None
             if config.training_progress_bar:
@@ -757,7 +760,9 @@ class Trainer:
         )
 
     def _record_evaluation(self, metrics, step, writer):
-        logging.info("Evaluation at step %d (%d images):\n%s", step, metrics["num_images"], format_metrics_table(metrics))
+        logging.info(
+            "Evaluation at step %d (%d images):\n%s", step, metrics["num_images"], format_metrics_table(metrics)
+        )
         with writer.as_default(step=step):
             tf.summary.scalar("eval/miou", metrics["miou"])
             tf.summary.scalar("eval/pixel_accuracy", metrics["pixel_accuracy"])

@@ -71,7 +71,10 @@ def keras_resnet50(tmp_path_factory):
 
 
 _RESNET50_STAGES = {
-    "S1": "conv1_relu", "C2": "conv2_block3_out", "C3": "conv3_block4_out", "C4": "conv4_block6_out",
+    "S1": "conv1_relu",
+    "C2": "conv2_block3_out",
+    "C3": "conv3_block4_out",
+    "C4": "conv4_block6_out",
     "C5": "conv5_block3_out",
 }
 
@@ -90,7 +93,9 @@ def test_keras_applications_resnet50(keras_resnet50, tmp_path, file_format):
     report = convert_checkpoint(path, "keras_applications", backbone)
     image = _uint8_image(1)
     # keras.applications' documented preprocessing for ResNet50 ("caffe": BGR, mean subtracted, no std).
-    theirs = _stage_model(model, _RESNET50_STAGES)(keras.applications.resnet50.preprocess_input(image.astype("float32")))
+    theirs = _stage_model(model, _RESNET50_STAGES)(
+        keras.applications.resnet50.preprocess_input(image.astype("float32"))
+    )
     assert source_input_normalization("keras_applications", "resnet50")[0] == "caffe"
     _compare(backbone(_normalised_as_printed("keras_applications", "resnet50", image), training=False), theirs)
     # 53 convs with bias + 53 BN x 4, each bias used twice (kernel side: its own; folded into the mean).
@@ -147,9 +152,19 @@ def test_convert_weights_script(keras_resnet50, tmp_path):
     output = str(tmp_path / "out" / "resnet50.weights.h5")
     report_path = str(tmp_path / "report.json")
     result = subprocess.run(
-        [sys.executable, os.path.join("scripts", "convert_weights.py"), f"--source={path}", "--format=keras_applications",
-         "--backbone=resnet50", f"--output={output}", f"--report_json={report_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join("scripts", "convert_weights.py"),
+            f"--source={path}",
+            "--format=keras_applications",
+            "--backbone=resnet50",
+            f"--output={output}",
+            f"--report_json={report_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "used 318 source tensors; ignored 0; initialised fresh 0 target weights" in result.stdout
@@ -162,9 +177,18 @@ def test_convert_weights_script(keras_resnet50, tmp_path):
     with h5py.File(output) as handle:
         assert "resnet50_stem_conv1/conv/kernel" in handle
     bad = subprocess.run(
-        [sys.executable, os.path.join("scripts", "convert_weights.py"), f"--source={path}", "--format=timm",
-         "--backbone=resnet50", f"--output={output}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join("scripts", "convert_weights.py"),
+            f"--source={path}",
+            "--format=timm",
+            "--backbone=resnet50",
+            f"--output={output}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert bad.returncode == 2 and "must be a .safetensors or .npz" in bad.stderr
 
@@ -178,7 +202,8 @@ def test_a_file_with_the_classification_head_lists_it_as_ignored(tmp_path):
     backbone = build_backbone("resnet50", norm={"method": "batch_norm", **overrides.pop("norm")}, **overrides)
     report = convert_checkpoint(path, "keras_applications", backbone)
     assert report.as_dict()["used"] == 318 and report.ignored == {
-        "predictions/bias": "classification head", "predictions/kernel": "classification head"
+        "predictions/bias": "classification head",
+        "predictions/kernel": "classification head",
     }
 
 

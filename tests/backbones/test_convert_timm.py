@@ -21,7 +21,9 @@ _SMALL = dict(stagewise_num_filters=(8, 16, 32, 64))
 #             expected accounting: source tensors used / ignored, target weights fresh / state).
 CASES = {
     "resnet_bottleneck": (
-        ResNetBackbone, dict(stagewise_num_blocks=(1, 1, 1, 1), stem_type="standard", **_SMALL), (85, 19, 0, 0)
+        ResNetBackbone,
+        dict(stagewise_num_blocks=(1, 1, 1, 1), stem_type="standard", **_SMALL),
+        (85, 19, 0, 0),
     ),
     "resnet_bottleneck_os8": (
         ResNetBackbone,
@@ -145,7 +147,10 @@ def test_refuses_shape_mismatch(tmp_path):
     with pytest.raises(ValueError) as error:
         convert_checkpoint(path, "timm", backbone)
     message = str(error.value)
-    assert "20 shapes differ: layer4.0.conv1.weight (64, 128, 1, 1) -> net_c5_block0_conv1/conv/kernel (1, 1, 128, 32)" in message
+    assert (
+        "20 shapes differ: layer4.0.conv1.weight (64, 128, 1, 1) -> net_c5_block0_conv1/conv/kernel (1, 1, 128, 32)"
+        in message
+    )
     assert "no place in the target" not in message  # a mis-shaped tensor is reported once
 
 
@@ -236,6 +241,8 @@ def test_a_timm_config_json_decides_the_printed_normalisation(tmp_path):
         ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], "zero_one"),
         ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711], None),  # CLIP: none of ours
     ]:
-        (tmp_path / "config.json").write_text(json.dumps({"architecture": "resnet50", "pretrained_cfg": {"mean": mean, "std": std}}))
+        (tmp_path / "config.json").write_text(
+            json.dumps({"architecture": "resnet50", "pretrained_cfg": {"mean": mean, "std": std}})
+        )
         method, why = source_input_normalization("timm", "resnet50", str(path))
         assert method == expected and "config.json" in why

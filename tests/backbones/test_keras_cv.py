@@ -23,7 +23,11 @@ from tests.conftest import random_images, tiny_model_config
 from tests.models.test_hfgd import _losses, _nonzero
 
 TINY = {
-    "keras_cv:ResNetBackbone": {"stackwise_filters": [8, 8, 16, 16], "stackwise_blocks": [1, 1, 1, 1], "block_type": "block"},
+    "keras_cv:ResNetBackbone": {
+        "stackwise_filters": [8, 8, 16, 16],
+        "stackwise_blocks": [1, 1, 1, 1],
+        "block_type": "block",
+    },
     # head counts of keras-cv's MiT are fixed at (1, 2, 5, 8): widths must divide by them
     "keras_cv:MiTBackbone": {"depths": [1, 1, 1, 1], "embedding_dims": [8, 8, 20, 16], "input_shape": [64, 64, 3]},
 }
@@ -41,7 +45,10 @@ def test_pyramid_levels_are_assigned_by_measured_stride():
     assert mit.feature_strides == {"C2": 4, "C3": 8, "C4": 16, "C5": 32}
     features = mit(random_images())
     assert {k: tuple(v.shape) for k, v in features.items()} == {
-        "C2": (2, 16, 16, 8), "C3": (2, 8, 8, 8), "C4": (2, 4, 4, 20), "C5": (2, 2, 2, 16)
+        "C2": (2, 16, 16, 8),
+        "C3": (2, 8, 8, 8),
+        "C4": (2, 4, 4, 20),
+        "C5": (2, 2, 2, 16),
     }
     mobilenet = ExternalBackbone("keras_cv", "MobileNetV3Backbone")
     assert mobilenet.feature_strides == {"S1": 2, "C2": 4, "C3": 8, "C4": 16, "C5": 32}
@@ -96,9 +103,18 @@ def test_output_stride_2_uses_the_stride_2_level_or_the_upsampler_image_stem():
     "overrides, message",
     [
         (dict(backbone="keras_cv:NoSuchBackbone"), "keras_cv has no backbone class 'NoSuchBackbone'"),
-        (dict(backbone="keras_cv:MiTBackbone", backbone_kwargs='{"input_shape": [64, 96, 3]}'), "only square fixed sizes"),
-        (dict(backbone="keras_cv:MiTBackbone", backbone_kwargs='{"input_shape": [null, null, 3]}'), "needs a fixed square input"),
-        (dict(backbone="keras_cv:ResNetBackbone", backbone_kwargs='{"no_such_argument": 1}'), "does not take the arguments \\['no_such_argument'\\]"),
+        (
+            dict(backbone="keras_cv:MiTBackbone", backbone_kwargs='{"input_shape": [64, 96, 3]}'),
+            "only square fixed sizes",
+        ),
+        (
+            dict(backbone="keras_cv:MiTBackbone", backbone_kwargs='{"input_shape": [null, null, 3]}'),
+            "needs a fixed square input",
+        ),
+        (
+            dict(backbone="keras_cv:ResNetBackbone", backbone_kwargs='{"no_such_argument": 1}'),
+            "does not take the arguments \\['no_such_argument'\\]",
+        ),
         (dict(backbone="keras_cv:ViTDetBackbone"), "No default arguments for keras_cv:ViTDetBackbone"),
         (
             dict(backbone="keras_cv:ViTDetBackbone", backbone_kwargs='{"input_shape": [64, 64, 3], "depth": 1}'),
@@ -116,7 +132,10 @@ def test_bad_backbone_arguments_are_clear_errors(overrides, message):
     [
         (dict(backbone="tensorflow:ResNet"), "expected '<library>:<ClassName>'"),
         (dict(backbone="keras_cv:ResNetBackbone", backbone_kwargs="[1, 2]"), "backbone_kwargs must be a JSON object"),
-        (dict(backbone="keras_cv:ResNetBackbone", backbone_kwargs="{stackwise"), "backbone_kwargs must be a JSON object"),
+        (
+            dict(backbone="keras_cv:ResNetBackbone", backbone_kwargs="{stackwise"),
+            "backbone_kwargs must be a JSON object",
+        ),
         (dict(backbone="keras_cv:ResNetBackbone", backbone_output_stride=16), "needs a ResNet backbone"),
     ],
 )
@@ -183,9 +202,18 @@ def test_only_a_keras_cv_preset_with_its_rescaling_layer_asks_for_zero_one(tmp_p
 
 
 def _keras_hub_converter(scale, offset, **legacy):
-    return {"module": "keras_hub.src.models.resnet.resnet_image_converter", "class_name": "ResNetImageConverter",
-            "config": {"name": "res_net_image_converter", "image_size": [224, 224], "scale": scale, "offset": offset,
-                       "interpolation": "bilinear", **legacy}}
+    return {
+        "module": "keras_hub.src.models.resnet.resnet_image_converter",
+        "class_name": "ResNetImageConverter",
+        "config": {
+            "name": "res_net_image_converter",
+            "image_size": [224, 224],
+            "scale": scale,
+            "offset": offset,
+            "interpolation": "bilinear",
+            **legacy,
+        },
+    }
 
 
 def test_a_keras_hub_preset_asks_for_what_its_image_converter_does(tmp_path, caplog):
@@ -193,14 +221,30 @@ def test_a_keras_hub_preset_asks_for_what_its_image_converter_does(tmp_path, cap
 
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     cases = {
-        "image_converter": ("image_converter.json", _keras_hub_converter(
-            [1 / (255 * s) for s in std], [-m / s for m, s in zip(mean, std)]), "imagenet"),
-        "task": ("preprocessor.json", {"class_name": "ResNetImageClassifierPreprocessor", "config": {
-            "image_converter": _keras_hub_converter(1 / 255, None)}}, "zero_one"),
-        "older_names": ("image_converter.json", _keras_hub_converter(
-            1 / 255, None, mean=mean, variance=[s**2 for s in std]), "imagenet"),
+        "image_converter": (
+            "image_converter.json",
+            _keras_hub_converter([1 / (255 * s) for s in std], [-m / s for m, s in zip(mean, std)]),
+            "imagenet",
+        ),
+        "task": (
+            "preprocessor.json",
+            {
+                "class_name": "ResNetImageClassifierPreprocessor",
+                "config": {"image_converter": _keras_hub_converter(1 / 255, None)},
+            },
+            "zero_one",
+        ),
+        "older_names": (
+            "image_converter.json",
+            _keras_hub_converter(1 / 255, None, mean=mean, variance=[s**2 for s in std]),
+            "imagenet",
+        ),
         "other": ("image_converter.json", _keras_hub_converter(1 / 255, -0.5), None),
-        "unloadable": ("image_converter.json", _keras_hub_converter([0.1, 0.1, 0.1], None, mean=mean, variance=None), None),
+        "unloadable": (
+            "image_converter.json",
+            _keras_hub_converter([0.1, 0.1, 0.1], None, mean=mean, variance=None),
+            None,
+        ),
         "backbone_only": ("config.json", {"class_name": "ResNetBackbone", "config": {}}, None),
     }
     for name, (file_name, content, expected) in cases.items():
@@ -211,10 +255,13 @@ def test_a_keras_hub_preset_asks_for_what_its_image_converter_does(tmp_path, cap
 
 
 def test_a_preset_name_is_refused_rather_than_downloaded():
-    with pytest.raises(ValueError, match=re.escape(
-        "--backbone_preset_dir='resnet50_imagenet' (the flag, or the run's run_config.json when a run is rebuilt) "
-        "is not a directory: give the local directory of a preset you downloaded (nothing is downloaded at run time)"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "--backbone_preset_dir='resnet50_imagenet' (the flag, or the run's run_config.json when a run is rebuilt) "
+            "is not a directory: give the local directory of a preset you downloaded (nothing is downloaded at run time)"
+        ),
+    ):
         build_backbone("keras_cv:ResNetBackbone", preset_dir="resnet50_imagenet")
 
 
@@ -227,8 +274,11 @@ def _trainer(tmp_path, data_dir, backbone, preset_dir, normalization, **train):
         backbone=backbone, backbone_preset_dir=str(preset_dir), num_classes=8, input_normalization=normalization
     )
     return Trainer(
-        config, DataConfig("synthetic_streets", data_dir, crop_height=64, crop_width=64),
-        OptimizerConfig(), TrainConfig(checkpoint_dir=str(tmp_path / "run"), batch_size=2, **train), EvalConfig(),
+        config,
+        DataConfig("synthetic_streets", data_dir, crop_height=64, crop_width=64),
+        OptimizerConfig(),
+        TrainConfig(checkpoint_dir=str(tmp_path / "run"), batch_size=2, **train),
+        EvalConfig(),
     )
 
 
@@ -237,7 +287,9 @@ def test_training_refuses_to_start_a_keras_cv_preset_with_other_inputs_but_resum
     _published_style_preset(tmp_path / "preset")
 
     def trainer(normalization, **train):
-        return _trainer(tmp_path, synthetic_records, "keras_cv:ResNetBackbone", tmp_path / "preset", normalization, **train)
+        return _trainer(
+            tmp_path, synthetic_records, "keras_cv:ResNetBackbone", tmp_path / "preset", normalization, **train
+        )
 
     message = (
         "keras-cv preset saved with include_rescaling=True: its weights were trained on images divided by 255 "
@@ -263,10 +315,13 @@ def test_training_refuses_to_start_a_keras_hub_preset_with_other_inputs(syntheti
     # Refused before the backbone is built, so keras-hub (an optional extra) need not be installed.
     (tmp_path / "preset").mkdir()
     (tmp_path / "preset" / "image_converter.json").write_text(json.dumps(_keras_hub_converter(1 / 255, None)))
-    with pytest.raises(ValueError, match=re.escape(
-        "is a keras-hub preset whose image converter gives its backbone 'zero_one' inputs, so give "
-        "--input_normalization=zero_one (ModelConfig.input_normalization; now 'imagenet')"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "is a keras-hub preset whose image converter gives its backbone 'zero_one' inputs, so give "
+            "--input_normalization=zero_one (ModelConfig.input_normalization; now 'imagenet')"
+        ),
+    ):
         _trainer(tmp_path, synthetic_records, "keras_hub:ResNetBackbone", tmp_path / "preset", "imagenet")
 
 
@@ -294,7 +349,11 @@ def test_two_step_training_and_export(backbone, synthetic_records, tmp_path):
         DataConfig("synthetic_streets", synthetic_records, crop_height=64, crop_width=64, shuffle_buffer=8),
         OptimizerConfig(initial_lr=0.05),
         TrainConfig(
-            checkpoint_dir=str(tmp_path / "run"), batch_size=2, train_epoch=1, epoch_steps=2, log_every_steps=1,
+            checkpoint_dir=str(tmp_path / "run"),
+            batch_size=2,
+            train_epoch=1,
+            epoch_steps=2,
+            log_every_steps=1,
             evaluate_every_epoch=False,
         ),
         EvalConfig(eval_batch_size=2),

@@ -18,8 +18,16 @@ pytest.importorskip("keras_hub", reason="keras-hub is not installed (optional ex
 
 TINY = {
     # keras-hub's ResNet wants 64 filters in its first stage
-    "keras_hub:ResNetBackbone": {"input_conv_filters": [8], "stackwise_num_filters": [64, 8, 16, 16], "stackwise_num_blocks": [1, 1, 1, 1]},
-    "keras_hub:MiTBackbone": {"layerwise_depths": [1, 1, 1, 1], "hidden_dims": [8, 8, 20, 16], "image_shape": [64, 64, 3]},
+    "keras_hub:ResNetBackbone": {
+        "input_conv_filters": [8],
+        "stackwise_num_filters": [64, 8, 16, 16],
+        "stackwise_num_blocks": [1, 1, 1, 1],
+    },
+    "keras_hub:MiTBackbone": {
+        "layerwise_depths": [1, 1, 1, 1],
+        "hidden_dims": [8, 8, 20, 16],
+        "image_shape": [64, 64, 3],
+    },
 }
 
 

@@ -9,7 +9,10 @@ from tests.conftest import random_images
 
 def _tiny(**overrides):
     arguments = dict(
-        stagewise_num_blocks=(1, 1, 1, 1), stagewise_num_filters=(8, 8, 16, 16), block_type="basic", stem_num_filters=8,
+        stagewise_num_blocks=(1, 1, 1, 1),
+        stagewise_num_filters=(8, 8, 16, 16),
+        block_type="basic",
+        stem_num_filters=8,
         norm="batch_norm",
     )
     arguments.update(overrides)
@@ -40,7 +43,9 @@ def test_dilated_last_stage_uses_multi_grid():
 
 
 def _dilations(backbone, level, num_blocks, convs):
-    return [[backbone.get_layer(f"resnet_c{level}_block{b}_{c}").dilation_rate for c in convs] for b in range(num_blocks)]
+    return [
+        [backbone.get_layer(f"resnet_c{level}_block{b}_{c}").dilation_rate for c in convs] for b in range(num_blocks)
+    ]
 
 
 @pytest.mark.parametrize("block_type, convs", [("basic", ("conv1", "conv2")), ("bottleneck", ("conv2",))])
@@ -54,7 +59,9 @@ def test_first_block_of_a_dilated_stage_keeps_the_previous_dilation(block_type, 
     else:
         assert _dilations(backbone, 4, 2, convs) == [[1], [2]]
         assert _dilations(backbone, 5, 2, convs) == [[2], [4]]
-    stage = _tiny(output_stride=8, stagewise_num_blocks=(1, 1, 2, 2), block_type=block_type, first_block_dilation="stage")
+    stage = _tiny(
+        output_stride=8, stagewise_num_blocks=(1, 1, 2, 2), block_type=block_type, first_block_dilation="stage"
+    )
     assert _dilations(stage, 5, 2, convs)[0][0] == 4
 
 
@@ -153,7 +160,11 @@ def test_fine_tuning_load_skips_mismatched_weights(tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, field",
-    [(dict(output_stride=4), "output_stride"), (dict(block_type="wide"), "block_type"), (dict(stagewise_num_blocks=(1, 1)), "stagewise_num_blocks")],
+    [
+        (dict(output_stride=4), "output_stride"),
+        (dict(block_type="wide"), "block_type"),
+        (dict(stagewise_num_blocks=(1, 1)), "stagewise_num_blocks"),
+    ],
 )
 def test_bad_arguments(overrides, field):
     with pytest.raises(ValueError, match=field):

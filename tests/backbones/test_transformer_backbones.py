@@ -78,7 +78,10 @@ def test_convnext_tiny_feature_dict_and_round_trip():
     backbone = ConvNeXtBackbone("tiny", norm="batch_norm")
     features = backbone(random_images(batch=1))
     assert {k: v.shape[1:] for k, v in features.items()} == {
-        "C2": (16, 16, 96), "C3": (8, 8, 192), "C4": (4, 4, 384), "C5": (2, 2, 768),
+        "C2": (16, 16, 96),
+        "C3": (8, 8, 192),
+        "C4": (4, 4, 384),
+        "C5": (2, 2, 768),
     }
     assert ConvNeXtBackbone.from_config(backbone.get_config()).get_config() == backbone.get_config()
 

@@ -76,7 +76,9 @@ def test_a_truncated_weights_file_is_named(tmp_path):
     save_weights_by_name(model, path)
     with open(path, "r+b") as handle:
         handle.truncate(os.path.getsize(path) // 2)
-    with pytest.raises(UnreadableWeightsError, match=r"^'.*net\.weights\.h5' cannot be read \(\d+ bytes; not an HDF5 file, cut short"):
+    with pytest.raises(
+        UnreadableWeightsError, match=r"^'.*net\.weights\.h5' cannot be read \(\d+ bytes; not an HDF5 file, cut short"
+    ):
         load_weights_by_name(model, path)
     # Given as --backbone_weights_path: named with its flag, not an h5py traceback.
     with pytest.raises(ValueError, match=r"--backbone_weights_path='.*net\.weights\.h5' cannot be read"):

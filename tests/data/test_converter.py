@@ -52,7 +52,9 @@ def test_cityscapes_label_ids_become_the_19_train_ids(tmp_path):
     assert label[1].tolist() == [2, 11, 12, 16, 255, 255]
 
 
-@pytest.mark.parametrize("name, expected", [("pascal_context", [255, 0, 58, 255]), ("pascal_context_60", [0, 1, 59, 255])])
+@pytest.mark.parametrize(
+    "name, expected", [("pascal_context", [255, 0, 58, 255]), ("pascal_context_60", [0, 1, 59, 255])]
+)
 def test_pascal_context_59_ignores_background_and_shifts_60_keeps_it(tmp_path, name, expected):
     root = tmp_path / "VOC2010"
     _save(root / "JPEGImages/2008_000002.jpg", _image(2, 4))
@@ -100,7 +102,9 @@ def _folder(tmp_path, rgb=False):
     root = tmp_path / "folder"
     colours = [(10, 20, 30), (200, 0, 0), (0, 200, 0)]
     (root / "images").mkdir(parents=True)
-    (root / "classes.txt").write_text("".join(f"c{i} {r} {g} {b}\n" if rgb else f"c{i}\n" for i, (r, g, b) in enumerate(colours)))
+    (root / "classes.txt").write_text(
+        "".join(f"c{i} {r} {g} {b}\n" if rgb else f"c{i}\n" for i, (r, g, b) in enumerate(colours))
+    )
     ids = np.array([[0, 1, 2, 255], [2, 1, 0, 0]])
     for stem in ("a", "b", "c"):
         _save(root / "images" / f"{stem}.png", _image(2, 4))
@@ -117,7 +121,14 @@ def _folder(tmp_path, rgb=False):
 def test_folder_dataset_with_ids_or_palette_labels(tmp_path, rgb):
     root, ids = _folder(tmp_path, rgb)
     info = folder.info_from_classes(str(root))
-    result = convert_split(folder.list_samples(str(root), "train"), str(tmp_path / "out"), "train", info, folder.label_converter(str(root)), OPTIONS)
+    result = convert_split(
+        folder.list_samples(str(root), "train"),
+        str(tmp_path / "out"),
+        "train",
+        info,
+        folder.label_converter(str(root)),
+        OPTIONS,
+    )
     write_manifest(str(tmp_path / "out"), info, {"train": result})
     assert result["num_examples"] == 2
     np.testing.assert_array_equal(_labels(str(tmp_path / "out"), "train")[0], ids)
@@ -131,9 +142,13 @@ def test_problems_name_the_file_and_stop_leaves_no_shards(tmp_path):
     info, convert = folder.info_from_classes(str(root)), folder.label_converter(str(root))
     samples = folder.list_samples(str(root), "all")
     with pytest.raises(ConversionError, match="b.png"):
-        convert_split(samples, str(tmp_path / "out"), "all", info, convert, ConvertOptions(examples_per_shard=1, progress=False))
+        convert_split(
+            samples, str(tmp_path / "out"), "all", info, convert, ConvertOptions(examples_per_shard=1, progress=False)
+        )
     assert not [n for n in os.listdir(tmp_path / "out") if n.endswith(".tfrecord")]
-    skipped = convert_split(samples, str(tmp_path / "out2"), "all", info, convert, ConvertOptions(on_error="skip", progress=False))
+    skipped = convert_split(
+        samples, str(tmp_path / "out2"), "all", info, convert, ConvertOptions(on_error="skip", progress=False)
+    )
     assert skipped["num_examples"] == 2 and skipped["skipped"][0]["name"] == "b"
 
 
@@ -144,7 +159,11 @@ def test_size_mismatch_corrupt_image_and_out_of_range_labels(tmp_path):
     _save(root / "labels" / "c.png", np.full((2, 4), 7))
     info, convert = folder.info_from_classes(str(root)), folder.label_converter(str(root))
     result = convert_split(
-        folder.list_samples(str(root), "all"), str(tmp_path / "out"), "all", info, convert,
+        folder.list_samples(str(root), "all"),
+        str(tmp_path / "out"),
+        "all",
+        info,
+        convert,
         ConvertOptions(on_error="skip", progress=False),
     )
     reasons = {s["name"]: s["reason"] for s in result["skipped"]}
@@ -165,7 +184,14 @@ def test_class_weights_from_the_manifest():
 def test_manifest_has_checksums(tmp_path):
     root, _ = _folder(tmp_path)
     info = folder.info_from_classes(str(root))
-    result = convert_split(folder.list_samples(str(root), "all"), str(tmp_path / "out"), "all", info, folder.label_converter(str(root)), OPTIONS)
+    result = convert_split(
+        folder.list_samples(str(root), "all"),
+        str(tmp_path / "out"),
+        "all",
+        info,
+        folder.label_converter(str(root)),
+        OPTIONS,
+    )
     path = write_manifest(str(tmp_path / "out"), info, {"all": result})
     with open(path) as handle:
         manifest = json.load(handle)
@@ -185,14 +211,20 @@ def test_convert_script_on_a_camvid_layout_and_a_missing_directory(tmp_path):
         _save(tmp_path / f"camvid/labels/{split}/0001TP_000001.png", np.full((4, 6), 11))
     command = [sys.executable, "scripts/convert_tfrecord.py", "--dataset=camvid", "--noprogress"]
     result = subprocess.run(
-        command + [f"--data_dir={tmp_path / 'camvid'}", f"--output_dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True
+        command + [f"--data_dir={tmp_path / 'camvid'}", f"--output_dir={tmp_path / 'out'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     with open(tmp_path / "out" / "manifest.json") as handle:
         manifest = json.load(handle)
     assert manifest["splits"]["train"]["num_examples"] == 1 and manifest["num_classes"] == 11
     missing = subprocess.run(
-        command + [f"--data_dir={tmp_path / 'nowhere'}", f"--output_dir={tmp_path / 'out2'}"], cwd=ROOT, capture_output=True, text=True
+        command + [f"--data_dir={tmp_path / 'nowhere'}", f"--output_dir={tmp_path / 'out2'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
 
@@ -209,8 +241,13 @@ def test_reconverting_into_the_same_directory_refuses_or_replaces_whole(tmp_path
             _save(tmp_path / f"camvid/images/{split}/{index:04d}.jpg", _image(4, 6, index))
             _save(tmp_path / f"camvid/labels/{split}/{index:04d}.png", np.full((4, 6), index))
     command = [
-        sys.executable, "scripts/convert_tfrecord.py", "--dataset=camvid", "--noprogress", "--examples_per_shard=1",
-        f"--data_dir={tmp_path / 'camvid'}", f"--output_dir={tmp_path / 'out'}",
+        sys.executable,
+        "scripts/convert_tfrecord.py",
+        "--dataset=camvid",
+        "--noprogress",
+        "--examples_per_shard=1",
+        f"--data_dir={tmp_path / 'camvid'}",
+        f"--output_dir={tmp_path / 'out'}",
     ]
     first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]

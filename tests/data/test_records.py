@@ -42,8 +42,14 @@ def _authors_example(image, label):
     return tf.train.Example(
         features=tf.train.Features(
             feature={
-                "image": feature(bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(tf.constant(buffer.getvalue())).numpy()])),
-                "label": feature(bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(tf.constant(label[..., None])).numpy()])),
+                "image": feature(
+                    bytes_list=tf.train.BytesList(
+                        value=[tf.io.serialize_tensor(tf.constant(buffer.getvalue())).numpy()]
+                    )
+                ),
+                "label": feature(
+                    bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(tf.constant(label[..., None])).numpy()])
+                ),
                 "height": feature(int64_list=tf.train.Int64List(value=[height])),
                 "width": feature(int64_list=tf.train.Int64List(value=[width])),
                 "depth": feature(int64_list=tf.train.Int64List(value=[3])),
@@ -101,7 +107,9 @@ def test_raw_records_are_remapped_to_train_ids_for_training_and_evaluation(autho
 
 
 def test_raw_records_read_as_train_ids_are_refused_with_a_hint(authors_pascal):
-    with pytest.raises(ValueError, match=r"label values \[59\] that are not train ids of 'pascal_context'.*--label_format=raw"):
+    with pytest.raises(
+        ValueError, match=r"label values \[59\] that are not train ids of 'pascal_context'.*--label_format=raw"
+    ):
         check_records(_config(authors_pascal), ["train"])
 
 
@@ -109,7 +117,9 @@ def test_raw_records_without_an_out_of_range_value_are_refused(tmp_path):
     # No 59 and no 255 in the scanned labels: every value is a valid train id, but background (raw 0)
     # is everywhere and the ignore label nowhere, which is what raw Pascal Context records look like.
     data_dir = _write_authors_records(tmp_path / "authors", [np.minimum(RAW_PASCAL, 58) % 255])
-    with pytest.raises(ValueError, match=r"no ignore label \(255\) in 1 examples but values \[0\].*pass --label_format=raw"):
+    with pytest.raises(
+        ValueError, match=r"no ignore label \(255\) in 1 examples but values \[0\].*pass --label_format=raw"
+    ):
         check_records(_config(data_dir), ["train"])
     check_records(_config(data_dir, label_format="raw"), ["train"])
 
@@ -117,7 +127,9 @@ def test_raw_records_without_an_out_of_range_value_are_refused(tmp_path):
 def test_train_id_records_read_as_raw_are_refused(tmp_path):
     label = np.array([[0, 1, 255], [10, 3, 2]], np.int32)  # camvid train ids: raw 255 is not a CamVid value
     data_dir = _write_authors_records(tmp_path / "ours", [label])
-    with pytest.raises(ValueError, match=r"values \[255\] that are not raw labels of 'camvid'.*drop --label_format=raw"):
+    with pytest.raises(
+        ValueError, match=r"values \[255\] that are not raw labels of 'camvid'.*drop --label_format=raw"
+    ):
         check_records(_config(data_dir, "camvid", label_format="raw"), ["train"])
     assert check_records(_config(data_dir, "camvid"), ["train"])
 
@@ -154,13 +166,17 @@ def _edit_manifest(data_dir, **changes):
 
 
 def test_manifest_must_match_the_dataset(synthetic_records, tmp_path):
-    assert check_records(_config(synthetic_records, "synthetic_streets"), ["train", "val"])["train"][-1].endswith("train-1.tfrecord")
+    assert check_records(_config(synthetic_records, "synthetic_streets"), ["train", "val"])["train"][-1].endswith(
+        "train-1.tfrecord"
+    )
     with pytest.raises(ValueError, match=r"are dataset 'synthetic_streets' \(8 classes.*--dataset='camvid'"):
         check_records(_config(synthetic_records, "camvid"), ["train"])
     data_dir = _copy(synthetic_records, tmp_path / "edited")
     _edit_manifest(data_dir, dataset="camvid", num_classes=11)
     assert check_records(_config(data_dir, "camvid"), ["train"])
-    with pytest.raises(ValueError, match="hold train_ids labels .* but --label_format=raw: use --label_format=train_ids"):
+    with pytest.raises(
+        ValueError, match="hold train_ids labels .* but --label_format=raw: use --label_format=train_ids"
+    ):
         check_records(_config(data_dir, "camvid", label_format="raw"), ["train"])
     _edit_manifest(data_dir, num_classes=9)
     with pytest.raises(ValueError, match="have 9 classes .* but dataset 'camvid' has 11"):
@@ -195,7 +211,9 @@ def test_wrong_compression_or_float_images_name_the_shard(authors_pascal, tmp_pa
     os.makedirs(tmp_path / "old")
     with tf.io.TFRecordWriter(str(tmp_path / "old" / "train-0.tfrecord"), "ZLIB") as writer:
         writer.write(example.SerializeToString())
-    with pytest.raises(ValueError, match=r"Cannot read '.*train-0.tfrecord'.*float32 images of older releases: reconvert"):
+    with pytest.raises(
+        ValueError, match=r"Cannot read '.*train-0.tfrecord'.*float32 images of older releases: reconvert"
+    ):
         check_records(_config(str(tmp_path / "old"), label_format="raw"), ["train"])
 
 
@@ -203,7 +221,9 @@ def test_an_unbuilt_tfds_source_is_refused_at_start_with_the_build_command(tmp_p
     # Checked before the model is built (train.py/evaluate.py call check_records first), not inside
     # the input pipeline after the run directory is written.
     config = DataConfig("camvid", data_source="tfds", tfds_data_dir=str(tmp_path))
-    with pytest.raises(ValueError, match=r"not built in .*\(--tfds_data_dir\)\. Build it first: python scripts/build_tfds.py"):
+    with pytest.raises(
+        ValueError, match=r"not built in .*\(--tfds_data_dir\)\. Build it first: python scripts/build_tfds.py"
+    ):
         check_records(config, ["train", "val"])
 
 
@@ -214,8 +234,9 @@ def test_a_truncated_or_changed_shard_is_named_at_start(synthetic_records, tmp_p
     with open(shard, "r+b") as handle:
         handle.truncate(size - 10)
     with pytest.raises(
-        ValueError, match=rf"^Shard '.*train-1\.tfrecord' of split 'train' is {size - 10} bytes but .*manifest\.json records "
-        rf"{size} \(cut short since the conversion\).*--split=train --overwrite"
+        ValueError,
+        match=rf"^Shard '.*train-1\.tfrecord' of split 'train' is {size - 10} bytes but .*manifest\.json records "
+        rf"{size} \(cut short since the conversion\).*--split=train --overwrite",
     ):
         check_records(_config(data_dir, "synthetic_streets"), ["train"])
     assert check_records(_config(data_dir, "synthetic_streets"), ["val"])  # other splits are unaffected
@@ -231,8 +252,11 @@ def test_verify_checksums_names_a_shard_changed_in_place(synthetic_records, tmp_
         handle.write(bytes([byte[0] ^ 0xFF]))
     config = _config(data_dir, "synthetic_streets")
     assert check_records(config, ["val"])
-    with pytest.raises(ValueError, match=r"^Shard '.*val-0\.tfrecord' of split 'val' has SHA-256 [0-9a-f]{64} but .*records "
-                       r"[0-9a-f]{64} \(damaged or replaced"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Shard '.*val-0\.tfrecord' of split 'val' has SHA-256 [0-9a-f]{64} but .*records "
+        r"[0-9a-f]{64} \(damaged or replaced",
+    ):
         check_records(config, ["val"], verify_checksums=True)
     assert check_records(config, ["train"], verify_checksums=True)
 

@@ -38,7 +38,10 @@ def camvid_sources(tmp_path_factory):
     records, tfds_dir = str(root / "records"), str(root / "tfds")
     spec = get_dataset_spec("camvid")
     options = ConvertOptions(progress=False)
-    splits = {s: convert_split(spec.list_samples(CAMVID_DIR, s), records, s, camvid.INFO, camvid.LABEL_TABLE, options) for s in ("train", "val")}
+    splits = {
+        s: convert_split(spec.list_samples(CAMVID_DIR, s), records, s, camvid.INFO, camvid.LABEL_TABLE, options)
+        for s in ("train", "val")
+    }
     write_manifest(records, camvid.INFO, splits)
     tfds_builders.build("camvid", CAMVID_DIR, tfds_dir)
     return records, tfds_dir
@@ -104,7 +107,9 @@ def test_camvid_evaluation_numbers_equal_between_sources(camvid_sources):
     results = []
     for config in _configs(camvid_sources):
         # Half-scale inference keeps this cheap; scoring is at the labels' full resolution either way.
-        results.append(evaluate(model, build_eval_dataset(config, batch_size=4), 11, 255, EvalConfig(eval_scales=(0.5,))))
+        results.append(
+            evaluate(model, build_eval_dataset(config, batch_size=4), 11, 255, EvalConfig(eval_scales=(0.5,)))
+        )
     assert results[0]["num_images"] == results[1]["num_images"] == 101
     assert results[0]["confusion_matrix"] == results[1]["confusion_matrix"]
     assert results[0]["miou"] == results[1]["miou"]
@@ -114,7 +119,9 @@ def test_data_source_and_tfds_name_errors(tmp_path):
     with pytest.raises(ValueError, match="data_source must be one of"):
         DataConfig("camvid", data_source="tfdataset")
     unbuilt = DataConfig("camvid", data_source="tfds", tfds_data_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="not built in .*tfds_data_dir.*build_tfds.py --dataset=camvid --tfds_name=hfgd_camvid"):
+    with pytest.raises(
+        ValueError, match="not built in .*tfds_data_dir.*build_tfds.py --dataset=camvid --tfds_name=hfgd_camvid"
+    ):
         next(iter(build_eval_dataset(unbuilt)))
     mismatched = DataConfig("cityscapes", data_source="tfds", tfds_name="hfgd_camvid", tfds_data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="holds the classes of dataset 'camvid', but --dataset='cityscapes'"):
@@ -148,7 +155,7 @@ def test_folder_builder_takes_classes_from_the_manual_dir(tmp_path):
     assert builder.info.metadata["class_names"] == ["road", "car"]
     config = DataConfig("folder", data_source="tfds", tfds_name="hfgd_folder", tfds_data_dir=tfds_dir, eval_split="val")
     assert config.info.class_names == ("road", "car") and config.info.colormap == ((128, 64, 128), (0, 0, 142))
-    (_, label), = list(build_eval_dataset(config))
+    ((_, label),) = list(build_eval_dataset(config))
     np.testing.assert_array_equal(label.numpy()[0], expected["c"])
 
 
@@ -156,9 +163,10 @@ def _fake_cityscapes_zips(manual_dir):
     """The two zips TFDS's cityscapes builder reads, with one 1024x2048 image per split (its fixed shape)."""
     rng = np.random.default_rng(0)
     label_ids = {}
-    with zipfile.ZipFile(manual_dir / "leftImg8bit_trainvaltest.zip", "w") as images, zipfile.ZipFile(
-        manual_dir / "gtFine_trainvaltest.zip", "w"
-    ) as labels:
+    with (
+        zipfile.ZipFile(manual_dir / "leftImg8bit_trainvaltest.zip", "w") as images,
+        zipfile.ZipFile(manual_dir / "gtFine_trainvaltest.zip", "w") as labels,
+    ):
         for split in ("train", "val", "test"):
             stem = f"aachen_000000_00001{len(label_ids)}"
             image = np.zeros((1024, 2048, 3), np.uint8)
@@ -192,7 +200,7 @@ def test_tfds_cityscapes_semantic_segmentation_label_ids_become_train_ids(tmp_pa
     config = DataConfig(
         "cityscapes", data_source="tfds", tfds_name="cityscapes/semantic_segmentation", tfds_data_dir=tfds_dir
     )  # eval_split "val" reads TFDS's "validation"
-    (image, label), = list(build_eval_dataset(config))
+    ((image, label),) = list(build_eval_dataset(config))
     assert image.shape == (1, 1024, 2048, 3)
     np.testing.assert_array_equal(label.numpy()[0], cityscapes.LABEL_TABLE[label_ids["val"]])
     assert label.numpy()[0, 7 * 30, 0] == 0 and label.numpy()[0, 33 * 30, 0] == 18  # road, bicycle

@@ -63,7 +63,10 @@ def _write_split(directory, examples, examples_per_shard=2, overwrite=False):
 
 def _read_labels(directory):
     files = tfrecord.list_shards(str(directory), "train")
-    return [label.numpy() for _, label in tf.data.TFRecordDataset(files, compression_type="ZLIB").map(tfrecord.parse_example)]
+    return [
+        label.numpy()
+        for _, label in tf.data.TFRecordDataset(files, compression_type="ZLIB").map(tfrecord.parse_example)
+    ]
 
 
 def test_rewriting_a_split_is_refused_and_leaves_it_as_it_was(tmp_path):

@@ -20,7 +20,9 @@ NUM_VAL = 5  # does not fill the last global batch of 2 replicas
 @pytest.fixture(scope="module")
 def data_config(tmp_path_factory):
     # Not the shared synthetic_records: NUM_VAL images, non-square (48x64) so that a height/width mix-up shows.
-    data_dir = write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 2, NUM_VAL, 48, 64, examples_per_shard=2)
+    data_dir = write_synthetic_tfrecords(
+        str(tmp_path_factory.mktemp("synthetic")), 2, NUM_VAL, 48, 64, examples_per_shard=2
+    )
     return DataConfig("synthetic_streets", data_dir)
 
 
@@ -36,7 +38,9 @@ def _evaluate(strategy, data_config, eval_config):
 def test_five_images_on_two_replicas_give_the_confusion_matrix_of_one_replica(data_config, mirrored_strategy):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     protocol = dict(eval_scales=(0.75, 1.0), flip=True)
-    single = _evaluate(tf.distribute.OneDeviceStrategy(devices[0]), data_config, EvalConfig(eval_batch_size=1, **protocol))
+    single = _evaluate(
+        tf.distribute.OneDeviceStrategy(devices[0]), data_config, EvalConfig(eval_batch_size=1, **protocol)
+    )
     # The default 0: one image per replica, so the last step has one real image and one padded one.
     double = _evaluate(mirrored_strategy, data_config, EvalConfig(**protocol))
     assert double["num_images"] == single["num_images"] == NUM_VAL

@@ -68,7 +68,9 @@ def test_flip_averages_the_mirrored_prediction():
 
 def test_multi_scale_returns_input_size_logits():
     model = build_model(tiny_model_config())
-    logits = predict_logits(model, tf.constant(random_images(batch=2, height=48, width=80)), EvalConfig(eval_scales=(0.5, 1.0, 1.5)))
+    logits = predict_logits(
+        model, tf.constant(random_images(batch=2, height=48, width=80)), EvalConfig(eval_scales=(0.5, 1.0, 1.5))
+    )
     assert logits.shape == (2, 48, 80, 4)
 
 
@@ -114,7 +116,9 @@ def test_scored_output_picks_the_guidance_head_resized_to_the_input():
     np.testing.assert_allclose(default[..., 0], 1.0)
     # Windows score the guidance head too: each window's own ramp starts again at 0.
     windowed = predict_logits(
-        _TwoHeadModel(), images, EvalConfig(scored_output="logits_high", sliding_window_height=16, sliding_window_width=16)
+        _TwoHeadModel(),
+        images,
+        EvalConfig(scored_output="logits_high", sliding_window_height=16, sliding_window_width=16),
     ).numpy()
     assert windowed[..., 1].max() < whole[..., 1].max()
     assert EvalConfig(scored_output="logits_high").protocol()["scored_output"] == "logits_high"

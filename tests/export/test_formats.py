@@ -21,8 +21,14 @@ from tests.export.parity import tiny_segmenter
         (dict(format="litert"), r"--format=litert needs a fixed input size"),
         (dict(format="litert", export_height=64), r"--export_height and --export_width must both be > 0"),
         (dict(format="openvino", quantize="int8"), r"--quantize=int8 is not available for --format=openvino"),
-        (dict(format="saved_model", quantize="float16"), r"--quantize=float16 is not available for --format=saved_model"),
-        (dict(format="litert", export_height=8, export_width=8, quantize="int8", calibration_steps=0), r"--calibration_steps must be >= 1"),
+        (
+            dict(format="saved_model", quantize="float16"),
+            r"--quantize=float16 is not available for --format=saved_model",
+        ),
+        (
+            dict(format="litert", export_height=8, export_width=8, quantize="int8", calibration_steps=0),
+            r"--calibration_steps must be >= 1",
+        ),
     ],
 )
 def test_bad_export_configs_name_the_flag(arguments, message):
@@ -35,7 +41,9 @@ def test_single_pass_formats_refuse_multi_scale_and_flip_by_name(format_name):
     config = ExportConfig(format_name)
     check_protocol(config, EvalConfig())  # single scale, no flip: fine
     for protocol in (EvalConfig(eval_scales=(0.75, 1.0)), EvalConfig(flip=True)):
-        with pytest.raises(ValueError, match=rf"--format={format_name} exports single-scale inference without flip.*--eval_scales="):
+        with pytest.raises(
+            ValueError, match=rf"--format={format_name} exports single-scale inference without flip.*--eval_scales="
+        ):
             check_protocol(config, protocol)
     with pytest.raises(ValueError, match=rf"--format={format_name} cannot export sliding-window inference"):
         check_protocol(config, EvalConfig(sliding_window_height=32, sliding_window_width=32))
@@ -44,7 +52,10 @@ def test_single_pass_formats_refuse_multi_scale_and_flip_by_name(format_name):
     with pytest.raises(ValueError, match="--format=saved_model cannot export sliding-window"):
         check_protocol(ExportConfig(), EvalConfig(sliding_window_height=32, sliding_window_width=32))
     # Every format serves the prediction, not HFGD's guidance head.
-    with pytest.raises(ValueError, match="--format=saved_model serves the prediction \\(--scored_output=logits\\), but --scored_output=logits_high"):
+    with pytest.raises(
+        ValueError,
+        match="--format=saved_model serves the prediction \\(--scored_output=logits\\), but --scored_output=logits_high",
+    ):
         check_protocol(ExportConfig(), EvalConfig(scored_output="logits_high"))
 
 
@@ -55,7 +66,12 @@ def test_refusals_that_need_the_model(tmp_path):
     with pytest.raises(ValueError, match="mixed_bfloat16 policy; this one is 'float32'"):
         export_model(model, str(tmp_path / "b"), ExportConfig(quantize="bfloat16"))
     with pytest.raises(ValueError, match="--format=litert exports single-scale"):
-        export_model(model, str(tmp_path / "c"), ExportConfig("litert", export_height=8, export_width=8), eval_config=EvalConfig(flip=True))
+        export_model(
+            model,
+            str(tmp_path / "c"),
+            ExportConfig("litert", export_height=8, export_width=8),
+            eval_config=EvalConfig(flip=True),
+        )
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
@@ -84,7 +100,11 @@ def test_fixed_size_saved_model_records_its_size_and_refuses_others(tmp_path):
     model = tiny_segmenter()
     export_dir = export_model(model, str(tmp_path / "export"), ExportConfig(export_height=32, export_width=48))
     assert read_export_format(export_dir) == {
-        "format": "saved_model", "quantize": "none", "input_size": [32, 48], "batch_size": None, "model_file": "saved_model.pb",
+        "format": "saved_model",
+        "quantize": "none",
+        "input_size": [32, 48],
+        "batch_size": None,
+        "model_file": "saved_model.pb",
     }
     runtime = load_exported(export_dir)
     images = np.zeros((2, 32, 48, 3), np.uint8)
@@ -105,8 +125,15 @@ def test_a_malformed_export_record_is_an_error_naming_the_file(tmp_path):
     good = {"format": "litert", "quantize": "int8", "input_size": [8, 8], "batch_size": 1, "model_file": "model.tflite"}
     record.write_text(json.dumps(good))
     assert read_export_format(str(tmp_path)) == good
-    for bad in ({**good, "format": "tflite"}, {**good, "model_file": "model.onnx"}, {**good, "input_size": [8]},
-                {**good, "input_size": [0, 8]}, {**good, "batch_size": True}, {**good, "quantize": None}, []):
+    for bad in (
+        {**good, "format": "tflite"},
+        {**good, "model_file": "model.onnx"},
+        {**good, "input_size": [8]},
+        {**good, "input_size": [0, 8]},
+        {**good, "batch_size": True},
+        {**good, "quantize": None},
+        [],
+    ):
         record.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=f"^'{re.escape(str(record))}' must hold.*export the run again"):
             read_export_format(str(tmp_path))
@@ -122,5 +149,7 @@ def test_calibration_images_are_the_first_training_records_at_the_export_size(tm
     np.testing.assert_array_equal(images[1], again[1])  # the same images for two exports
     assert not np.array_equal(images[0], images[1])
     assert list(calibration_images(config, 1, 0, 0)())[0].shape == (1, 40, 56, 3)  # any-size export: own size
-    with pytest.raises(ValueError, match=r"--calibration_steps=5 asks for more images than the 3 records of the 'train' split"):
+    with pytest.raises(
+        ValueError, match=r"--calibration_steps=5 asks for more images than the 3 records of the 'train' split"
+    ):
         calibration_images(config, 5, 32, 48)

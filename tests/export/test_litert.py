@@ -7,7 +7,9 @@ import tensorflow as tf
 from hfgd_tf.export import ExportConfig, export_model, load_exported, read_export_format, read_export_labels
 from tests.export.parity import CLASS_NAMES, COLORMAP, assert_parity, keras_outputs, tiny_segmenter, uint8_images
 
-pytest.importorskip("ai_edge_litert", reason="LiteRT runtime (ai-edge-litert) not installed: pip install 'hfgd_tf[deploy]'")
+pytest.importorskip(
+    "ai_edge_litert", reason="LiteRT runtime (ai-edge-litert) not installed: pip install 'hfgd_tf[deploy]'"
+)
 
 HEIGHT, WIDTH = 64, 96
 
@@ -16,7 +18,9 @@ HEIGHT, WIDTH = 64, 96
 def exported(tmp_path_factory):
     model = tiny_segmenter()
     export_dir = str(tmp_path_factory.mktemp("litert") / "export")
-    export_model(model, export_dir, ExportConfig("litert", export_height=HEIGHT, export_width=WIDTH), CLASS_NAMES, COLORMAP)
+    export_model(
+        model, export_dir, ExportConfig("litert", export_height=HEIGHT, export_width=WIDTH), CLASS_NAMES, COLORMAP
+    )
     return model, export_dir
 
 

@@ -6,7 +6,9 @@ from hfgd_tf.export import ExportConfig, export_model, load_exported, read_expor
 from tests.export.parity import CLASS_NAMES, COLORMAP, assert_parity, keras_outputs, tiny_segmenter, uint8_images
 
 pytest.importorskip("onnxruntime", reason="ONNX Runtime (onnxruntime) not installed: pip install 'hfgd_tf[deploy]'")
-pytest.importorskip("tf2onnx", reason="tf2onnx (Keras's ONNX exporter on TensorFlow) not installed: pip install 'hfgd_tf[deploy]'")
+pytest.importorskip(
+    "tf2onnx", reason="tf2onnx (Keras's ONNX exporter on TensorFlow) not installed: pip install 'hfgd_tf[deploy]'"
+)
 
 
 @pytest.mark.slow

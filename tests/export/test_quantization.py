@@ -21,7 +21,9 @@ from hfgd_tf.train import OptimizerConfig, TrainConfig, Trainer
 from hfgd_tf.train.checkpoints import restore_model
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("ai_edge_litert", reason="LiteRT runtime (ai-edge-litert) not installed: pip install 'hfgd_tf[deploy]'")
+pytest.importorskip(
+    "ai_edge_litert", reason="LiteRT runtime (ai-edge-litert) not installed: pip install 'hfgd_tf[deploy]'"
+)
 
 HEIGHT, WIDTH = 64, 80
 # mIoU points a quantized form may lose against the float32 export (float16 weights round once; int8
@@ -42,8 +44,13 @@ def trained(tmp_path_factory):
         data_config,
         OptimizerConfig(initial_lr=0.02, warmup_steps=10),
         TrainConfig(
-            checkpoint_dir=str(directory / "run"), batch_size=4, train_epoch=1, epoch_steps=150,
-            strategy="one_device", log_every_steps=150, evaluate_every_epoch=False,
+            checkpoint_dir=str(directory / "run"),
+            batch_size=4,
+            train_epoch=1,
+            epoch_steps=150,
+            strategy="one_device",
+            log_every_steps=150,
+            evaluate_every_epoch=False,
         ),
         EvalConfig(),
     )
@@ -54,7 +61,9 @@ def trained(tmp_path_factory):
 
 def _miou(export_dir, data_config):
     info = data_config.info
-    metrics = evaluate_exported(load_exported(export_dir), build_eval_dataset(data_config, 1), info.num_classes, info.ignore_label)
+    metrics = evaluate_exported(
+        load_exported(export_dir), build_eval_dataset(data_config, 1), info.num_classes, info.ignore_label
+    )
     return 100 * metrics["miou"], metrics
 
 
@@ -68,13 +77,17 @@ def test_quantized_litert_and_onnx_keep_the_float32_miou(trained):
     for format_name, quantize in forms:
         size = (HEIGHT, WIDTH) if format_name == "litert" else (0, 0)
         export_dir = export_model(
-            model, str(directory / f"{format_name}_{quantize}"), ExportConfig(format_name, quantize, *size),
+            model,
+            str(directory / f"{format_name}_{quantize}"),
+            ExportConfig(format_name, quantize, *size),
             calibration_images=calibration,
         )
         results[format_name, quantize], metrics = _miou(export_dir, data_config)
         assert metrics["num_images"] == 24
         assert metrics["protocol"]["exported"] == {
-            "format": format_name, "quantize": quantize, "input_size": list(size) if size[0] else None,
+            "format": format_name,
+            "quantize": quantize,
+            "input_size": list(size) if size[0] else None,
         }
     reference = results["litert", "none"]
     assert reference > MIN_FLOAT32_MIOU, results  # a model whose predictions are worth comparing

@@ -27,7 +27,9 @@ def model():
 
 def _litert(model, directory, quantize):
     export_dir = export_model(
-        model, str(directory / f"litert_{quantize}"), ExportConfig("litert", quantize, HEIGHT, WIDTH),
+        model,
+        str(directory / f"litert_{quantize}"),
+        ExportConfig("litert", quantize, HEIGHT, WIDTH),
         calibration_images=_calibration() if quantize == "int8" else None,
     )
     return os.path.join(export_dir, "model.tflite")
@@ -64,7 +66,9 @@ def test_onnx_int8_holds_quantize_dequantize_nodes_and_int8_weights(model, tmp_p
     graphs = {}
     for quantize in ("none", "int8"):
         export_dir = export_model(
-            model, str(tmp_path / f"onnx_{quantize}"), ExportConfig("onnx", quantize),
+            model,
+            str(tmp_path / f"onnx_{quantize}"),
+            ExportConfig("onnx", quantize),
             calibration_images=_calibration() if quantize == "int8" else None,
         )
         graphs[quantize] = onnx.load(os.path.join(export_dir, "model.onnx")).graph
@@ -77,8 +81,10 @@ def test_onnx_int8_holds_quantize_dequantize_nodes_and_int8_weights(model, tmp_p
 
     assert "QuantizeLinear" not in op_types(graphs["none"]) and not int8_weights(graphs["none"])
     ops = op_types(graphs["int8"])
-    print(f"ONNX int8: {ops.count('QuantizeLinear')} QuantizeLinear, {len(int8_weights(graphs['int8']))} int8 "
-          f"initializers; float graph: {op_types(graphs['none']).count('Conv')} Conv")
+    print(
+        f"ONNX int8: {ops.count('QuantizeLinear')} QuantizeLinear, {len(int8_weights(graphs['int8']))} int8 "
+        f"initializers; float graph: {op_types(graphs['none']).count('Conv')} Conv"
+    )
     assert ops.count("QuantizeLinear") > 5 and ops.count("DequantizeLinear") > 5, sorted(set(ops))
     # Per-channel int8 convolution kernels, at least one per convolution of the float graph.
     assert len(int8_weights(graphs["int8"])) >= op_types(graphs["none"]).count("Conv"), int8_weights(graphs["int8"])

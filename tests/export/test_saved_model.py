@@ -27,7 +27,10 @@ def test_fresh_process_with_only_tensorflow_gets_the_keras_labels(tmp_path):
         model(random_images(batch=2, seed=3), training=True)
     export_dir = str(tmp_path / "saved_model")
     export_saved_model(model, export_dir, ["a", "b", "c", "d"], [(0, 0, 0), (1, 1, 1), (2, 2, 2), (3, 3, 3)])
-    inputs = {f"{b}x{h}x{w}": np.random.default_rng(b * h).integers(0, 256, (b, h, w, 3)).astype(np.uint8) for b, h, w in SIZES}
+    inputs = {
+        f"{b}x{h}x{w}": np.random.default_rng(b * h).integers(0, 256, (b, h, w, 3)).astype(np.uint8)
+        for b, h, w in SIZES
+    }
     np.savez(tmp_path / "inputs.npz", **inputs)
     script = textwrap.dedent(
         f"""
@@ -73,11 +76,22 @@ def test_a_malformed_inference_record_is_an_error_naming_the_file(tmp_path):
     record = tmp_path / "assets" / "inference.json"
     record.parent.mkdir()
     assert read_export_inference(str(tmp_path)) is None  # an export written before the record
-    for text in ("{not json", "[1.0]", '{"eval_scales": [1.0]}', '{"eval_scales": "1.0", "flip": false}',
-                 '{"eval_scales": [1.0], "flip": "yes"}', '{"eval_scales": [], "flip": false}',
-                 '{"eval_scales": [true], "flip": false}', '{"eval_scales": [0, 1.0], "flip": false}', "\udcff", "null"):
+    for text in (
+        "{not json",
+        "[1.0]",
+        '{"eval_scales": [1.0]}',
+        '{"eval_scales": "1.0", "flip": false}',
+        '{"eval_scales": [1.0], "flip": "yes"}',
+        '{"eval_scales": [], "flip": false}',
+        '{"eval_scales": [true], "flip": false}',
+        '{"eval_scales": [0, 1.0], "flip": false}',
+        "\udcff",
+        "null",
+    ):
         record.write_bytes(text.encode("utf-8", "surrogateescape"))
-        with pytest.raises(ValueError, match=f"^'{re.escape(str(record))}' (is not JSON|must hold).*export the run again"):
+        with pytest.raises(
+            ValueError, match=f"^'{re.escape(str(record))}' (is not JSON|must hold).*export the run again"
+        ):
             read_export_inference(str(tmp_path))
 
 
@@ -87,14 +101,26 @@ def test_a_malformed_labels_record_is_an_error_naming_the_file(tmp_path):
     assert read_export_labels(str(tmp_path)) == ([], [])  # an export without labels
     record.write_text('{"class_names": ["road", "sky"], "colormap": [[0, 0, 0], [255, 10, 3]]}')
     assert read_export_labels(str(tmp_path)) == (["road", "sky"], [(0, 0, 0), (255, 10, 3)])
-    for text in ("{not json", "null", "[]", '{"colormap": []}', '{"class_names": "road", "colormap": []}',
-                 '{"class_names": [1], "colormap": []}', '{"class_names": [], "colormap": [[0, 0]]}',
-                 '{"class_names": [], "colormap": [[0, 0, 256]]}', '{"class_names": [], "colormap": [[0, 0, -1]]}',
-                 '{"class_names": [], "colormap": [[0, 0, 1.5]]}', '{"class_names": [], "colormap": [[true, 0, 0]]}',
-                 '{"class_names": [], "colormap": "red"}', '{"class_names": [], "colormap": [' + ", ".join(["[0, 0, 0]"] * 257) + "]}",
-                 "\udcff"):
+    for text in (
+        "{not json",
+        "null",
+        "[]",
+        '{"colormap": []}',
+        '{"class_names": "road", "colormap": []}',
+        '{"class_names": [1], "colormap": []}',
+        '{"class_names": [], "colormap": [[0, 0]]}',
+        '{"class_names": [], "colormap": [[0, 0, 256]]}',
+        '{"class_names": [], "colormap": [[0, 0, -1]]}',
+        '{"class_names": [], "colormap": [[0, 0, 1.5]]}',
+        '{"class_names": [], "colormap": [[true, 0, 0]]}',
+        '{"class_names": [], "colormap": "red"}',
+        '{"class_names": [], "colormap": [' + ", ".join(["[0, 0, 0]"] * 257) + "]}",
+        "\udcff",
+    ):
         record.write_bytes(text.encode("utf-8", "surrogateescape"))
-        with pytest.raises(ValueError, match=f"^'{re.escape(str(record))}' (is not JSON|must hold).*export the run again"):
+        with pytest.raises(
+            ValueError, match=f"^'{re.escape(str(record))}' (is not JSON|must hold).*export the run again"
+        ):
             read_export_labels(str(tmp_path))
 
 

@@ -29,16 +29,24 @@ def _exported(export_dir, num_classes=4):
         logits = np.zeros(images.shape[:3] + (num_classes,), np.float32)
         return {"class_ids": logits.argmax(-1).astype(np.int32), "probabilities": logits, "logits": logits}
 
-    return types.SimpleNamespace(export_dir=str(export_dir), format="saved_model", quantize="none", input_size=None, predict=predict)
+    return types.SimpleNamespace(
+        export_dir=str(export_dir), format="saved_model", quantize="none", input_size=None, predict=predict
+    )
 
 
 def test_an_export_of_other_classes_is_refused_by_name(tmp_path):
     exported = _exported(tmp_path / "export")
     # Its 4 classes (labels.json) against a dataset of 8, e.g. a run on synthetic_streets.
-    with pytest.raises(ValueError, match=r"'.*export' predicts 4 classes \(its assets/labels.json names 4\), but the dataset evaluated has 8"):
+    with pytest.raises(
+        ValueError,
+        match=r"'.*export' predicts 4 classes \(its assets/labels.json names 4\), but the dataset evaluated has 8",
+    ):
         evaluate_exported(exported, _dataset(), 8, 255, STREETS)
     # The same count, other names.
-    with pytest.raises(ValueError, match=r"predicts other classes than the dataset evaluated \(class 1 is 'sky' in the export, 'building'"):
+    with pytest.raises(
+        ValueError,
+        match=r"predicts other classes than the dataset evaluated \(class 1 is 'sky' in the export, 'building'",
+    ):
         evaluate_exported(exported, _dataset(), 4, 255, ["road", "building", "car", "person"])
     # Without class names, the logits' channels tell.
     (tmp_path / "export" / "assets" / "labels.json").write_text(json.dumps({"class_names": [], "colormap": []}))

@@ -80,7 +80,9 @@ def test_normalized_sine_position_encoding_places_cells_in_the_grid():
     np.testing.assert_allclose(small[0, 0, half:], large[0, 1, half:], atol=1e-6)
     # Index positions go on growing with the grid instead.
     index_code = SinePositionEncoding2D()(np.zeros((1, 3, 6, 8), "float32")).numpy()[0]
-    assert not np.allclose(index_code[1, 0, :half], SinePositionEncoding2D()(np.zeros((1, 1, 2, 8), "float32")).numpy()[0][0, 0, :half])
+    assert not np.allclose(
+        index_code[1, 0, :half], SinePositionEncoding2D()(np.zeros((1, 1, 2, 8), "float32")).numpy()[0][0, 0, :half]
+    )
 
 
 def test_position_encoding_choice_is_checked_and_round_trips():

@@ -75,8 +75,13 @@ def test_bad_rate():
 def test_swin_drop_path_counts_are_weights_and_training_is_reproducible():
     def build():
         return SwinBackbone(
-            embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), window_size=2, drop_path_rate=0.5,
-            norm="batch_norm", name="swin",
+            embed_dim=8,
+            depths=(1, 1, 1, 1),
+            num_heads=(1, 1, 2, 2),
+            window_size=2,
+            drop_path_rate=0.5,
+            norm="batch_norm",
+            name="swin",
         )
 
     images = random_images(batch=4, height=32, width=32)

@@ -55,7 +55,11 @@ def test_bad_values_name_the_field(field, value):
 
 @pytest.mark.parametrize(
     "backbone, field, value",
-    [("swin_tiny", "backbone_stem_type", "deep"), ("convnext_tiny", "backbone_padding", "same"), ("swin_tiny", "backbone_multi_grid", (1, 2, 4))],
+    [
+        ("swin_tiny", "backbone_stem_type", "deep"),
+        ("convnext_tiny", "backbone_padding", "same"),
+        ("swin_tiny", "backbone_multi_grid", (1, 2, 4)),
+    ],
 )
 def test_resnet_layout_fields_are_refused_for_other_backbones(backbone, field, value):
     # They would be silently ignored (the converter's layout flags given to a transformer run).

@@ -25,7 +25,9 @@ def _losses(model, seed=0):
 
 def _nonzero(tape, loss, variables):
     """Number of variables whose gradient is not exactly zero (None counts as zero)."""
-    return sum(g is not None and bool(np.any(tf.convert_to_tensor(g).numpy() != 0)) for g in tape.gradient(loss, variables))
+    return sum(
+        g is not None and bool(np.any(tf.convert_to_tensor(g).numpy() != 0)) for g in tape.gradient(loss, variables)
+    )
 
 
 def test_upsampler_loss_gives_exactly_zero_gradient_to_backbone_cae_and_class_kernels():
@@ -60,7 +62,9 @@ def test_every_trainable_variable_trains_at_output_stride_2(backbone):
         assert stem == [] and "S1" in model.backbone.output  # the ResNet stem is a real backbone level
     else:
         assert "S1" not in model.backbone.output
-        assert {id(v) for v in stem} <= {id(v) for v in groups["upsampler"]} and len(stem) == 6  # 2 conv kernels, 2 BN gamma/beta
+        assert {id(v) for v in stem} <= {id(v) for v in groups["upsampler"]} and len(
+            stem
+        ) == 6  # 2 conv kernels, 2 BN gamma/beta
         assert _nonzero(tape, loss_high, stem) == 0  # the stem trains with the upsampler's loss only
     for part in ("backbone", "context_encoder", "class_kernels"):
         assert _nonzero(tape, loss_up, groups[part]) == 0, part
@@ -68,7 +72,11 @@ def test_every_trainable_variable_trains_at_output_stride_2(backbone):
 
 @pytest.mark.parametrize(
     "backbone, upsampler",
-    [("swin_tiny_test", "usfpn"), pytest.param("convnext_tiny", "usfpn", marks=pytest.mark.slow), ("swin_tiny_test", "sfpn")],
+    [
+        ("swin_tiny_test", "usfpn"),
+        pytest.param("convnext_tiny", "usfpn", marks=pytest.mark.slow),
+        ("swin_tiny_test", "sfpn"),
+    ],
 )
 def test_no_s1_image_stem_below_output_stride_2(backbone, upsampler):
     model = build_model(tiny_model_config(backbone=backbone, output_stride=4, upsampler=upsampler))
@@ -166,7 +174,10 @@ def test_keras_save_and_load_give_identical_outputs(tmp_path):
 
 
 def _layer_policies(model):
-    return {layer.path if hasattr(layer, "path") else layer.name: layer.dtype_policy.name for layer in model._flatten_layers()}
+    return {
+        layer.path if hasattr(layer, "path") else layer.name: layer.dtype_policy.name
+        for layer in model._flatten_layers()
+    }
 
 
 @pytest.mark.parametrize(
@@ -174,7 +185,9 @@ def _layer_policies(model):
     [
         ("mixed_bfloat16", dict(output_stride=2)),
         pytest.param("mixed_float16", dict(output_stride=2), marks=pytest.mark.slow),
-        pytest.param("mixed_bfloat16", dict(upsampler="sfpn", backbone="swin_tiny_test", output_stride=2), marks=pytest.mark.slow),
+        pytest.param(
+            "mixed_bfloat16", dict(upsampler="sfpn", backbone="swin_tiny_test", output_stride=2), marks=pytest.mark.slow
+        ),
     ],
 )
 def test_mixed_precision_model_survives_keras_save_and_load(tmp_path, policy, overrides):
@@ -244,7 +257,9 @@ def test_transformer_backbones_at_every_output_stride_and_odd_size(backbone, out
     assert _nonzero(tape, loss_up, model.variable_groups()["backbone"]) == 0
 
 
-@pytest.mark.parametrize("backbone", ["resnet_tiny", "swin_tiny_test", pytest.param("convnext_tiny", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "backbone", ["resnet_tiny", "swin_tiny_test", pytest.param("convnext_tiny", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_smoke_for_every_backbone(backbone, policy):
     model = build_model(tiny_model_config(backbone=backbone), dtype_policy=policy)

@@ -40,7 +40,9 @@ CONFIGS = textwrap.dedent(
 
 
 def _configs(*lines):
-    result = subprocess.run([sys.executable, "-c", CONFIGS, *lines], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", CONFIGS, *lines], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -62,19 +64,44 @@ def test_their_names_become_our_config_fields(parsed):
     configs = parsed[THEIRS]
     model, data, optimizer, train, evaluation = (configs[k] for k in ("model", "data", "optimizer", "train", "eval"))
     assert (data["dataset"], data["data_dir"], data["compression"], data["shuffle_buffer"], data["seed"]) == (
-        "camvid", "/records/camvid", "", 7, 3,
+        "camvid",
+        "/records/camvid",
+        "",
+        7,
+        3,
     )
     assert (model["num_classes"], model["backbone_weights_path"], model["norm_method"], model["bn_epsilon"]) == (
-        11, "/w/r50.weights.h5", "group_norm", 1e-5,
+        11,
+        "/w/r50.weights.h5",
+        "group_norm",
+        1e-5,
     )
-    assert (train["batch_size"], train["train_epoch"], train["epoch_steps"], train["seed"], train["tpu"]) == (4, 3, 10, 3, "")
-    assert (train["mixed_precision"], train["max_checkpoints_to_keep"], train["restore_checkpoint"]) == ("none", 2, False)
+    assert (train["batch_size"], train["train_epoch"], train["epoch_steps"], train["seed"], train["tpu"]) == (
+        4,
+        3,
+        10,
+        3,
+        "",
+    )
+    assert (train["mixed_precision"], train["max_checkpoints_to_keep"], train["restore_checkpoint"]) == (
+        "none",
+        2,
+        False,
+    )
     assert (optimizer["optimizer"], optimizer["weight_decay"], optimizer["initial_lr"], optimizer["end_lr"]) == (
-        "adamw", 0.05, 0.001, 0.0001,
+        "adamw",
+        0.05,
+        0.001,
+        0.0001,
     )
     assert (optimizer["decay_strategy"], optimizer["sgd_momentum_rate"]) == ("cosine", 0.8)
     assert evaluation == {
-        "eval_scales": [0.75, 1.0, 1.25], "flip": True, "sliding_window_height": 33, "sliding_window_width": 44, "scored_output": "logits", "eval_batch_size": 2,
+        "eval_scales": [0.75, 1.0, 1.25],
+        "flip": True,
+        "sliding_window_height": 33,
+        "sliding_window_width": 44,
+        "scored_output": "logits",
+        "eval_batch_size": 2,
     }
 
 
@@ -132,7 +159,10 @@ def test_the_help_texts_are_the_right_ones():
         "int. Output stride of the upsampler's logits: 8, 4 or 2. Not the authors' `output_stride` (their "
         "backbone's, set by dilation), which is `backbone_output_stride` here."
     )
-    assert helps["os2_num_channels"] == "int. Width of the OS2 stage of the upsampler; 0 means max(8, upsampler width // 4) ([ours])."
+    assert (
+        helps["os2_num_channels"]
+        == "int. Width of the OS2 stage of the upsampler; 0 means max(8, upsampler width // 4) ([ours])."
+    )
     for switch, start in (
         ("stop_gradient_backbone", "bool. Stop the gradient of the backbone features entering the upsampler"),
         ("stop_gradient_guidance", "bool. Stop the gradient of the guidance H"),
@@ -150,7 +180,11 @@ def test_the_help_texts_are_the_right_ones():
 
 def _run(script, *arguments, returncode=0):
     result = subprocess.run(
-        [sys.executable, os.path.join("scripts", script), *arguments], cwd=ROOT, capture_output=True, text=True, timeout=600
+        [sys.executable, os.path.join("scripts", script), *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == returncode, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     return result.stdout if returncode == 0 else result.stderr
@@ -198,7 +232,11 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(synthet
     assert (run_dir / "ckpt-2.index").exists()  # train_epoch * epoch_steps = 2 steps
     with open(run_dir / "run_config.json") as handle:
         run_config = json.load(handle)
-    assert (run_config["train"]["batch_size"], run_config["train"]["seed"], run_config["data"]["data_dir"]) == (2, 1, records)
+    assert (run_config["train"]["batch_size"], run_config["train"]["seed"], run_config["data"]["data_dir"]) == (
+        2,
+        1,
+        records,
+    )
     assert run_config["model"]["norm_method"] == "batch_norm" and run_config["data"]["shuffle_buffer"] == 8
     eval_cfg = tmp_path / "eval.cfg"
     results = tmp_path / "eval.json"
@@ -227,8 +265,12 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(synthet
     # augmentation) may differ; a model or data flag that differs from the run is an error, not ignored.
     shared = tmp_path / "shared.json"
     output = _run(  # the flagfile's --mode=train included
-        "evaluate.py", f"--flagfile={train_cfg}", "--checkpoint=latest", "--initial_lr=0.5",
-        "--crop_height=64", f"--results_json={shared}",
+        "evaluate.py",
+        f"--flagfile={train_cfg}",
+        "--checkpoint=latest",
+        "--initial_lr=0.5",
+        "--crop_height=64",
+        f"--results_json={shared}",
     )
     assert "mIoU" in output
     with open(shared) as handle:
@@ -237,7 +279,9 @@ def test_a_flagfile_with_their_names_trains_and_evaluates_the_demo_model(synthet
     assert "1 model/data flag given here disagrees with" in error and "run_config.json: --num_channels=32" in error
     assert "--num_channels=32 differs from the run's num_channels=16." in error
     error = _run("evaluate.py", f"--flagfile={train_cfg}", "--synthetic_streets_path=/elsewhere", returncode=2)
-    assert "--synthetic_streets_path=/elsewhere differs from the run's data_dir=" in error and "--eval_data_dir" in error
+    assert (
+        "--synthetic_streets_path=/elsewhere differs from the run's data_dir=" in error and "--eval_data_dir" in error
+    )
 
 
 # Parses each argv with evaluate.py's flags and checks it against a run_config.json written by the test.
@@ -271,8 +315,9 @@ def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
     from hfgd_tf.models import ModelConfig
 
     # A folder dataset whose records (and manifest) are no longer where training read them.
-    model = ModelConfig(num_classes=5, backbone="resnet_tiny", num_channels=16, cae_num_heads=4,
-                        backbone_kwargs='{"a": 1, "b": [2, 3]}')
+    model = ModelConfig(
+        num_classes=5, backbone="resnet_tiny", num_channels=16, cae_num_heads=4, backbone_kwargs='{"a": 1, "b": [2, 3]}'
+    )
     data = DataConfig("folder", str(tmp_path / "moved_records"))
     (tmp_path / "run_config.json").write_text(
         json.dumps({"model": dataclasses.asdict(model), "data": dataclasses.asdict(data)})
@@ -281,7 +326,7 @@ def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
         # The run's own flags (no --num_classes: the folder's manifest is gone; the run's count is used).
         f"--dataset=folder --data_dir={tmp_path / 'moved_records'} --backbone=resnet_tiny --num_channels=16 --cae_num_heads=4": "ok",
         # The same JSON spaced differently; training-only fields and stop-gradients may differ.
-        "--backbone_kwargs={\"b\":[2,3],\"a\":1} --crop_height=99 --stop_gradient_backbone=false --drop_path_rate=0.5": "ok",
+        '--backbone_kwargs={"b":[2,3],"a":1} --crop_height=99 --stop_gradient_backbone=false --drop_path_rate=0.5': "ok",
         "--mode=train --optimizer=adamw --mixed_precision=true": "ok",
         "--num_channels=32 --cae_num_heads=4": "--num_channels=32 differs from the run's num_channels=16",
         # Every differing flag in one message, in field order.
@@ -291,7 +336,7 @@ def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
             "--eval_split=test differs from the run's eval_split=val."
         ),
         "--num_classes=6": "--num_classes=6 differs from the run's num_classes=5",
-        "--backbone_kwargs={\"a\":2,\"b\":[2,3]}": "--backbone_kwargs={\"a\":2,\"b\":[2,3]} differs",
+        '--backbone_kwargs={"a":2,"b":[2,3]}': '--backbone_kwargs={"a":2,"b":[2,3]} differs',
         "--backbone_preset_dir=/presets/other": "--backbone_preset_dir=/presets/other differs",
         "--train_datasets=camvid": "--train_datasets=camvid (i.e. dataset=camvid) differs from the run's dataset=folder",
         "--eval_split=test": "--eval_split=test differs from the run's eval_split=val",
@@ -309,7 +354,11 @@ def test_run_scripts_check_model_and_data_flags_against_the_run(tmp_path):
 @pytest.mark.slow
 def test_predict_from_a_saved_model_still_checks_the_authors_flags(tmp_path):
     error = _run(
-        "predict.py", f"--saved_model={tmp_path}", f"--input={tmp_path}", f"--output_dir={tmp_path / 'out'}",
-        "--aux_loss=true", returncode=2,
+        "predict.py",
+        f"--saved_model={tmp_path}",
+        f"--input={tmp_path}",
+        f"--output_dir={tmp_path / 'out'}",
+        "--aux_loss=true",
+        returncode=2,
     )
     assert "--aux_loss=True (the authors' flag) is not supported" in error

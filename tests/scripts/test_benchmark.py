@@ -26,13 +26,25 @@ TINY = [
     "--pipeline_settings=48x48@64x80",
     "--pipeline_batches=1",
 ]
-MAIN_COLUMNS = ["key", "model", "params (M)", "GFLOPs", "b1 64x64 (ms)", "b2 64x64 (ms)", "b1 64x128 (ms)", "train b2 64x64 (ms)"]
+MAIN_COLUMNS = [
+    "key",
+    "model",
+    "params (M)",
+    "GFLOPs",
+    "b1 64x64 (ms)",
+    "b2 64x64 (ms)",
+    "b1 64x128 (ms)",
+    "train b2 64x64 (ms)",
+]
 
 
 def _run(*arguments):
     return subprocess.run(
         [sys.executable, os.path.join("scripts", "benchmark.py"), *arguments],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -77,8 +89,13 @@ def test_main_table_has_every_row_and_column_with_positive_values(report):
     assert "| hfgd_r50_os4 |" in stdout  # the tables are printed too
 
 
-@pytest.mark.parametrize("section, peer", [("Ratio to HFGD-R50-OS4 (`hfgd_r50_os4`), same run", "hfgd_r50_os4"),
-                                           ("Ratio to the bare backbone (`backbone_r50`), same run", "backbone_r50")])
+@pytest.mark.parametrize(
+    "section, peer",
+    [
+        ("Ratio to HFGD-R50-OS4 (`hfgd_r50_os4`), same run", "hfgd_r50_os4"),
+        ("Ratio to the bare backbone (`backbone_r50`), same run", "backbone_r50"),
+    ],
+)
 def test_ratios_are_the_printed_values_over_the_peer_of_the_same_run(report, section, peer):
     tables = _tables(report[0])
     header, *rows = tables[""]
@@ -143,7 +160,9 @@ def test_targets_are_not_marked_on_a_bfloat16_or_xla_run():
         "print(lines[-1])\n"
     )
     for flag in ("--mixed_precision=bfloat16", "--jit_compile"):
-        result = subprocess.run([sys.executable, "-c", check, flag], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", check, flag], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         assert "not on this one" in result.stdout
 
@@ -166,8 +185,15 @@ def test_input_suite_prints_both_pipeline_rates_and_their_ratio_to_training(tmp_
 
     data_dir = write_synthetic_tfrecords(str(tmp_path / "records"), num_train=4, num_val=0, height=48, width=64)
     result = _run(
-        "--suite=input", f"--data_dir={data_dir}", "--crop_height=32", "--crop_width=32", "--batch_size=2",
-        "--pipeline_batches=2", "--train_steps=1", "--backbone=resnet_tiny", "--num_channels=16",
+        "--suite=input",
+        f"--data_dir={data_dir}",
+        "--crop_height=32",
+        "--crop_width=32",
+        "--batch_size=2",
+        "--pipeline_batches=2",
+        "--train_steps=1",
+        "--backbone=resnet_tiny",
+        "--num_channels=16",
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-4000:]}"
     rates = {
@@ -175,14 +201,22 @@ def test_input_suite_prints_both_pipeline_rates_and_their_ratio_to_training(tmp_
         for calls, rate in re.findall(r"input pipeline, num_parallel_calls=(\d): +([\d.]+) images/s", result.stdout)
     }
     assert sorted(rates) == [1, 2] and min(rates.values()) > 0
-    training = float(re.search(r"HFGD-resnet_tiny training step \(fp32, this device\): +([\d.]+) images/s", result.stdout)[1])
-    ratio = float(re.search(r"input / training ratio: ([\d.]+)x -> input (is NOT the bottleneck|may limit training)", result.stdout)[1])
+    training = float(
+        re.search(r"HFGD-resnet_tiny training step \(fp32, this device\): +([\d.]+) images/s", result.stdout)[1]
+    )
+    ratio = float(
+        re.search(
+            r"input / training ratio: ([\d.]+)x -> input (is NOT the bottleneck|may limit training)", result.stdout
+        )[1]
+    )
     assert ratio == pytest.approx(max(rates.values()) / training, rel=0.02, abs=0.06)
 
 
 def test_stats_suite_writes_the_zoo_table_with_its_regeneration_command(tmp_path):
     output = tmp_path / "model_zoo.md"
-    result = _run("--suite=stats", "--models=high_level_r50", "--image_size=64", "--num_classes=5", f"--output={output}")
+    result = _run(
+        "--suite=stats", "--models=high_level_r50", "--image_size=64", "--num_classes=5", f"--output={output}"
+    )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-4000:]}"
     text = output.read_text()
     assert "Input 64x64x3, batch 1, 5 classes" in text

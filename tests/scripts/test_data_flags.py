@@ -14,7 +14,11 @@ pytestmark = pytest.mark.slow
 
 def _run(script, *arguments):
     return subprocess.run(
-        [sys.executable, os.path.join("scripts", script), *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, os.path.join("scripts", script), *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -37,8 +41,14 @@ def test_evaluate_with_a_missing_eval_data_dir_fails_before_building_the_model(t
     run_dir.mkdir()
     # A run directory as training writes it (only run_config.json is read before the check).
     with open(run_dir / "run_config.json", "w") as handle:
-        json.dump({"model": {"num_classes": 8, "backbone": "resnet_tiny"}, "data": {"dataset": "synthetic_streets"}}, handle)
+        json.dump(
+            {"model": {"num_classes": 8, "backbone": "resnet_tiny"}, "data": {"dataset": "synthetic_streets"}}, handle
+        )
     result = _run("evaluate.py", f"--checkpoint_dir={run_dir}", f"--eval_data_dir={tmp_path / 'gone'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "Invalid flags: --eval_data_dir" in result.stderr and "gone" in result.stderr and "does not exist" in result.stderr
+    assert (
+        "Invalid flags: --eval_data_dir" in result.stderr
+        and "gone" in result.stderr
+        and "does not exist" in result.stderr
+    )
     assert sorted(os.listdir(run_dir)) == ["run_config.json"]

@@ -55,7 +55,13 @@ def demo_runs(tmp_path_factory):
 
 def test_demo_writes_every_artifact_and_says_where(demo_runs):
     first, _, outputs = demo_runs
-    for name in ("saved_model", "eval_results.json", "prediction_color.png", "prediction_panel.png", "run/run_config.json"):
+    for name in (
+        "saved_model",
+        "eval_results.json",
+        "prediction_color.png",
+        "prediction_panel.png",
+        "run/run_config.json",
+    ):
         assert os.path.exists(os.path.join(first, name)), name
         assert os.path.join(first, name.split("/")[0]) in outputs[0]
     with open(os.path.join(first, "eval_results.json")) as handle:
@@ -63,8 +69,10 @@ def test_demo_writes_every_artifact_and_says_where(demo_runs):
     assert results["protocol"]["scales"] == [1.0] and results["num_images"] == 4
     with open(os.path.join(first, "saved_model", "assets", "source.json")) as handle:
         source = json.load(handle)
-    assert source == {"checkpoint_dir": os.path.realpath(os.path.join(first, "run")),
-                      "checkpoint": os.path.realpath(os.path.join(first, "run", "best", "model.weights.h5"))}
+    assert source == {
+        "checkpoint_dir": os.path.realpath(os.path.join(first, "run")),
+        "checkpoint": os.path.realpath(os.path.join(first, "run", "best", "model.weights.h5")),
+    }
     assert "mIoU (synthetic val" in outputs[0]
 
 
@@ -79,7 +87,9 @@ def test_same_seed_gives_the_same_labels(demo_runs):
 def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_path):
     run_dir = os.path.join(demo_runs[0], "run")
     results = str(tmp_path / "eval.json")
-    output = _run("evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", "--flip", f"--results_json={results}").stdout
+    output = _run(
+        "evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", "--flip", f"--results_json={results}"
+    ).stdout
     assert "mIoU" in output
     with open(results) as handle:
         assert json.load(handle)["protocol"]["flip"] is True
@@ -89,86 +99,157 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
     image_dir = tmp_path / "images"
     image_dir.mkdir()
     Image.open(os.path.join(demo_runs[0], "prediction_overlay.png")).save(image_dir / "scene.png")
-    predicted = _run("predict.py", f"--saved_model={export_dir}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out'}")
+    predicted = _run(
+        "predict.py", f"--saved_model={export_dir}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out'}"
+    )
     for name in os.listdir(tmp_path / "out"):  # every file written is named
         assert str(tmp_path / "out" / name) in predicted.stdout, (name, predicted.stdout)
-    _run("predict.py", f"--checkpoint_dir={run_dir}", f"--input={image_dir / 'scene.png'}", f"--output_dir={tmp_path / 'out2'}")
+    _run(
+        "predict.py",
+        f"--checkpoint_dir={run_dir}",
+        f"--input={image_dir / 'scene.png'}",
+        f"--output_dir={tmp_path / 'out2'}",
+    )
     with open(os.path.join(export_dir, "assets", "source.json")) as handle:
         source = json.load(handle)
     assert source["checkpoint_dir"] == os.path.realpath(run_dir)
-    assert source["checkpoint"] == os.path.realpath(os.path.join(run_dir, "best", "model.weights.h5"))  # --checkpoint=best
+    assert source["checkpoint"] == os.path.realpath(
+        os.path.join(run_dir, "best", "model.weights.h5")
+    )  # --checkpoint=best
     # An experiment flagfile sets --checkpoint_dir: beside --saved_model it is accepted for the run the
     # export came from (and the flagfile's model flags are checked against that run), refused for another.
     both = _run(
-        "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={run_dir}", "--num_channels=16",
-        "--eval_scales=1", "--flip=false", f"--input={image_dir}", f"--output_dir={tmp_path / 'out3'}",
+        "predict.py",
+        f"--saved_model={export_dir}",
+        f"--checkpoint_dir={run_dir}",
+        "--num_channels=16",
+        "--eval_scales=1",
+        "--flip=false",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out3'}",
     )
     assert f"exported from {run_dir}" in both.stdout
     other_run = _run(
-        "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={tmp_path}", f"--input={image_dir}",
-        f"--output_dir={tmp_path / 'out4'}", check=False,
+        "predict.py",
+        f"--saved_model={export_dir}",
+        f"--checkpoint_dir={tmp_path}",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out4'}",
+        check=False,
     )
     assert other_run.returncode == 2 and "Traceback" not in other_run.stderr
-    assert f"was exported from '{os.path.realpath(run_dir)}', not from --checkpoint_dir='{tmp_path}'" in other_run.stderr
+    assert (
+        f"was exported from '{os.path.realpath(run_dir)}', not from --checkpoint_dir='{tmp_path}'" in other_run.stderr
+    )
     corrupt = tmp_path / "corrupt_export"
     shutil.copytree(export_dir, corrupt)
     (corrupt / "assets" / "source.json").write_text("{not json")
     corrupt_run = _run(
-        "predict.py", f"--saved_model={corrupt}", f"--checkpoint_dir={run_dir}", f"--input={image_dir}",
-        f"--output_dir={tmp_path / 'out6'}", check=False,
+        "predict.py",
+        f"--saved_model={corrupt}",
+        f"--checkpoint_dir={run_dir}",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out6'}",
+        check=False,
     )
     assert corrupt_run.returncode == 2 and "Traceback" not in corrupt_run.stderr
     assert "source.json' is not JSON" in corrupt_run.stderr and not (tmp_path / "out6").exists()
     shutil.copy(export_dir + "/assets/source.json", corrupt / "assets" / "source.json")
     (corrupt / "assets" / "labels.json").write_text('{"class_names": [], "colormap": [[0, 0, 300]]}')
     corrupt_labels = _run(
-        "predict.py", f"--saved_model={corrupt}", f"--input={image_dir}", f"--output_dir={tmp_path / 'out7'}", check=False
+        "predict.py",
+        f"--saved_model={corrupt}",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out7'}",
+        check=False,
     )
     assert corrupt_labels.returncode == 2 and "Traceback" not in corrupt_labels.stderr
     assert "labels.json' must hold" in corrupt_labels.stderr and not (tmp_path / "out7").exists()
     wrong_flag = _run(
-        "predict.py", f"--saved_model={export_dir}", f"--checkpoint_dir={run_dir}", "--num_channels=32",
-        f"--input={image_dir}", f"--output_dir={tmp_path / 'out5'}", check=False,
+        "predict.py",
+        f"--saved_model={export_dir}",
+        f"--checkpoint_dir={run_dir}",
+        "--num_channels=32",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out5'}",
+        check=False,
     )
-    assert wrong_flag.returncode == 2 and "--num_channels=32 differs from the run's num_channels=16" in wrong_flag.stderr
+    assert (
+        wrong_flag.returncode == 2 and "--num_channels=32 differs from the run's num_channels=16" in wrong_flag.stderr
+    )
     # The export predicts at the scales and flip baked into it: flags asking for another protocol are refused,
     # not ignored (the export was written without --flip, with scale 1).
     other_protocol = _run(
-        "predict.py", f"--saved_model={export_dir}", "--flip", f"--input={image_dir}", f"--output_dir={tmp_path / 'out7'}",
+        "predict.py",
+        f"--saved_model={export_dir}",
+        "--flip",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out7'}",
         check=False,
     )
     assert other_protocol.returncode == 2 and "Traceback" not in other_protocol.stderr
-    assert (f"Invalid flags: --flip=true (command line or flagfile) asks for scales [1.0] with flip, but "
-            f"--saved_model='{export_dir}' supports scales [1.0] without flip only (baked in at export)") in other_protocol.stderr
+    assert (
+        f"Invalid flags: --flip=true (command line or flagfile) asks for scales [1.0] with flip, but "
+        f"--saved_model='{export_dir}' supports scales [1.0] without flip only (baked in at export)"
+    ) in other_protocol.stderr
     assert not (tmp_path / "out7").exists()
     # An export with multi-scale and flip: the same scales in another order are that protocol; a flagfile's
     # single-scale values (as experiments/base.cfg sets them) are not.
     multi_scale = str(tmp_path / "exported_multi_scale")
     _run("export.py", f"--checkpoint_dir={run_dir}", f"--export_dir={multi_scale}", "--eval_scales=0.75,1", "--flip")
-    _run("predict.py", f"--saved_model={multi_scale}", "--eval_scales=1,0.75", "--flip", f"--input={image_dir}",
-         f"--output_dir={tmp_path / 'out10'}")
+    _run(
+        "predict.py",
+        f"--saved_model={multi_scale}",
+        "--eval_scales=1,0.75",
+        "--flip",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out10'}",
+    )
     flagfile = tmp_path / "single_scale.cfg"
     flagfile.write_text("--eval_scales=1.0\n--flip=false\n")
     from_flagfile = _run(
-        "predict.py", f"--flagfile={flagfile}", f"--saved_model={multi_scale}", f"--input={image_dir}",
-        f"--output_dir={tmp_path / 'out11'}", check=False,
+        "predict.py",
+        f"--flagfile={flagfile}",
+        f"--saved_model={multi_scale}",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out11'}",
+        check=False,
     )
-    assert from_flagfile.returncode == 2 and (
-        "Invalid flags: --eval_scales=1.0 --flip=false (command line or flagfile) asks for scales [1.0] without flip, "
-        f"but --saved_model='{multi_scale}' supports scales [0.75, 1.0] with flip only (baked in at export)") in from_flagfile.stderr
+    assert (
+        from_flagfile.returncode == 2
+        and (
+            "Invalid flags: --eval_scales=1.0 --flip=false (command line or flagfile) asks for scales [1.0] without flip, "
+            f"but --saved_model='{multi_scale}' supports scales [0.75, 1.0] with flip only (baked in at export)"
+        )
+        in from_flagfile.stderr
+    )
     windows = _run(
-        "predict.py", f"--saved_model={export_dir}", "--sliding_window_height=32", "--sliding_window_width=32",
-        f"--input={image_dir}", f"--output_dir={tmp_path / 'out8'}", check=False,
+        "predict.py",
+        f"--saved_model={export_dir}",
+        "--sliding_window_height=32",
+        "--sliding_window_width=32",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out8'}",
+        check=False,
     )
-    assert windows.returncode == 2 and (
-        "Invalid flags: --sliding_window_height=32 --sliding_window_width=32 (command line or flagfile) asks for "
-        f"sliding-window inference, but --saved_model='{export_dir}' supports whole-image inference only") in windows.stderr
+    assert (
+        windows.returncode == 2
+        and (
+            "Invalid flags: --sliding_window_height=32 --sliding_window_width=32 (command line or flagfile) asks for "
+            f"sliding-window inference, but --saved_model='{export_dir}' supports whole-image inference only"
+        )
+        in windows.stderr
+    )
     unrecorded = tmp_path / "export_without_protocol"
     shutil.copytree(export_dir, unrecorded)
     os.remove(unrecorded / "assets" / "inference.json")
     old_export = _run(
-        "predict.py", f"--saved_model={unrecorded}", "--eval_scales=0.5,1", f"--input={image_dir}",
-        f"--output_dir={tmp_path / 'out9'}", check=False,
+        "predict.py",
+        f"--saved_model={unrecorded}",
+        "--eval_scales=0.5,1",
+        f"--input={image_dir}",
+        f"--output_dir={tmp_path / 'out9'}",
+        check=False,
     )
     assert old_export.returncode == 2 and "does not record the scales and flip baked into it" in old_export.stderr
     from_saved_model = np.asarray(Image.open(tmp_path / "out" / "scene_label.png"))
@@ -186,14 +267,19 @@ def test_evaluate_export_predict_scripts_on_the_run_directory(demo_runs, tmp_pat
         (["--backbone=resnet9000"], "backbone"),
         (["--mixed_precision=float8"], "mixed_precision"),
         (["--eval_scales=1.0,big"], "--eval_scales must be a comma-separated list of numbers"),
-        (["--checkpoint_dir={file}/run"], "--checkpoint_dir='{file}/run' cannot be written as a directory: '{file}' (on the way to it) is a file"),
+        (
+            ["--checkpoint_dir={file}/run"],
+            "--checkpoint_dir='{file}/run' cannot be written as a directory: '{file}' (on the way to it) is a file",
+        ),
     ],
 )
 def test_bad_flags_fail_at_start_with_a_message_naming_them(arguments, message, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("")
     arguments = [a.format(file=a_file) for a in arguments]
-    result = _run("train.py", "--flagfile=experiments/demo.cfg", f"--checkpoint_dir={tmp_path}", *arguments, check=False)
+    result = _run(
+        "train.py", "--flagfile=experiments/demo.cfg", f"--checkpoint_dir={tmp_path}", *arguments, check=False
+    )
     assert result.returncode != 0
     assert message.format(file=a_file) in result.stderr
     assert "Traceback" not in result.stderr
@@ -205,7 +291,11 @@ def test_run_scripts_refuse_unwritable_outputs_and_bad_scales_at_start(tmp_path)
     Image.new("RGB", (8, 8)).save(tmp_path / "image.png")
     cases = [
         ("evaluate.py", ["--eval_scales=0.5,x"], "--eval_scales must be a comma-separated list of numbers"),
-        ("export.py", [f"--export_dir={a_file}/exports/x"], f"--export_dir='{a_file}/exports/x' cannot be written as a directory: '{a_file}' (on the way to it) is a file"),
+        (
+            "export.py",
+            [f"--export_dir={a_file}/exports/x"],
+            f"--export_dir='{a_file}/exports/x' cannot be written as a directory: '{a_file}' (on the way to it) is a file",
+        ),
         (
             "predict.py",
             [f"--input={tmp_path / 'image.png'}", f"--output_dir={a_file}/out"],
@@ -226,17 +316,27 @@ def test_demo_reports_a_trainer_config_error_without_a_traceback(tmp_path):
 
     save_to_preset(
         keras_cv.models.ResNetBackbone(
-            stackwise_filters=[8, 8, 16, 16], stackwise_blocks=[1, 1, 1, 1], stackwise_strides=[1, 2, 2, 2],
-            block_type="block", include_rescaling=True,
+            stackwise_filters=[8, 8, 16, 16],
+            stackwise_blocks=[1, 1, 1, 1],
+            stackwise_strides=[1, 2, 2, 2],
+            block_type="block",
+            include_rescaling=True,
         ),
         str(tmp_path / "preset"),
     )
     result = _run(
-        "demo.py", *TINY_DEMO, "--backbone=keras_cv:ResNetBackbone", f"--backbone_preset_dir={tmp_path / 'preset'}",
-        f"--output_dir={tmp_path / 'out'}", check=False,
+        "demo.py",
+        *TINY_DEMO,
+        "--backbone=keras_cv:ResNetBackbone",
+        f"--backbone_preset_dir={tmp_path / 'preset'}",
+        f"--output_dir={tmp_path / 'out'}",
+        check=False,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "Invalid flags: --backbone_preset_dir=" in result.stderr and "give --input_normalization=zero_one" in result.stderr
+    assert (
+        "Invalid flags: --backbone_preset_dir=" in result.stderr
+        and "give --input_normalization=zero_one" in result.stderr
+    )
 
 
 def test_evaluate_defaults_to_the_protocol_stored_with_the_run(demo_runs, tmp_path):
@@ -252,7 +352,9 @@ def test_evaluate_defaults_to_the_protocol_stored_with_the_run(demo_runs, tmp_pa
         json.dump(run_config, handle)
     stored, overridden = str(tmp_path / "stored.json"), str(tmp_path / "overridden.json")
     _run("evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", f"--results_json={stored}")
-    _run("evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", "--noflip", f"--results_json={overridden}")
+    _run(
+        "evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", "--noflip", f"--results_json={overridden}"
+    )
     with open(stored) as handle:
         protocol = json.load(handle)["protocol"]
     assert protocol["scales"] == [0.75, 1.0] and protocol["flip"] is True and protocol["sliding_window"] == [40, 48]
@@ -262,5 +364,7 @@ def test_evaluate_defaults_to_the_protocol_stored_with_the_run(demo_runs, tmp_pa
 
 
 def test_flag_reference_is_up_to_date():
-    result = subprocess.run([sys.executable, "tools/flag_reference.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "tools/flag_reference.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr

@@ -53,9 +53,17 @@ def test_included_flagfiles_resolve_next_to_the_including_file_from_any_director
     # from elsewhere (here: tmp_path) reads the same flags; train.py stops at the missing records, not before.
     experiment = os.path.join(ROOT, "experiments", "demo.cfg")
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--flagfile={experiment}",
-         f"--data_dir={tmp_path / 'no_records'}", f"--checkpoint_dir={tmp_path / 'run'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            os.path.join(ROOT, "scripts", "train.py"),
+            f"--flagfile={experiment}",
+            f"--data_dir={tmp_path / 'no_records'}",
+            f"--checkpoint_dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 2 and "Invalid flags: --data_dir" in result.stderr, result.stderr[-2000:]
 
@@ -67,7 +75,12 @@ def test_flagfile_includes_expand_in_place_and_refuse_missing_or_circular_ones(t
     (tmp_path / "sub" / "base.cfg").write_text("# comment\n--batch_size=2\n\n--seed=1\n")
     (tmp_path / "sub" / "exp.cfg").write_text("--flagfile=base.cfg\n--batch_size=4\n")
     assert cli_flags.expand_flagfiles(["x", "--seed=0", f"--flagfile={tmp_path / 'sub' / 'exp.cfg'}", "--seed=5"]) == [
-        "x", "--seed=0", "--batch_size=2", "--seed=1", "--batch_size=4", "--seed=5"
+        "x",
+        "--seed=0",
+        "--batch_size=2",
+        "--seed=1",
+        "--batch_size=4",
+        "--seed=5",
     ]
     (tmp_path / "sub" / "bad.cfg").write_text("--flagfile=nowhere.cfg\n")
     with pytest.raises(ValueError) as error:

@@ -62,7 +62,9 @@ def _device():
 @pytest.fixture(scope="module")
 def whole(synthetic_records, tmp_path_factory):
     """Two plain updates with batch 4: (trainer, initial weights)."""
-    trainer = _trainer(_device(), synthetic_records, str(tmp_path_factory.mktemp("whole")), batch_size=4, accumulation_steps=1)
+    trainer = _trainer(
+        _device(), synthetic_records, str(tmp_path_factory.mktemp("whole")), batch_size=4, accumulation_steps=1
+    )
     initial = [w.numpy() for w in trainer.model.weights]
     trainer.train()
     return trainer, initial
@@ -90,7 +92,9 @@ def test_two_micro_batches_equal_one_double_batch_and_resume_counts_updates(synt
 
 
 @pytest.mark.slow
-def test_accumulation_on_two_replicas_equals_one_double_batch_on_one(synthetic_records, tmp_path, whole, mirrored_strategy):
+def test_accumulation_on_two_replicas_equals_one_double_batch_on_one(
+    synthetic_records, tmp_path, whole, mirrored_strategy
+):
     whole, initial = whole
     # Two replicas with one image each per micro-batch, two micro-batches per update.
     accumulated = _trainer(mirrored_strategy, synthetic_records, str(tmp_path), batch_size=2, accumulation_steps=2)
@@ -101,7 +105,9 @@ def test_accumulation_on_two_replicas_equals_one_double_batch_on_one(synthetic_r
 
 @pytest.mark.slow
 def test_accumulation_with_float16_loss_scaling_trains(synthetic_records, tmp_path):
-    trainer = _trainer(_device(), synthetic_records, str(tmp_path), batch_size=2, accumulation_steps=2, mixed_precision="float16")
+    trainer = _trainer(
+        _device(), synthetic_records, str(tmp_path), batch_size=2, accumulation_steps=2, mixed_precision="float16"
+    )
     before = [v.numpy() for v in trainer.model.trainable_variables]
     trainer.train()
     assert int(trainer.optimizer.iterations.numpy()) == 2
@@ -127,7 +133,11 @@ def test_accumulation_on_swin_sums_its_sparse_position_bias_gradients(synthetic_
         DataConfig("synthetic_streets", synthetic_records, crop_height=64, crop_width=64, shuffle_buffer=8),
         OptimizerConfig(initial_lr=0.01),
         TrainConfig(
-            checkpoint_dir=str(tmp_path), batch_size=2, accumulation_steps=2, train_epoch=1, epoch_steps=1,
+            checkpoint_dir=str(tmp_path),
+            batch_size=2,
+            accumulation_steps=2,
+            train_epoch=1,
+            epoch_steps=1,
             evaluate_every_epoch=False,
         ),
         EvalConfig(eval_batch_size=2),

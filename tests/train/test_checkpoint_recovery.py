@@ -49,7 +49,9 @@ def test_a_truncated_latest_checkpoint_falls_back_and_the_run_ends_as_an_uninter
     assert path.endswith("ckpt-4") and [os.path.basename(u.path) for u in unreadable] == ["ckpt-6"]
     assert unreadable[0].reason.startswith("ckpt-6.data-00000-of-00001 (")
     message = checkpoint_recovery.fallback_message(path, unreadable, action="Resuming from")
-    assert "ckpt-6.data-00000-of-00001" in message and "Resuming from ckpt-4" in message and "2 steps are lost" in message
+    assert (
+        "ckpt-6.data-00000-of-00001" in message and "Resuming from ckpt-4" in message and "2 steps are lost" in message
+    )
 
     resumed = _trainer(synthetic_records, run_dir, steps=8, epoch_steps=2, max_checkpoints_to_keep=3)
     assert resumed.restore() == 4
@@ -61,7 +63,9 @@ def test_a_truncated_latest_checkpoint_falls_back_and_the_run_ends_as_an_uninter
     assert checkpoint_recovery.checkpoint_problem(os.path.join(run_dir, "ckpt-6")) is None
 
 
-def test_after_a_fall_back_the_stop_messages_name_the_restored_checkpoint_not_the_unreadable_one(synthetic_records, tmp_path):
+def test_after_a_fall_back_the_stop_messages_name_the_restored_checkpoint_not_the_unreadable_one(
+    synthetic_records, tmp_path
+):
     from hfgd_tf.train import NonFiniteLossError
 
     run_dir = str(tmp_path)
@@ -114,13 +118,19 @@ def test_run_scripts_fall_back_for_latest_and_refuse_an_unreadable_named_or_best
     model, _, _ = restore_model(run_dir, "latest")
     for restored, trained in zip(_weights(model), at_step_2):
         np.testing.assert_array_equal(restored, trained)
-    with pytest.raises(UnreadableCheckpointError, match=r"--checkpoint='ckpt-4': .*ckpt-4' cannot be read: "
-                       r"ckpt-4\.data-00000-of-00001 \(\d+ bytes\): .*--checkpoint=latest"):
+    with pytest.raises(
+        UnreadableCheckpointError,
+        match=r"--checkpoint='ckpt-4': .*ckpt-4' cannot be read: "
+        r"ckpt-4\.data-00000-of-00001 \(\d+ bytes\): .*--checkpoint=latest",
+    ):
         restore_model(run_dir, "ckpt-4")
 
     truncate(os.path.join(run_dir, "best", "model.weights.h5"))
-    with pytest.raises(UnreadableCheckpointError, match=r"--checkpoint=best: '.*best/model\.weights\.h5' cannot be read "
-                       r"\(\d+ bytes; .*--checkpoint=latest"):
+    with pytest.raises(
+        UnreadableCheckpointError,
+        match=r"--checkpoint=best: '.*best/model\.weights\.h5' cannot be read "
+        r"\(\d+ bytes; .*--checkpoint=latest",
+    ):
         restore_model(run_dir, "best")
 
 

@@ -22,7 +22,11 @@ def test_a_run_from_before_the_position_encoding_field_keeps_index_positions(tmp
     (tmp_path / RUN_CONFIG).write_text(json.dumps({"model": model, "data": data}))
     config, _, content = read_run_config(str(tmp_path))
     assert config.cae_position_encoding == "index" and content["model"]["cae_position_encoding"] == "index"
-    write_run_config(str(tmp_path), model=tiny_model_config(cae_position_encoding="normalized"), data=DataConfig(dataset="camvid", data_dir="/d"))
+    write_run_config(
+        str(tmp_path),
+        model=tiny_model_config(cae_position_encoding="normalized"),
+        data=DataConfig(dataset="camvid", data_dir="/d"),
+    )
     assert read_run_config(str(tmp_path))[0].cae_position_encoding == "normalized"
 
 

@@ -22,8 +22,13 @@ def _trainer(strategy, data_dir, checkpoint_dir, steps=2, norm_method="sync_batc
         DataConfig("synthetic_streets", data_dir, crop_height=48, crop_width=48, shuffle_buffer=8),
         optimizer or OptimizerConfig(initial_lr=0.05),
         TrainConfig(
-            checkpoint_dir=checkpoint_dir, batch_size=4, train_epoch=1, epoch_steps=steps,
-            log_every_steps=1, evaluate_every_epoch=False, **train,
+            checkpoint_dir=checkpoint_dir,
+            batch_size=4,
+            train_epoch=1,
+            epoch_steps=steps,
+            log_every_steps=1,
+            evaluate_every_epoch=False,
+            **train,
         ),
         EvalConfig(eval_batch_size=4),
         strategy=strategy,
@@ -58,7 +63,9 @@ TOLERANCES = {"float16_loss_scaling_sgd_clip": dict(rtol=1e-2, atol=5e-4)}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_two_replicas_match_one_replica_with_the_same_global_batch(synthetic_records, tmp_path, case, mirrored_strategy):
+def test_two_replicas_match_one_replica_with_the_same_global_batch(
+    synthetic_records, tmp_path, case, mirrored_strategy
+):
     runs = []
     for name, strategy in (("one", tf.distribute.OneDeviceStrategy(_devices()[0])), ("two", mirrored_strategy)):
         keras.utils.set_random_seed(0)
@@ -75,7 +82,9 @@ def test_two_replicas_match_one_replica_with_the_same_global_batch(synthetic_rec
     assert not clip or norms[1] > 3 * clip, "clipping must be active"
     changed, largest_change = 0, 0.0
     for a, b, start in zip(single.model.weights, mirrored.model.weights, initial):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), err_msg=a.path, **TOLERANCES.get(case, dict(rtol=1e-4, atol=1e-6)))
+        np.testing.assert_allclose(
+            b.numpy(), a.numpy(), err_msg=a.path, **TOLERANCES.get(case, dict(rtol=1e-4, atol=1e-6))
+        )
         changed += int(not np.allclose(a.numpy(), start))
         largest_change = max(largest_change, float(np.abs(a.numpy() - start).max()))
     assert changed > len(single.model.weights) // 2, "the steps must actually change the weights"
@@ -160,7 +169,9 @@ def test_swin_with_drop_path_trains_and_saves_on_two_replicas(synthetic_records,
         tiny_model_config(num_classes=8, backbone="swin_tiny_test", drop_path_rate=0.3, norm_method="sync_batch_norm"),
         DataConfig("synthetic_streets", synthetic_records, crop_height=48, crop_width=48, shuffle_buffer=8),
         OptimizerConfig(initial_lr=0.05),
-        TrainConfig(checkpoint_dir=str(tmp_path), batch_size=4, train_epoch=1, epoch_steps=2, evaluate_every_epoch=False),
+        TrainConfig(
+            checkpoint_dir=str(tmp_path), batch_size=4, train_epoch=1, epoch_steps=2, evaluate_every_epoch=False
+        ),
         EvalConfig(eval_batch_size=4),
         strategy=mirrored_strategy,
     )

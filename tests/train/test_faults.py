@@ -35,10 +35,20 @@ TOTAL_STEPS, EPOCH_STEPS = 12, 3
 
 def _arguments(data_dir, checkpoint_dir, *extra):
     return [
-        "--flagfile=experiments/demo.cfg", f"--data_dir={data_dir}", f"--checkpoint_dir={checkpoint_dir}",
-        "--crop_height=48", "--crop_width=48", "--num_channels=16", "--batch_size=2",
-        f"--train_epoch={TOTAL_STEPS // EPOCH_STEPS}", f"--epoch_steps={EPOCH_STEPS}", "--log_every_steps=1",
-        "--noevaluate_every_epoch", "--shuffle_buffer=8", "--max_checkpoints_to_keep=2", *extra,
+        "--flagfile=experiments/demo.cfg",
+        f"--data_dir={data_dir}",
+        f"--checkpoint_dir={checkpoint_dir}",
+        "--crop_height=48",
+        "--crop_width=48",
+        "--num_channels=16",
+        "--batch_size=2",
+        f"--train_epoch={TOTAL_STEPS // EPOCH_STEPS}",
+        f"--epoch_steps={EPOCH_STEPS}",
+        "--log_every_steps=1",
+        "--noevaluate_every_epoch",
+        "--shuffle_buffer=8",
+        "--max_checkpoints_to_keep=2",
+        *extra,
     ]
 
 
@@ -88,22 +98,30 @@ def test_seeded_kills_between_steps_and_inside_a_save_resume_to_the_uninterrupte
     marker = str(tmp_path / "paused")
     environment = dict(os.environ, HFGD_TEST_PAUSE_AT=str(pause_at), HFGD_TEST_SAVE_MARKER=marker)
     process = subprocess.Popen(
-        PAUSING_TRAIN + _arguments(data_dir, run_dir), cwd=ROOT, env=environment,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        PAUSING_TRAIN + _arguments(data_dir, run_dir),
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     _wait_for(lambda: os.path.exists(marker), process, f"the save of ckpt-{pause_at}")
     process.send_signal(signal.SIGKILL)
     process.wait()
     committed = tf.train.latest_checkpoint(run_dir)
-    assert (committed or "").endswith(f"ckpt-{pause_at - EPOCH_STEPS}") or (committed is None and pause_at == EPOCH_STEPS)
+    assert (committed or "").endswith(f"ckpt-{pause_at - EPOCH_STEPS}") or (
+        committed is None and pause_at == EPOCH_STEPS
+    )
 
     # 2. SIGKILL between two steps, at a seeded step after the resume point.
     kill_at = int(rng.integers(pause_at - EPOCH_STEPS + 1, TOTAL_STEPS))
     log = str(tmp_path / "slow.log")
     with open(log, "w") as stderr:
         process = subprocess.Popen(
-            SLOW_TRAIN + _arguments(data_dir, run_dir), cwd=ROOT, env=dict(os.environ, HFGD_TEST_STEP_SECONDS="0.5"),
-            stdout=subprocess.DEVNULL, stderr=stderr,
+            SLOW_TRAIN + _arguments(data_dir, run_dir),
+            cwd=ROOT,
+            env=dict(os.environ, HFGD_TEST_STEP_SECONDS="0.5"),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
 
         def reached():
@@ -132,13 +150,26 @@ def test_a_truncated_latest_checkpoint_falls_back_with_a_warning_and_ends_at_the
     latest = os.path.join(run_dir, f"ckpt-{TOTAL_STEPS}")
 
     # evaluate.py: a named unreadable checkpoint is refused by name, no traceback.
-    result = _run([sys.executable, "scripts/evaluate.py", f"--checkpoint_dir={run_dir}", f"--checkpoint=ckpt-{TOTAL_STEPS}"])
+    result = _run(
+        [sys.executable, "scripts/evaluate.py", f"--checkpoint_dir={run_dir}", f"--checkpoint=ckpt-{TOTAL_STEPS}"]
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert f"--checkpoint='ckpt-{TOTAL_STEPS}': '{latest}' cannot be read: ckpt-{TOTAL_STEPS}.data-00000-of-00001 (" in result.stderr
+    assert (
+        f"--checkpoint='ckpt-{TOTAL_STEPS}': '{latest}' cannot be read: ckpt-{TOTAL_STEPS}.data-00000-of-00001 ("
+        in result.stderr
+    )
     # evaluate.py --checkpoint=latest scores the newest readable one and its results say which.
     results = str(tmp_path / "eval.json")
-    result = _run([sys.executable, "scripts/evaluate.py", f"--checkpoint_dir={run_dir}", "--checkpoint=latest", "--max_eval_batches=1",
-                   f"--results_json={results}"])
+    result = _run(
+        [
+            sys.executable,
+            "scripts/evaluate.py",
+            f"--checkpoint_dir={run_dir}",
+            "--checkpoint=latest",
+            "--max_eval_batches=1",
+            f"--results_json={results}",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     fallback = os.path.join(run_dir, f"ckpt-{TOTAL_STEPS - EPOCH_STEPS}")
     assert f"Using ckpt-{TOTAL_STEPS - EPOCH_STEPS}" in result.stderr, result.stderr[-3000:]
@@ -149,8 +180,11 @@ def test_a_truncated_latest_checkpoint_falls_back_with_a_warning_and_ends_at_the
     result = _run(TRAIN + _arguments(data_dir, run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     warning = f"Unreadable checkpoint skipped: {latest} (ckpt-{TOTAL_STEPS}.data-00000-of-00001 ("
-    assert warning in result.stderr and f"Resuming from ckpt-{TOTAL_STEPS - EPOCH_STEPS}, the newest readable one: " \
-        f"{EPOCH_STEPS} steps are lost" in result.stderr, result.stderr[-3000:]
+    assert (
+        warning in result.stderr
+        and f"Resuming from ckpt-{TOTAL_STEPS - EPOCH_STEPS}, the newest readable one: {EPOCH_STEPS} steps are lost"
+        in result.stderr
+    ), result.stderr[-3000:]
     assert checkpoint_problem(latest) is None  # trained again and written whole
     _assert_same_weights(straight_dir, run_dir)
 
@@ -212,7 +246,9 @@ def _no_space_in_state_file(monkeypatch, step):
     monkeypatch.setattr(checkpoint_management.file_io, "atomic_write_string_to_file", failing_write)
 
 
-@pytest.mark.parametrize("fault", [_no_space_in_tensor_data, _no_space_in_state_file], ids=["tensor_data", "state_file"])
+@pytest.mark.parametrize(
+    "fault", [_no_space_in_tensor_data, _no_space_in_state_file], ids=["tensor_data", "state_file"]
+)
 def test_no_space_left_during_a_save_stops_with_a_named_error_and_the_previous_checkpoint_restores(
     data_dir, tmp_path, monkeypatch, fault
 ):

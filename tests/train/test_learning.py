@@ -23,8 +23,12 @@ def test_short_demo_run_reaches_a_clearly_non_trivial_miou(tmp_path):
         DataConfig("synthetic_streets", data_dir, crop_height=128, crop_width=128, shuffle_buffer=200),
         OptimizerConfig(initial_lr=0.02, warmup_steps=20),
         TrainConfig(
-            checkpoint_dir=str(tmp_path / "run"), batch_size=8, train_epoch=1, epoch_steps=250,
-            strategy="one_device", log_every_steps=100,
+            checkpoint_dir=str(tmp_path / "run"),
+            batch_size=8,
+            train_epoch=1,
+            epoch_steps=250,
+            strategy="one_device",
+            log_every_steps=100,
         ),
         EvalConfig(eval_batch_size=4),
     )

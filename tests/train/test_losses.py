@@ -183,8 +183,13 @@ def _trainer(data_dir, checkpoint_dir, strategy=None, **train_overrides):
         DataConfig("synthetic_streets", data_dir, crop_height=48, crop_width=48, shuffle_buffer=8),
         OptimizerConfig(initial_lr=0.05),
         TrainConfig(
-            checkpoint_dir=checkpoint_dir, batch_size=4, train_epoch=1, epoch_steps=1, log_every_steps=1,
-            evaluate_every_epoch=False, **train_overrides,
+            checkpoint_dir=checkpoint_dir,
+            batch_size=4,
+            train_epoch=1,
+            epoch_steps=1,
+            log_every_steps=1,
+            evaluate_every_epoch=False,
+            **train_overrides,
         ),
         EvalConfig(eval_batch_size=2),
         strategy=strategy,
@@ -194,7 +199,12 @@ def _trainer(data_dir, checkpoint_dir, strategy=None, **train_overrides):
 @pytest.mark.parametrize("name", ["ohem", "focal"])
 def test_trainer_uses_the_configured_loss_for_both_heads(synthetic_records, tmp_path, name):
     trainer = _trainer(
-        synthetic_records, str(tmp_path), tf.distribute.get_strategy(), loss=name, ohem_threshold=0.1, ohem_min_kept=3000,
+        synthetic_records,
+        str(tmp_path),
+        tf.distribute.get_strategy(),
+        loss=name,
+        ohem_threshold=0.1,
+        ohem_min_kept=3000,
         focal_gamma=1.5,
     )
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)), tf.float32)
@@ -217,7 +227,11 @@ def test_trainer_refuses_ohem_with_jit_compile(synthetic_records, tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, field",
-    [(dict(loss="dice"), "loss"), (dict(ohem_threshold=0.0), "ohem_threshold"), (dict(focal_gamma=-1.0), "focal_gamma")],
+    [
+        (dict(loss="dice"), "loss"),
+        (dict(ohem_threshold=0.0), "ohem_threshold"),
+        (dict(focal_gamma=-1.0), "focal_gamma"),
+    ],
 )
 def test_bad_loss_options_name_the_field(overrides, field):
     from hfgd_tf.train import TrainConfig

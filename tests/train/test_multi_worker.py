@@ -39,10 +39,24 @@ def _train_arguments(data_dir, checkpoint_dir, *extra):
     # (Adam's first steps turn float32 summation-order noise into full-LR differences; see
     # tests/train/test_distributed.py).
     return [
-        "--flagfile=experiments/demo.cfg", f"--data_dir={data_dir}", f"--checkpoint_dir={checkpoint_dir}",
-        "--crop_height=64", "--crop_width=64", "--num_channels=8", "--norm_method=group_norm", "--optimizer=sgd",
-        "--initial_lr=0.05", "--warmup_steps=0", "--batch_size=4", "--train_epoch=2", "--epoch_steps=3",
-        "--log_every_steps=1", "--noevaluate_every_epoch", "--shuffle_buffer=8", "--eval_batch_size=2", *extra,
+        "--flagfile=experiments/demo.cfg",
+        f"--data_dir={data_dir}",
+        f"--checkpoint_dir={checkpoint_dir}",
+        "--crop_height=64",
+        "--crop_width=64",
+        "--num_channels=8",
+        "--norm_method=group_norm",
+        "--optimizer=sgd",
+        "--initial_lr=0.05",
+        "--warmup_steps=0",
+        "--batch_size=4",
+        "--train_epoch=2",
+        "--epoch_steps=3",
+        "--log_every_steps=1",
+        "--noevaluate_every_epoch",
+        "--shuffle_buffer=8",
+        "--eval_batch_size=2",
+        *extra,
     ]
 
 
@@ -107,9 +121,11 @@ def test_worker_hosts_and_task_index_give_tf_config():
     assert config == {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 1}}
     assert tf_config_for_workers("", -1) is None
     # The same cluster and task already in TF_CONFIG is accepted.
-    assert tf_config_for_workers("h:1,h:2", 0, existing=json.dumps(
-        {"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 0}}
-    ))
+    assert tf_config_for_workers(
+        "h:1,h:2",
+        0,
+        existing=json.dumps({"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 0}}),
+    )
 
 
 @pytest.mark.parametrize(
@@ -140,7 +156,10 @@ def test_inconsistent_worker_flags_are_refused(hosts, index, existing, message):
         ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', 'needs a "cluster"'),
         ('{"cluster": {"worker": ["h:1", "h:2"]}}', 'needs a "task"'),
         ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "ps", "index": 0}}', 'needs a "task"'),
-        ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 5}}', "outside its job's 2 hosts"),
+        (
+            '{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 5}}',
+            "outside its job's 2 hosts",
+        ),
     ],
 )
 def test_a_tf_config_that_would_run_machines_as_lone_chiefs_is_refused(tf_config, message, monkeypatch):
@@ -156,9 +175,18 @@ def test_a_tf_config_that_would_run_machines_as_lone_chiefs_is_refused(tf_config
 @pytest.mark.slow
 def test_worker_flags_without_multi_worker_strategy_are_refused_by_train(tmp_path):
     result = subprocess.run(
-        [sys.executable, "scripts/train.py", "--flagfile=experiments/demo.cfg", f"--checkpoint_dir={tmp_path}",
-         "--worker_hosts=127.0.0.1:1,127.0.0.1:2", "--task_index=0"],
-        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+        [
+            sys.executable,
+            "scripts/train.py",
+            "--flagfile=experiments/demo.cfg",
+            f"--checkpoint_dir={tmp_path}",
+            "--worker_hosts=127.0.0.1:1,127.0.0.1:2",
+            "--task_index=0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     assert result.returncode == 2
     assert "Invalid flags: --worker_hosts/--task_index need --strategy=multi_worker" in result.stderr
@@ -208,8 +236,14 @@ def test_a_non_chief_worker_writes_nothing_in_the_run_directory(data_dir, tmp_pa
         tiny_model_config(num_classes=8, num_channels=8),
         DataConfig("synthetic_streets", data_dir, crop_height=32, crop_width=32, shuffle_buffer=8),
         OptimizerConfig(initial_lr=0.01),
-        TrainConfig(checkpoint_dir=run_dir, batch_size=2, train_epoch=2, epoch_steps=1, strategy="one_device",
-                    max_checkpoints_to_keep=1),
+        TrainConfig(
+            checkpoint_dir=run_dir,
+            batch_size=2,
+            train_epoch=2,
+            epoch_steps=1,
+            strategy="one_device",
+            max_checkpoints_to_keep=1,
+        ),
         EvalConfig(eval_batch_size=1),
     )
     assert trainer.manager.directory.startswith(str(tmp_path / "tmp"))
@@ -226,12 +260,17 @@ def test_two_workers_train_and_evaluate_as_one_process(data_dir, single_run, tmp
     chief_dir, worker_tmp = str(tmp_path / "chief"), str(tmp_path / "worker_tmp")
     os.makedirs(worker_tmp)
     # The same --checkpoint_dir on both workers (a shared filesystem): only the chief writes it.
-    results = _finish_all(_workers(
-        lambda hosts, index: ["scripts/train.py"] + _train_arguments(
-            data_dir, chief_dir, "--strategy=multi_worker", f"--worker_hosts={hosts}", f"--task_index={index}"
-        ),
-        worker_tmp,
-    ))
+    results = _finish_all(
+        _workers(
+            lambda hosts, index: (
+                ["scripts/train.py"]
+                + _train_arguments(
+                    data_dir, chief_dir, "--strategy=multi_worker", f"--worker_hosts={hosts}", f"--task_index={index}"
+                )
+            ),
+            worker_tmp,
+        )
+    )
     for index, (code, output) in enumerate(results):
         assert code == 0, f"worker {index}:\n{output[-4000:]}"
         assert "step 6/6" in output
@@ -251,8 +290,12 @@ def test_two_workers_train_and_evaluate_as_one_process(data_dir, single_run, tmp
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
         arguments = [
-            "scripts/evaluate.py", f"--checkpoint_dir={chief_dir}", "--checkpoint=latest", "--strategy=multi_worker",
-            "--eval_batch_size=2", f"--results_json={tmp_path / f'eval_{index}.json'}",
+            "scripts/evaluate.py",
+            f"--checkpoint_dir={chief_dir}",
+            "--checkpoint=latest",
+            "--strategy=multi_worker",
+            "--eval_batch_size=2",
+            f"--results_json={tmp_path / f'eval_{index}.json'}",
         ]
         evaluations.append(_start(arguments, env=dict(env, TF_CONFIG=tf_config)))
     for index, (code, output) in enumerate(_finish_all(evaluations)):
@@ -264,8 +307,12 @@ def test_two_workers_train_and_evaluate_as_one_process(data_dir, single_run, tmp
     eval_config = EvalConfig(**{**run["eval"], "eval_batch_size": 1})
     strategy = tf.distribute.get_strategy()
     one_process = evaluate(
-        workers, build_distributed_eval_dataset(strategy, data_config, 1), data_config.info.num_classes,
-        data_config.info.ignore_label, eval_config, strategy=strategy,
+        workers,
+        build_distributed_eval_dataset(strategy, data_config, 1),
+        data_config.info.num_classes,
+        data_config.info.ignore_label,
+        eval_config,
+        strategy=strategy,
     )
     assert two_workers["num_images"] == one_process["num_images"] == 5
     assert two_workers["confusion_matrix"] == one_process["confusion_matrix"]
@@ -325,12 +372,23 @@ def test_two_workers_with_sync_batch_norm_match_one_process_and_end_cleanly(data
     [(code, output)] = _finish_all([_start(["scripts/train.py"] + _train_arguments(data_dir, single_dir, *sync))])
     assert code == 0, output[-3000:]
     # Tracing a step with a collective per BatchNorm layer takes minutes on a busy 2-core machine.
-    results = _finish_all(_workers(
-        lambda hosts, index: ["scripts/train.py"] + _train_arguments(
-            data_dir, chief_dir, *sync, "--strategy=multi_worker", f"--worker_hosts={hosts}", f"--task_index={index}"
+    results = _finish_all(
+        _workers(
+            lambda hosts, index: (
+                ["scripts/train.py"]
+                + _train_arguments(
+                    data_dir,
+                    chief_dir,
+                    *sync,
+                    "--strategy=multi_worker",
+                    f"--worker_hosts={hosts}",
+                    f"--task_index={index}",
+                )
+            ),
+            worker_tmp,
         ),
-        worker_tmp,
-    ), timeout=3 * TIMEOUT)
+        timeout=3 * TIMEOUT,
+    )
     for index, (code, output) in enumerate(results):
         assert code == 0, f"worker {index}:\n{output[-4000:]}"
         assert "step 3/3" in output

@@ -21,9 +21,18 @@ PAUSING_TRAIN = os.path.join(ROOT, "tests", "train", "train_pausing_in_checkpoin
 
 def _arguments(data_dir, checkpoint_dir):
     return [
-        "--flagfile=experiments/demo.cfg", f"--data_dir={data_dir}", f"--checkpoint_dir={checkpoint_dir}",
-        "--crop_height=48", "--crop_width=48", "--num_channels=16", "--batch_size=2", "--train_epoch=4",
-        "--epoch_steps=3", "--log_every_steps=1", "--noevaluate_every_epoch", "--shuffle_buffer=8",
+        "--flagfile=experiments/demo.cfg",
+        f"--data_dir={data_dir}",
+        f"--checkpoint_dir={checkpoint_dir}",
+        "--crop_height=48",
+        "--crop_width=48",
+        "--num_channels=16",
+        "--batch_size=2",
+        "--train_epoch=4",
+        "--epoch_steps=3",
+        "--log_every_steps=1",
+        "--noevaluate_every_epoch",
+        "--shuffle_buffer=8",
         "--max_checkpoints_to_keep=1",
     ]
 
@@ -31,13 +40,18 @@ def _arguments(data_dir, checkpoint_dir):
 def test_sigkill_during_a_checkpoint_save_then_resume_equals_an_uninterrupted_run(synthetic_records, tmp_path):
     straight_dir, killed_dir = str(tmp_path / "straight"), str(tmp_path / "killed")
     train = [sys.executable, "scripts/train.py"]
-    subprocess.run(train + _arguments(synthetic_records, straight_dir), cwd=ROOT, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        train + _arguments(synthetic_records, straight_dir), cwd=ROOT, check=True, capture_output=True, timeout=600
+    )
 
     marker = str(tmp_path / "paused")
     environment = dict(os.environ, HFGD_TEST_PAUSE_AT="6", HFGD_TEST_SAVE_MARKER=marker)
     process = subprocess.Popen(
         [sys.executable, PAUSING_TRAIN] + _arguments(synthetic_records, killed_dir),
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
     while time.time() < deadline and not os.path.exists(marker) and process.poll() is None:
@@ -50,7 +64,9 @@ def test_sigkill_during_a_checkpoint_save_then_resume_equals_an_uninterrupted_ru
     assert killed_at and killed_at.endswith("ckpt-3"), killed_at
     assert os.path.isfile(killed_at + ".index")
 
-    result = subprocess.run(train + _arguments(synthetic_records, killed_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        train + _arguments(synthetic_records, killed_dir), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Resumed from" in result.stderr and "ckpt-3 at step 3" in result.stderr
     straight, _, _ = restore_model(straight_dir, "latest")

@@ -13,7 +13,9 @@ STEPS_PER_EPOCH = 6  # 24 records, batch 4
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     # Not the shared synthetic_records: 24 records (STEPS_PER_EPOCH) in uneven shards of 10, 10 and 4.
-    data_dir = write_synthetic_tfrecords(str(tmp_path_factory.mktemp("synthetic")), 24, 2, 32, 32, examples_per_shard=10)
+    data_dir = write_synthetic_tfrecords(
+        str(tmp_path_factory.mktemp("synthetic")), 24, 2, 32, 32, examples_per_shard=10
+    )
     return DataConfig("synthetic_streets", data_dir, crop_height=32, crop_width=32, shuffle_buffer=8)
 
 

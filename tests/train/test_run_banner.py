@@ -32,7 +32,9 @@ def test_the_banner_names_model_weights_data_steps_batch_strategy_and_run_direct
         f"Data: synthetic_streets from {synthetic_records}; train split 'train': 16 records; eval split 'val': 4 records; "
         "crop 32x32"
     )
-    assert lines[3].startswith("Steps: 12 (3 epochs of 4), from step 0; global batch 2 (2 micro-batches of 1), 1 per replica")
+    assert lines[3].startswith(
+        "Steps: 12 (3 epochs of 4), from step 0; global batch 2 (2 micro-batches of 1), 1 per replica"
+    )
     assert lines[4] == "Strategy: OneDeviceStrategy, 1 replica"
     assert lines[5] == f"Run directory: {run_dir}"
     assert "resumed at step 5" in run_banner(trainer, 5).splitlines()[1]
@@ -40,8 +42,14 @@ def test_the_banner_names_model_weights_data_steps_batch_strategy_and_run_direct
 
 @pytest.mark.slow
 def test_the_first_step_is_logged_with_its_time(synthetic_records, tmp_path, caplog):
-    trainer = _trainer(synthetic_records, str(tmp_path / "run"), train_epoch=1, epoch_steps=3, log_every_steps=50,
-                       evaluate_every_epoch=False)
+    trainer = _trainer(
+        synthetic_records,
+        str(tmp_path / "run"),
+        train_epoch=1,
+        epoch_steps=3,
+        log_every_steps=50,
+        evaluate_every_epoch=False,
+    )
     # absl's logger has its own level: parsing absl flags in this process (another test may have) sets it to
     # WARNING, so the root logger's level alone would not let the trainer's INFO lines through.
     with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="absl"):
@@ -50,7 +58,9 @@ def test_the_first_step_is_logged_with_its_time(synthetic_records, tmp_path, cap
     assert any(m.startswith("Training run\nModel: ") for m in messages)
     steps = [m.split("  ")[0] for m in messages if m.startswith("step ")]
     assert steps == ["step 1/3", "step 3/3"]  # the first step although log_every_steps=50, then the last
-    assert any(m.startswith("First step took ") and m.endswith("s (tracing the step function included)") for m in messages)
+    assert any(
+        m.startswith("First step took ") and m.endswith("s (tracing the step function included)") for m in messages
+    )
 
 
 def test_log_records_are_written_in_the_progress_bar_s_external_write_mode():

@@ -18,7 +18,14 @@ from tests.conftest import tiny_model_config
 
 
 def _trainer(
-    data_dir, checkpoint_dir, steps, epoch_steps=None, lr=0.01, optimizer_config=None, model_overrides=None, **train_overrides
+    data_dir,
+    checkpoint_dir,
+    steps,
+    epoch_steps=None,
+    lr=0.01,
+    optimizer_config=None,
+    model_overrides=None,
+    **train_overrides,
 ):
     train = dict(
         checkpoint_dir=checkpoint_dir,
@@ -113,7 +120,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_reco
     poisoned = _trainer(synthetic_records, str(tmp_path), steps=4, epoch_steps=2)
     poisoned.restore()
     poisoned.model.class_kernels.kernel.assign(tf.fill(poisoned.model.class_kernels.kernel.shape, np.nan))
-    poisoned.train_config = poisoned.train_config.__class__(**{**poisoned.train_config.__dict__, "restore_checkpoint": False})
+    poisoned.train_config = poisoned.train_config.__class__(
+        **{**poisoned.train_config.__dict__, "restore_checkpoint": False}
+    )
     with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
         poisoned.train()
     assert tf.train.latest_checkpoint(str(tmp_path)) == good
@@ -146,7 +155,9 @@ def test_float16_training_uses_loss_scaling_and_stays_finite(synthetic_records, 
 def test_adamw_with_warmup_and_clipping_trains(synthetic_records, tmp_path):
     import keras
 
-    config = OptimizerConfig(optimizer="adamw", initial_lr=1e-3, warmup_steps=1, gradient_clip_norm=1.0, weight_decay=0.01)
+    config = OptimizerConfig(
+        optimizer="adamw", initial_lr=1e-3, warmup_steps=1, gradient_clip_norm=1.0, weight_decay=0.01
+    )
     trainer = _trainer(synthetic_records, str(tmp_path), steps=2, optimizer_config=config)
     assert isinstance(trainer.optimizer, keras.optimizers.AdamW)
     before = [v.numpy().copy() for v in trainer.model.trainable_variables]
@@ -199,8 +210,11 @@ def test_a_missing_or_cut_short_init_weights_file_names_the_flag(synthetic_recor
     save_weights_by_name(build_model(tiny_model_config(num_classes=5)), path)
     with open(path, "r+b") as handle:
         handle.truncate(os.path.getsize(path) // 2)
-    with pytest.raises(ValueError, match=r"^--init_weights_path \(TrainConfig.init_weights_path\): '.*source\.weights"
-                       r"\.h5' cannot be read \(\d+ bytes; .* Copy the file again"):
+    with pytest.raises(
+        ValueError,
+        match=r"^--init_weights_path \(TrainConfig.init_weights_path\): '.*source\.weights"
+        r"\.h5' cannot be read \(\d+ bytes; .* Copy the file again",
+    ):
         _trainer(synthetic_records, str(tmp_path / "b"), steps=1, init_weights_path=path)
 
 
@@ -230,7 +244,9 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_not_applied_nor_saved(synth
 
 
 @pytest.mark.slow
-def test_the_loop_reads_the_device_only_at_log_steps_and_a_nan_gradient_freezes_the_weights(synthetic_records, tmp_path):
+def test_the_loop_reads_the_device_only_at_log_steps_and_a_nan_gradient_freezes_the_weights(
+    synthetic_records, tmp_path
+):
     # Log and checkpoint at step 4 only; the gradient is NaN at step 2 only. The host notices at step 4,
     # but steps 2-4 (3 and 4 with finite gradients) must not have moved a trainable weight, and no
     # checkpoint may be written.
@@ -301,8 +317,12 @@ def test_backbone_lr_multiplier_scales_the_backbone_update_only(synthetic_record
     deltas = {}
     for multiplier in (1.0, 0.1):
         keras.utils.set_random_seed(0)
-        config = OptimizerConfig(optimizer=optimizer, initial_lr=0.01, warmup_steps=2, backbone_lr_multiplier=multiplier)
-        trainer = _trainer(synthetic_records, str(tmp_path / f"{optimizer}{multiplier}"), steps=1, optimizer_config=config)
+        config = OptimizerConfig(
+            optimizer=optimizer, initial_lr=0.01, warmup_steps=2, backbone_lr_multiplier=multiplier
+        )
+        trainer = _trainer(
+            synthetic_records, str(tmp_path / f"{optimizer}{multiplier}"), steps=1, optimizer_config=config
+        )
         backbone_ids = {id(v) for v in trainer.model.backbone.trainable_variables}
         before = [v.numpy() for v in trainer.model.trainable_variables]
         trainer.train()
@@ -346,11 +366,11 @@ def test_freeze_backbone_bn_keeps_backbone_statistics_and_affine_parameters(synt
             np.testing.assert_array_equal(v.numpy(), before[v.path], err_msg=v.path)
     # Inference mode: training=True normalises with the moving statistics too.
     x = tf.random.stateless_normal([2, 4, 4, backbone_bn[0].weights[0].shape[-1]], seed=[1, 2]) * 3.0 + 1.0
-    np.testing.assert_allclose(backbone_bn[0](x, training=True).numpy(), backbone_bn[0](x, training=False).numpy(), atol=1e-6)
-    # The head's BatchNorm layers still learn their statistics.
-    assert any(
-        not np.array_equal(layer.moving_mean.numpy(), before[layer.moving_mean.path]) for layer in head_bn
+    np.testing.assert_allclose(
+        backbone_bn[0](x, training=True).numpy(), backbone_bn[0](x, training=False).numpy(), atol=1e-6
     )
+    # The head's BatchNorm layers still learn their statistics.
+    assert any(not np.array_equal(layer.moving_mean.numpy(), before[layer.moving_mean.path]) for layer in head_bn)
 
 
 @pytest.mark.slow
@@ -377,7 +397,11 @@ def test_restore_model_takes_a_checkpoint_name_of_the_run_and_refuses_a_missing_
     with pytest.raises(ValueError, match=r"--checkpoint='ckpt-9': no such checkpoint .*'best', 'latest'"):
         restore_model(str(tmp_path), "ckpt-9")
     # What export.py records as the file it loaded.
-    assert resolve_checkpoint(str(tmp_path), "latest") == resolve_checkpoint(str(tmp_path), "ckpt-1") == str(tmp_path / "ckpt-1")
+    assert (
+        resolve_checkpoint(str(tmp_path), "latest")
+        == resolve_checkpoint(str(tmp_path), "ckpt-1")
+        == str(tmp_path / "ckpt-1")
+    )
 
 
 @pytest.mark.slow
@@ -407,6 +431,8 @@ def test_resuming_with_another_model_configuration_is_refused_by_name(synthetic_
         resumed.train()
     assert read_run_config(str(tmp_path))[0].upsampler_num_channels == 16  # not overwritten
     # The data position counts global batches: another batch size would re-read or skip examples.
-    other_batch = _trainer(synthetic_records, str(tmp_path), steps=2, model_overrides=dict(upsampler_num_channels=16), batch_size=4)
+    other_batch = _trainer(
+        synthetic_records, str(tmp_path), steps=2, model_overrides=dict(upsampler_num_channels=16), batch_size=4
+    )
     with pytest.raises(ValueError, match=r"batch_size: the run has 2, now 4.*--batch_size=2"):
         other_batch.train()

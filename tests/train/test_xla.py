@@ -60,7 +60,10 @@ def test_the_bfloat16_xla_train_step_compiles_and_trains(synthetic_dir, tmp_path
         _data_config(synthetic_dir),
         OptimizerConfig(initial_lr=0.01),
         TrainConfig(
-            checkpoint_dir=str(tmp_path), batch_size=2, jit_compile=True, mixed_precision="bfloat16",
+            checkpoint_dir=str(tmp_path),
+            batch_size=2,
+            jit_compile=True,
+            mixed_precision="bfloat16",
             evaluate_every_epoch=False,
         ),
         EvalConfig(eval_batch_size=2),
@@ -95,7 +98,12 @@ def test_the_xla_eval_step_traces_once_and_matches_the_uncompiled_one(synthetic_
         # 6 images, one per replica per step: 3 steps, the same static shape each time.
         dataset = evaluator.build_distributed_eval_dataset(mirrored_strategy, data_config, 2)
         results[jit_compile] = evaluator.evaluate(
-            model, dataset, 8, data_config.info.ignore_label, EvalConfig(flip=True), strategy=mirrored_strategy,
+            model,
+            dataset,
+            8,
+            data_config.info.ignore_label,
+            EvalConfig(flip=True),
+            strategy=mirrored_strategy,
             jit_compile=jit_compile,
         )
         # Traced once per replica (2), not again for the later batches (3 steps).

@@ -97,11 +97,17 @@ def source_input_normalization(source_format, backbone_name, source_path=None):
             method = normalization_named(scale, offset)
             why = f"mean {list(mean)} / std {list(std)} on x / 255, from {config_path}"
             return method, why
-        return "imagenet", "timm's ImageNet mean/std on x / 255 (pretrained_cfg of its ResNet, ConvNeXt and Swin weights)"
+        return (
+            "imagenet",
+            "timm's ImageNet mean/std on x / 255 (pretrained_cfg of its ResNet, ConvNeXt and Swin weights)",
+        )
     if source_format == "torchvision":
         return "imagenet", "torchvision's transforms: x / 255, then Normalize(ImageNet mean, std)"
     if source_format == "keras_cv":
-        return "zero_one", "keras-cv's pretrained ResNetBackbone divides by 255 inside the model (include_rescaling=True)"
+        return (
+            "zero_one",
+            "keras-cv's pretrained ResNetBackbone divides by 255 inside the model (include_rescaling=True)",
+        )
     if backbone_name.startswith("convnext"):
         return "imagenet", "keras.applications ConvNeXt normalises with ImageNet mean/std inside the model"
     return "caffe", "keras.applications.resnet.preprocess_input: RGB to BGR, minus the BGR ImageNet mean, no std"
@@ -127,7 +133,7 @@ def _timm_recorded_mean_std(source_path):
 
 
 _KERAS_FILE_HINT = (
-    "A .keras file is a whole saved model; save its weights once and convert those: python -c \"import keras; "
+    'A .keras file is a whole saved model; save its weights once and convert those: python -c "import keras; '
     "keras.saving.load_model('{path}', compile=False).save_weights('{stem}.weights.h5')\""
 )
 
@@ -259,7 +265,9 @@ def _keras_candidates(source_format, backbone):
         builders = {(3, 4, 6, 3): keras.applications.ResNet50, (3, 4, 23, 3): keras.applications.ResNet101}
         builder = builders.get(tuple(backbone.stagewise_num_blocks))
         if builder is None or backbone.block_type != "bottleneck":
-            raise ValueError("--format=keras_applications converts ResNet50 and ResNet101 (bottleneck 3-4-6-3, 3-4-23-3)")
+            raise ValueError(
+                "--format=keras_applications converts ResNet50 and ResNet101 (bottleneck 3-4-6-3, 3-4-23-3)"
+            )
         return [
             lambda: builder(weights=None, include_top=False, input_shape=(None, None, 3)),
             lambda: builder(weights=None, include_top=True),
@@ -268,7 +276,10 @@ def _keras_candidates(source_format, backbone):
         builder = getattr(keras.applications, f"ConvNeXt{backbone.variant.capitalize()}")
         return [
             lambda top=top, pre=pre: builder(
-                weights=None, include_top=top, include_preprocessing=pre, **({} if top else {"input_shape": (None, None, 3)})
+                weights=None,
+                include_top=top,
+                include_preprocessing=pre,
+                **({} if top else {"input_shape": (None, None, 3)}),
             )
             for top in (False, True)
             for pre in (True, False)
@@ -300,8 +311,10 @@ def unconverted_file_message(path, backbone_name):
             f"then: {command('timm', os.path.splitext(path)[0] + '.safetensors')}"
         )
     elif path.endswith(".keras"):
-        how = _KERAS_FILE_HINT.format(path=path, stem=path[: -len(".keras")]) + ", then: " + command(
-            "keras_applications", path[: -len(".keras")] + ".weights.h5"
+        how = (
+            _KERAS_FILE_HINT.format(path=path, stem=path[: -len(".keras")])
+            + ", then: "
+            + command("keras_applications", path[: -len(".keras")] + ".weights.h5")
         )
     else:
         how = f"{command('keras_applications')} (--format=keras_cv for a keras-cv ResNetBackbone)"

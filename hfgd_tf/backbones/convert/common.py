@@ -48,7 +48,7 @@ def read_tensors(path):
             return {key: data[key] for key in data.files}
     raise ValueError(
         f"--source must be a .safetensors or .npz state dict for this format. Received: {path!r}. A PyTorch .pth "
-        "converts with: python -c \"import torch, safetensors.torch as s; "
+        'converts with: python -c "import torch, safetensors.torch as s; '
         "d = torch.load('in.pth', map_location='cpu'); d = d.get('state_dict', d.get('model', d)); "
         "s.save_file({k: v.contiguous() for k, v in d.items()}, 'out.safetensors')\""
     )
@@ -68,7 +68,7 @@ def strip_prefixes(tensors, prefixes=("module.", "backbone.", "model.", "encoder
     """Drops a wrapper prefix shared by every key (DataParallel `module.`, mmseg `backbone.`...)."""
     for prefix in prefixes:
         if tensors and all(key.startswith(prefix) for key in tensors):
-            tensors = {key[len(prefix):]: value for key, value in tensors.items()}
+            tensors = {key[len(prefix) :]: value for key, value in tensors.items()}
     return tensors
 
 
@@ -138,7 +138,7 @@ def apply_table(backbone, tensors, table, ignore, source_description):
     plan, fresh, state, missing, mismatched, wanted = [], [], [], [], [], set()
     for variable in backbone.weights:
         path = variable.path
-        relative = path[len(prefix):] if path.startswith(prefix) else path
+        relative = path[len(prefix) :] if path.startswith(prefix) else path
         if path.endswith(_STATE_SUFFIXES):
             state.append(path)
             continue
@@ -201,8 +201,19 @@ def layout_of(backbone):
     layout = {
         key: value
         for key, value in config.items()
-        if key not in ("name", "trainable", "image_shape", "output_stride", "first_block_dilation", "multi_grid",
-                       "drop_path_rate", "norm", "variant", "layer_scale_init_value")
+        if key
+        not in (
+            "name",
+            "trainable",
+            "image_shape",
+            "output_stride",
+            "first_block_dilation",
+            "multi_grid",
+            "drop_path_rate",
+            "norm",
+            "variant",
+            "layer_scale_init_value",
+        )
     }
     if "norm" in config and type(backbone).__name__ == "ResNetBackbone":
         layout["bn_epsilon"] = config["norm"]["epsilon"]

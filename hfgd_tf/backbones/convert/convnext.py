@@ -23,7 +23,12 @@ def torch_table(backbone, tensors):
     block_names = (
         {"depthwise_conv": "dwconv", "layernorm": "norm", "pointwise_conv_1": "pwconv1", "pointwise_conv_2": "pwconv2"}
         if official
-        else {"depthwise_conv": "conv_dw", "layernorm": "norm", "pointwise_conv_1": "mlp.fc1", "pointwise_conv_2": "mlp.fc2"}
+        else {
+            "depthwise_conv": "conv_dw",
+            "layernorm": "norm",
+            "pointwise_conv_1": "mlp.fc1",
+            "pointwise_conv_2": "mlp.fc2",
+        }
     )
 
     def table(relative):

@@ -37,10 +37,13 @@ FLAGS = flags.FLAGS
 def define_flags():
     define_row_flags("Markdown page whose deployment section is rewritten (appended when it has none; '' prints only).")
     flags.DEFINE_string(
-        "deploy_checkpoint_dir", "", "A trained demo run (scripts/demo.py's run/), scored on its val records; '' skips it."
+        "deploy_checkpoint_dir",
+        "",
+        "A trained demo run (scripts/demo.py's run/), scored on its val records; '' skips it.",
     )
     flags.DEFINE_integer("deploy_val_images", 100, "Val images of --deploy_checkpoint_dir's records scored per form.")
     flags.DEFINE_integer("deploy_calibration_steps", 100, "Training images that calibrate the int8 forms.")
+
 
 FORMS = (
     ("keras_fp32", "Keras fp32 (tf.function)"),
@@ -113,7 +116,9 @@ def build_forms(segmenter, config, directory, size, calibration, log=print):
         start = time.time()
         try:
             export_model(
-                segmenter, export_dir, ExportConfig(format_name, quantize, fixed[0], fixed[1]),
+                segmenter,
+                export_dir,
+                ExportConfig(format_name, quantize, fixed[0], fixed[1]),
                 calibration_images=calibration,
             )
             forms[key] = (load_exported(export_dir, num_threads=os.cpu_count()), _directory_bytes(export_dir))
@@ -185,8 +190,12 @@ def deployment_table(title, forms, latencies, mious=None):
             lines.append(f"| {name} | failed: {form.replace('|', '/')} |" + " |" * (len(header) - 2))
             continue
         seconds = latencies.get(key)
-        row = [name, _cell(seconds * 1000 if seconds else None), _cell(reference / seconds if seconds and reference else None, 3),
-               _cell(form[1] / 1e6, 3)]
+        row = [
+            name,
+            _cell(seconds * 1000 if seconds else None),
+            _cell(reference / seconds if seconds and reference else None, 3),
+            _cell(form[1] / 1e6, 3),
+        ]
         if mious is not None:
             miou = mious.get(key)
             delta = 100 * (miou - mious["keras_fp32"]) if miou is not None and "keras_fp32" in mious else None
@@ -210,8 +219,14 @@ def target_line(latencies, mious):
         f"Target (demo model): fastest deployed form >= 2x Keras fp32 with <= 0.5 mIoU points lost. Fastest: {name}, "
         f"{speed_up:.2f}x, {'n/a' if lost is None else f'{lost:.2f}'} points lost: **{'met' if met else 'not met'}**."
     ]
-    qualifying = [k for k in deployed if latencies["keras_fp32"] / latencies[k] >= 2
-                  and mious and k in mious and 100 * (mious["keras_fp32"] - mious[k]) <= 0.5]
+    qualifying = [
+        k
+        for k in deployed
+        if latencies["keras_fp32"] / latencies[k] >= 2
+        and mious
+        and k in mious
+        and 100 * (mious["keras_fp32"] - mious[k]) <= 0.5
+    ]
     if not met and qualifying:
         lines.append(f"Forms that meet both bounds: {', '.join(dict(FORMS)[k] for k in qualifying)}.")
     return lines
@@ -292,7 +307,13 @@ def deployment_section():
             f"Demo model (`{config.backbone}`, D={config.num_channels}, trained run "
             f"`{os.path.basename(os.path.abspath(FLAGS.deploy_checkpoint_dir))}`), {height}x{width}, batch 1; "
             f"mIoU on {FLAGS.deploy_val_images} synthetic val images",
-            model, config, (height, width), calibration, FLAGS.runs, data_config, FLAGS.deploy_val_images,
+            model,
+            config,
+            (height, width),
+            calibration,
+            FLAGS.runs,
+            data_config,
+            FLAGS.deploy_val_images,
         )
         print("\n".join(demo_lines), flush=True)  # kept in the log should a later part fail
         lines += demo_lines + [""] + target_line(latencies, mious) + [""]
@@ -306,7 +327,11 @@ def deployment_section():
         print(f"Deployment: {REFERENCE} at {size}x{size}", flush=True)
         r50_lines, *_ = measure_model(
             f"HFGD-R50-OS4 (`{REFERENCE}`, random weights, {FLAGS.num_classes} classes), {size}x{size}, batch 1",
-            model, config, (size, size), calibration, FLAGS.runs,
+            model,
+            config,
+            (size, size),
+            calibration,
+            FLAGS.runs,
         )
         print("\n".join(r50_lines), flush=True)  # kept in the log should a later part fail
         lines += r50_lines + [""]

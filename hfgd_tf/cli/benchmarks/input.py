@@ -29,12 +29,16 @@ def main(argv):
         from hfgd_tf.models import ModelConfig
 
         model_config = ModelConfig(
-            num_classes=config.info.num_classes, backbone=FLAGS.backbone, num_channels=FLAGS.num_channels,
+            num_classes=config.info.num_classes,
+            backbone=FLAGS.backbone,
+            num_channels=FLAGS.num_channels,
             norm_method="batch_norm",
         )
     except ValueError as error:
         cli_flags.config_error(error)
-    print(f"dataset {config.dataset} at {config.data_dir}, crop {config.crop_height}x{config.crop_width}, batch {FLAGS.batch_size}")
+    print(
+        f"dataset {config.dataset} at {config.data_dir}, crop {config.crop_height}x{config.crop_width}, batch {FLAGS.batch_size}"
+    )
     rates = {}
     for calls in (1, 2):
         rates[calls] = pipeline_images_per_second(

@@ -86,10 +86,13 @@ def define_row_flags(output_help):
     """The flags this suite shares with the deploy suite: how our rows are built, --runs and --output."""
     define_zoo_size_flags()
     flags.DEFINE_integer(
-        "runs", 3,
+        "runs",
+        3,
         "Timed repetitions per measurement (medians; after warm-up calls). 3 kept a full run at 21 min on 2 CPU cores.",
     )
-    flags.DEFINE_string("backbone", "resnet50", "Backbone of our rows and of the bare-backbone row (resnet_tiny for a quick check).")
+    flags.DEFINE_string(
+        "backbone", "resnet50", "Backbone of our rows and of the bare-backbone row (resnet_tiny for a quick check)."
+    )
     flags.DEFINE_integer("num_channels", 256, "D of our rows (the D-wide-head row's head is D wide).")
     flags.DEFINE_string("output", os.path.join("docs", "performance.md"), output_help)
 
@@ -97,26 +100,37 @@ def define_row_flags(output_help):
 def define_flags():
     define_row_flags("Markdown file to write ('' prints only).")
     flags.DEFINE_list("rows", [], f"Rows to measure (default: all): {list(ROWS)}.")
-    flags.DEFINE_list("large_size", ["1024", "2048"], "height,width of the batch-1 large-image column (Cityscapes); empty skips it.")
-    flags.DEFINE_integer("batch_size", 8, "Batch of the second latency column.")
-    flags.DEFINE_integer("train_batch_size", 2, "Batch of the training-step columns (kept small for CPU memory and time).")
     flags.DEFINE_list(
-        "light_rows", ["deeplabv3plus_r50_d8"],
+        "large_size", ["1024", "2048"], "height,width of the batch-1 large-image column (Cityscapes); empty skips it."
+    )
+    flags.DEFINE_integer("batch_size", 8, "Batch of the second latency column.")
+    flags.DEFINE_integer(
+        "train_batch_size", 2, "Batch of the training-step columns (kept small for CPU memory and time)."
+    )
+    flags.DEFINE_list(
+        "light_rows",
+        ["deeplabv3plus_r50_d8"],
         "Rows measured only for params, GFLOPs and batch-1 latency at --image_size (their batch-N, large-input and "
         "training cells say 'skipped'): the dilated DeepLabV3+ alone would take most of a full run's time on 2 CPU "
         "cores (its atrous convolutions, and their backward above all, are slow on CPU). Empty measures every row fully.",
     )
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the inference functions and training steps.")
-    flags.DEFINE_enum("mixed_precision", "none", list(POLICIES), "Keras dtype policy of every row (bfloat16: mixed_bfloat16).")
-    flags.DEFINE_bool("compare_xla", False, "Also time batch-1 latency and the training step under XLA in the same run.")
-    flags.DEFINE_bool("saved_model", True, "Time HFGD-R50-OS4's exported SavedModel against the in-process serving function.")
+    flags.DEFINE_enum(
+        "mixed_precision", "none", list(POLICIES), "Keras dtype policy of every row (bfloat16: mixed_bfloat16)."
+    )
+    flags.DEFINE_bool(
+        "compare_xla", False, "Also time batch-1 latency and the training step under XLA in the same run."
+    )
+    flags.DEFINE_bool(
+        "saved_model", True, "Time HFGD-R50-OS4's exported SavedModel against the in-process serving function."
+    )
     flags.DEFINE_list(
-        "pipeline_settings", ["352x480@360x480", "512x1024@1024x2048"],
+        "pipeline_settings",
+        ["352x480@360x480", "512x1024@1024x2048"],
         "Input pipeline vs training step at these crops, each CROPHxCROPW@IMAGEHxIMAGEW (synthetic records of that "
         "image size, written to a temp dir); empty skips it.",
     )
     flags.DEFINE_integer("pipeline_batches", 10, "Batches timed per pipeline setting (after 3 warm-up batches).")
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +144,7 @@ class Settings:
 
 
 def _parse_pipeline_setting(entry):
-    """"352x480@360x480" -> ((352, 480), (360, 480))."""
+    """ "352x480@360x480" -> ((352, 480), (360, 480))."""
     match = re.fullmatch(r"(\d+)x(\d+)@(\d+)x(\d+)", entry.strip())
     if not match or not all(int(v) > 0 for v in match.groups()):
         raise ValueError(
@@ -151,7 +165,9 @@ def parse_settings():
         raise ValueError(f"--image_size must be a positive multiple of 32. Received: {FLAGS.image_size}")
     large = tuple(int(v) for v in FLAGS.large_size) if FLAGS.large_size else ()
     if large and (len(large) != 2 or any(v < 32 or v % 32 for v in large)):
-        raise ValueError(f"--large_size must be 'height,width', multiples of 32, or empty. Received: {FLAGS.large_size}")
+        raise ValueError(
+            f"--large_size must be 'height,width', multiples of 32, or empty. Received: {FLAGS.large_size}"
+        )
     if FLAGS.runs < 1:
         raise ValueError(f"--runs must be >= 1. Received: {FLAGS.runs}")
     if FLAGS.compare_xla and FLAGS.jit_compile:
@@ -170,7 +186,10 @@ def our_config(key, num_classes=None):
     if "upsampler_num_channels" in overrides:  # the D-wide head: as wide as D
         overrides["upsampler_num_channels"] = FLAGS.num_channels
     return ModelConfig(
-        num_classes=num_classes or FLAGS.num_classes, num_channels=FLAGS.num_channels, norm_method="batch_norm", **overrides
+        num_classes=num_classes or FLAGS.num_classes,
+        num_channels=FLAGS.num_channels,
+        norm_method="batch_norm",
+        **overrides,
     )
 
 
@@ -242,7 +261,9 @@ def train_step_function(row, jit_compile):
     def step(images, labels):
         with tf.GradientTape() as tape:
             outputs = row.model(images, training=True)
-            logits = [v for k, v in outputs.items() if k.startswith("logits")] if isinstance(outputs, dict) else [outputs]
+            logits = (
+                [v for k, v in outputs.items() if k.startswith("logits")] if isinstance(outputs, dict) else [outputs]
+            )
             loss = 0.0
             for value in logits:
                 total, count = loss_function.sums(labels, tf.cast(value, tf.float32))
@@ -299,7 +320,10 @@ def measure_rows(rows, settings):
     for row in rows.values():
         columns["params (M)"][row.key] = sum(int(np.prod(v.shape)) for v in row.model.trainable_variables) / 1e6
         columns["GFLOPs"][row.key] = graph_flops(row.model, size) / 1e9
-        print(f"{row.key:26s} {columns['params (M)'][row.key]:8.2f} M params {columns['GFLOPs'][row.key]:8.2f} GFLOPs", flush=True)
+        print(
+            f"{row.key:26s} {columns['params (M)'][row.key]:8.2f} M params {columns['GFLOPs'][row.key]:8.2f} GFLOPs",
+            flush=True,
+        )
     generator = tf.random.Generator.from_seed(0)
     images = {batch: generator.uniform([batch, size, size, 3], 0, 255) for batch in (1, FLAGS.batch_size)}
     variants = [("", jit)] + ([(" XLA", True)] if FLAGS.compare_xla else [])
@@ -322,7 +346,9 @@ def measure_rows(rows, settings):
         saved = {key: [v.numpy() for v in rows[key].model.weights] for key in trainable}
         trainable = {key: train_step_function(row, xla) for key, row in trainable.items()}
         labels = generator.uniform([batch, size, size], 0, FLAGS.num_classes, tf.int32)
-        columns[name] = _timed(name, trainable, (generator.uniform([batch, size, size, 3], 0, 255), labels), runs, warmup=1)
+        columns[name] = _timed(
+            name, trainable, (generator.uniform([batch, size, size, 3], 0, 255), labels), runs, warmup=1
+        )
         for key, values in saved.items():
             for variable, value in zip(rows[key].model.weights, values):
                 variable.assign(value)
@@ -351,7 +377,11 @@ def measure_saved_model(row, settings):
         in_process = tf.function(module.call, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
         images = tf.cast(tf.random.Generator.from_seed(1).uniform([1, size, size, 3], 0, 255), tf.uint8)
         seconds = _timed(
-            "serving b1", {"keras tf.function": in_process, "SavedModel": lambda x: serving(images=x)}, (images,), FLAGS.runs, 2
+            "serving b1",
+            {"keras tf.function": in_process, "SavedModel": lambda x: serving(images=x)},
+            (images,),
+            FLAGS.runs,
+            2,
         )
         del module
     return seconds["keras tf.function"], seconds["SavedModel"]
@@ -367,14 +397,23 @@ def measure_pipeline(settings, policy):
     with tempfile.TemporaryDirectory() as directory:
         for crop, image in settings.pipeline_settings:
             data_dir = write_synthetic_tfrecords(
-                os.path.join(directory, f"{image[0]}x{image[1]}"), num_train=4, num_val=0, height=image[0], width=image[1]
+                os.path.join(directory, f"{image[0]}x{image[1]}"),
+                num_train=4,
+                num_val=0,
+                height=image[0],
+                width=image[1],
             )
             config = DataConfig(dataset="synthetic_streets", data_dir=data_dir, crop_height=crop[0], crop_width=crop[1])
             batch = FLAGS.train_batch_size
             pipeline = pipeline_images_per_second(config, batch, FLAGS.pipeline_batches)
             model = build_model(our_config(REFERENCE, num_classes=NUM_CLASSES), dtype_policy=policy)
-            training = training_images_per_second(model, config, batch, FLAGS.runs, warmup=1, jit_compile=FLAGS.jit_compile)
-            print(f"pipeline {crop[0]}x{crop[1]}: input {pipeline:.2f} images/s, training {training:.2f} images/s", flush=True)
+            training = training_images_per_second(
+                model, config, batch, FLAGS.runs, warmup=1, jit_compile=FLAGS.jit_compile
+            )
+            print(
+                f"pipeline {crop[0]}x{crop[1]}: input {pipeline:.2f} images/s, training {training:.2f} images/s",
+                flush=True,
+            )
             results.append((crop, image, pipeline, training))
     return results
 
@@ -451,13 +490,14 @@ def report(rows, columns, saved_model, pipeline, settings):
         ratio_rows = []
         for row in rows.values():
             ratio_rows.append(
-                [row.key, row.description]
-                + [_ratio_cell(columns, c, row.key, peer) for c in ratio_names]
+                [row.key, row.description] + [_ratio_cell(columns, c, row.key, peer) for c in ratio_names]
             )
         headers = [re.sub(r" \((ms|M)\)$", "", c) for c in ratio_names]
         lines += ["", f"## Ratio to {title} (`{peer}`), same run", ""] + table(["key", "model"] + headers, ratio_rows)
     if FAILURES:
-        lines += ["", "## Failed cells", ""] + [f"- `{key}`, {column}: {message}" for (column, key), message in FAILURES.items()]
+        lines += ["", "## Failed cells", ""] + [
+            f"- `{key}`, {column}: {message}" for (column, key), message in FAILURES.items()
+        ]
     lines += targets(rows, columns, saved_model, pipeline, settings)
     if saved_model:
         keras_ms, saved_ms = saved_model
@@ -489,7 +529,8 @@ def report(rows, columns, saved_model, pipeline, settings):
             "| --- | --- | ---: | ---: | ---: |",
         ]
         lines += [
-            f"| {c[0]}x{c[1]} | {i[0]}x{i[1]} | {_format(p)} | {_format(t)} | {_format(p / t)} |" for c, i, p, t in pipeline
+            f"| {c[0]}x{c[1]} | {i[0]}x{i[1]} | {_format(p)} | {_format(t)} | {_format(p / t)} |"
+            for c, i, p, t in pipeline
         ]
     return lines
 
@@ -507,7 +548,12 @@ def targets(rows, columns, saved_model, pipeline, settings):
     The targets are set for float32 without XLA; other runs say so instead of marking them.
     """
     if FLAGS.mixed_precision != "none" or FLAGS.jit_compile:
-        return ["", "## Targets", "", "Set for float32 without XLA: checked on that run (`docs/performance.md`), not on this one."]
+        return [
+            "",
+            "## Targets",
+            "",
+            "Set for float32 without XLA: checked on that run (`docs/performance.md`), not on this one.",
+        ]
     size = settings.image_size
     b1, flops = columns.get(f"b1 {size}x{size} (ms)", {}), columns["GFLOPs"]
     checks = []
@@ -521,7 +567,9 @@ def targets(rows, columns, saved_model, pipeline, settings):
     checks.append(("HFGD-R50-OS4 b1 latency / backbone b1 latency", ratio(b1, REFERENCE, BACKBONE), "<= 1.4"))
     checks.append(("OS2 GFLOPs / OS4 GFLOPs", ratio(flops, "hfgd_r50_os2", REFERENCE), "<= 1.1"))
     checks.append(("OS2 b1 latency / OS4 b1 latency", ratio(b1, "hfgd_r50_os2", REFERENCE), "<= 1.1"))
-    checks.append(("keras-cv DeepLabV3Plus b1 latency / HFGD-R50-OS4's", ratio(b1, "kcv_deeplabv3plus_r50v2", REFERENCE), ">= 2"))
+    checks.append(
+        ("keras-cv DeepLabV3Plus b1 latency / HFGD-R50-OS4's", ratio(b1, "kcv_deeplabv3plus_r50v2", REFERENCE), ">= 2")
+    )
     if saved_model:
         checks.append(("SavedModel / in-process serving latency", saved_model[1] / saved_model[0], "<= 1.1"))
     for crop, _, pipe, train in pipeline:

@@ -58,10 +58,14 @@ def main(argv):
                 evaluation[name].append(rate)
     except ValueError as error:
         cli_flags.config_error(error)
-    print(f"| source | train images/s (augmented {base.crop_height}x{base.crop_width}) | eval images/s ({count} images, decoded) |")
+    print(
+        f"| source | train images/s (augmented {base.crop_height}x{base.crop_width}) | eval images/s ({count} images, decoded) |"
+    )
     print("| --- | --- | --- |")
     for name in configs:
         runs = ", ".join(f"{r:.1f}" for r in train[name])
-        print(f"| {name} | {statistics.median(train[name]):.1f} (runs {runs}) | {statistics.median(evaluation[name]):.1f} |")
+        print(
+            f"| {name} | {statistics.median(train[name]):.1f} (runs {runs}) | {statistics.median(evaluation[name]):.1f} |"
+        )
     ratio = statistics.median(train["tfds"]) / statistics.median(train["tfrecord"])
     print(f"tfds / tfrecord training rate: {ratio:.2f}")

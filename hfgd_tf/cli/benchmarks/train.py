@@ -46,14 +46,18 @@ def main(argv):
             model_config=cli_flags.model_config_from_flags(),
             data_config=cli_flags.data_config_from_flags(),
             optimizer_config=cli_flags.optimizer_config_from_flags(),
-            train_config=cli_flags.train_config_from_flags(checkpoint_dir=FLAGS.checkpoint_dir or "/tmp/hfgd_benchmark"),
+            train_config=cli_flags.train_config_from_flags(
+                checkpoint_dir=FLAGS.checkpoint_dir or "/tmp/hfgd_benchmark"
+            ),
             eval_config=cli_flags.eval_config_from_flags(),
         )
     except ValueError as error:
         cli_flags.config_error(error)
     from hfgd_tf.train import Trainer
 
-    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+        d.name for d in tf.config.list_logical_devices("CPU")
+    ]
     results = {}
     for label, strategy in (
         ("1 replica", tf.distribute.OneDeviceStrategy(devices[0])),
@@ -77,4 +81,6 @@ def main(argv):
                 f"(protocol {metrics['protocol']}, untrained weights)"
             )
     model = configs["model_config"]
-    print(f"model {model.backbone} D={model.num_channels} OS{model.output_stride}, batch {configs['train_config'].batch_size}")
+    print(
+        f"model {model.backbone} D={model.num_channels} OS{model.output_stride}, batch {configs['train_config'].batch_size}"
+    )

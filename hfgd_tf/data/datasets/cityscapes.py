@@ -12,14 +12,46 @@ from hfgd_tf.data.datasets.common import Sample, label_table, require_dir
 INFO = DatasetInfo(
     name="cityscapes",
     class_names=(
-        "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-        "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-        "motorcycle", "bicycle",
+        "road",
+        "sidewalk",
+        "building",
+        "wall",
+        "fence",
+        "pole",
+        "traffic light",
+        "traffic sign",
+        "vegetation",
+        "terrain",
+        "sky",
+        "person",
+        "rider",
+        "car",
+        "truck",
+        "bus",
+        "train",
+        "motorcycle",
+        "bicycle",
     ),
     colormap=(
-        (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-        (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
-        (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+        (128, 64, 128),
+        (244, 35, 232),
+        (70, 70, 70),
+        (102, 102, 156),
+        (190, 153, 153),
+        (153, 153, 153),
+        (250, 170, 30),
+        (220, 220, 0),
+        (107, 142, 35),
+        (152, 251, 152),
+        (70, 130, 180),
+        (220, 20, 60),
+        (255, 0, 0),
+        (0, 0, 142),
+        (0, 0, 70),
+        (0, 60, 100),
+        (0, 80, 100),
+        (0, 0, 230),
+        (119, 11, 32),
     ),
     crop_size=(769, 769),
     eval_crop_size=(1024, 2048),
@@ -27,8 +59,25 @@ INFO = DatasetInfo(
 SPLITS = ("train", "val", "test")
 # cityscapesScripts labels.py: labelId -> trainId; every other id of 0..33 (and -1 plate) is ignored.
 _LABEL_ID_TO_TRAIN_ID = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
 }
 LABEL_TABLE = label_table(
     _LABEL_ID_TO_TRAIN_ID, ignore_values=[i for i in range(34) if i not in _LABEL_ID_TO_TRAIN_ID] + [255]
@@ -48,6 +97,8 @@ def list_samples(data_dir, split):
                 continue
             stem = name[: -len("_leftImg8bit.png")]
             samples.append(
-                Sample(stem, os.path.join(city_dir, name), os.path.join(label_root, city, stem + "_gtFine_labelIds.png"))
+                Sample(
+                    stem, os.path.join(city_dir, name), os.path.join(label_root, city, stem + "_gtFine_labelIds.png")
+                )
             )
     return samples

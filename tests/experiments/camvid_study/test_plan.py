@@ -32,7 +32,11 @@ def test_every_claim_names_rows_of_the_plan():
     waiting = names - {row.name for row in plan.study_rows()}
     assert plan.CHOSEN_POSITION_ENCODING is not None or {"A2_hfgd", "B2_hfgd", "D_upsampler_only"} <= waiting
     for row in rows:
-        assert not row.init_from or row.init_from in names and rows.index(row) > [r.name for r in rows].index(row.init_from)
+        assert (
+            not row.init_from
+            or row.init_from in names
+            and rows.index(row) > [r.name for r in rows].index(row.init_from)
+        )
     for claim in plan.CLAIMS:
         assert {claim.better, claim.worse} <= names, claim
 

@@ -29,8 +29,9 @@ def test_the_committed_page_is_written_from_the_committed_results():
     results = _load(RESULTS)
     assert len(results) >= 30
     run.FLAGS(["run.py"])
-    text = report.render_page(plan.study_rows(), results, run.settings_of,
-                              list(get_dataset_spec("camvid").info.class_names), run.page_meta())
+    text = report.render_page(
+        plan.study_rows(), results, run.settings_of, list(get_dataset_spec("camvid").info.class_names), run.page_meta()
+    )
     with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as handle:
         assert handle.read() == text
 
@@ -72,7 +73,9 @@ def test_fine_tuning_results_from_two_pretrainings_are_refused(tmp_path):
     result = json.load(open(tmp_path / "A_sfpn__seed0.json"))
     result["pretrained_backbone_sha256"] = "0" * 64
     (tmp_path / "A_sfpn__seed0.json").write_text(json.dumps(result))
-    with pytest.raises(ValueError, match="The fine-tuning results from A_pretrain in .* start from different pretrainings"):
+    with pytest.raises(
+        ValueError, match="The fine-tuning results from A_pretrain in .* start from different pretrainings"
+    ):
         _load(tmp_path)
 
 
@@ -84,8 +87,9 @@ def test_claims_are_judged_with_holm_over_the_family():
 
     # 3 seeds each, SD 0.01 (pooled over 4 degrees of freedom): +2.5 points is t = 3.06, p = 0.038, beyond the
     # claim's own 95% bar; Holm over the two claims with a bar asks p <= 0.025 of the smaller p, so it does not stand.
-    grouped = report.group(runs("B_hfgd", 0.305, 0.315, 0.325) + runs("B_sfpn", 0.28, 0.29, 0.30)
-                           + runs("B_hfgd_no_cae", 0.315), rows)
+    grouped = report.group(
+        runs("B_hfgd", 0.305, 0.315, 0.325) + runs("B_sfpn", 0.28, 0.29, 0.30) + runs("B_hfgd_no_cae", 0.315), rows
+    )
     judged, pooled = report.judge_claims(rows, grouped)
     verdicts = {(claim.better, claim.worse): verdict for claim, verdict, _ in judged}
     standing = {(claim.better, claim.worse) for claim, _, stands in judged if stands}
@@ -94,8 +98,9 @@ def test_claims_are_judged_with_holm_over_the_family():
     assert verdicts[("B_hfgd", "B_hfgd_no_cae")]["outcome"] == "within seed noise"
     assert verdicts[("PE_normalized", "PE_index")] is None and pooled["B"] == (pytest.approx(0.01), 4)
     # Twice the difference: p = 0.0019 stands after the correction too.
-    grouped = report.group(runs("B_hfgd", 0.33, 0.34, 0.35) + runs("B_sfpn", 0.28, 0.29, 0.30)
-                           + runs("B_hfgd_no_cae", 0.34), rows)
+    grouped = report.group(
+        runs("B_hfgd", 0.33, 0.34, 0.35) + runs("B_sfpn", 0.28, 0.29, 0.30) + runs("B_hfgd_no_cae", 0.34), rows
+    )
     judged, _ = report.judge_claims(rows, grouped)
     assert {(claim.better, claim.worse) for claim, _, stands in judged if stands} == {("B_hfgd", "B_sfpn")}
 
@@ -104,24 +109,45 @@ def test_a_borrowed_seed_counts_for_both_rows_and_the_upsampler_gain_is_per_seed
     rows = plan.study_rows("normalized")
 
     def result(row, seed, prediction, guidance):
-        return {"row": row, "seed": seed, "miou": prediction, "params_m": 1.0, "gflops": 1.0,
-                "train_cpu_seconds": 60.0, "train_processes": 1,
-                "scores": {"logits": {"whole": {"miou": prediction}, "sliding": {"miou": prediction + 0.01}},
-                           "logits_high": {"whole": {"miou": guidance}, "sliding": {"miou": guidance}}}}
+        return {
+            "row": row,
+            "seed": seed,
+            "miou": prediction,
+            "params_m": 1.0,
+            "gflops": 1.0,
+            "train_cpu_seconds": 60.0,
+            "train_processes": 1,
+            "scores": {
+                "logits": {"whole": {"miou": prediction}, "sliding": {"miou": prediction + 0.01}},
+                "logits_high": {"whole": {"miou": guidance}, "sliding": {"miou": guidance}},
+            },
+        }
 
     grouped = report.group([result("PE_normalized", 0, 0.30, 0.29), result("B2_hfgd", 1, 0.32, 0.30)], rows)
     assert [r["seed"] for r in grouped["B2_hfgd"]] == [0, 1] and len(grouped["PE_normalized"]) == 1
-    line = next(line for line in report._table([r for r in rows if r.protocol == "B'"], grouped)
-                if line.startswith("| `B2_hfgd`"))
+    line = next(
+        line
+        for line in report._table([r for r in rows if r.protocol == "B'"], grouped)
+        if line.startswith("| `B2_hfgd`")
+    )
     # whole 30/32, sliding 31/33, guidance 29/30 both ways; the upsampler adds +1 and +2 points whole, +2 and +3 sliding.
     assert "| 2/3 | 31.0 ± 1.4 | 32.0 ± 1.4 | 29.5 ± 0.7 | 29.5 ± 0.7 | +1.5 ± 0.7 | +2.5 ± 0.7 |" in line
 
 
 def test_the_position_encoding_rows_are_judged_with_the_spread_of_protocol_b_prime():
     rows = plan.study_rows("normalized")
-    results = [{"row": row, "seed": seed, "miou": miou} for row, seed, miou in (
-        ("PE_index", 0, 0.25), ("PE_normalized", 0, 0.30), ("B2_hfgd", 1, 0.31), ("B2_hfgd", 2, 0.32),
-        ("B2_sfpn", 0, 0.33), ("B2_sfpn", 1, 0.34), ("B2_sfpn", 2, 0.35))]
+    results = [
+        {"row": row, "seed": seed, "miou": miou}
+        for row, seed, miou in (
+            ("PE_index", 0, 0.25),
+            ("PE_normalized", 0, 0.30),
+            ("B2_hfgd", 1, 0.31),
+            ("B2_hfgd", 2, 0.32),
+            ("B2_sfpn", 0, 0.33),
+            ("B2_sfpn", 1, 0.34),
+            ("B2_sfpn", 2, 0.35),
+        )
+    ]
     judged, pooled = report.judge_claims(rows, report.group(results, rows))
     verdict = next(v for claim, v, _ in judged if claim.better == "PE_normalized")
     # B2_hfgd (with PE_normalized as its seed 0) and B2_sfpn both have SD 0.01 over 2 df: pooled 0.01 over 4 df.

@@ -13,16 +13,26 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--study_backbone=resnet_tiny", "--study_num_channels=16", "--study_crop_height=224", "--study_crop_width=224",
-        "--study_batch_size=2", "--study_scratch_steps=2", "--study_pretrain_steps=2", "--study_finetune_steps=2",
-        "--study_epoch_steps=2"]
+TINY = [
+    "--study_backbone=resnet_tiny",
+    "--study_num_channels=16",
+    "--study_crop_height=224",
+    "--study_crop_width=224",
+    "--study_batch_size=2",
+    "--study_scratch_steps=2",
+    "--study_pretrain_steps=2",
+    "--study_finetune_steps=2",
+    "--study_epoch_steps=2",
+]
 
 
 def _camvid(root):
     """3 train sequences of 4 frames and 2 val frames in the SegNet layout, 48x64, labels 0-11 (11: void)."""
     rng = np.random.default_rng(0)
-    frames = {"train": [f"{sequence}_{i:05d}" for sequence in ("0001TP", "0006R0", "0016E5") for i in range(1, 5)],
-              "val": ["0016E5_00010", "0016E5_00011"]}
+    frames = {
+        "train": [f"{sequence}_{i:05d}" for sequence in ("0001TP", "0006R0", "0016E5") for i in range(1, 5)],
+        "val": ["0016E5_00010", "0016E5_00011"],
+    }
     for split, names in frames.items():
         for directory in ("images", "labels"):
             (root / directory / split).mkdir(parents=True)
@@ -33,8 +43,15 @@ def _camvid(root):
 
 
 def _run(tmp_path, *arguments):
-    command = [sys.executable, os.path.join("experiments", "camvid_study", "run.py"), f"--work_dir={tmp_path / 'work'}",
-               f"--results_dir={tmp_path / 'results'}", f"--camvid_dir={tmp_path / 'camvid'}", *TINY, *arguments]
+    command = [
+        sys.executable,
+        os.path.join("experiments", "camvid_study", "run.py"),
+        f"--work_dir={tmp_path / 'work'}",
+        f"--results_dir={tmp_path / 'results'}",
+        f"--camvid_dir={tmp_path / 'camvid'}",
+        *TINY,
+        *arguments,
+    ]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
 
 
@@ -43,7 +60,9 @@ def test_a_tiny_study_runs_its_new_rows_and_writes_its_page(tmp_path):
     rows = "--rows=A2_pretrain,D_upsampler_only"
     plan = _run(tmp_path, "--plan", "--position_encoding=normalized", rows)
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert "2 runs to do: A2_pretrain seed 0, D_upsampler_only seed 0" in plan.stdout and "Planned: about " in plan.stdout
+    assert (
+        "2 runs to do: A2_pretrain seed 0, D_upsampler_only seed 0" in plan.stdout and "Planned: about " in plan.stdout
+    )
     done = _run(tmp_path, "--position_encoding=normalized", rows)
     assert done.returncode == 0, done.stderr[-3000:]
     results = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "results").glob("*.json")}
