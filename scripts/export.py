@@ -67,6 +67,10 @@ def main(argv):
     from hfgd_tf.export.calibration import calibration_images
     from hfgd_tf.train.checkpoints import read_run_config, resolve_checkpoint, restore_model
 
+    default_name = FLAGS.format + ("" if FLAGS.quantize == "none" else f"_{FLAGS.quantize}")
+    export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, default_name)
+    # Checked before any work. The export is written beside its final name and renamed, so the parent must be writable.
+    cli_flags.check_output_paths(export_dir=(export_dir, "directory"))
     logging.set_verbosity(logging.INFO)
     try:
         export_config = ExportConfig(
@@ -85,10 +89,6 @@ def main(argv):
     except ValueError as error:
         cli_flags.config_error(error)
     logging.info("Exported protocol (the run's, overridden by the flags given): %s", eval_config.protocol())
-    default_name = FLAGS.format + ("" if FLAGS.quantize == "none" else f"_{FLAGS.quantize}")
-    export_dir = FLAGS.export_dir or os.path.join(FLAGS.checkpoint_dir, default_name)
-    # The export is written beside its final name and renamed, so the parent must be writable.
-    cli_flags.check_output_paths(export_dir=(export_dir, "directory"))
     try:
         check_export_dir(export_dir)
     except ValueError as error:
