@@ -60,6 +60,23 @@ setup(
             "openvino>=2026.4,<2026.5",
         ],
     },
+    # The commands of scripts/ (python scripts/train.py ...), installed on the PATH as hfgd-train, ...
+    entry_points={
+        "console_scripts": [
+            f"hfgd-{command.replace('_', '-')} = hfgd_tf.cli.{command}:run"
+            for command in (
+                "train",
+                "evaluate",
+                "export",
+                "predict",
+                "demo",
+                "convert_tfrecord",
+                "convert_weights",
+                "build_tfds",
+            )
+        ]
+        + ["hfgd-benchmark = hfgd_tf.cli.benchmarks:run"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

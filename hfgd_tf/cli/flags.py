@@ -12,7 +12,7 @@ import re
 import sys
 import typing
 
-from absl import flags
+from absl import app, flags
 
 from hfgd_tf.cli.startup import import_tensorflow_quietly
 
@@ -804,6 +804,23 @@ def config_error(error):
     """Turns a config ValueError into the message a user sees (no traceback), exit status 2."""
     sys.stderr.write(f"Invalid flags: {error}\n")
     sys.exit(2)
+
+
+def run_command(main, usage):
+    """Runs a command's `main(argv)` under absl, with `usage` (the command module's docstring) as the text
+    `--help` prints.
+
+    absl prints the docstring of the `__main__` module: a short wrapper's for `python scripts/<command>.py`,
+    none for the console command pip generates (`hfgd-train`), so the command's own is put there. `--help`
+    lists the flags absl files under the program's name (`sys.argv[0]`): every flag of this package the
+    command defined (here, in its module or its suite) is filed there too, absl's own stay under `--helpfull`.
+    """
+    sys.modules["__main__"].__doc__ = usage
+    for module_name, module_flags in FLAGS.flags_by_module_dict().items():
+        if module_name.startswith("hfgd_tf."):
+            for flag in module_flags:
+                FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(main)
 
 
 def run_script_prologue(argv):
