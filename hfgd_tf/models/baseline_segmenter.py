@@ -4,9 +4,9 @@ import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
 from hfgd_tf.layers.input_normalization import input_normalization_layer
-from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.resize import ResizeLike
 from hfgd_tf.layers.semantic_fpn import IMAGE_KEY
+from hfgd_tf.models.serialization import segmenter_config, segmenter_from_config
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
@@ -53,23 +53,8 @@ class BaselineSegmenter(keras.Model):
         self.image_shape = tuple(image_shape)
 
     def get_config(self):
-        serialize = keras.saving.serialize_keras_object
-        return {
-            "backbone": serialize(self.backbone),
-            "decoder": serialize(self.decoder),
-            "num_classes": self.num_classes,
-            "input_normalization": self.input_normalization,
-            "image_shape": self.image_shape,
-            "name": self.name,
-            "trainable": self.trainable,
-            # The dtype policy its layers were built with (build_model's `dtype_policy`), restored on load.
-            "dtype": self.dtype_policy.name,
-        }
+        return segmenter_config(self, {"backbone": self.backbone, "decoder": self.decoder})
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        with dtype_policy_scope(config.pop("dtype", None)):
-            for key in ("backbone", "decoder"):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-            return cls(**config)
+        return segmenter_from_config(cls, config, ("backbone", "decoder"))

@@ -4,9 +4,9 @@ import keras
 
 from hfgd_tf.layers.class_kernels import ClassKernels
 from hfgd_tf.layers.input_normalization import input_normalization_layer
-from hfgd_tf.layers.policy import dtype_policy_scope
 from hfgd_tf.layers.resize import ResizeLike, StopGradient
 from hfgd_tf.layers.semantic_fpn import IMAGE_KEY, GuidedUpsampler
+from hfgd_tf.models.serialization import segmenter_config, segmenter_from_config
 
 
 @keras.saving.register_keras_serializable(package="hfgd_tf")
@@ -149,29 +149,15 @@ class HFGDSegmenter(keras.Model):
         return groups
 
     def get_config(self):
-        serialize = keras.saving.serialize_keras_object
-        return {
-            "backbone": serialize(self.backbone),
-            "context_encoder": serialize(self.context_encoder),
-            "num_classes": self.num_classes,
-            "upsampler": serialize(self.upsampler) if self.upsampler is not None else None,
-            "stop_gradient_backbone": self.stop_gradient_backbone,
-            "stop_gradient_guidance": self.stop_gradient_guidance,
-            "stop_gradient_class_kernels": self.stop_gradient_class_kernels,
-            "share_class_kernels": self.share_class_kernels,
-            "input_normalization": self.input_normalization,
-            "image_shape": self.image_shape,
-            "name": self.name,
-            "trainable": self.trainable,
-            # The dtype policy its layers were built with (build_model's `dtype_policy`), restored on load.
-            "dtype": self.dtype_policy.name,
-        }
+        return segmenter_config(
+            self,
+            {"backbone": self.backbone, "context_encoder": self.context_encoder, "upsampler": self.upsampler},
+            stop_gradient_backbone=self.stop_gradient_backbone,
+            stop_gradient_guidance=self.stop_gradient_guidance,
+            stop_gradient_class_kernels=self.stop_gradient_class_kernels,
+            share_class_kernels=self.share_class_kernels,
+        )
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        with dtype_policy_scope(config.pop("dtype", None)):
-            for key in ("backbone", "context_encoder", "upsampler"):
-                if config.get(key) is not None:
-                    config[key] = keras.saving.deserialize_keras_object(config[key])
-            return cls(**config)
+        return segmenter_from_config(cls, config, ("backbone", "context_encoder", "upsampler"))
