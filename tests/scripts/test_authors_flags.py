@@ -60,6 +60,7 @@ THEIRS = (
 )
 
 
+@pytest.mark.slow
 def test_their_names_become_our_config_fields(parsed):
     configs = parsed[THEIRS]
     model, data, optimizer, train, evaluation = (configs[k] for k in ("model", "data", "optimizer", "train", "eval"))
@@ -130,6 +131,7 @@ def parsed():
     return dict(zip(lines, _configs(*lines)))
 
 
+@pytest.mark.slow
 def test_unsupported_flags_fail_naming_the_flag_and_what_to_use(parsed):
     for flag, expected in UNSUPPORTED.items():
         result = parsed[f"--checkpoint_dir=/tmp/unused {flag}"]
