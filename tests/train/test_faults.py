@@ -22,6 +22,7 @@ from hfgd_tf.train.checkpoint_recovery import checkpoint_problem
 from hfgd_tf.train.checkpoints import CheckpointSaveError, restore_model
 from tests.conftest import ROOT
 from tests.train.test_trainer import _trainer, _weights
+from tests.train.tiny_runs import tiny_training_arguments
 
 pytestmark = pytest.mark.slow
 
@@ -34,22 +35,7 @@ TOTAL_STEPS, EPOCH_STEPS = 12, 3
 
 
 def _arguments(data_dir, checkpoint_dir, *extra):
-    return [
-        "--flagfile=experiments/demo.cfg",
-        f"--data_dir={data_dir}",
-        f"--checkpoint_dir={checkpoint_dir}",
-        "--crop_height=48",
-        "--crop_width=48",
-        "--num_channels=16",
-        "--batch_size=2",
-        f"--train_epoch={TOTAL_STEPS // EPOCH_STEPS}",
-        f"--epoch_steps={EPOCH_STEPS}",
-        "--log_every_steps=1",
-        "--noevaluate_every_epoch",
-        "--shuffle_buffer=8",
-        "--max_checkpoints_to_keep=2",
-        *extra,
-    ]
+    return tiny_training_arguments(data_dir, checkpoint_dir, *extra, total_steps=TOTAL_STEPS, epoch_steps=EPOCH_STEPS)
 
 
 def _run(command, **kwargs):

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from hfgd_tf.train.checkpoints import restore_model
 from tests.conftest import ROOT
+from tests.train.tiny_runs import tiny_training_arguments
 
 pytestmark = pytest.mark.slow
 
@@ -20,21 +21,7 @@ PAUSING_TRAIN = os.path.join(ROOT, "tests", "train", "train_pausing_in_checkpoin
 
 
 def _arguments(data_dir, checkpoint_dir):
-    return [
-        "--flagfile=experiments/demo.cfg",
-        f"--data_dir={data_dir}",
-        f"--checkpoint_dir={checkpoint_dir}",
-        "--crop_height=48",
-        "--crop_width=48",
-        "--num_channels=16",
-        "--batch_size=2",
-        "--train_epoch=4",
-        "--epoch_steps=3",
-        "--log_every_steps=1",
-        "--noevaluate_every_epoch",
-        "--shuffle_buffer=8",
-        "--max_checkpoints_to_keep=1",
-    ]
+    return tiny_training_arguments(data_dir, checkpoint_dir, checkpoints_to_keep=1)
 
 
 def test_sigkill_during_a_checkpoint_save_then_resume_equals_an_uninterrupted_run(synthetic_records, tmp_path):
