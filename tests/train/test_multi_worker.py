@@ -404,3 +404,39 @@ def test_two_workers_with_sync_batch_norm_match_one_process_and_end_cleanly(data
     assert batch_norm_statistics, "the model has BatchNorm statistics to compare"
     for a, b in zip(single.weights, workers.weights):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_stops_both_workers_together_with_the_same_message(data_dir, tmp_path):
+    # An absurd learning rate: the loss is NaN/Inf within a few steps, at the same step on both workers (their
+    # health counters are reduced across workers), so both stop with the same message and exit status 1, and
+    # neither waits for the other (the test's timeout). Whether the chief would report the other worker as
+    # crashed without the final meeting is a race of the interpreters' teardown: the check below catches it
+    # only when it happens.
+    chief_dir, worker_tmp = str(tmp_path / "chief"), str(tmp_path / "worker_tmp")
+    os.makedirs(worker_tmp)
+    results = _finish_all(
+        _workers(
+            lambda hosts, index: (
+                ["scripts/train.py"]
+                + _train_arguments(
+                    data_dir,
+                    chief_dir,
+                    "--initial_lr=1e12",
+                    "--strategy=multi_worker",
+                    f"--worker_hosts={hosts}",
+                    f"--task_index={index}",
+                )
+            ),
+            worker_tmp,
+        )
+    )
+    messages = []
+    for index, (code, output) in enumerate(results):
+        assert code == 1, f"worker {index}:\n{output[-4000:]}"
+        assert "The tasks have crashed" not in output and "stopped sending heartbeats" not in output, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
+        [message] = [line for line in output.splitlines() if line.startswith("Training stopped: ")]
+        messages.append(message)
+    assert "NaN/Inf" in messages[0] or "Loss is" in messages[0], messages[0]
+    assert messages[0] == messages[1]
