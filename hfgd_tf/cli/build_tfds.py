@@ -52,3 +52,7 @@ def main(argv):
 def run():
     """`hfgd-build-tfds` (installed with the package) and `python scripts/build_tfds.py`."""
     cli_flags.run_command(main, __doc__)
+
+
+if __name__ == "__main__":
+    run()

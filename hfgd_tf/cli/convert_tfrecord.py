@@ -98,3 +98,7 @@ def main(argv):
 def run():
     """`hfgd-convert-tfrecord` (installed with the package) and `python scripts/convert_tfrecord.py`."""
     cli_flags.run_command(main, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -108,3 +108,7 @@ def main(argv):
 def run():
     """`hfgd-convert-weights` (installed with the package) and `python scripts/convert_weights.py`."""
     cli_flags.run_command(main, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -110,3 +110,7 @@ def main(argv):
 def run():
     """`hfgd-demo` (installed with the package) and `python scripts/demo.py`."""
     cli_flags.run_command(main, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -155,3 +155,7 @@ def main(argv):
 def run():
     """`hfgd-evaluate` (installed with the package) and `python scripts/evaluate.py`."""
     cli_flags.run_command(main, __doc__)
+
+
+if __name__ == "__main__":
+    run()

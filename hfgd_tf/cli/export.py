@@ -131,3 +131,7 @@ def main(argv):
 def run():
     """`hfgd-export` (installed with the package) and `python scripts/export.py`."""
     cli_flags.run_command(main, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -806,20 +806,26 @@ def config_error(error):
     sys.exit(2)
 
 
+# absl's flags that print the usage and the command's flags.
+HELP_FLAGS = ("help", "?", "helpshort")
+
+
 def run_command(main, usage):
     """Runs a command's `main(argv)` under absl, with `usage` (the command module's docstring) as the text
     `--help` prints.
 
     absl prints the docstring of the `__main__` module: a short wrapper's for `python scripts/<command>.py`,
     none for the console command pip generates (`hfgd-train`), so the command's own is put there. `--help`
-    lists the flags absl files under the program's name (`sys.argv[0]`): every flag of this package the
-    command defined (here, in its module or its suite) is filed there too, absl's own stay under `--helpfull`.
+    lists the flags absl files under the program's name (`sys.argv[0]`): when help is asked for, every flag
+    of this package the command defined (in its module or its suite) is filed there too; absl's own stay under
+    `--helpfull`. Only then: absl also prints that list before a usage error, which would bury the error.
     """
     sys.modules["__main__"].__doc__ = usage
-    for module_name, module_flags in FLAGS.flags_by_module_dict().items():
-        if module_name.startswith("hfgd_tf."):
-            for flag in module_flags:
-                FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    if any(argument.lstrip("-").split("=")[0] in HELP_FLAGS for argument in sys.argv[1:] if argument.startswith("-")):
+        for module_name, module_flags in FLAGS.flags_by_module_dict().items():
+            if module_name.startswith("hfgd_tf."):
+                for flag in module_flags:
+                    FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main)
 
 

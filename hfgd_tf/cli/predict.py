@@ -158,3 +158,7 @@ def main(argv):
 def run():
     """`hfgd-predict` (installed with the package) and `python scripts/predict.py`."""
     cli_flags.run_command(main, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -81,3 +81,7 @@ def main(argv):
 def run():
     """`hfgd-train` (installed with the package) and `python scripts/train.py`."""
     cli_flags.run_command(main, __doc__)
+
+
+if __name__ == "__main__":
+    run()

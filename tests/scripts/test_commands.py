@@ -54,11 +54,17 @@ def test_every_script_only_runs_its_commands_run():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("started_as", ["console", "module"])
 @pytest.mark.parametrize("command", ["evaluate", "benchmark"])
-def test_help_prints_the_commands_usage_when_started_as_a_console_command(command):
+def test_help_prints_the_commands_usage_when_started_as_a_console_command_or_module(command, started_as):
     # A console command's __main__ is a generated wrapper without a docstring: `python -c` is the same case.
+    start = (
+        ["-c", f"from {_module_of(command)} import run; run()"]
+        if started_as == "console"
+        else ["-m", _module_of(command)]
+    )
     result = subprocess.run(
-        [sys.executable, "-c", f"from {_module_of(command)} import run; run()", "--help"],
+        [sys.executable, *start, "--help"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -94,3 +100,14 @@ def test_an_installed_command_runs_and_names_a_missing_run_directory(tmp_path):
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "missing" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_stray_argument_is_named_without_the_flag_listing():
+    # absl prints the key flags before a usage error: they are the command's own only when help is asked for.
+    result = subprocess.run(
+        [sys.executable, "scripts/train.py", "stray"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "Unexpected arguments: ['stray']" in result.stderr
+    assert "--accumulation_steps" not in result.stderr + result.stdout

@@ -1,5 +1,5 @@
 """Benchmarks, each measured in one process and reported as ratios to a peer of the same run (absolute
-times depend on the machine). `--suite` picks what is measured; `--suite=X --helpfull` lists its flags.
+times depend on the machine). `--suite` picks what is measured; `--suite=X --help` lists its flags.
 
     python scripts/benchmark.py                                   # --suite=models: writes docs/performance.md
     python scripts/benchmark.py --rows=hfgd_r50_os4,backbone_r50 --runs=3 --output=
@@ -25,7 +25,7 @@ reports; what several suites measure alike is in `hfgd_tf.cli.benchmarking`):
     train    training steps/s on 1 vs 2 replicas, evaluation time; takes every scripts/train.py flag
 
 Only the chosen suite's flags are defined (`define_flags(argv)` reads `--suite` from the command line
-first), so each suite keeps its own defaults (e.g. `--batch_size`, `--output`) and `--helpfull` lists
+first), so each suite keeps its own defaults (e.g. `--batch_size`, `--output`) and `--help` lists
 what that suite takes.
 """
 

@@ -1,0 +1,5 @@
+"""`python -m hfgd_tf.cli.benchmarks`: the benchmark command."""
+
+from hfgd_tf.cli.benchmarks import run
+
+run()
