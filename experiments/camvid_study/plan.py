@@ -134,8 +134,10 @@ PROTOCOL_NOTES = {
 # with the backbone frozen (A_frozen), 66 s per whole-image pass; a step's cost taken as linear in the batch, a
 # sliding-window pass as 1.75 whole ones (six 224x224 windows cover 1.74x a 360x480 frame's pixels). An 11-step
 # check of HFGD at batch 4 on the machine shared with four other jobs read 5.4 s per step and 151 s per pass:
-# contention can double these figures.
-SECONDS_PER_STEP = {"trains_backbone": 2.7, "frozen_backbone": 1.25}
+# contention can double these figures. The new rows' own: PE_index 4.33 s per step (750 steps), PE_normalized 3.69
+# (its last 250 steps), both beside other jobs; so 4.0 here, and the frozen backbone's figure scaled alike (1.85,
+# not measured yet).
+SECONDS_PER_STEP = {"trains_backbone": 4.0, "frozen_backbone": 1.85}
 SECONDS_PER_SCORING = {"whole": 66.0, "sliding": 115.0}
 DIAGNOSTIC_POINT_SECONDS = 15.0
 
@@ -157,7 +159,8 @@ def run_cpu_seconds(row, settings):
 # index positions (24.4 / 30.5), 4.2 with normalized ones (25.6 / 29.8).
 CHOSEN_POSITION_ENCODING = "normalized"
 # The settings of the new rows: the first study's model and crop, half its batch and shorter schedules from scratch,
-# to fit ~15 CPU-hours (`run_cpu_seconds`); fine-tuning with the backbone at the full LR for 1000 steps, where a
+# planned to fit ~15 CPU-hours with the first study's step costs (the new rows' own costs make the whole about 22:
+# the seeds the claims need are kept); fine-tuning with the backbone at the full LR for 1000 steps, where a
 # jointly trained head can move (and so contaminate) the pretrained features.
 NEW_SETTINGS = dict(
     batch_size=4,

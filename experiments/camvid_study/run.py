@@ -476,7 +476,7 @@ def main(argv):
         print(f"{len(pending)} runs to do: {', '.join(f'{row.name} seed {seed}' for row, seed in pending) or 'none'}")
         print(
             f"Planned: about {hours:.1f} CPU-hours for them (plan.SECONDS_PER_STEP and SECONDS_PER_SCORING: the "
-            "first study's measured costs; contention on a shared machine can double them)"
+            "costs measured on this machine; contention on a shared machine can double them)"
         )
         if not (FLAGS.position_encoding or plan.CHOSEN_POSITION_ENCODING):
             print(
