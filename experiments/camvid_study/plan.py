@@ -159,7 +159,7 @@ def run_cpu_seconds(row, settings):
 # index positions (24.4 / 30.5), 4.2 with normalized ones (25.6 / 29.8).
 CHOSEN_POSITION_ENCODING = "normalized"
 # The settings of the new rows: the first study's model and crop, half its batch and shorter schedules from scratch,
-# planned to fit ~15 CPU-hours with the first study's step costs (the new rows' own costs make the whole about 22:
+# planned to fit ~15 CPU-hours with the first study's step costs (the new rows' own costs make the whole about 21:
 # the seeds the claims need are kept); fine-tuning with the backbone at the full LR for 1000 steps, where a
 # jointly trained head can move (and so contaminate) the pretrained features.
 NEW_SETTINGS = dict(
