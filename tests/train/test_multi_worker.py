@@ -100,6 +100,28 @@ def _workers(script_arguments, tmp_dir, extra_env=None):
     return [_start(script_arguments(hosts, index), env=env) for index in range(2)]
 
 
+def _train_on_two_workers(data_dir, checkpoint_dir, worker_tmp, *extra, timeout=TIMEOUT):
+    """Runs `scripts/train.py` (the shared arguments, then `extra`) as both workers of a two-worker cluster, each
+    with `checkpoint_dir` (a shared filesystem: only the chief writes it); returns their (code, output)."""
+    return _finish_all(
+        _workers(
+            lambda hosts, index: (
+                ["scripts/train.py"]
+                + _train_arguments(
+                    data_dir,
+                    checkpoint_dir,
+                    *extra,
+                    "--strategy=multi_worker",
+                    f"--worker_hosts={hosts}",
+                    f"--task_index={index}",
+                )
+            ),
+            worker_tmp,
+        ),
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     # Not the shared synthetic_records: 5 eval images, 3 on worker 0 and 2 (plus 1 padding image) on worker 1.
@@ -259,18 +281,7 @@ def test_a_non_chief_worker_writes_nothing_in_the_run_directory(data_dir, tmp_pa
 def test_two_workers_train_and_evaluate_as_one_process(data_dir, single_run, tmp_path):
     chief_dir, worker_tmp = str(tmp_path / "chief"), str(tmp_path / "worker_tmp")
     os.makedirs(worker_tmp)
-    # The same --checkpoint_dir on both workers (a shared filesystem): only the chief writes it.
-    results = _finish_all(
-        _workers(
-            lambda hosts, index: (
-                ["scripts/train.py"]
-                + _train_arguments(
-                    data_dir, chief_dir, "--strategy=multi_worker", f"--worker_hosts={hosts}", f"--task_index={index}"
-                )
-            ),
-            worker_tmp,
-        )
-    )
+    results = _train_on_two_workers(data_dir, chief_dir, worker_tmp)
     for index, (code, output) in enumerate(results):
         assert code == 0, f"worker {index}:\n{output[-4000:]}"
         assert "step 6/6" in output
@@ -372,23 +383,7 @@ def test_two_workers_with_sync_batch_norm_match_one_process_and_end_cleanly(data
     [(code, output)] = _finish_all([_start(["scripts/train.py"] + _train_arguments(data_dir, single_dir, *sync))])
     assert code == 0, output[-3000:]
     # Tracing a step with a collective per BatchNorm layer takes minutes on a busy 2-core machine.
-    results = _finish_all(
-        _workers(
-            lambda hosts, index: (
-                ["scripts/train.py"]
-                + _train_arguments(
-                    data_dir,
-                    chief_dir,
-                    *sync,
-                    "--strategy=multi_worker",
-                    f"--worker_hosts={hosts}",
-                    f"--task_index={index}",
-                )
-            ),
-            worker_tmp,
-        ),
-        timeout=3 * TIMEOUT,
-    )
+    results = _train_on_two_workers(data_dir, chief_dir, worker_tmp, *sync, timeout=3 * TIMEOUT)
     for index, (code, output) in enumerate(results):
         assert code == 0, f"worker {index}:\n{output[-4000:]}"
         assert "step 3/3" in output
@@ -415,22 +410,7 @@ def test_a_non_finite_loss_stops_both_workers_together_with_the_same_message(dat
     # only when it happens.
     chief_dir, worker_tmp = str(tmp_path / "chief"), str(tmp_path / "worker_tmp")
     os.makedirs(worker_tmp)
-    results = _finish_all(
-        _workers(
-            lambda hosts, index: (
-                ["scripts/train.py"]
-                + _train_arguments(
-                    data_dir,
-                    chief_dir,
-                    "--initial_lr=1e12",
-                    "--strategy=multi_worker",
-                    f"--worker_hosts={hosts}",
-                    f"--task_index={index}",
-                )
-            ),
-            worker_tmp,
-        )
-    )
+    results = _train_on_two_workers(data_dir, chief_dir, worker_tmp, "--initial_lr=1e12")
     messages = []
     for index, (code, output) in enumerate(results):
         assert code == 1, f"worker {index}:\n{output[-4000:]}"
