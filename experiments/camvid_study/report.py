@@ -217,6 +217,53 @@ def _table(members, grouped):
     return lines
 
 
+def upsampler_per_class(entries, class_names):
+    """What the upsampler adds to each class: `{class: (whole, sliding)}`, the prediction's IoU minus its guidance's
+    (fractions, mean over seeds), None for a scoring the runs lack; `{}` for a row without a guidance head."""
+    added = {}
+    for mode in ("whole", "sliding"):
+        per_seed = []
+        for result in entries:
+            heads = scores(result)
+            prediction = heads.get("logits", {}).get(mode, {}).get("per_class_iou")
+            guidance = heads.get("logits_high", {}).get(mode, {}).get("per_class_iou")
+            if prediction is None or guidance is None:
+                break
+            per_seed.append({c: prediction[c] - guidance[c] for c in class_names})
+        else:
+            if per_seed:
+                for c in class_names:
+                    added.setdefault(c, {})[mode] = statistics.fmean(seed[c] for seed in per_seed)
+    return {c: (modes.get("whole"), modes.get("sliding")) for c, modes in added.items()}
+
+
+def _upsampler_per_class_table(rows, grouped, class_names, scored_classes):
+    """The page's per-class table of `upsampler_per_class`, cells "whole / sliding" in points."""
+    lines = []
+    for row in rows:
+        added = upsampler_per_class(grouped.get(row.name, []), class_names)
+        if added:
+            # round(...) + 0.0 turns a rounded -0.0 into 0.0, so no cell reads "-0.0".
+            cells = [
+                " / ".join("-" if v is None else f"{round(100 * v, 1) + 0.0:+.1f}" for v in added[c])
+                for c in scored_classes
+            ]
+            lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return [
+        "## What the upsampler adds, per class (IoU points, prediction minus guidance, mean over seeds)",
+        "",
+        "Whole frame / sliding window. Rows with a guidance head (`logits_high`) scored; classes no run's prediction "
+        "ever scores left out.",
+        "",
+        "| row | " + " | ".join(scored_classes) + " |",
+        "| --- |" + " ---: |" * len(scored_classes),
+        *lines,
+        "",
+    ]
+
+
 def judge_claims(rows, grouped):
     """`[(claim, verdict dict or None, stands after Holm)]` for every claim (`stats.compare` with the claim's
     protocol's pooled seed SD; None when a row has not run)."""
@@ -377,7 +424,8 @@ def render_page(rows, results, settings_of, class_names, meta):
             ]
             lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
     never = [c for c in class_names if results and all(r["per_class_iou"].get(c, 0.0) == 0.0 for r in results)]
-    lines += ["", "## What this can and cannot show", "", *meta.get("limits", ())]
+    lines += ["", *_upsampler_per_class_table(rows, grouped, class_names, [c for c in class_names if c not in never])]
+    lines += ["## What this can and cannot show", "", *meta.get("limits", ())]
     if never:
         lines.append(
             f"- {len(never)} of the {len(class_names)} classes ({', '.join(never)}) score 0.0 IoU in every "

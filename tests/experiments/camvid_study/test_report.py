@@ -153,3 +153,29 @@ def test_the_position_encoding_rows_are_judged_with_the_spread_of_protocol_b_pri
     # B2_hfgd (with PE_normalized as its seed 0) and B2_sfpn both have SD 0.01 over 2 df: pooled 0.01 over 4 df.
     assert pooled["B'"] == (pytest.approx(0.01), 4)
     assert verdict["bar"] == pytest.approx(2.7764 * (0.01 * 2**0.5), rel=1e-4) and verdict["outcome"] == "holds"
+
+
+def test_the_upsampler_per_class_gain_is_the_seed_mean_of_prediction_minus_guidance():
+    def result(seed, prediction, guidance, sliding=True):
+        modes = ("whole", "sliding") if sliding else ("whole",)
+        return {
+            "seed": seed,
+            "scores": {
+                "logits": {m: {"per_class_iou": dict(zip("ab", prediction))} for m in modes},
+                "logits_high": {m: {"per_class_iou": dict(zip("ab", guidance))} for m in modes},
+            },
+        }
+
+    # a: 0.5-0.4 and 0.7-0.4 -> +0.2; b: 0.1-0.3 and 0.2-0.2 -> -0.1.
+    added = report.upsampler_per_class([result(0, (0.5, 0.1), (0.4, 0.3)), result(1, (0.7, 0.2), (0.4, 0.2))], "ab")
+    assert added["a"] == (pytest.approx(0.2), pytest.approx(0.2))
+    assert added["b"] == (pytest.approx(-0.1), pytest.approx(-0.1))
+    # A run scored whole-image only leaves the sliding cell empty; a run without a guidance head, the row.
+    assert report.upsampler_per_class([result(0, (0.5, 0.1), (0.4, 0.3), sliding=False)], "ab")["a"][1] is None
+    assert report.upsampler_per_class([{"seed": 0, "miou": 0.3}], "ab") == {}
+    rows = [r for r in plan.study_rows("normalized") if r.name in ("B2_hfgd", "B2_sfpn")]
+    table = report._upsampler_per_class_table(
+        rows, {"B2_hfgd": [result(0, (0.5, 0.1), (0.4, 0.3))], "B2_sfpn": [{"seed": 0, "miou": 0.3}]}, "ab", ["a", "b"]
+    )
+    assert "| `B2_hfgd` | +10.0 / +10.0 | -20.0 / -20.0 |" in table
+    assert not any("B2_sfpn" in line for line in table)
