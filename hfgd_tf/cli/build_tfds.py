@@ -13,7 +13,7 @@ Train with `--data_source=tfds --tfds_data_dir=...` (and `--tfds_name=...` for T
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
 
@@ -28,8 +28,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     cli_flags.check_output_paths(tfds_data_dir=(FLAGS.tfds_data_dir, "directory"))
     import tensorflow_datasets as tfds
 

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
 
@@ -42,8 +42,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     cli_flags.check_output_paths(output_dir=(FLAGS.output_dir, "directory"))
     import tensorflow as tf
 

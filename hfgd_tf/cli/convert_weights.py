@@ -18,7 +18,7 @@ output norms, image stems), and the conversion refuses missing, extra or mis-sha
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
 
@@ -55,8 +55,6 @@ def _layout_flags(overrides):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     cli_flags.check_output_paths(output=(FLAGS.output, "file"), report_json=(FLAGS.report_json, "file"))
     from hfgd_tf.backbones import BACKBONE_PRESETS, build_backbone
     from hfgd_tf.backbones.convert import (

@@ -10,7 +10,7 @@ TFRecords, so the demo runs the same pipeline as real datasets.
 import os
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from hfgd_tf.cli import flags as cli_flags
 
@@ -24,8 +24,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     start = time.time()
     cli_flags.apply_authors_runtime_flags()  # before TF sets up its devices
     cli_flags.check_output_paths(

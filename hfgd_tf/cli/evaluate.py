@@ -42,7 +42,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    cli_flags.run_script_prologue(argv)
+    cli_flags.run_script_prologue()
     # The path that will be written, checked before the evaluation (the default one too).
     if FLAGS.exported:
         default_name = "exported_" + os.path.basename(FLAGS.exported.rstrip("/"))

@@ -61,7 +61,7 @@ def check_protocol_of_run(export_config, eval_config, stored):
 
 
 def main(argv):
-    cli_flags.run_script_prologue(argv)
+    cli_flags.run_script_prologue()
 
     from hfgd_tf.export import ExportConfig, check_export_dir, export_model
     from hfgd_tf.export.calibration import calibration_images

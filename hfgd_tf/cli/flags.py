@@ -819,6 +819,7 @@ def run_command(main, usage):
     lists the flags absl files under the program's name (`sys.argv[0]`): when help is asked for, every flag
     of this package the command defined (in its module or its suite) is filed there too; absl's own stay under
     `--helpfull`. Only then: absl also prints that list before a usage error, which would bury the error.
+    No command takes positional arguments: any stops the command with a usage error naming them.
     """
     sys.modules["__main__"].__doc__ = usage
     if any(argument.lstrip("-").split("=")[0] in HELP_FLAGS for argument in sys.argv[1:] if argument.startswith("-")):
@@ -826,14 +827,19 @@ def run_command(main, usage):
             if module_name.startswith("hfgd_tf."):
                 for flag in module_flags:
                     FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(main)
+
+    def main_without_arguments(argv):
+        # No command takes positional arguments: a stray word (a flag missing its "--") is named, exit status 1.
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        return main(argv)
+
+    app.run(main_without_arguments)
 
 
-def run_script_prologue(argv):
-    """Shared start of the scripts that work on a run directory: checks argv and --checkpoint_dir,
-    returns the `EvalConfig` from the flags (or exits with a message naming the bad flag)."""
-    if len(argv) > 1:
-        config_error(f"Unexpected arguments: {argv[1:]}")
+def run_script_prologue():
+    """Shared start of the scripts that work on a run directory: checks --checkpoint_dir, returns the
+    `EvalConfig` from the flags (or exits with a message naming the bad flag)."""
     if not FLAGS.checkpoint_dir:
         config_error("--checkpoint_dir is required (a training run directory)")
     apply_authors_runtime_flags()

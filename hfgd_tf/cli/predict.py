@@ -15,7 +15,7 @@ Writes `<stem>_label.png` (class ids), `<stem>_color.png` and `<stem>_overlay.pn
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
 
@@ -84,8 +84,6 @@ def check_saved_model_from_run(saved_model, checkpoint_dir):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.saved_model and not FLAGS.checkpoint_dir:
         cli_flags.config_error("Give --saved_model (an export) or --checkpoint_dir (a training run)")
     try:

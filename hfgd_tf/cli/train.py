@@ -5,7 +5,7 @@ Rerunning the same command resumes from the last checkpoint in --checkpoint_dir.
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from hfgd_tf.cli import flags as cli_flags
 
@@ -16,8 +16,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from hfgd_tf.data.records import check_records
 
     cli_flags.apply_authors_runtime_flags()  # before TF sets up its devices

@@ -32,7 +32,7 @@ what that suite takes.
 import importlib
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags  # expands --flagfile in sys.argv before --suite is read
 
@@ -86,9 +86,3 @@ def define_records_flags(batch_size_help):
     """The `DataConfig` flags and `--batch_size` of the suites that read records (input, sources)."""
     cli_flags.define_config_flags(cli_flags.DataConfig)
     flags.DEFINE_integer("batch_size", 8, batch_size_help)
-
-
-def check_no_arguments(argv):
-    """Stops with a usage message naming them when positional arguments were given."""
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")

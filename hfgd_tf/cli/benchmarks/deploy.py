@@ -28,7 +28,6 @@ import time
 from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
-from hfgd_tf.cli.benchmarks import check_no_arguments
 from hfgd_tf.cli.benchmarks.models import REFERENCE, define_row_flags, machine_description, our_config
 
 FLAGS = flags.FLAGS
@@ -356,7 +355,6 @@ def rewrite_deploy_section(path, section):
 
 
 def main(argv):
-    check_no_arguments(argv)
     cli_flags.check_output_paths(output=(FLAGS.output, "file"))
     section = deployment_section()
     print("\n".join(section))

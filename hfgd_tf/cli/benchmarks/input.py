@@ -9,7 +9,7 @@ from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
 from hfgd_tf.cli.benchmarking import pipeline_images_per_second, training_images_per_second
-from hfgd_tf.cli.benchmarks import check_no_arguments, define_records_flags
+from hfgd_tf.cli.benchmarks import define_records_flags
 
 FLAGS = flags.FLAGS
 
@@ -23,7 +23,6 @@ def define_flags():
 
 
 def main(argv):
-    check_no_arguments(argv)
     try:
         config = cli_flags.data_config_from_flags()
         from hfgd_tf.models import ModelConfig

@@ -30,7 +30,7 @@ from hfgd_tf.cli.benchmarking import (
     pipeline_images_per_second,
     training_images_per_second,
 )
-from hfgd_tf.cli.benchmarks import check_no_arguments, define_zoo_size_flags
+from hfgd_tf.cli.benchmarks import define_zoo_size_flags
 
 # key -> (description, kind, constructor details). Kinds: "ours" (build_model with MODELS[key]'s
 # overrides, --backbone replacing ResNet-50), "backbone" (build_backbone), "keras_cv".
@@ -589,7 +589,6 @@ def targets(rows, columns, saved_model, pipeline, settings):
 
 
 def main(argv):
-    check_no_arguments(argv)
     cli_flags.check_output_paths(output=(FLAGS.output, "file"))
     try:
         settings = parse_settings()

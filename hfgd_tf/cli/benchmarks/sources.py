@@ -14,7 +14,7 @@ from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
 from hfgd_tf.cli.benchmarking import pipeline_images_per_second
-from hfgd_tf.cli.benchmarks import check_no_arguments, define_records_flags
+from hfgd_tf.cli.benchmarks import define_records_flags
 
 FLAGS = flags.FLAGS
 
@@ -35,7 +35,6 @@ def _eval_rate(config):
 
 
 def main(argv):
-    check_no_arguments(argv)
     try:
         base = cli_flags.data_config_from_flags()
         configs = {

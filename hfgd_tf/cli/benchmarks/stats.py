@@ -9,7 +9,7 @@ from absl import app, flags
 
 from hfgd_tf.cli import flags as cli_flags
 from hfgd_tf.cli.benchmarking import MODELS, graph_flops, median_seconds
-from hfgd_tf.cli.benchmarks import check_no_arguments, define_zoo_size_flags
+from hfgd_tf.cli.benchmarks import define_zoo_size_flags
 
 FLAGS = flags.FLAGS
 
@@ -32,7 +32,6 @@ def forward_seconds(model, size, runs):
 
 
 def main(argv):
-    check_no_arguments(argv)
     cli_flags.check_output_paths(output=(FLAGS.output, "file"))
     import keras
     import numpy as np

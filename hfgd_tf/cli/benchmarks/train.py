@@ -11,7 +11,6 @@ import time
 from absl import flags
 
 from hfgd_tf.cli import flags as cli_flags
-from hfgd_tf.cli.benchmarks import check_no_arguments
 
 FLAGS = flags.FLAGS
 
@@ -34,7 +33,6 @@ def _steps_per_second(trainer, steps):
 
 
 def main(argv):
-    check_no_arguments(argv)
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
