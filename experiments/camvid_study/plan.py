@@ -374,7 +374,7 @@ def study_rows(chosen=None):
 
 class Claim(typing.NamedTuple):
     """`better` beats `worse` (kind "better"), or is not clearly worse than it (kind "not_worse"); judged on the
-    whole-image mIoU of the prediction (`logits`), the only score every row has."""
+    prediction's (`logits`) mIoU, whole-image (every row has it) and by sliding window (the new rows)."""
 
     text: str
     better: str
@@ -385,7 +385,7 @@ class Claim(typing.NamedTuple):
 CLAIMS = tuple(
     Claim(*claim)
     for claim in (
-        ("Normalized positions beat index positions (HFGD from scratch, whole image)", "PE_normalized", "PE_index"),
+        ("Normalized positions beat index positions (HFGD from scratch)", "PE_normalized", "PE_index"),
         # The premise: a jointly trained upsampler contaminates pretrained features, isolating it protects them.
         ("HFGD beats a jointly trained SemanticFPN (pretrained high-level model)", "A2_hfgd", "A2_sfpn"),
         ("Stop-gradients help (pretrained high-level model)", "A2_hfgd", "A2_hfgd_no_stop_gradients"),

@@ -264,25 +264,26 @@ def _upsampler_per_class_table(rows, grouped, class_names, scored_classes):
     ]
 
 
-def judge_claims(rows, grouped):
-    """`[(claim, verdict dict or None, stands after Holm)]` for every claim (`stats.compare` with the claim's
-    protocol's pooled seed SD; None when a row has not run)."""
+def judge_claims(rows, grouped, mode="whole"):
+    """`[(claim, verdict dict or None, stands after Holm)]` for every claim on the prediction's `mode` mIoU
+    ("whole" or "sliding"; `stats.compare` with the claim's protocol's pooled seed SD of that scoring; None when a
+    row has not run or was not scored so). Each scoring is its own family for Holm's correction."""
     # The position-encoding rows have one seed each: they take the spread of Protocol B', trained alike.
     protocol_of = {row.name: plan.POOLED_WITH.get(row.protocol, row.protocol) for row in rows}
+    values = {name: score_values(entries, "logits", mode) for name, entries in grouped.items()}
     pooled = {
         protocol: stats.pooled_sd(
-            [_mious(entries) for name, entries in grouped.items() if protocol_of.get(name) == protocol]
+            [v for name, v in values.items() if v is not None and protocol_of.get(name) == protocol]
         )
         for protocol in set(protocol_of.values())
     }
     judged = []
     for claim in plan.CLAIMS:
-        if claim.better not in grouped or claim.worse not in grouped:
+        better, worse = values.get(claim.better), values.get(claim.worse)
+        if better is None or worse is None:
             judged.append((claim, None))
             continue
-        verdict = stats.compare(
-            _mious(grouped[claim.better]), _mious(grouped[claim.worse]), pooled[protocol_of[claim.better]]
-        )
+        verdict = stats.compare(better, worse, pooled[protocol_of[claim.better]])
         if claim.kind == "not_worse" and verdict["outcome"] == "within seed noise":
             verdict["outcome"] = (
                 f"no cost detected (a cost up to {100 * (verdict['bar'] - verdict['difference']):.1f}"
@@ -293,6 +294,20 @@ def judge_claims(rows, grouped):
     rejected = stats.holm([verdict["p"] for _, verdict in with_p])
     standing = {claim for (claim, _), kept in zip(with_p, rejected) if kept}
     return [(claim, verdict, claim in standing) for claim, verdict in judged], pooled
+
+
+def _legacy_claim(claim, rows):
+    """Whether a claim compares rows of the first study (scored whole-image only)."""
+    return any(row.legacy for row in rows if row.name in (claim.better, claim.worse))
+
+
+def _verdict_cells(verdict, stands):
+    """Difference, bar and verdict cells of one claim on one scoring; "not run yet" without a verdict."""
+    if verdict is None:
+        return ["", "", "not run yet"]
+    caveat = "; not after Holm's correction" if verdict["outcome"] in stats.DECIDED and not stands else ""
+    bar = "-" if verdict["bar"] is None else f"{100 * verdict['bar']:.1f}"
+    return [f"{100 * verdict['difference']:+.1f}", bar, verdict["outcome"] + caveat]
 
 
 def _describe(settings):
@@ -379,40 +394,46 @@ def render_page(rows, results, settings_of, class_names, meta):
                 f"| {p['step']} | {100 * p['agreement']:.1f} | {p['kernel_norm']:.3f} |"
                 for p in result.get("diagnostic", [])
             ] + [""]
-    judged, pooled = judge_claims(rows, grouped)
+    judged = {mode: judge_claims(rows, grouped, mode) for mode in ("whole", "sliding")}
     lines += [
         "## Claims at this scale",
         "",
-        "| claim | rows | difference (mIoU points) | 95% bar (±) | verdict |",
-        "| --- | --- | ---: | ---: | --- |",
+        "Judged on the prediction's mIoU, whole frame and by sliding window at the training crop (the first study's "
+        "rows were scored whole-image only).",
+        "",
+        "| claim | rows | whole: difference (points) | 95% bar (±) | verdict | sliding: difference | 95% bar (±) "
+        "| verdict |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | --- |",
     ]
-    for claim, verdict, stands in judged:
-        names = f"`{claim.better}` vs `{claim.worse}`"
-        if verdict is None:
-            lines.append(f"| {claim.text} | {names} | | | not run yet |")
-            continue
-        caveat = "; not after Holm's correction" if verdict["outcome"] in stats.DECIDED and not stands else ""
-        bar = "-" if verdict["bar"] is None else f"{100 * verdict['bar']:.1f}"
-        lines.append(
-            f"| {claim.text} | {names} | {100 * verdict['difference']:+.1f} | {bar} | {verdict['outcome']}{caveat} |"
+    for (claim, whole, whole_stands), (_, sliding, sliding_stands) in zip(judged["whole"][0], judged["sliding"][0]):
+        cells = _verdict_cells(whole, whole_stands)
+        cells += _verdict_cells(sliding, sliding_stands) if sliding or not _legacy_claim(claim, rows) else ["", "", "-"]
+        lines.append(f"| {claim.text} | `{claim.better}` vs `{claim.worse}` | " + " | ".join(cells) + " |")
+    spreads = {
+        mode: "; ".join(
+            f"Protocol {p} {100 * sd:.1f} points over {dof} degrees of freedom (t = {stats.t_critical(dof):.2f})"
+            for p, (sd, dof) in sorted(pooled.items())
+            if sd is not None
         )
-    spreads = "; ".join(
-        f"Protocol {p} {100 * sd:.1f} points over {dof} degrees of freedom (t = {stats.t_critical(dof):.2f})"
-        for p, (sd, dof) in sorted(pooled.items())
-        if sd is not None
-    )
-    with_bar = sum(1 for _, verdict, _ in judged if verdict and verdict["bar"] is not None)
+        or "none yet"
+        for mode, (_, pooled) in judged.items()
+    }
+    with_bar = {
+        mode: sum(1 for _, verdict, _ in claims if verdict and verdict["bar"] is not None)
+        for mode, (claims, _) in judged.items()
+    }
     lines += [
         "",
         'Verdict rule: "holds" when the difference of the means is beyond the 95% bar `t sqrt(s1^2/n1 + s2^2/n2)`, '
         '"does not hold" when it is that far the other way, "within seed noise" between. Each row\'s s is the larger '
-        f"of its own seed SD and the one pooled over its protocol's rows with several seeds ({spreads or 'none yet'}); "
-        "t is Student's for the pooled degrees of freedom. \"; not after Holm's correction\" marks a verdict that "
-        f"does not survive Holm's step-down correction over the {with_bar} claims with a bar (familywise 5%). A "
-        '"not worse" claim is a test for a cost: within seed noise it names the largest cost the bar does not '
-        "exclude.",
+        "of its own seed SD and the one pooled over its protocol's rows with several seeds, per scoring (whole: "
+        f"{spreads['whole']}; sliding: {spreads['sliding']}); t is Student's for the pooled degrees of freedom. "
+        "\"; not after Holm's correction\" marks a verdict that does not survive Holm's step-down correction over the "
+        f"claims with a bar of its scoring ({with_bar['whole']} whole, {with_bar['sliding']} sliding; familywise 5% "
+        'each). A "not worse" claim is a test for a cost: within seed noise it names the largest cost the bar does '
+        "not exclude.",
         "",
-        "## Per-class IoU (mean over seeds, %)",
+        "## Per-class IoU (prediction, whole frame, mean over seeds, %)",
         "",
         "| row | " + " | ".join(class_names) + " |",
         "| --- |" + " ---: |" * len(class_names),

@@ -179,3 +179,32 @@ def test_the_upsampler_per_class_gain_is_the_seed_mean_of_prediction_minus_guida
     )
     assert "| `B2_hfgd` | +10.0 / +10.0 | -20.0 / -20.0 |" in table
     assert not any("B2_sfpn" in line for line in table)
+
+
+def test_claims_are_judged_on_each_scoring_with_its_own_spread():
+    rows = plan.study_rows("normalized")
+
+    def result(row, seed, whole, sliding):
+        scored = {"whole": {"miou": whole}, "sliding": {"miou": sliding}}
+        return {"row": row, "seed": seed, "miou": whole, "scores": {"logits": scored}}
+
+    results = [result("B2_hfgd", s, 0.30 + 0.01 * s, 0.40 + 0.01 * s) for s in (1, 2)]
+    results += [result("PE_normalized", 0, 0.30, 0.40)]  # B2_hfgd's seed 0
+    results += [result("B2_sfpn", s, 0.35 + 0.01 * s, 0.30 + 0.01 * s) for s in (0, 1, 2)]
+    results += [{"row": "B_hfgd", "seed": 0, "miou": 0.3}, {"row": "B_sfpn", "seed": 0, "miou": 0.3}]
+    grouped = report.group(results, rows)
+
+    def verdict(mode, better):
+        judged, _ = report.judge_claims(rows, grouped, mode)
+        return next(v for claim, v, _ in judged if claim.better == better)
+
+    # Whole frame: HFGD 5 points below SemanticFPN; sliding: 10 above. Each SD 0.01 over 2+2 df.
+    assert verdict("whole", "B2_hfgd")["outcome"] == "does not hold"
+    assert verdict("whole", "B2_hfgd")["difference"] == pytest.approx(-0.05)
+    assert verdict("sliding", "B2_hfgd")["outcome"] == "holds"
+    assert verdict("sliding", "B2_hfgd")["difference"] == pytest.approx(0.10)
+    # The first study's rows have no sliding score: no verdict there; the page says "-" for them.
+    assert verdict("sliding", "B_hfgd") is None and verdict("whole", "B_hfgd") is not None
+    claim = next(c for c in plan.CLAIMS if c.better == "B_hfgd" and c.worse == "B_sfpn")
+    assert report._legacy_claim(claim, rows)
+    assert report._verdict_cells(None, False) == ["", "", "not run yet"]
