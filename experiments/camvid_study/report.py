@@ -217,57 +217,87 @@ def _table(members, grouped):
     return lines
 
 
+# An IoU below this prints as 0.0 (points, one decimal): the class counts as not scored.
+SCORED_IOU = 0.0005
+
+
+def _head_ious(entries, mode):
+    """`[(prediction, guidance), ...]` per seed: the two heads' per-class IoU dicts of one scoring; None when a seed
+    lacks either (a row without a guidance head, a run not scored that way)."""
+    pairs = []
+    for result in entries:
+        heads = scores(result)
+        pair = tuple(heads.get(head, {}).get(mode, {}).get("per_class_iou") for head in ("logits", "logits_high"))
+        if None in pair:
+            return None
+        pairs.append(pair)
+    return pairs or None
+
+
+def _scored(pairs, class_name):
+    return any(max(prediction[class_name], guidance[class_name]) >= SCORED_IOU for prediction, guidance in pairs)
+
+
 def upsampler_per_class(entries, class_names):
     """What the upsampler adds to each class: `{class: (whole, sliding)}`, the prediction's IoU minus its guidance's
-    (fractions, mean over seeds), None for a scoring the runs lack; `{}` for a row without a guidance head."""
-    added = {}
-    for mode in ("whole", "sliding"):
-        per_seed = []
-        for result in entries:
-            heads = scores(result)
-            prediction = heads.get("logits", {}).get(mode, {}).get("per_class_iou")
-            guidance = heads.get("logits_high", {}).get(mode, {}).get("per_class_iou")
-            if prediction is None or guidance is None:
-                break
-            per_seed.append({c: prediction[c] - guidance[c] for c in class_names})
-        else:
-            if per_seed:
-                for c in class_names:
-                    added.setdefault(c, {})[mode] = statistics.fmean(seed[c] for seed in per_seed)
-    return {c: (modes.get("whole"), modes.get("sliding")) for c, modes in added.items()}
+    (fractions, mean over seeds); None for a scoring not every seed has; `{}` for a row without a guidance head."""
+    pairs = {mode: _head_ious(entries, mode) for mode in ("whole", "sliding")}
+    if not any(pairs.values()):
+        return {}
+    return {
+        c: tuple(
+            None if pairs[mode] is None else statistics.fmean(p[c] - g[c] for p, g in pairs[mode])
+            for mode in ("whole", "sliding")
+        )
+        for c in class_names
+    }
 
 
-def _upsampler_per_class_table(rows, grouped, class_names, scored_classes):
-    """The page's per-class table of `upsampler_per_class`, cells "whole / sliding" in points."""
-    lines = []
+def _upsampler_per_class_table(rows, grouped, class_names):
+    """The page's per-class table of `upsampler_per_class`, cells "whole / sliding" in points: "-" for a scoring
+    the row's runs lack, "·" where neither head scores the class; columns for the classes some row's head scores."""
+    table = []
     for row in rows:
-        added = upsampler_per_class(grouped.get(row.name, []), class_names)
+        entries = grouped.get(row.name, [])
+        added = upsampler_per_class(entries, class_names)
         if added:
-            # round(...) + 0.0 turns a rounded -0.0 into 0.0, so no cell reads "-0.0".
-            cells = [
-                " / ".join("-" if v is None else f"{round(100 * v, 1) + 0.0:+.1f}" for v in added[c])
-                for c in scored_classes
-            ]
-            lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
-    if not lines:
+            table.append((row, len(entries), added, {m: _head_ious(entries, m) for m in ("whole", "sliding")}))
+    columns = [c for c in class_names if any(pairs and _scored(pairs, c) for *_, by in table for pairs in by.values())]
+    if not table:
         return []
+
+    def cell(value, pairs, class_name):
+        if value is None:
+            return "-"
+        if not _scored(pairs, class_name):
+            return "·"
+        return f"{round(100 * value, 1) + 0.0:+.1f}"  # + 0.0 turns a rounded -0.0 into 0.0
+
+    lines = []
+    for row, seeds, added, by in table:
+        cells = [
+            " / ".join(cell(added[c][i], by[mode], c) for i, mode in enumerate(("whole", "sliding"))) for c in columns
+        ]
+        lines.append(f"| `{row.name}` | {seeds} | " + " | ".join(cells) + " |")
+    borrowed = [f"`{row.name}`'s seed 0 is the `{row.borrowed_seed0}` run" for row, *_ in table if row.borrowed_seed0]
     return [
         "## What the upsampler adds, per class (IoU points, prediction minus guidance, mean over seeds)",
         "",
-        "Whole frame / sliding window. Rows with a guidance head (`logits_high`) scored; classes no run's prediction "
-        "ever scores left out.",
+        'Whole frame / sliding window, for the rows with a guidance head (`logits_high`); "·": neither head scores '
+        "the class; classes no row's head scores are left out."
+        + (f" {'; '.join(borrowed)} (the same configs, run once)." if borrowed else ""),
         "",
-        "| row | " + " | ".join(scored_classes) + " |",
-        "| --- |" + " ---: |" * len(scored_classes),
+        "| row | seeds | " + " | ".join(columns) + " |",
+        "| --- | ---: |" + " ---: |" * len(columns),
         *lines,
         "",
     ]
 
 
-def judge_claims(rows, grouped, mode="whole"):
-    """`[(claim, verdict dict or None, stands after Holm)]` for every claim on the prediction's `mode` mIoU
-    ("whole" or "sliding"; `stats.compare` with the claim's protocol's pooled seed SD of that scoring; None when a
-    row has not run or was not scored so). Each scoring is its own family for Holm's correction."""
+def _verdicts(rows, grouped, mode):
+    """`([(claim, verdict dict or None)], {protocol: pooled (sd, dof)})` on the prediction's `mode` mIoU: each claim
+    by `stats.compare` with its protocol's pooled seed SD of that scoring; None when a row has not run or not every
+    seed of it was scored so."""
     # The position-encoding rows have one seed each: they take the spread of Protocol B', trained alike.
     protocol_of = {row.name: plan.POOLED_WITH.get(row.protocol, row.protocol) for row in rows}
     values = {name: score_values(entries, "logits", mode) for name, entries in grouped.items()}
@@ -277,11 +307,11 @@ def judge_claims(rows, grouped, mode="whole"):
         )
         for protocol in set(protocol_of.values())
     }
-    judged = []
+    verdicts = []
     for claim in plan.CLAIMS:
         better, worse = values.get(claim.better), values.get(claim.worse)
         if better is None or worse is None:
-            judged.append((claim, None))
+            verdicts.append((claim, None))
             continue
         verdict = stats.compare(better, worse, pooled[protocol_of[claim.better]])
         if claim.kind == "not_worse" and verdict["outcome"] == "within seed noise":
@@ -289,11 +319,25 @@ def judge_claims(rows, grouped, mode="whole"):
                 f"no cost detected (a cost up to {100 * (verdict['bar'] - verdict['difference']):.1f}"
                 " points is not excluded, 97.5% one-sided)"
             )
-        judged.append((claim, verdict))
-    with_p = [(claim, verdict) for claim, verdict in judged if verdict and verdict["p"] is not None]
-    rejected = stats.holm([verdict["p"] for _, verdict in with_p])
-    standing = {claim for (claim, _), kept in zip(with_p, rejected) if kept}
-    return [(claim, verdict, claim in standing) for claim, verdict in judged], pooled
+        verdicts.append((claim, verdict))
+    return verdicts, pooled
+
+
+def judge_claims(rows, grouped, modes=("whole", "sliding")):
+    """`({mode: [(claim, verdict dict or None, stands after Holm)]}, {mode: {protocol: pooled (sd, dof)}})` for
+    every claim on each scoring in `modes` ("whole", "sliding"). Holm's correction runs over every verdict with a
+    p, of all the scorings together: a reader takes "holds" on either scoring as support."""
+    judged = {mode: _verdicts(rows, grouped, mode) for mode in modes}
+    with_p = [
+        (mode, claim) for mode in modes for claim, verdict in judged[mode][0] if verdict and verdict["p"] is not None
+    ]
+    p_values = {(mode, claim): verdict["p"] for mode in modes for claim, verdict in judged[mode][0] if verdict}
+    rejected = stats.holm([p_values[key] for key in with_p])
+    standing = {key for key, kept in zip(with_p, rejected) if kept}
+    return (
+        {mode: [(claim, verdict, (mode, claim) in standing) for claim, verdict in judged[mode][0]] for mode in modes},
+        {mode: judged[mode][1] for mode in modes},
+    )
 
 
 def _legacy_claim(claim, rows):
@@ -301,10 +345,10 @@ def _legacy_claim(claim, rows):
     return any(row.legacy for row in rows if row.name in (claim.better, claim.worse))
 
 
-def _verdict_cells(verdict, stands):
-    """Difference, bar and verdict cells of one claim on one scoring; "not run yet" without a verdict."""
+def _verdict_cells(verdict, stands, missing=""):
+    """Difference, bar and verdict cells of one claim on one scoring; `missing` (or "not run yet") without one."""
     if verdict is None:
-        return ["", "", "not run yet"]
+        return ["", "", missing or "not run yet"]
     caveat = "; not after Holm's correction" if verdict["outcome"] in stats.DECIDED and not stands else ""
     bar = "-" if verdict["bar"] is None else f"{100 * verdict['bar']:.1f}"
     return [f"{100 * verdict['difference']:+.1f}", bar, verdict["outcome"] + caveat]
@@ -319,6 +363,59 @@ def _describe(settings):
         f"{settings.finetune_lr}, backbone LR x{settings.finetune_backbone_lr_multiplier}, "
         f"{settings.finetune_warmup_steps} warmup steps"
     )
+
+
+def _claims_section(rows, grouped):
+    """The page's claims table and its verdict rule."""
+    judged, pooled = judge_claims(rows, grouped)
+    lines = [
+        "## Claims at this scale",
+        "",
+        "Judged on the prediction's mIoU, whole frame and by sliding window at the training crop (the first study's "
+        'rows were scored whole-image only: "-").',
+        "",
+        "| claim | rows | whole: difference (points) | whole: 95% bar (±) | whole: verdict | sliding: difference "
+        "(points) | sliding: 95% bar (±) | sliding: verdict |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | --- |",
+    ]
+    for (claim, whole, whole_stands), (_, sliding, sliding_stands) in zip(judged["whole"], judged["sliding"]):
+        ran = claim.better in grouped and claim.worse in grouped
+        if _legacy_claim(claim, rows):
+            unscored = "-"
+        else:
+            unscored = "not scored by sliding window on every seed" if ran else ""
+        cells = _verdict_cells(whole, whole_stands) + _verdict_cells(sliding, sliding_stands, unscored)
+        lines.append(f"| {claim.text} | `{claim.better}` vs `{claim.worse}` | " + " | ".join(cells) + " |")
+    judged_protocols = {
+        plan.POOLED_WITH.get(row.protocol, row.protocol)
+        for claim in plan.CLAIMS
+        for row in rows
+        if row.name == claim.better
+    }
+    spreads = {
+        mode: ", ".join(
+            f"Protocol {p} {100 * sd:.1f} points over {dof} degrees of freedom (t = {stats.t_critical(dof):.2f})"
+            for p, (sd, dof) in sorted(by_protocol.items())
+            if sd is not None and p in judged_protocols
+        )
+        or "none yet"
+        for mode, by_protocol in pooled.items()
+    }
+    with_bar = sum(
+        1 for claims in judged.values() for _, verdict, _ in claims if verdict and verdict["bar"] is not None
+    )
+    lines += [
+        "",
+        'Verdict rule: "holds" when the difference of the means is beyond the 95% bar `t sqrt(s1^2/n1 + s2^2/n2)`, '
+        '"does not hold" when it is that far the other way, "within seed noise" between. Each row\'s s is the larger '
+        "of its own seed SD and the one pooled over its protocol's rows with several seeds, scoring by scoring. "
+        f"Pooled, whole frame: {spreads['whole']}. Pooled, sliding window: {spreads['sliding']}. t is Student's for "
+        'the pooled degrees of freedom. "; not after Holm\'s correction" marks a verdict that does not survive '
+        f"Holm's step-down correction over all {with_bar} verdicts with a bar, both scorings together (familywise "
+        '5%). A "not worse" claim is a test for a cost: within seed noise it names the largest cost the bar does not '
+        "exclude.",
+    ]
+    return lines
 
 
 def render_page(rows, results, settings_of, class_names, meta):
@@ -394,44 +491,8 @@ def render_page(rows, results, settings_of, class_names, meta):
                 f"| {p['step']} | {100 * p['agreement']:.1f} | {p['kernel_norm']:.3f} |"
                 for p in result.get("diagnostic", [])
             ] + [""]
-    judged = {mode: judge_claims(rows, grouped, mode) for mode in ("whole", "sliding")}
+    lines += _claims_section(rows, grouped)
     lines += [
-        "## Claims at this scale",
-        "",
-        "Judged on the prediction's mIoU, whole frame and by sliding window at the training crop (the first study's "
-        "rows were scored whole-image only).",
-        "",
-        "| claim | rows | whole: difference (points) | 95% bar (±) | verdict | sliding: difference | 95% bar (±) "
-        "| verdict |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | --- |",
-    ]
-    for (claim, whole, whole_stands), (_, sliding, sliding_stands) in zip(judged["whole"][0], judged["sliding"][0]):
-        cells = _verdict_cells(whole, whole_stands)
-        cells += _verdict_cells(sliding, sliding_stands) if sliding or not _legacy_claim(claim, rows) else ["", "", "-"]
-        lines.append(f"| {claim.text} | `{claim.better}` vs `{claim.worse}` | " + " | ".join(cells) + " |")
-    spreads = {
-        mode: "; ".join(
-            f"Protocol {p} {100 * sd:.1f} points over {dof} degrees of freedom (t = {stats.t_critical(dof):.2f})"
-            for p, (sd, dof) in sorted(pooled.items())
-            if sd is not None
-        )
-        or "none yet"
-        for mode, (_, pooled) in judged.items()
-    }
-    with_bar = {
-        mode: sum(1 for _, verdict, _ in claims if verdict and verdict["bar"] is not None)
-        for mode, (claims, _) in judged.items()
-    }
-    lines += [
-        "",
-        'Verdict rule: "holds" when the difference of the means is beyond the 95% bar `t sqrt(s1^2/n1 + s2^2/n2)`, '
-        '"does not hold" when it is that far the other way, "within seed noise" between. Each row\'s s is the larger '
-        "of its own seed SD and the one pooled over its protocol's rows with several seeds, per scoring (whole: "
-        f"{spreads['whole']}; sliding: {spreads['sliding']}); t is Student's for the pooled degrees of freedom. "
-        "\"; not after Holm's correction\" marks a verdict that does not survive Holm's step-down correction over the "
-        f"claims with a bar of its scoring ({with_bar['whole']} whole, {with_bar['sliding']} sliding; familywise 5% "
-        'each). A "not worse" claim is a test for a cost: within seed noise it names the largest cost the bar does '
-        "not exclude.",
         "",
         "## Per-class IoU (prediction, whole frame, mean over seeds, %)",
         "",
@@ -444,12 +505,12 @@ def render_page(rows, results, settings_of, class_names, meta):
                 f"{100 * statistics.fmean(r['per_class_iou'][c] for r in grouped[row.name]):.1f}" for c in class_names
             ]
             lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
-    never = [c for c in class_names if results and all(r["per_class_iou"].get(c, 0.0) == 0.0 for r in results)]
-    lines += ["", *_upsampler_per_class_table(rows, grouped, class_names, [c for c in class_names if c not in never])]
+    never = [c for c in class_names if results and all(r["per_class_iou"].get(c, 0.0) < SCORED_IOU for r in results)]
+    lines += ["", *_upsampler_per_class_table(rows, grouped, class_names)]
     lines += ["## What this can and cannot show", "", *meta.get("limits", ())]
     if never:
         lines.append(
-            f"- {len(never)} of the {len(class_names)} classes ({', '.join(never)}) score 0.0 IoU in every "
+            f"- {len(never)} of the {len(class_names)} classes ({', '.join(never)}) score 0.0 IoU (under 0.05 points) in every "
             "run: mIoU is decided by the large classes, where a finer output stride matters least."
         )
     return "\n".join(lines) + "\n"

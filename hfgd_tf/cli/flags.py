@@ -829,9 +829,10 @@ def run_command(main, usage):
                     FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
     def main_without_arguments(argv):
-        # No command takes positional arguments: a stray word (a flag missing its "--") is named, exit status 1.
+        # No command takes positional arguments: a stray word (a flag missing its "--") is named, with the exit
+        # status of every other input error found before work starts (`config_error`).
         if len(argv) > 1:
-            raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+            raise app.UsageError(f"Unexpected arguments: {argv[1:]}", exitcode=2)
         return main(argv)
 
     app.run(main_without_arguments)

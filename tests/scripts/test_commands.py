@@ -106,7 +106,7 @@ def test_an_installed_command_runs_and_names_a_missing_run_directory(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("command", SCRIPTS)
 def test_a_stray_argument_stops_every_command_with_one_usage_error(command):
-    # Every command refuses positional arguments the same way (exit status 1, the words named), before it reads a
+    # Every command refuses positional arguments the same way (exit status 2, the words named), before it reads a
     # file or trains. absl prints the key flags before a usage error: they are the command's own only when help
     # is asked for, so the error is not buried under the flag listing.
     # absl checks required flags first (its own clear error): give them, with values nothing reads.
@@ -122,6 +122,6 @@ def test_a_stray_argument_stops_every_command_with_one_usage_error(command):
         text=True,
         timeout=300,
     )
-    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.returncode == 2, result.stderr[-2000:]
     assert "Unexpected arguments: ['stray']" in result.stderr and "Traceback" not in result.stderr
     assert not re.search(r"^\s+--\w+:", result.stderr + result.stdout, re.MULTILINE), result.stderr[-2000:]

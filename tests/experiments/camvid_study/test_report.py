@@ -91,6 +91,7 @@ def test_claims_are_judged_with_holm_over_the_family():
         runs("B_hfgd", 0.305, 0.315, 0.325) + runs("B_sfpn", 0.28, 0.29, 0.30) + runs("B_hfgd_no_cae", 0.315), rows
     )
     judged, pooled = report.judge_claims(rows, grouped)
+    judged, pooled = judged["whole"], pooled["whole"]  # no sliding scores here: the family is the whole-frame one
     verdicts = {(claim.better, claim.worse): verdict for claim, verdict, _ in judged}
     standing = {(claim.better, claim.worse) for claim, _, stands in judged if stands}
     assert verdicts[("B_hfgd", "B_sfpn")]["outcome"] == "holds" and not standing
@@ -102,7 +103,7 @@ def test_claims_are_judged_with_holm_over_the_family():
         runs("B_hfgd", 0.33, 0.34, 0.35) + runs("B_sfpn", 0.28, 0.29, 0.30) + runs("B_hfgd_no_cae", 0.34), rows
     )
     judged, _ = report.judge_claims(rows, grouped)
-    assert {(claim.better, claim.worse) for claim, _, stands in judged if stands} == {("B_hfgd", "B_sfpn")}
+    assert {(claim.better, claim.worse) for claim, _, stands in judged["whole"] if stands} == {("B_hfgd", "B_sfpn")}
 
 
 def test_a_borrowed_seed_counts_for_both_rows_and_the_upsampler_gain_is_per_seed():
@@ -149,20 +150,20 @@ def test_the_position_encoding_rows_are_judged_with_the_spread_of_protocol_b_pri
         )
     ]
     judged, pooled = report.judge_claims(rows, report.group(results, rows))
-    verdict = next(v for claim, v, _ in judged if claim.better == "PE_normalized")
+    verdict = next(v for claim, v, _ in judged["whole"] if claim.better == "PE_normalized")
     # B2_hfgd (with PE_normalized as its seed 0) and B2_sfpn both have SD 0.01 over 2 df: pooled 0.01 over 4 df.
-    assert pooled["B'"] == (pytest.approx(0.01), 4)
+    assert pooled["whole"]["B'"] == (pytest.approx(0.01), 4)
     assert verdict["bar"] == pytest.approx(2.7764 * (0.01 * 2**0.5), rel=1e-4) and verdict["outcome"] == "holds"
 
 
 def test_the_upsampler_per_class_gain_is_the_seed_mean_of_prediction_minus_guidance():
     def result(seed, prediction, guidance, sliding=True):
         modes = ("whole", "sliding") if sliding else ("whole",)
-        return {
+        return {  # class c: no head ever scores it
             "seed": seed,
             "scores": {
-                "logits": {m: {"per_class_iou": dict(zip("ab", prediction))} for m in modes},
-                "logits_high": {m: {"per_class_iou": dict(zip("ab", guidance))} for m in modes},
+                "logits": {m: {"per_class_iou": dict(zip("abc", (*prediction, 0.0)))} for m in modes},
+                "logits_high": {m: {"per_class_iou": dict(zip("abc", (*guidance, 0.0)))} for m in modes},
             },
         }
 
@@ -170,41 +171,64 @@ def test_the_upsampler_per_class_gain_is_the_seed_mean_of_prediction_minus_guida
     added = report.upsampler_per_class([result(0, (0.5, 0.1), (0.4, 0.3)), result(1, (0.7, 0.2), (0.4, 0.2))], "ab")
     assert added["a"] == (pytest.approx(0.2), pytest.approx(0.2))
     assert added["b"] == (pytest.approx(-0.1), pytest.approx(-0.1))
-    # A run scored whole-image only leaves the sliding cell empty; a run without a guidance head, the row.
-    assert report.upsampler_per_class([result(0, (0.5, 0.1), (0.4, 0.3), sliding=False)], "ab")["a"][1] is None
-    assert report.upsampler_per_class([{"seed": 0, "miou": 0.3}], "ab") == {}
-    rows = [r for r in plan.study_rows("normalized") if r.name in ("B2_hfgd", "B2_sfpn")]
-    table = report._upsampler_per_class_table(
-        rows, {"B2_hfgd": [result(0, (0.5, 0.1), (0.4, 0.3))], "B2_sfpn": [{"seed": 0, "miou": 0.3}]}, "ab", ["a", "b"]
+    # A seed scored whole-image only leaves the row's sliding cell empty (not the other seed's mean); a run
+    # without a guidance head, the row.
+    partly = report.upsampler_per_class(
+        [result(0, (0.5, 0.1), (0.4, 0.3)), result(1, (0.7, 0.2), (0.4, 0.2), False)], "ab"
     )
-    assert "| `B2_hfgd` | +10.0 / +10.0 | -20.0 / -20.0 |" in table
+    assert partly["a"] == (pytest.approx(0.2), None)
+    assert report.upsampler_per_class([{"seed": 0, "miou": 0.3}], "ab") == {}
+    rows = [r for r in plan.study_rows("normalized") if r.name in ("B2_hfgd", "B2_sfpn", "PE_normalized")]
+    table = report._upsampler_per_class_table(
+        rows,
+        {
+            "B2_hfgd": [result(0, (0.5, 0.1), (0.4, 0.3))],
+            "PE_normalized": [result(0, (0.5, 0.0), (0.4, 0.0))],
+            "B2_sfpn": [{"seed": 0, "miou": 0.3}],
+        },
+        "abc",
+    )
+    # Class c: no head of any row scores it, no column; b: "·" where neither head of the row scores it.
+    assert "| row | seeds | a | b |" in table
+    assert "| `B2_hfgd` | 1 | +10.0 / +10.0 | -20.0 / -20.0 |" in table
+    assert "| `PE_normalized` | 1 | +10.0 / +10.0 | · / · |" in table
     assert not any("B2_sfpn" in line for line in table)
 
 
-def test_claims_are_judged_on_each_scoring_with_its_own_spread():
+def test_claims_are_judged_on_each_scoring_with_its_own_spread_and_holm_over_both():
     rows = plan.study_rows("normalized")
 
-    def result(row, seed, whole, sliding):
-        scored = {"whole": {"miou": whole}, "sliding": {"miou": sliding}}
+    def result(row, seed, whole, sliding=None):
+        scored = {"whole": {"miou": whole}} | ({} if sliding is None else {"sliding": {"miou": sliding}})
         return {"row": row, "seed": seed, "miou": whole, "scores": {"logits": scored}}
 
-    results = [result("B2_hfgd", s, 0.30 + 0.01 * s, 0.40 + 0.01 * s) for s in (1, 2)]
-    results += [result("PE_normalized", 0, 0.30, 0.40)]  # B2_hfgd's seed 0
-    results += [result("B2_sfpn", s, 0.35 + 0.01 * s, 0.30 + 0.01 * s) for s in (0, 1, 2)]
+    # Whole frame: SD 0.01 in every row; sliding: SD 0.03 in every row.
+    results = [result("PE_normalized", 0, 0.30, 0.40)]  # B2_hfgd's seed 0
+    results += [result("B2_hfgd", s, 0.30 + 0.01 * s, 0.40 + 0.03 * s) for s in (1, 2)]
+    results += [result("B2_sfpn", s, 0.31 + 0.01 * s, 0.325 + 0.03 * s) for s in (0, 1, 2)]
     results += [{"row": "B_hfgd", "seed": 0, "miou": 0.3}, {"row": "B_sfpn", "seed": 0, "miou": 0.3}]
-    grouped = report.group(results, rows)
-
-    def verdict(mode, better):
-        judged, _ = report.judge_claims(rows, grouped, mode)
-        return next(v for claim, v, _ in judged if claim.better == better)
-
-    # Whole frame: HFGD 5 points below SemanticFPN; sliding: 10 above. Each SD 0.01 over 2+2 df.
-    assert verdict("whole", "B2_hfgd")["outcome"] == "does not hold"
-    assert verdict("whole", "B2_hfgd")["difference"] == pytest.approx(-0.05)
-    assert verdict("sliding", "B2_hfgd")["outcome"] == "holds"
-    assert verdict("sliding", "B2_hfgd")["difference"] == pytest.approx(0.10)
+    judged, pooled = report.judge_claims(rows, report.group(results, rows))
+    whole = next((v, stands) for claim, v, stands in judged["whole"] if claim.better == "B2_hfgd")
+    sliding = next((v, stands) for claim, v, stands in judged["sliding"] if claim.better == "B2_hfgd")
+    assert pooled["whole"]["B'"] == (pytest.approx(0.01), 4) and pooled["sliding"]["B'"] == (pytest.approx(0.03), 4)
+    # HFGD 1 point below SemanticFPN whole-frame, 7.5 above by sliding window; bars t(4) * s * sqrt(2/3).
+    assert whole[0]["difference"] == pytest.approx(-0.01) and whole[0]["outcome"] == "within seed noise"
+    assert sliding[0]["difference"] == pytest.approx(0.075) and sliding[0]["outcome"] == "holds"
+    assert whole[0]["bar"] == pytest.approx(2.7764 * 0.01 * (2 / 3) ** 0.5, rel=1e-4)
+    assert sliding[0]["bar"] == pytest.approx(2.7764 * 0.03 * (2 / 3) ** 0.5, rel=1e-4)
+    # One Holm family over both scorings: the sliding p (0.038) would stand alone (<= 0.05) but, the smaller of
+    # two p's, must be <= 0.025.
+    assert sliding[0]["p"] == pytest.approx(0.0376, abs=5e-4) and not sliding[1]
     # The first study's rows have no sliding score: no verdict there; the page says "-" for them.
-    assert verdict("sliding", "B_hfgd") is None and verdict("whole", "B_hfgd") is not None
-    claim = next(c for c in plan.CLAIMS if c.better == "B_hfgd" and c.worse == "B_sfpn")
-    assert report._legacy_claim(claim, rows)
-    assert report._verdict_cells(None, False) == ["", "", "not run yet"]
+    assert next(v for claim, v, _ in judged["sliding"] if claim.better == "B_hfgd") is None
+    # A seed scored whole-frame only: no sliding verdict for the row, and the page says why.
+    results[1] = result("B2_hfgd", 1, 0.31)
+    grouped = report.group(results, rows)
+    judged, _ = report.judge_claims(rows, grouped)
+    assert next(v for claim, v, _ in judged["sliding"] if claim.better == "B2_hfgd") is None
+    line = next(
+        line
+        for line in report._claims_section(rows, grouped)
+        if line.startswith("| HFGD beats a jointly trained SemanticFPN (from scratch, chosen")
+    )
+    assert line.endswith("| within seed noise |  |  | not scored by sliding window on every seed |")
