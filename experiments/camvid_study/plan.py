@@ -135,9 +135,9 @@ PROTOCOL_NOTES = {
 # sliding-window pass as 1.75 whole ones (six 224x224 windows cover 1.74x a 360x480 frame's pixels). An 11-step
 # check of HFGD at batch 4 on the machine shared with four other jobs read 5.4 s per step and 151 s per pass:
 # contention can double these figures. The new rows' own: PE_index 4.33 s per step (750 steps), PE_normalized 3.69
-# (its last 250 steps), both beside other jobs; so 4.0 here, and the frozen backbone's figure scaled alike (1.85,
-# not measured yet).
-SECONDS_PER_STEP = {"trains_backbone": 4.0, "frozen_backbone": 1.85}
+# (its last 250 steps), both beside other jobs; so 4.0 here. The frozen backbone's: A2_frozen_hfgd 1.61 s per step
+# (its last 750 steps), A2_frozen_sfpn 1.23; so 1.45.
+SECONDS_PER_STEP = {"trains_backbone": 4.0, "frozen_backbone": 1.45}
 SECONDS_PER_SCORING = {"whole": 66.0, "sliding": 115.0}
 DIAGNOSTIC_POINT_SECONDS = 15.0
 
