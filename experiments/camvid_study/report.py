@@ -241,7 +241,11 @@ def _scored(pairs, class_name):
 def upsampler_per_class(entries, class_names):
     """What the upsampler adds to each class: `{class: (whole, sliding)}`, the prediction's IoU minus its guidance's
     (fractions, mean over seeds); None for a scoring not every seed has; `{}` for a row without a guidance head."""
-    pairs = {mode: _head_ious(entries, mode) for mode in ("whole", "sliding")}
+    return _mean_differences({mode: _head_ious(entries, mode) for mode in ("whole", "sliding")}, class_names)
+
+
+def _mean_differences(pairs, class_names):
+    """`upsampler_per_class` from `{mode: _head_ious(...)}`."""
     if not any(pairs.values()):
         return {}
     return {
@@ -259,9 +263,10 @@ def _upsampler_per_class_table(rows, grouped, class_names):
     table = []
     for row in rows:
         entries = grouped.get(row.name, [])
-        added = upsampler_per_class(entries, class_names)
+        by = {mode: _head_ious(entries, mode) for mode in ("whole", "sliding")}
+        added = _mean_differences(by, class_names)
         if added:
-            table.append((row, len(entries), added, {m: _head_ious(entries, m) for m in ("whole", "sliding")}))
+            table.append((row, len(entries), added, by))
     columns = [c for c in class_names if any(pairs and _scored(pairs, c) for *_, by in table for pairs in by.values())]
     if not table:
         return []
@@ -294,12 +299,17 @@ def _upsampler_per_class_table(rows, grouped, class_names):
     ]
 
 
+def _pooling_protocols(rows):
+    """`{row name: the protocol whose pooled seed spread judges it}`."""
+    # The position-encoding rows have one seed each: they take the spread of Protocol B', trained alike.
+    return {row.name: plan.POOLED_WITH.get(row.protocol, row.protocol) for row in rows}
+
+
 def _verdicts(rows, grouped, mode):
     """`([(claim, verdict dict or None)], {protocol: pooled (sd, dof)})` on the prediction's `mode` mIoU: each claim
     by `stats.compare` with its protocol's pooled seed SD of that scoring; None when a row has not run or not every
     seed of it was scored so."""
-    # The position-encoding rows have one seed each: they take the spread of Protocol B', trained alike.
-    protocol_of = {row.name: plan.POOLED_WITH.get(row.protocol, row.protocol) for row in rows}
+    protocol_of = _pooling_protocols(rows)
     values = {name: score_values(entries, "logits", mode) for name, entries in grouped.items()}
     pooled = {
         protocol: stats.pooled_sd(
@@ -329,11 +339,13 @@ def judge_claims(rows, grouped, modes=("whole", "sliding")):
     p, of all the scorings together: a reader takes "holds" on either scoring as support."""
     judged = {mode: _verdicts(rows, grouped, mode) for mode in modes}
     with_p = [
-        (mode, claim) for mode in modes for claim, verdict in judged[mode][0] if verdict and verdict["p"] is not None
+        ((mode, claim), verdict["p"])
+        for mode in modes
+        for claim, verdict in judged[mode][0]
+        if verdict and verdict["p"] is not None
     ]
-    p_values = {(mode, claim): verdict["p"] for mode in modes for claim, verdict in judged[mode][0] if verdict}
-    rejected = stats.holm([p_values[key] for key in with_p])
-    standing = {key for key, kept in zip(with_p, rejected) if kept}
+    rejected = stats.holm([p for _, p in with_p])
+    standing = {key for (key, _), kept in zip(with_p, rejected) if kept}
     return (
         {mode: [(claim, verdict, (mode, claim) in standing) for claim, verdict in judged[mode][0]] for mode in modes},
         {mode: judged[mode][1] for mode in modes},
@@ -386,12 +398,8 @@ def _claims_section(rows, grouped):
             unscored = "not scored by sliding window on every seed" if ran else ""
         cells = _verdict_cells(whole, whole_stands) + _verdict_cells(sliding, sliding_stands, unscored)
         lines.append(f"| {claim.text} | `{claim.better}` vs `{claim.worse}` | " + " | ".join(cells) + " |")
-    judged_protocols = {
-        plan.POOLED_WITH.get(row.protocol, row.protocol)
-        for claim in plan.CLAIMS
-        for row in rows
-        if row.name == claim.better
-    }
+    protocol_of = _pooling_protocols(rows)
+    judged_protocols = {protocol_of[claim.better] for claim in plan.CLAIMS if claim.better in protocol_of}
     spreads = {
         mode: ", ".join(
             f"Protocol {p} {100 * sd:.1f} points over {dof} degrees of freedom (t = {stats.t_critical(dof):.2f})"
