@@ -426,12 +426,54 @@ def _claims_section(rows, grouped):
     return lines
 
 
+READING_STAMP = "<!-- written with the results of: "
+
+
+def run_names(results, rows):
+    """ "<row> seed <seed>" of each result, in the plan's order."""
+    order = {row.name: index for index, row in enumerate(rows)}
+    return [f"{r['row']} seed {r['seed']}" for r in sorted(results, key=lambda r: (order[r["row"]], r["seed"]))]
+
+
+def stamp_reading(reading, results, rows):
+    """The hand-written reading with its first line naming the runs finished now (what it was written with)."""
+    body = reading.partition("\n")[2] if reading.startswith(READING_STAMP) else reading
+    return f"{READING_STAMP}{', '.join(run_names(results, rows))} -->\n{body}"
+
+
+def reading_section(reading, results, rows):
+    """The page's section for the hand-written reading, saying which runs finished (or went) since it was written:
+    its prose quotes numbers that move as runs finish, and an old reading must not pass for a current one."""
+    if not reading.strip():
+        return []
+    first, _, body = reading.partition("\n")
+    if not (first.startswith(READING_STAMP) and first.endswith(" -->")):
+        raise ValueError(
+            f"the reading's first line must be '{READING_STAMP}<runs> -->' (run.py --stamp_reading writes it), "
+            f"not {first[:60]!r}"
+        )
+    written = {name.strip() for name in first[len(READING_STAMP) : -len(" -->")].split(",") if name.strip()}
+    finished = run_names(results, rows)
+    since = [name for name in finished if name not in written]
+    gone = sorted(written - set(finished))
+    stale = ([f"finished since: {', '.join(since)}"] if since else []) + (
+        [f"no longer on the page: {', '.join(gone)}"] if gone else []
+    )
+    state = (
+        f"**Written before the latest results ({'; '.join(stale)}): its numbers may be out of date.**"
+        if stale
+        else f"Written with all {len(finished)} finished runs."
+    )
+    return ["## Reading (written by hand)", "", state, "", *body.strip("\n").splitlines(), ""]
+
+
 def render_page(rows, results, settings_of, class_names, meta):
     """The markdown of the results page.
 
     Args:
         rows: the plan's rows; results: result dicts; settings_of: callable(row) -> StudySettings;
-        class_names: list of str; meta: dict with "command" and "source" (where the JSONs are).
+        class_names: list of str; meta: dict with "command" and "source" (where the JSONs are), optional
+        "limits" and "notes" (lists of lines) and "reading" (the hand-written reading's markdown).
     """
     grouped = group(results, rows)
     missing = [
@@ -515,6 +557,7 @@ def render_page(rows, results, settings_of, class_names, meta):
             lines.append(f"| `{row.name}` | " + " | ".join(cells) + " |")
     never = [c for c in class_names if results and all(r["per_class_iou"].get(c, 0.0) < SCORED_IOU for r in results)]
     lines += ["", *_upsampler_per_class_table(rows, grouped, class_names)]
+    lines += reading_section(meta.get("reading", ""), results, rows)
     lines += ["## What this can and cannot show", "", *meta.get("limits", ())]
     if never:
         lines.append(

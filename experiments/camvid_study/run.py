@@ -47,6 +47,12 @@ flags.DEFINE_list("rows", [], "Rows to run (default: all unfinished, every row's
 flags.DEFINE_integer("max_runs", 0, "Stop after this many runs (0: no limit).", lower_bound=0)
 flags.DEFINE_bool("plan", False, "Print the rows, their state and the planned CPU hours; run nothing.")
 flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
+flags.DEFINE_bool(
+    "stamp_reading",
+    False,
+    "Mark the hand-written reading (reading.md beside the results' page source) as written with the runs finished "
+    "now, then rewrite the page; run nothing.",
+)
 flags.DEFINE_bool("git_commit", False, "git-commit each finished run's JSON and the page.")
 flags.DEFINE_enum(
     "position_encoding",
@@ -327,7 +333,7 @@ def run_one(row, seed, rows, commit_name):
     timing = add_timing(directory, start_step, step, time.time() - start, time.process_time() - cpu_start, commit_name)
     if trainer.preempted or step != configs[3].total_steps:
         raise ValueError(
-            f"{row.name} seed {seed} stopped at step {step} of {configs[3].total_steps}; rerun to resume"
+            f"stopped at step {step} of {configs[3].total_steps}; rerun to resume"
             + ("" if trainer.preempted else f" (or remove {directory}: its checkpoints are of another schedule)")
         )
     cpu_start = time.process_time()
@@ -414,8 +420,24 @@ def page_path():
     return os.path.join(FLAGS.results_dir, "results.md")
 
 
+def reading_path():
+    """The hand-written reading of the results: reading.md beside this file for the study's own results, else in
+    --results_dir."""
+    if os.path.realpath(FLAGS.results_dir) == os.path.realpath(DEFAULT_RESULTS):
+        return os.path.join(HERE, "reading.md")
+    return os.path.join(FLAGS.results_dir, "reading.md")
+
+
+def read_reading():
+    path = reading_path()
+    if not os.path.isfile(path):
+        return ""
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 def page_meta():
-    """What the page says of where its numbers come from, and its limits."""
+    """What the page says of where its numbers come from, its limits and the hand-written reading."""
     source = os.path.relpath(FLAGS.results_dir, ROOT)
     notes = []
     if not (FLAGS.position_encoding or plan.CHOSEN_POSITION_ENCODING):
@@ -423,7 +445,13 @@ def page_meta():
             "Not planned yet: Protocols A', B' and the diagnostic wait for the position-encoding choice "
             "(rows `PE_index` and `PE_normalized`)."
         )
-    return {"command": "python experiments/camvid_study/run.py", "source": source, "limits": LIMITS, "notes": notes}
+    return {
+        "command": "python experiments/camvid_study/run.py",
+        "source": source,
+        "limits": LIMITS,
+        "notes": notes,
+        "reading": read_reading(),
+    }
 
 
 def write_page(rows, results):
@@ -452,6 +480,16 @@ def main(argv):
         results = report.load_results(FLAGS.results_dir, rows, settings_of, num_classes())
     except ValueError as error:
         raise app.UsageError(str(error))
+    if FLAGS.stamp_reading:
+        if not read_reading().strip():
+            raise app.UsageError(f"--stamp_reading: no reading to stamp at {reading_path()}")
+        write_bytes_atomic(reading_path(), report.stamp_reading(read_reading(), results, rows).encode())
+        print(f"Stamped {reading_path()} with {len(results)} finished runs; wrote {write_page(rows, results)}")
+        return
+    try:
+        report.reading_section(read_reading(), results, rows)
+    except ValueError as error:
+        raise app.UsageError(f"{reading_path()}: {error}")
     finished = {(r["row"], r["seed"]) for r in results}
     # Every row's first seed before any row's next one (a pretraining before the rows that start from it): a
     # study cut short still has every row. Legacy rows are never run again.

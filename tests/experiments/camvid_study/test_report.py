@@ -232,3 +232,23 @@ def test_claims_are_judged_on_each_scoring_with_its_own_spread_and_holm_over_bot
         if line.startswith("| HFGD beats a jointly trained SemanticFPN (from scratch, chosen")
     )
     assert line.endswith("| within seed noise |  |  | not scored by sliding window on every seed |")
+
+
+def test_the_reading_says_which_runs_finished_since_it_was_written():
+    rows = plan.study_rows("normalized")
+    finished = [{"row": "PE_index", "seed": 0}, {"row": "A2_sfpn", "seed": 0}]
+    reading = report.stamp_reading("HFGD's upsampler loses on trees.\n", finished, rows)
+    assert reading.splitlines()[0] == "<!-- written with the results of: PE_index seed 0, A2_sfpn seed 0 -->"
+    assert report.stamp_reading(reading, finished, rows) == reading  # a second stamp replaces the first
+    section = report.reading_section(reading, finished, rows)
+    assert section[:3] == ["## Reading (written by hand)", "", "Written with all 2 finished runs."]
+    assert "HFGD's upsampler loses on trees." in section
+    # A run finished since, one gone from the page: both named, the numbers flagged as possibly out of date.
+    later = [{"row": "A2_sfpn", "seed": 0}, {"row": "A2_hfgd", "seed": 0}]
+    assert report.reading_section(reading, later, rows)[2] == (
+        "**Written before the latest results (finished since: A2_hfgd seed 0; no longer on the page: PE_index "
+        "seed 0): its numbers may be out of date.**"
+    )
+    assert report.reading_section("", finished, rows) == []
+    with pytest.raises(ValueError, match="first line must be"):
+        report.reading_section("HFGD's upsampler loses on trees.\n", finished, rows)

@@ -89,3 +89,20 @@ def test_a_tiny_study_runs_its_new_rows_and_writes_its_page(tmp_path):
     changed = _run(tmp_path, "--plan", "--position_encoding=normalized", "--study_crop_height=256")
     assert changed.returncode != 0 and "settings.crop_height: 224 then, 256 now" in changed.stderr
     assert "Traceback" not in changed.stderr
+    # The hand-written reading: a first line that is not the stamp is refused naming the file; --stamp_reading
+    # marks it as written with the finished runs and puts it on the page.
+    reading = tmp_path / "results" / "reading.md"
+    reading.write_text("The upsampler adds little here.\n")
+    refused = _run(tmp_path, "--report_only", "--position_encoding=normalized")
+    assert refused.returncode != 0 and f"{reading}: the reading's first line must be" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    stamped = _run(tmp_path, "--stamp_reading", "--position_encoding=normalized")
+    assert stamped.returncode == 0, stamped.stderr[-3000:]
+    assert reading.read_text() == (
+        "<!-- written with the results of: A2_pretrain seed 0, D_upsampler_only seed 0 -->\n"
+        "The upsampler adds little here.\n"
+    )
+    page = (tmp_path / "results" / "results.md").read_text()
+    assert (
+        "## Reading (written by hand)\n\nWritten with all 2 finished runs.\n\nThe upsampler adds little here.\n" in page
+    )
