@@ -444,13 +444,13 @@ def stamp_reading(reading, results, rows):
 def reading_section(reading, results, rows):
     """The page's section for the hand-written reading, saying which runs finished (or went) since it was written:
     its prose quotes numbers that move as runs finish, and an old reading must not pass for a current one."""
-    if not reading.strip():
-        return []
     first, _, body = reading.partition("\n")
+    if not reading.strip() or (first.startswith(READING_STAMP) and not body.strip()):
+        return []  # no reading, or a stamp with nothing under it
     if not (first.startswith(READING_STAMP) and first.endswith(" -->")):
         raise ValueError(
             f"the reading's first line must be '{READING_STAMP}<runs> -->' (run.py --stamp_reading writes it), "
-            f"not {first[:60]!r}"
+            f"not {first!r}"
         )
     written = {name.strip() for name in first[len(READING_STAMP) : -len(" -->")].split(",") if name.strip()}
     finished = run_names(results, rows)

@@ -50,8 +50,8 @@ flags.DEFINE_bool("report_only", False, "Only rewrite the page from the JSONs.")
 flags.DEFINE_bool(
     "stamp_reading",
     False,
-    "Mark the hand-written reading (reading.md beside the results' page source) as written with the runs finished "
-    "now, then rewrite the page; run nothing.",
+    "Mark the hand-written reading (reading.md beside run.py for the study's own results, else in --results_dir) as "
+    "written with the runs finished now, then rewrite the page; run nothing.",
 )
 flags.DEFINE_bool("git_commit", False, "git-commit each finished run's JSON and the page.")
 flags.DEFINE_enum(
@@ -89,9 +89,10 @@ def _git(*args):
 
 def loaded_commit():
     """The commit of the code this process runs, -dirty with uncommitted changes to the library or the study."""
-    results = f":(exclude){os.path.relpath(DEFAULT_RESULTS, ROOT)}"  # written by the study itself
+    # The results are written by the study itself, the reading by hand: neither changes what a run computes.
+    excluded = [f":(exclude){os.path.relpath(path, ROOT)}" for path in (DEFAULT_RESULTS, reading_path())]
     dirty = _git(
-        "status", "--porcelain", "--", "hfgd_tf", "scripts", os.path.relpath(HERE, ROOT), results
+        "status", "--porcelain", "--", "hfgd_tf", "scripts", os.path.relpath(HERE, ROOT), *excluded
     ).stdout.strip()
     return _git("rev-parse", "--short", "HEAD").stdout.strip() + ("-dirty" if dirty else "")
 
@@ -432,7 +433,7 @@ def read_reading():
     path = reading_path()
     if not os.path.isfile(path):
         return ""
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # -sig: an editor's byte-order mark is not part of the stamp
         return handle.read()
 
 
@@ -457,9 +458,13 @@ def page_meta():
 def write_page(rows, results):
     from hfgd_tf.data.registry import get_dataset_spec
 
-    text = report.render_page(
-        rows, results, settings_of, list(get_dataset_spec("camvid").info.class_names), page_meta()
-    )
+    meta = page_meta()
+    try:
+        report.reading_section(meta["reading"], results, rows)
+    except ValueError as error:  # reading.md edited while a study runs: the run's result stands, the page is written
+        sys.stderr.write(f"{reading_path()}: {error}; the page is written without the reading\n")
+        meta["reading"] = ""
+    text = report.render_page(rows, results, settings_of, list(get_dataset_spec("camvid").info.class_names), meta)
     return write_bytes_atomic(page_path(), text.encode())
 
 
@@ -483,11 +488,14 @@ def main(argv):
     if FLAGS.stamp_reading:
         if not read_reading().strip():
             raise app.UsageError(f"--stamp_reading: no reading to stamp at {reading_path()}")
+        if not results:
+            raise app.UsageError(f"--stamp_reading: no finished runs in {FLAGS.results_dir} to stamp the reading with")
         write_bytes_atomic(reading_path(), report.stamp_reading(read_reading(), results, rows).encode())
         print(f"Stamped {reading_path()} with {len(results)} finished runs; wrote {write_page(rows, results)}")
         return
     try:
-        report.reading_section(read_reading(), results, rows)
+        if not FLAGS.plan:
+            report.reading_section(read_reading(), results, rows)
     except ValueError as error:
         raise app.UsageError(f"{reading_path()}: {error}")
     finished = {(r["row"], r["seed"]) for r in results}

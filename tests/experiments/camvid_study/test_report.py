@@ -236,7 +236,7 @@ def test_claims_are_judged_on_each_scoring_with_its_own_spread_and_holm_over_bot
 
 def test_the_reading_says_which_runs_finished_since_it_was_written():
     rows = plan.study_rows("normalized")
-    finished = [{"row": "PE_index", "seed": 0}, {"row": "A2_sfpn", "seed": 0}]
+    finished = [{"row": "A2_sfpn", "seed": 0}, {"row": "PE_index", "seed": 0}]  # named in the plan's order
     reading = report.stamp_reading("HFGD's upsampler loses on trees.\n", finished, rows)
     assert reading.splitlines()[0] == "<!-- written with the results of: PE_index seed 0, A2_sfpn seed 0 -->"
     assert report.stamp_reading(reading, finished, rows) == reading  # a second stamp replaces the first
@@ -250,5 +250,20 @@ def test_the_reading_says_which_runs_finished_since_it_was_written():
         "seed 0): its numbers may be out of date.**"
     )
     assert report.reading_section("", finished, rows) == []
-    with pytest.raises(ValueError, match="first line must be"):
-        report.reading_section("HFGD's upsampler loses on trees.\n", finished, rows)
+    assert report.reading_section(report.stamp_reading("", finished, rows), finished, rows) == []  # nothing to read
+    for unstamped in ("HFGD's upsampler loses on trees.\n", reading.replace(" -->", "", 1)):
+        with pytest.raises(ValueError, match="first line must be"):
+            report.reading_section(unstamped, finished, rows)
+
+
+def test_a_reading_edited_while_the_study_runs_leaves_the_page_written_without_it(tmp_path, capsys):
+    import run
+    from absl.testing import flagsaver
+
+    run.FLAGS(["run.py"])
+    (tmp_path / "reading.md").write_text("The upsampler adds little.\n")  # no stamp
+    with flagsaver.flagsaver(results_dir=str(tmp_path)):
+        page = run.write_page(plan.study_rows(), _load(RESULTS))
+    with open(page, encoding="utf-8") as handle:
+        assert "The upsampler adds little." not in handle.read()
+    assert f"{tmp_path / 'reading.md'}: the reading's first line must be" in capsys.readouterr().err
