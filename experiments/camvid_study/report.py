@@ -430,7 +430,7 @@ READING_STAMP = "<!-- written with the results of: "
 
 
 def run_names(results, rows):
-    """ "<row> seed <seed>" of each result, in the plan's order."""
+    """Each result's name, "<row> seed <seed>", in the plan's order."""
     order = {row.name: index for index, row in enumerate(rows)}
     return [f"{r['row']} seed {r['seed']}" for r in sorted(results, key=lambda r: (order[r["row"]], r["seed"]))]
 

@@ -493,11 +493,11 @@ def main(argv):
         write_bytes_atomic(reading_path(), report.stamp_reading(read_reading(), results, rows).encode())
         print(f"Stamped {reading_path()} with {len(results)} finished runs; wrote {write_page(rows, results)}")
         return
-    try:
-        if not FLAGS.plan:
+    if not FLAGS.plan:  # the reading is prose: it does not stop a look at the plan
+        try:
             report.reading_section(read_reading(), results, rows)
-    except ValueError as error:
-        raise app.UsageError(f"{reading_path()}: {error}")
+        except ValueError as error:
+            raise app.UsageError(f"{reading_path()}: {error}")
     finished = {(r["row"], r["seed"]) for r in results}
     # Every row's first seed before any row's next one (a pretraining before the rows that start from it): a
     # study cut short still has every row. Legacy rows are never run again.
