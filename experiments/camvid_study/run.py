@@ -413,10 +413,15 @@ LIMITS = (
 )
 
 
+def own_results():
+    """Whether --results_dir is the study's own (committed) results, whose page and reading live in the repository."""
+    return os.path.realpath(FLAGS.results_dir) == os.path.realpath(DEFAULT_RESULTS)
+
+
 def page_path():
     if FLAGS.report:
         return FLAGS.report
-    if os.path.realpath(FLAGS.results_dir) == os.path.realpath(DEFAULT_RESULTS):
+    if own_results():
         return os.path.join(ROOT, "docs", "results.md")
     return os.path.join(FLAGS.results_dir, "results.md")
 
@@ -424,7 +429,7 @@ def page_path():
 def reading_path():
     """The hand-written reading of the results: reading.md beside this file for the study's own results, else in
     --results_dir."""
-    if os.path.realpath(FLAGS.results_dir) == os.path.realpath(DEFAULT_RESULTS):
+    if own_results():
         return os.path.join(HERE, "reading.md")
     return os.path.join(FLAGS.results_dir, "reading.md")
 
@@ -486,11 +491,12 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error))
     if FLAGS.stamp_reading:
-        if not read_reading().strip():
+        reading = read_reading()
+        if not reading.strip():
             raise app.UsageError(f"--stamp_reading: no reading to stamp at {reading_path()}")
         if not results:
             raise app.UsageError(f"--stamp_reading: no finished runs in {FLAGS.results_dir} to stamp the reading with")
-        write_bytes_atomic(reading_path(), report.stamp_reading(read_reading(), results, rows).encode())
+        write_bytes_atomic(reading_path(), report.stamp_reading(reading, results, rows).encode())
         print(f"Stamped {reading_path()} with {len(results)} finished runs; wrote {write_page(rows, results)}")
         return
     if not FLAGS.plan:  # the reading is prose: it does not stop a look at the plan
