@@ -158,7 +158,7 @@ def run_cpu_seconds(row, settings):
 # 26.6 / 28.5 with normalized ones, and the whole frame cost the OS32 guidance 6.0 points against the windows with
 # index positions (24.4 / 30.5), 4.2 with normalized ones (25.6 / 29.8). The normalized encoding's second seed
 # (`B2_hfgd` seed 1, the same configs) ended at 21.1 / 24.1, below the index row: the gain is within seed noise, and
-# the choice stands for what normalized positions guarantee (no position unseen in training on a larger frame).
+# the choice stands for what normalized positions guarantee (no position outside the trained range on a larger frame).
 CHOSEN_POSITION_ENCODING = "normalized"
 # The settings of the new rows: the first study's model and crop, half its batch and shorter schedules from scratch,
 # planned to fit ~15 CPU-hours with the first study's step costs (the new rows' own costs make the whole about 20:
