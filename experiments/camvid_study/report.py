@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import statistics
 
@@ -25,8 +26,13 @@ RESULT_FIELDS = {
     "settings": dict,
     "model_config": dict,
 }
+# The scorings a new result holds: {head: {mode: {"miou", "pixel_accuracy", "per_class_iou"}}}.
+SCORED_HEADS, SCORED_MODES = ("logits", "logits_high"), ("whole", "sliding")
+# The configs a new row's result records; a first-study result has settings and model_config (and most the others).
+COMPARED_CONFIGS = ("settings", "model_config", "optimizer_config", "train_config", "data_config")
 # Config fields that do not change what a run computes.
 NOT_COMPARED = {
+    "data_dir",
     "backbone_weights_path",
     "checkpoint_dir",
     "max_checkpoints_to_keep",
@@ -56,13 +62,35 @@ def read_result(path):
         value = result.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
             raise ValueError(f"{path} is not a study result ({key!r} missing or not {kind.__name__}); move it away")
-    for key, value in [("miou", result["miou"]), *result["per_class_iou"].items()]:
-        if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-            raise ValueError(f"{path}: {key} is {value!r}, not a number in [0, 1]; move it away")
+        if kind is float and not math.isfinite(value):
+            raise ValueError(f"{path} is not a study result ({key!r} is {value!r}); move it away")
+    _check_scoring(path, "", result)
+    if "scores" in result:
+        scored = result["scores"]
+        if not isinstance(scored, dict) or "logits" not in scored or not set(scored) <= set(SCORED_HEADS):
+            raise ValueError(f"{path}: 'scores' must map {' / '.join(SCORED_HEADS)} to scorings; move it away")
+        for head, modes in scored.items():
+            if not isinstance(modes, dict) or not modes or not set(modes) <= set(SCORED_MODES):
+                raise ValueError(f"{path}: scores.{head} must map {' / '.join(SCORED_MODES)} to scores; move it away")
+            for mode, scoring in modes.items():
+                _check_scoring(path, f"scores.{head}.{mode}.", scoring, classes=set(result["per_class_iou"]))
     expected = f"{result['row']}__seed{result['seed']}.json"
     if os.path.basename(path) != expected:
         raise ValueError(f"{path} holds {result['row']} seed {result['seed']}, so it must be named {expected}")
     return result
+
+
+def _check_scoring(path, where, scoring, classes=None):
+    """Checks one scoring's mIoU, pixel accuracy and per-class IoUs are fractions in [0, 1] (a percentage or a
+    missing class would put a wrong number on the page), over `classes` when given."""
+    if not isinstance(scoring, dict) or not isinstance(scoring.get("per_class_iou"), dict):
+        raise ValueError(f"{path}: {where or 'the result'} has no per_class_iou mapping; move it away")
+    if classes is not None and set(scoring["per_class_iou"]) != classes:
+        raise ValueError(f"{path}: {where}per_class_iou names other classes than the result's; move it away")
+    named = [("miou", scoring.get("miou")), ("pixel_accuracy", scoring.get("pixel_accuracy"))]
+    for key, value in named + list(scoring["per_class_iou"].items()):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 <= value <= 1):
+            raise ValueError(f"{path}: {where}{key} is {value!r}, not a number in [0, 1]; move it away")
 
 
 def _json_like(value):
@@ -71,22 +99,25 @@ def _json_like(value):
 
 def stale_reasons(row, result, settings, num_classes):
     """What a result recorded that its row would not train with now: "model_config.cae: 'none' then,
-    'transformer' now", ...; empty when it matches. Compared: the settings and the model, optimizer and train
-    configs, on the fields both sides have (a result predates fields added since), minus `NOT_COMPARED`."""
-    configs = plan.run_configs(row, result["seed"], settings, "<records>", "<run>", num_classes)
-    now = {
-        "settings": dataclasses.asdict(settings),
-        "model_config": dataclasses.asdict(configs[0]),
-        "optimizer_config": dataclasses.asdict(configs[2]),
-        "train_config": dataclasses.asdict(configs[3]),
-    }
+    'transformer' now", ...; empty when it matches. Compared, minus `NOT_COMPARED`: the settings and the model,
+    optimizer, train and data configs. A new row's result must hold every config and every field of it; a first-study
+    result is compared on what both sides have (it predates configs and fields added since, and never runs again)."""
+    model, data, optimizer, train, _ = plan.run_configs(
+        row, result["seed"], settings, "<records>", "<run>", num_classes
+    )
+    now = dict(zip(COMPARED_CONFIGS, (settings, model, optimizer, train, data)))
     reasons = []
     for key, current in now.items():
-        stored, current = result.get(key), _json_like(current)
+        stored, current = result.get(key), _json_like(dataclasses.asdict(current))
         if not isinstance(stored, dict):
+            if not row.legacy:
+                reasons.append(f"{key}: missing then")
             continue
-        for field in sorted(set(stored) & set(current) - NOT_COMPARED):
-            if stored[field] != current[field]:
+        fields = set(current) if not row.legacy else set(stored) & set(current)
+        for field in sorted(fields - NOT_COMPARED):
+            if field not in stored:
+                reasons.append(f"{key}.{field}: missing then, {current[field]!r} now")
+            elif stored[field] != current[field]:
                 reasons.append(f"{key}.{field}: {stored[field]!r} then, {current[field]!r} now")
     return reasons
 
@@ -115,11 +146,17 @@ def load_results(results_dir, rows, settings_of, num_classes):
             raise ValueError(
                 f"{path}: {row.name} is a Protocol {row.protocol} row, the file says {result['protocol']!r}"
             )
+        if len(result["per_class_iou"]) != num_classes:
+            raise ValueError(
+                f"{path}: per_class_iou has {len(result['per_class_iou'])} classes, the dataset {num_classes}"
+            )
         reasons = stale_reasons(row, result, settings_of(row), num_classes)
         if reasons:
+            cure = "restore" if row.legacy else "move the file away to run it again, or restore"
             raise ValueError(
                 f"{path}: ran with other configs than {row.name} gives now ({'; '.join(reasons[:3])}): "
-                "move the file away to run it again, or restore the row or default that changed"
+                f"{cure} the row or default that changed"
+                + (" (a first-study row is never run again)" if row.legacy else "")
             )
         if result.get("pretrained_backbone_sha256") and row.stage == "finetune":
             pretrainings.setdefault(row.init_from, {}).setdefault(result["pretrained_backbone_sha256"], []).append(name)
@@ -362,8 +399,10 @@ def _verdict_cells(verdict, stands, missing=""):
     if verdict is None:
         return ["", "", missing or "not run yet"]
     caveat = "; not after Holm's correction" if verdict["outcome"] in stats.DECIDED and not stands else ""
-    bar = "-" if verdict["bar"] is None else f"{100 * verdict['bar']:.1f}"
-    return [f"{100 * verdict['difference']:+.1f}", bar, verdict["outcome"] + caveat]
+    difference, bar = 100 * verdict["difference"], verdict["bar"]
+    # Two decimals where one would show a difference equal to its bar on either side of it.
+    digits = 2 if bar is not None and f"{abs(difference):.1f}" == f"{100 * bar:.1f}" else 1
+    return [f"{difference:+.{digits}f}", "-" if bar is None else f"{100 * bar:.{digits}f}", verdict["outcome"] + caveat]
 
 
 def _describe(settings):
@@ -416,7 +455,9 @@ def _claims_section(rows, grouped):
         "",
         'Verdict rule: "holds" when the difference of the means is beyond the 95% bar `t sqrt(s1^2/n1 + s2^2/n2)`, '
         '"does not hold" when it is that far the other way, "within seed noise" between. Each row\'s s is the larger '
-        "of its own seed SD and the one pooled over its protocol's rows with several seeds, scoring by scoring. "
+        "of its own seed SD and the one pooled over its protocol's rows with several seeds, scoring by scoring (the "
+        "position-encoding rows, one seed each and trained as Protocol B' is, take B''s spread, which "
+        "`PE_normalized` shares as `B2_hfgd`'s seed 0). "
         f"Pooled, whole frame: {spreads['whole']}. Pooled, sliding window: {spreads['sliding']}. t is Student's for "
         'the pooled degrees of freedom. "; not after Holm\'s correction" marks a verdict that does not survive '
         f"Holm's step-down correction over all {with_bar} verdicts with a bar, both scorings together (familywise "
@@ -502,8 +543,9 @@ def render_page(rows, results, settings_of, class_names, meta):
         )
     commits = sorted({c for r in results for c in r.get("process_commits") or [r["commit"]]})
     lines += [
-        f"Every number on this page is written by `{meta['command']}` from `{meta['source']}/*.json` (one file per",
-        "row and seed); rerunning it skips finished runs, resumes a killed one and rewrites this page.",
+        f"Every table on this page is written by `{meta['command']}` from `{meta['source']}/*.json` (one file per",
+        "row and seed); rerunning it skips finished runs, resumes a killed one and rewrites this page. The reading at",
+        "the end is written by hand from the same files.",
         "",
         f"- Machine: {'; '.join(sorted({r['machine'] for r in results})) or 'none yet'}. CPU time of the finished "
         f"runs (process CPU time summed over the cores; a ≥ marks rows with steps no process timed): new rows "

@@ -3,6 +3,7 @@
     python experiments/camvid_study/run.py --plan                 # rows, seeds, what is finished, planned CPU hours
     nice -n 19 python experiments/camvid_study/run.py --git_commit  # every unfinished run, one at a time
     python experiments/camvid_study/run.py --report_only          # rewrite docs/results.md from the JSONs
+    python experiments/camvid_study/run.py --stamp_reading        # after editing reading.md: it is up to date
 
 Resumable: a finished (row, seed) has its JSON in --results_dir and is skipped; a killed run resumes from its last
 checkpoint in <work_dir>/runs/<row>/seed<seed>-<config hash>. A JSON is written (atomically) only once a run has trained its last
@@ -28,7 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 flags.DEFINE_string(
-    "camvid_dir", os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"), "CamVid in the SegNet layout."
+    "camvid_dir",
+    os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid"),
+    "CamVid: images/ and labels/ per split, or the SegNet tutorial's CamVid/ folder (README.md beside run.py).",
 )
 flags.DEFINE_string(
     "work_dir",
@@ -358,7 +361,7 @@ def run_one(row, seed, rows, commit_name):
         "model_config": dataclasses.asdict(configs[0]),
         "optimizer_config": dataclasses.asdict(configs[2]),
         "train_config": {k: v for k, v in dataclasses.asdict(configs[3]).items() if k != "checkpoint_dir"},
-        "data_config": {k: v for k, v in dataclasses.asdict(configs[1]).items() if k not in ("records_dir", "info")},
+        "data_config": {k: v for k, v in dataclasses.asdict(configs[1]).items() if k != "data_dir"},  # a local path
         "steps": configs[3].total_steps,
         "train_split": configs[1].train_split,
         "miou": metrics["miou"],
@@ -482,12 +485,23 @@ def main(argv):
             settings_of(row)
     except ValueError as error:
         raise app.UsageError(f"--study_*: {error}")
-    unknown = sorted(set(FLAGS.rows) - {row.name for row in rows})
+    runnable = [row.name for row in rows if not row.legacy]
+    unknown = sorted(set(FLAGS.rows) - set(runnable))
     if unknown:
-        raise app.UsageError(f"--rows: unknown {unknown}; known: {[row.name for row in rows]}")
-    os.makedirs(FLAGS.results_dir, exist_ok=True)
+        raise app.UsageError(
+            f"--rows: {unknown} not runnable (unknown, or a first-study row, never run again); runnable: {runnable}"
+        )
+    if os.path.exists(FLAGS.results_dir) and not os.path.isdir(FLAGS.results_dir):
+        raise app.UsageError(f"--results_dir {FLAGS.results_dir!r} is a file, not a directory of result JSONs")
+    new_study = not os.path.isdir(FLAGS.results_dir)
+    if new_study and (FLAGS.report_only or FLAGS.stamp_reading):  # a typo must not write the page of an empty study
+        raise app.UsageError(f"--results_dir {FLAGS.results_dir!r} does not exist")
+    if new_study and FLAGS.plan:
+        print(f"--results_dir {FLAGS.results_dir!r} does not exist yet: a new study, nothing finished")
+    elif new_study:
+        os.makedirs(FLAGS.results_dir)
     try:
-        results = report.load_results(FLAGS.results_dir, rows, settings_of, num_classes())
+        results = [] if new_study else report.load_results(FLAGS.results_dir, rows, settings_of, num_classes())
     except ValueError as error:
         raise app.UsageError(str(error))
     if FLAGS.stamp_reading:

@@ -1,4 +1,5 @@
-"""The study's verdicts: a Welch-style t bar with a pooled seed spread, and Holm's step-down over all verdicts.
+"""The study's verdicts: a t bar on the difference of two means (unequal variances, each row's own or the pooled seed
+spread, Student's t on the pooled degrees of freedom), and Holm's step-down over all verdicts.
 
 A row's seed spread is the larger of its own standard deviation and the one pooled over its protocol's rows with
 several seeds: two or three seeds measure a spread poorly (two can land on the same value), and a row with one

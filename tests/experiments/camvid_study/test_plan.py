@@ -24,21 +24,28 @@ def test_settings_refuse_a_schedule_that_is_not_whole_epochs():
         plan.StudySettings(holdback_fraction=1.0)
 
 
+def test_until_the_encoding_is_chosen_only_the_rows_that_measure_it_are_new(monkeypatch):
+    monkeypatch.setattr(plan, "CHOSEN_POSITION_ENCODING", None)
+    new = {row.name for row in plan.study_rows() if not row.legacy}
+    assert new == {"PE_index", "PE_normalized"}
+    assert {"A2_hfgd", "B2_hfgd", "D_upsampler_only"} <= {row.name for row in plan.study_rows("index")}
+
+
 def test_every_claim_names_rows_of_the_plan():
     rows = plan.study_rows("normalized")
     names = {row.name for row in rows}
     assert len(names) == len(rows)
-    # Until the encoding is chosen, only the rows that measure it are planned besides the first study's.
-    waiting = names - {row.name for row in plan.study_rows()}
-    assert plan.CHOSEN_POSITION_ENCODING is not None or {"A2_hfgd", "B2_hfgd", "D_upsampler_only"} <= waiting
     for row in rows:
         assert (
             not row.init_from
             or row.init_from in names
             and rows.index(row) > [r.name for r in rows].index(row.init_from)
         )
+    protocol_of = {row.name: plan.POOLED_WITH.get(row.protocol, row.protocol) for row in rows}
     for claim in plan.CLAIMS:
         assert {claim.better, claim.worse} <= names, claim
+        # A claim is judged with one protocol's seed spread: both its rows must be of it.
+        assert protocol_of[claim.better] == protocol_of[claim.worse], claim
 
 
 def test_planned_cpu_seconds_count_steps_scorings_and_diagnostic_points(monkeypatch):

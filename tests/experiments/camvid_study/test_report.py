@@ -66,6 +66,47 @@ def test_a_result_trained_otherwise_than_its_row_is_refused(tmp_path):
         _load(tmp_path)
 
 
+def test_a_scoring_out_of_range_or_malformed_is_refused_by_name(tmp_path):
+    result = json.load(open(os.path.join(RESULTS, "A2_hfgd__seed0.json")))
+    path = tmp_path / "A2_hfgd__seed0.json"
+
+    def refused(edit, message):
+        edited = json.loads(json.dumps(result))
+        edit(edited)
+        path.write_text(json.dumps(edited))
+        with pytest.raises(ValueError, match=message):
+            _load(tmp_path)
+
+    refused(lambda r: r["scores"]["logits"]["sliding"].update(miou=35.9), r"scores.logits.sliding.miou is 35.9")
+    refused(lambda r: r.update(scores="x"), "'scores' must map logits / logits_high")
+    refused(lambda r: r["scores"].update(logits=[]), "scores.logits must map whole / sliding")
+    refused(lambda r: r["scores"]["logits_high"]["whole"]["per_class_iou"].pop("car"), "names other classes")
+    refused(lambda r: r.update(train_cpu_seconds=float("nan")), "'train_cpu_seconds' is nan")
+    for scoring in [result, *(m for modes in result["scores"].values() for m in modes.values())]:
+        scoring["per_class_iou"].pop("car")
+    path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="per_class_iou has 10 classes, the dataset 11"):
+        _load(tmp_path)
+
+
+def test_a_new_result_must_record_every_config_it_is_compared_on(tmp_path):
+    shutil.copy(os.path.join(RESULTS, "A2_hfgd__seed0.json"), tmp_path)
+    assert [r["row"] for r in _load(tmp_path)] == ["A2_hfgd"]
+    result = json.load(open(tmp_path / "A2_hfgd__seed0.json"))
+    for edit, message in (
+        (lambda r: r["data_config"].update(eval_crop_height=512), "data_config.eval_crop_height: 512 then, 360 now"),
+        (lambda r: r["train_config"].update(batch_size=8), "train_config.batch_size: 8 then, 4 now"),
+        (lambda r: r["optimizer_config"].update(warmup_steps=0), "optimizer_config.warmup_steps: 0 then, 50 now"),
+        (lambda r: r.pop("data_config"), "data_config: missing then"),
+        (lambda r: r["model_config"].pop("cae"), "model_config.cae: missing then, 'transformer' now"),
+    ):
+        edited = json.loads(json.dumps(result))
+        edit(edited)
+        (tmp_path / "A2_hfgd__seed0.json").write_text(json.dumps(edited))
+        with pytest.raises(ValueError, match=message):
+            _load(tmp_path)
+
+
 def test_fine_tuning_results_from_two_pretrainings_are_refused(tmp_path):
     for name in ("A_hfgd__seed0.json", "A_sfpn__seed0.json"):
         shutil.copy(os.path.join(RESULTS, name), tmp_path)
@@ -104,6 +145,17 @@ def test_claims_are_judged_with_holm_over_the_family():
     )
     judged, _ = report.judge_claims(rows, grouped)
     assert {(claim.better, claim.worse) for claim, _, stands in judged["whole"] if stands} == {("B_hfgd", "B_sfpn")}
+
+
+def test_a_difference_that_rounds_to_its_bar_is_shown_with_two_decimals():
+    verdict = {"difference": -0.04207, "bar": 0.0419, "p": 0.049, "outcome": "does not hold"}
+    assert report._verdict_cells(verdict, stands=False) == [
+        "-4.21",
+        "4.19",
+        "does not hold; not after Holm's correction",
+    ]
+    verdict = {"difference": 0.031, "bar": 0.026, "p": 0.027, "outcome": "holds"}
+    assert report._verdict_cells(verdict, stands=True) == ["+3.1", "2.6", "holds"]
 
 
 def test_a_borrowed_seed_counts_for_both_rows_and_the_upsampler_gain_is_per_seed():

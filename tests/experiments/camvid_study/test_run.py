@@ -63,6 +63,12 @@ def test_a_tiny_study_runs_its_new_rows_and_writes_its_page(tmp_path):
     assert (
         "2 runs to do: A2_pretrain seed 0, D_upsampler_only seed 0" in plan.stdout and "Planned: about " in plan.stdout
     )
+    assert "does not exist yet: a new study" in plan.stdout and not (tmp_path / "results").exists()
+    # Nothing to report from a directory that does not exist (a mistyped --results_dir), nor first-study rows to run.
+    missing = _run(tmp_path, "--report_only", "--position_encoding=normalized")
+    assert missing.returncode != 0 and "--results_dir" in missing.stderr and "does not exist" in missing.stderr
+    legacy = _run(tmp_path, "--plan", "--position_encoding=normalized", "--rows=B_sfpn")
+    assert legacy.returncode != 0 and "a first-study row, never run again" in legacy.stderr
     done = _run(tmp_path, "--position_encoding=normalized", rows)
     assert done.returncode == 0, done.stderr[-3000:]
     results = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "results").glob("*.json")}

@@ -12,8 +12,8 @@ def test_holm_on_the_textbook_example():
     are rejected; 0.03 > 0.05/2 stops the procedure, so 0.04 is kept although it is below 0.05: H1 and H4 are
     rejected, H2 and H3 are not."""
     assert stats.holm([0.01, 0.04, 0.03, 0.005], familywise=0.05) == [True, False, False, True]
-    # Not Bonferroni (0.05/4 for all): 0.01 is rejected only by the step-down.
-    assert stats.holm([0.01, 0.011], familywise=0.05) == [True, True]
+    # Not Bonferroni (0.05/2 for both): 0.04 is rejected only by the step-down (0.04 <= 0.05/1 once 0.01 is).
+    assert stats.holm([0.01, 0.04], familywise=0.05) == [True, True]
     assert stats.holm([], familywise=0.05) == []
 
 
@@ -41,6 +41,14 @@ def test_a_pooled_spread_widens_a_lucky_row_and_judges_one_seed_rows():
     assert verdict["bar"] == pytest.approx(2.7764 * math.sqrt(0.05**2 / 2 + 0.05**2), rel=1e-4)
     assert verdict["outcome"] == "within seed noise"
     assert stats.compare([0.30], [0.25])["outcome"] == stats.NO_SPREAD
+
+
+def test_a_row_whose_own_spread_exceeds_the_pooled_one_keeps_its_own():
+    # Seeds 0.10 apart (SD 0.0707) against a pooled SD of 0.01: the row's own spread widens the bar past the
+    # +0.10 difference (with the pooled SD alone the bar would be 0.028 and the claim would hold).
+    verdict = stats.compare([0.15, 0.25], [0.10, 0.10], pooled=(0.01, 4))
+    assert verdict["bar"] == pytest.approx(2.7764 * math.sqrt(0.005 / 2 + 0.01**2 / 2), rel=1e-4)
+    assert verdict["outcome"] == "within seed noise"
 
 
 def test_pooled_sd_weights_by_degrees_of_freedom():
