@@ -161,8 +161,8 @@ def run_cpu_seconds(row, settings):
 # the choice stands for what normalized positions guarantee (no position outside the trained range on a larger frame).
 CHOSEN_POSITION_ENCODING = "normalized"
 # The settings of the new rows: the first study's model and crop, half its batch and shorter schedules from scratch,
-# planned to fit ~15 CPU-hours with the first study's step costs (the new rows' own costs make the whole about 20:
-# the seeds the claims need are kept); fine-tuning with the backbone at the full LR for 1000 steps, where a
+# planned to fit ~15 CPU-hours with the first study's step costs (they took 15.3 CPU-hours of training and 1.9 of
+# scoring, the seeds the claims need kept); fine-tuning with the backbone at the full LR for 1000 steps, where a
 # jointly trained head can move (and so contaminate) the pretrained features.
 NEW_SETTINGS = dict(
     batch_size=4,
