@@ -51,48 +51,46 @@ def test_a_half_written_or_misnamed_result_is_refused_by_name(tmp_path):
         _load(tmp_path)
 
 
+def _refused_once_edited(tmp_path, name, edit, message):
+    """Copies the committed result `name` into `tmp_path` with `edit(result)` applied; loading it must raise
+    ValueError matching `message`."""
+    result = json.load(open(os.path.join(RESULTS, name)))
+    edit(result)
+    (tmp_path / name).write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=message):
+        _load(tmp_path)
+
+
 def test_a_result_trained_otherwise_than_its_row_is_refused(tmp_path):
     shutil.copy(os.path.join(RESULTS, "B_hfgd__seed0.json"), tmp_path)
     assert [r["row"] for r in _load(tmp_path)] == ["B_hfgd"]
-    result = json.load(open(tmp_path / "B_hfgd__seed0.json"))
-    result["model_config"]["cae"] = "ppm"
-    (tmp_path / "B_hfgd__seed0.json").write_text(json.dumps(result))
-    with pytest.raises(ValueError, match="model_config.cae: 'ppm' then, 'transformer' now"):
-        _load(tmp_path)
-    result["model_config"]["cae"] = "transformer"
-    result["settings"]["crop_height"] = 320  # other settings than the row's
-    (tmp_path / "B_hfgd__seed0.json").write_text(json.dumps(result))
-    with pytest.raises(ValueError, match="settings.crop_height: 320 then, 224 now"):
-        _load(tmp_path)
+    for edit, message in (
+        (lambda r: r["model_config"].update(cae="ppm"), "model_config.cae: 'ppm' then, 'transformer' now"),
+        # other settings than the row's
+        (lambda r: r["settings"].update(crop_height=320), "settings.crop_height: 320 then, 224 now"),
+    ):
+        _refused_once_edited(tmp_path, "B_hfgd__seed0.json", edit, message)
 
 
 def test_a_scoring_out_of_range_or_malformed_is_refused_by_name(tmp_path):
-    result = json.load(open(os.path.join(RESULTS, "A2_hfgd__seed0.json")))
-    path = tmp_path / "A2_hfgd__seed0.json"
+    def drop_car_everywhere(result):
+        for scoring in [result, *(m for modes in result["scores"].values() for m in modes.values())]:
+            scoring["per_class_iou"].pop("car")
 
-    def refused(edit, message):
-        edited = json.loads(json.dumps(result))
-        edit(edited)
-        path.write_text(json.dumps(edited))
-        with pytest.raises(ValueError, match=message):
-            _load(tmp_path)
-
-    refused(lambda r: r["scores"]["logits"]["sliding"].update(miou=35.9), r"scores.logits.sliding.miou is 35.9")
-    refused(lambda r: r.update(scores="x"), "'scores' must map logits / logits_high")
-    refused(lambda r: r["scores"].update(logits=[]), "scores.logits must map whole / sliding")
-    refused(lambda r: r["scores"]["logits_high"]["whole"]["per_class_iou"].pop("car"), "names other classes")
-    refused(lambda r: r.update(train_cpu_seconds=float("nan")), "'train_cpu_seconds' is nan")
-    for scoring in [result, *(m for modes in result["scores"].values() for m in modes.values())]:
-        scoring["per_class_iou"].pop("car")
-    path.write_text(json.dumps(result))
-    with pytest.raises(ValueError, match="per_class_iou has 10 classes, the dataset 11"):
-        _load(tmp_path)
+    for edit, message in (
+        (lambda r: r["scores"]["logits"]["sliding"].update(miou=35.9), r"scores.logits.sliding.miou is 35.9"),
+        (lambda r: r.update(scores="x"), "'scores' must map logits / logits_high"),
+        (lambda r: r["scores"].update(logits=[]), "scores.logits must map whole / sliding"),
+        (lambda r: r["scores"]["logits_high"]["whole"]["per_class_iou"].pop("car"), "names other classes"),
+        (lambda r: r.update(train_cpu_seconds=float("nan")), "'train_cpu_seconds' is nan"),
+        (drop_car_everywhere, "per_class_iou has 10 classes, the dataset 11"),
+    ):
+        _refused_once_edited(tmp_path, "A2_hfgd__seed0.json", edit, message)
 
 
 def test_a_new_result_must_record_every_config_it_is_compared_on(tmp_path):
     shutil.copy(os.path.join(RESULTS, "A2_hfgd__seed0.json"), tmp_path)
     assert [r["row"] for r in _load(tmp_path)] == ["A2_hfgd"]
-    result = json.load(open(tmp_path / "A2_hfgd__seed0.json"))
     for edit, message in (
         (lambda r: r["data_config"].update(eval_crop_height=512), "data_config.eval_crop_height: 512 then, 360 now"),
         (lambda r: r["train_config"].update(batch_size=8), "train_config.batch_size: 8 then, 4 now"),
@@ -100,11 +98,7 @@ def test_a_new_result_must_record_every_config_it_is_compared_on(tmp_path):
         (lambda r: r.pop("data_config"), "data_config: missing then"),
         (lambda r: r["model_config"].pop("cae"), "model_config.cae: missing then, 'transformer' now"),
     ):
-        edited = json.loads(json.dumps(result))
-        edit(edited)
-        (tmp_path / "A2_hfgd__seed0.json").write_text(json.dumps(edited))
-        with pytest.raises(ValueError, match=message):
-            _load(tmp_path)
+        _refused_once_edited(tmp_path, "A2_hfgd__seed0.json", edit, message)
 
 
 def test_fine_tuning_results_from_two_pretrainings_are_refused(tmp_path):
